@@ -1,0 +1,70 @@
+# fimd — build, test and demo entry points. `make` installs missing Debian packages and builds
+# build/fimd; `make test` runs every test program; `make SANITIZE=1 test` does it under ASan+UBSan.
+
+CC      ?= cc
+SANITIZE ?=
+ifeq ($(SANITIZE),1)
+  SAN := address,undefined
+else
+  SAN := $(SANITIZE)
+endif
+
+ifneq ($(SAN),)
+  BUILD   := build-san
+  OPT     := -O1 -fno-omit-frame-pointer -fsanitize=$(SAN) -fno-sanitize-recover=all
+  LDSAN   := -fsanitize=$(SAN)
+else
+  BUILD   := build
+  OPT     := -O2
+  LDSAN   :=
+endif
+
+CFLAGS  += -std=c11 -g $(OPT) -Wall -Wextra -Werror -MMD -MP -I.
+LDLIBS  += -lm -lpthread
+LDFLAGS += $(LDSAN)
+
+DEB_PACKAGES := libjsmn-dev libev-dev libtree-sitter-dev libopenblas-dev
+SHARED       ?= $(abspath ../shared)
+
+MODEL_SRC := $(wildcard model/*.c)
+CLI_SRC   := $(wildcard cli/*.c)
+TEST_SRC  := $(wildcard tests/test_*.c)
+
+MODEL_OBJ := $(MODEL_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps test check-format format clean
+all: deps $(BUILD)/fimd
+
+# Install what is missing (apt-get; sudo when not root). Recorded in a stamp so it runs once.
+deps: $(BUILD)/.deps-ok
+$(BUILD)/.deps-ok: tools/install-deps.sh
+	@mkdir -p $(BUILD)
+	@sh tools/install-deps.sh $(DEB_PACKAGES)
+	@touch $@
+
+$(BUILD)/%.o: %.c | $(BUILD)/.deps-ok
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libfimd_model.a: $(MODEL_OBJ)
+	$(AR) rcs $@ $^
+
+$(BUILD)/fimd: $(CLI_OBJ) $(BUILD)/libfimd_model.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/check.o $(BUILD)/libfimd_model.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Each test program runs as its own process with a timeout; the runner prints the totals.
+test: all $(TEST_BIN)
+	@FIMD_BIN=$(BUILD)/fimd FIMD_SHARED=$(SHARED) FIMD_TMP=$(BUILD)/tmp sh tests/run.sh $(TEST_BIN) tests/cli_errors.sh
+
+format:
+	clang-format -i $(MODEL_SRC) $(CLI_SRC) $(TEST_SRC) model/*.h tests/*.h
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,133 @@
+/* cli/main.c — the one fimd binary: dispatches subcommands (tokenize, detokenize, logits,
+ * generate, info, tensor, synth). Every command reports bad input as a message on stderr and
+ * exit status 1; usage errors exit 2. */
+#define _GNU_SOURCE
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("fimd: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+int cli_parse_int(const char *s, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
+/* Parse "ID ID ..." (spaces, tabs, newlines or commas between ids). */
+int cli_parse_ids(const char *s, int32_t **ids, size_t *n)
+{
+    size_t cap = 16, k = 0;
+    int32_t *v = malloc(cap * sizeof *v);
+    if (!v) return -1;
+    while (*s) {
+        while (*s == ' ' || *s == '\t' || *s == '\n' || *s == ',') s++;
+        if (!*s) break;
+        char *end;
+        errno = 0;
+        long x = strtol(s, &end, 10);
+        if (errno || end == s || x < 0 || x > INT32_MAX ||
+            (*end && *end != ' ' && *end != '\t' && *end != '\n' && *end != ',')) {
+            free(v);
+            return -1;
+        }
+        if (k == cap) {
+            int32_t *p = realloc(v, (cap *= 2) * sizeof *v);
+            if (!p) {
+                free(v);
+                return -1;
+            }
+            v = p;
+        }
+        v[k++] = (int32_t)x;
+        s = end;
+    }
+    *ids = v;
+    *n = k;
+    return 0;
+}
+
+int cli_read_file(const char *path, char **data, size_t *len)
+{
+    FILE *f = path ? fopen(path, "rb") : stdin;
+    if (!f) return cli_fail("%s: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) break;
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (n < cap) break;
+        char *p = realloc(buf, cap *= 2);
+        if (!p) {
+            free(buf);
+            buf = NULL;
+        }
+        buf = p;
+    }
+    bool bad = ferror(f);
+    if (path) fclose(f);
+    if (!buf || bad) {
+        free(buf);
+        return cli_fail("%s: read error", path ? path : "stdin");
+    }
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fputs("usage: fimd <command> [options]\n"
+          "  tokenize   -m MODEL.gguf [--no-bos] [--special] [FILE]\n"
+          "  detokenize -m MODEL.gguf IDS...\n"
+          "  logits     -m MODEL.gguf --tokens \"ID ...\" [--chunk N] -o OUT.f32\n"
+          "  generate   -m MODEL.gguf --tokens \"ID ...\" -n N\n"
+          "  info       -m MODEL.gguf\n"
+          "  tensor     -m MODEL.gguf NAME -o OUT.f32\n"
+          "  synth      --like lite|full|tiny [shape options] --type TYPE [--vocab-from FILE]\n"
+          "             [--merges-from FILE ...] --seed S -o OUT.gguf   (fimd synth --help)\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {
+        {"tokenize", cmd_tokenize}, {"detokenize", cmd_detokenize}, {"logits", cmd_logits},
+        {"generate", cmd_generate}, {"info", cmd_info},             {"tensor", cmd_tensor},
+        {"synth", cmd_synth},
+    };
+    if (argc < 2) {
+        fputs("fimd: the LSP server is not part of this build yet; use a subcommand\n", stderr);
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
+        if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "fimd: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

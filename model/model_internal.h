@@ -1,0 +1,137 @@
+/* model/model_internal.h — what the files of model/ share with each other (and with white-box
+ * tests): the parsed GGUF layout, the GGUF writer, tensor-type traits and the kernel table.
+ * Nothing outside model/ and tests/ includes this. */
+#ifndef FIMD_MODEL_INTERNAL_H
+#define FIMD_MODEL_INTERNAL_H
+
+#include "model.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+/* printf into err->msg (err may be NULL); always returns -1 so callers can `return model__fail(...)` */
+int model__fail(model_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- GGUF reader ---- */
+
+enum gguf_vtype {
+    GGUF_U8 = 0, GGUF_I8, GGUF_U16, GGUF_I16, GGUF_U32, GGUF_I32, GGUF_F32, GGUF_BOOL,
+    GGUF_STRING, GGUF_ARRAY, GGUF_U64, GGUF_I64, GGUF_F64, GGUF_VTYPE_COUNT
+};
+
+typedef struct gguf_str {
+    const char *p; /* into the mmap, not NUL-terminated */
+    uint64_t n;
+} gguf_str;
+
+typedef struct gguf_kv {
+    gguf_str key;
+    uint32_t type;      /* enum gguf_vtype */
+    uint32_t arr_type;  /* element type when type == GGUF_ARRAY */
+    uint64_t arr_n;     /* element count when type == GGUF_ARRAY */
+    const uint8_t *raw; /* serialized value (after the type field) */
+    uint64_t raw_len;
+} gguf_kv;
+
+typedef struct gguf_tensor {
+    gguf_str name;
+    int n_dims;
+    int64_t ne[4];  /* unused dims are 1 */
+    int type;       /* enum model_type */
+    uint64_t offset;
+    uint64_t nbytes;
+    const uint8_t *data;
+} gguf_tensor;
+
+struct model_gguf {
+    const uint8_t *base;
+    uint64_t size;
+    uint32_t version;
+    uint64_t alignment;
+    uint64_t n_kv, n_tensors;
+    gguf_kv *kv;
+    gguf_tensor *tensors;
+    uint64_t data_start;
+    char *path;
+};
+
+const gguf_kv *model__gguf_find(const model_gguf *g, const char *key);
+const gguf_tensor *model__gguf_tensor(const model_gguf *g, const char *name);
+/* Typed getters: return 0 and set *out, 1 when the key is absent, -1 (with message) when it has
+ * the wrong type. Integer getters accept any integer type whose value fits. */
+int model__gguf_u32(const model_gguf *g, const char *key, uint32_t *out, model_err *err);
+int model__gguf_f32(const model_gguf *g, const char *key, float *out, model_err *err);
+int model__gguf_bool(const model_gguf *g, const char *key, bool *out, model_err *err);
+int model__gguf_str(const model_gguf *g, const char *key, gguf_str *out, model_err *err);
+bool model__gguf_str_eq(gguf_str s, const char *c);
+/* Iterate a string array: *pos starts at kv->raw; each call returns the next element. */
+gguf_str model__gguf_arr_next_str(const uint8_t **pos);
+
+/* ---- GGUF writer (used by synth and by tests that craft files) ---- */
+
+typedef struct gguf_writer gguf_writer;
+
+gguf_writer *model__gw_new(void);
+void model__gw_free(gguf_writer *w);
+void model__gw_u32(gguf_writer *w, const char *key, uint32_t v);
+void model__gw_i32(gguf_writer *w, const char *key, int32_t v);
+void model__gw_f32(gguf_writer *w, const char *key, float v);
+void model__gw_bool(gguf_writer *w, const char *key, bool v);
+void model__gw_str(gguf_writer *w, const char *key, const char *v);
+void model__gw_str_arr(gguf_writer *w, const char *key, const char *const *v, const size_t *lens,
+                       size_t n);
+void model__gw_i32_arr(gguf_writer *w, const char *key, const int32_t *v, size_t n);
+/* Copy a key/value parsed from another file, byte for byte. */
+void model__gw_raw(gguf_writer *w, const gguf_kv *kv);
+/* Append all key/values of src (in order) to dst. */
+void model__gw_append(gguf_writer *dst, const gguf_writer *src);
+void model__gw_tensor(gguf_writer *w, const char *name, int type, int n_dims, const int64_t ne[4]);
+/* Write the header (magic .. padding before data); then exactly the tensors' bytes, in order,
+ * each followed by model__gw_pad. */
+int model__gw_write_header(gguf_writer *w, FILE *f, model_err *err);
+int model__gw_pad(gguf_writer *w, FILE *f, uint64_t written, model_err *err);
+
+/* ---- tensor types ---- */
+
+typedef struct type_traits {
+    const char *name;
+    int block;         /* elements per block */
+    int bytes;         /* bytes per block */
+    int vec_dot_type;  /* activation type for dot products */
+} type_traits;
+
+/* NULL for a type fimd does not know. */
+const type_traits *model__type(int type);
+size_t model__row_bytes(int type, int64_t n);
+
+float model__fp16_to_f32(uint16_t h);
+uint16_t model__f32_to_fp16(float f);
+float model__bf16_to_f32(uint16_t h);
+uint16_t model__f32_to_bf16(float f);
+
+/* Dequantize n elements (a multiple of the block size) starting at a block boundary. */
+void model__dequant(int type, const void *src, float *dst, int64_t n);
+/* Quantize n weights (a multiple of the block size). For weight types this is a simple, valid
+ * quantizer (synth); for the activation types Q8_0/Q8_1/Q8_K/F16/BF16 it rounds exactly as
+ * llama.cpp's CPU backend does. */
+void model__quant(int type, const float *src, void *dst, int64_t n);
+
+/* The kernel table, chosen once (model__kernels_init). vec_dot computes the dot product of n
+ * elements of a weight row in `type` with an activation row already in its vec_dot_type. */
+typedef float (*vec_dot_fn)(int n, const void *w, const void *x);
+typedef struct model_kernels {
+    vec_dot_fn vec_dot[MODEL_TYPE_COUNT];
+    const char *name;
+} model_kernels;
+
+const model_kernels *model__kernels(void);
+
+/* ---- tokenizer internals shared with synth (BPE training) ---- */
+
+/* Split text into pre-tokenizer pieces (deepseek-llm rules). Calls fn(piece, len, ctx) for each. */
+void model__pretokenize(const char *text, size_t len, void (*fn)(const char *, size_t, void *),
+                        void *ctx);
+/* GPT-2 byte-to-unicode: write the UTF-8 of byte b's code point into out (2 bytes max); returns length */
+int model__byte_to_utf8(uint8_t b, char out[4]);
+
+#endif
