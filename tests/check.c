@@ -1,0 +1,74 @@
+/* tests/check.c — implementation of the shared check helpers (see check.h). */
+#define _GNU_SOURCE
+#include "tests/check.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int check_passed, check_failed;
+
+bool check_report(bool ok, const char *file, int line, const char *fmt, ...)
+{
+    if (ok) {
+        check_passed++;
+        return true;
+    }
+    check_failed++;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stdout, "FAIL %s:%d: ", file, line);
+    vfprintf(stdout, fmt, ap);
+    fputc('\n', stdout);
+    va_end(ap);
+    fflush(stdout);
+    return false;
+}
+
+int check_done(void)
+{
+    printf("%d passed, %d failed\n", check_passed, check_failed);
+    return check_failed ? 1 : 0;
+}
+
+const char *check_fixtures(const char *what)
+{
+    static char path[4096];
+    const char *shared = getenv("FIMD_SHARED");
+    snprintf(path, sizeof path, "%s/fixtures", shared && *shared ? shared : "../shared");
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return path;
+    printf("skipped: %s (no reference fixtures at %s)\n", what, path);
+    return NULL;
+}
+
+const char *check_tmp(const char *name)
+{
+    static char bufs[8][4096];
+    static int k;
+    const char *dir = getenv("FIMD_TMP");
+    if (!dir || !*dir) dir = "/tmp/fimd-test";
+    mkdir(dir, 0755);
+    char *b = bufs[k++ % 8];
+    snprintf(b, 4096, "%s/%s", dir, name);
+    return b;
+}
+
+char *check_read(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) buf[n] = 0;
+    if (len) *len = (size_t)n;
+    return buf;
+}

@@ -1,0 +1,29 @@
+/* tests/check.h — the check macros every test program uses: each CHECK prints the failing
+ * condition with its values; check_done() prints "N passed, N failed" and gives the exit status.
+ * Also: where the shared reference fixtures are (or why conformance tests are skipped). */
+#ifndef FIMD_CHECK_H
+#define FIMD_CHECK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+extern int check_passed, check_failed;
+
+bool check_report(bool ok, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* CHECK(cond, "fmt", args): counts one check; on failure prints the message. */
+#define CHECK(cond, ...) check_report((cond), __FILE__, __LINE__, __VA_ARGS__)
+
+int check_done(void);
+
+/* The shared fixtures folder (FIMD_SHARED/fixtures, default ../shared/fixtures), or NULL with a
+ * "skipped: ..." line printed naming the tests that cannot run. */
+const char *check_fixtures(const char *what);
+/* A path inside the test scratch folder (FIMD_TMP, default /tmp/fimd-test); static buffer rotation. */
+const char *check_tmp(const char *name);
+/* Whole file, malloc'd and NUL-terminated; NULL if unreadable. */
+char *check_read(const char *path, size_t *len);
+
+#endif
