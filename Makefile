@@ -34,7 +34,8 @@ MODEL_OBJ := $(MODEL_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test check-format format clean
+.PHONY: all deps test format clean
+.SECONDARY:
 all: deps $(BUILD)/fimd
 
 # Install what is missing (apt-get; sudo when not root). Recorded in a stamp so it runs once.

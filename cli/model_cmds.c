@@ -139,6 +139,7 @@ static int load_tokens(const opts *o, int32_t **ids, size_t *n)
     if (cli_parse_ids(o->tokens, ids, n)) return cli_fail("--tokens: malformed id list");
     if (*n == 0) {
         free(*ids);
+        *ids = NULL;
         return cli_fail("--tokens: no token ids given");
     }
     return 0;

@@ -284,8 +284,9 @@ static int parse_kvs(model_gguf *g, cursor *c)
 {
     uint64_t left = (uint64_t)(c->end - c->p);
     if (g->n_kv > left / 12) /* each KV needs at least a key length, a type and a value byte */
-        return model__fail(c->err, "%s: header claims %llu key/value pairs, the file cannot hold them",
-                           g->path, (unsigned long long)g->n_kv);
+        return model__fail(c->err, "%s: header claims %llu key/value pairs, more than the remaining %llu "
+                           "bytes can hold (truncated or corrupt file)", g->path,
+                           (unsigned long long)g->n_kv, (unsigned long long)left);
     g->kv = calloc(g->n_kv ? g->n_kv : 1, sizeof *g->kv);
     if (!g->kv) return model__fail(c->err, "%s: out of memory", g->path);
     for (uint64_t i = 0; i < g->n_kv; i++) {
@@ -375,8 +376,9 @@ static int parse(model_gguf *g, model_err *err)
     }
     uint64_t left = (uint64_t)(c.end - c.p);
     if (g->n_tensors > left / 28) /* name length + one dim + type + offset, at least */
-        return model__fail(err, "%s: header claims %llu tensors, the file cannot hold them",
-                           g->path, (unsigned long long)g->n_tensors);
+        return model__fail(err, "%s: header claims %llu tensors, more than the remaining %llu bytes can "
+                           "hold (truncated or corrupt file)", g->path,
+                           (unsigned long long)g->n_tensors, (unsigned long long)left);
     g->tensors = calloc(g->n_tensors ? g->n_tensors : 1, sizeof *g->tensors);
     if (!g->tensors) return model__fail(err, "%s: out of memory", g->path);
     for (uint64_t i = 0; i < g->n_tensors; i++)

@@ -1,0 +1,153 @@
+/* tests/test_kernels.c — every dot-product kernel in the dispatch table against a float64 dot of
+ * the dequantized operands, on random data; the activation quantizers' defining properties; the
+ * weight quantizers' round-trip error; and fp16/bf16 edge cases. */
+#define _GNU_SOURCE
+#include "model/model_internal.h"
+#include "tests/check.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rng = 88172645463325252ULL;
+
+static float frand(void) /* roughly normal: sum of uniforms */
+{
+    float s = 0;
+    for (int i = 0; i < 4; i++) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        s += (float)(rng >> 40) / (float)(1 << 24) - 0.5f;
+    }
+    return s;
+}
+
+static const int weight_types[] = {MODEL_TYPE_F32,  MODEL_TYPE_F16,  MODEL_TYPE_BF16, MODEL_TYPE_Q8_0,
+                                   MODEL_TYPE_Q4_0, MODEL_TYPE_Q4_1, MODEL_TYPE_Q5_0, MODEL_TYPE_Q5_1,
+                                   MODEL_TYPE_Q4_K, MODEL_TYPE_Q5_K, MODEL_TYPE_Q6_K, MODEL_TYPE_IQ4_NL};
+
+static void dot_vs_reference(const model_kernels *k, int type, int n)
+{
+    const type_traits *tt = model__type(type);
+    float *w = malloc(sizeof(float) * n), *x = malloc(sizeof(float) * n);
+    float *wd = malloc(sizeof(float) * n), *xd = malloc(sizeof(float) * n);
+    void *wq = malloc(sizeof(float) * n + 64), *xq = malloc(sizeof(float) * n + 64);
+    int worst_trial = -1;
+    double worst = 0;
+    for (int trial = 0; trial < 20; trial++) {
+        float scale = trial % 5 == 4 ? 1e-3f : trial % 5 == 3 ? 30.0f : 1.0f;
+        for (int i = 0; i < n; i++) w[i] = frand() * scale, x[i] = frand() * (trial % 2 ? 4.0f : 0.25f);
+        if (trial == 7) memset(x, 0, sizeof(float) * n); /* an all-zero activation block */
+        model__quant(type, w, wq, n);
+        model__dequant(type, wq, wd, n);
+        const void *xa = x;
+        if (tt->vec_dot_type != MODEL_TYPE_F32) {
+            model__quant(tt->vec_dot_type, x, xq, n);
+            model__dequant(tt->vec_dot_type, xq, xd, n);
+            xa = xq;
+        } else {
+            memcpy(xd, x, sizeof(float) * n);
+        }
+        double ref = 0, mag = 0;
+        for (int i = 0; i < n; i++) ref += (double)wd[i] * xd[i], mag += fabs((double)wd[i] * xd[i]);
+        /* Q4_1/Q5_1 use s = fp16(d * sum q) from the activation block: a rounding the dequantized
+         * product does not have, bounded by 2^-11 of |m| * |sum x| per block */
+        double tol = 1e-5 * mag + 1e-6;
+        if (tt->vec_dot_type == MODEL_TYPE_Q8_1) tol += 2e-3 * mag + 1e-3;
+        double got = k->vec_dot[type](n, wq, xa), err = fabs(got - ref) / (tol > 0 ? tol : 1);
+        if (err > worst) worst = err, worst_trial = trial;
+    }
+    CHECK(worst <= 1.0, "%s kernel %s n=%d: error %.2f x tolerance (trial %d)", k->name, tt->name, n, worst,
+          worst_trial);
+    free(w), free(x), free(wd), free(xd), free(wq), free(xq);
+}
+
+static void weight_round_trip(int type)
+{
+    const int n = 1024;
+    float x[1024], y[1024];
+    char q[4096 + 64];
+    for (int i = 0; i < n; i++) x[i] = frand();
+    model__quant(type, x, q, n);
+    model__dequant(type, q, y, n);
+    double e = 0, s = 0;
+    for (int i = 0; i < n; i++) e += (x[i] - y[i]) * (double)(x[i] - y[i]), s += (double)x[i] * x[i];
+    double rel = sqrt(e / s);
+    double limit = type == MODEL_TYPE_F32 ? 0 : type == MODEL_TYPE_F16 || type == MODEL_TYPE_BF16 ? 0.005 : 0.25;
+    CHECK(rel <= limit, "%s quantize/dequantize relative RMS error %.4f > %.4f", model_type_name(type), rel, limit);
+}
+
+static void activation_quantizers(void)
+{
+    float x[256], y[256];
+    uint8_t q[292];
+    for (int i = 0; i < 256; i++) x[i] = frand();
+    x[77] = -3.0f; /* the largest magnitude, negative */
+    model__quant(MODEL_TYPE_Q8_K, x, q, 256);
+    float d;
+    memcpy(&d, q, 4);
+    CHECK(fabsf(d - 3.0f / 127.0f) < 1e-9f && (int8_t)q[4 + 77] == -127,
+          "Q8_K scale from the signed extreme: d=%g q=%d", d, (int8_t)q[4 + 77]);
+    int16_t bs[16];
+    memcpy(bs, q + 260, sizeof bs);
+    bool sums = true;
+    for (int g = 0; g < 16; g++) {
+        int s = 0;
+        for (int j = 0; j < 16; j++) s += (int8_t)q[4 + 16 * g + j];
+        sums &= s == bs[g];
+    }
+    CHECK(sums, "Q8_K bsums are the 16-element group sums");
+    model__dequant(MODEL_TYPE_Q8_K, q, y, 256);
+    float me = 0;
+    for (int i = 0; i < 256; i++) me = fmaxf(me, fabsf(x[i] - y[i]));
+    CHECK(me <= d * 0.5001f, "Q8_K error within half a step (%g)", me);
+    uint8_t b[36];
+    model__quant(MODEL_TYPE_Q8_0, x, b, 32);
+    model__dequant(MODEL_TYPE_Q8_0, b, y, 32);
+    float amax = 0;
+    for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[i]));
+    me = 0;
+    for (int i = 0; i < 32; i++) me = fmaxf(me, fabsf(x[i] - y[i]));
+    CHECK(me <= amax / 127 * 0.51f + 1e-3f * amax, "Q8_0 error within half a step");
+    /* ties round to even on the x86 path: 0.5 * 127/amax steps */
+    float t[32] = {0};
+    t[0] = 127.0f, t[1] = 0.5f, t[2] = 1.5f, t[3] = -2.5f;
+    model__quant(MODEL_TYPE_Q8_0, t, b, 32);
+    CHECK((int8_t)b[3] == 0 && (int8_t)b[4] == 2 && (int8_t)b[5] == -2, "Q8_0 rounds half to even (%d %d %d)",
+          (int8_t)b[3], (int8_t)b[4], (int8_t)b[5]);
+    memset(t, 0, sizeof t);
+    model__quant(MODEL_TYPE_Q8_1, t, b, 32);
+    CHECK(b[0] == 0 && b[1] == 0 && b[2] == 0 && b[3] == 0, "Q8_1 of zeros has d = s = 0");
+}
+
+static void halves(void)
+{
+    CHECK(model__f32_to_fp16(1.0f) == 0x3c00 && model__f32_to_fp16(-2.0f) == 0xc000, "fp16 of 1 and -2");
+    CHECK(model__f32_to_fp16(65504.0f) == 0x7bff && model__f32_to_fp16(65520.0f) == 0x7c00, "fp16 max and overflow");
+    CHECK(model__f32_to_fp16(INFINITY) == 0x7c00 && (model__f32_to_fp16(NAN) & 0x7c00) == 0x7c00 &&
+              (model__f32_to_fp16(NAN) & 0x3ff), "fp16 inf and nan");
+    CHECK(model__f32_to_fp16(5.960464477539063e-08f) == 1 && model__fp16_to_f32(1) == 5.960464477539063e-08f,
+          "smallest fp16 subnormal both ways");
+    CHECK(model__f32_to_fp16(2.98e-8f) == 0, "below half the smallest subnormal rounds to zero");
+    CHECK(model__fp16_to_f32(0x3555) == 0.333251953125f, "fp16 1/3");
+    CHECK(model__f32_to_bf16(1.00390625f) == 0x3f80 && model__f32_to_bf16(1.01171875f) == 0x3f82,
+          "bf16 rounds half to even");
+    CHECK(model__bf16_to_f32(0x4049) == 3.140625f, "bf16 to f32");
+}
+
+int main(void)
+{
+    const model_kernels *k = model__kernels();
+    for (size_t i = 0; i < sizeof weight_types / sizeof *weight_types; i++) {
+        int t = weight_types[i];
+        CHECK(k->vec_dot[t] != NULL, "%s has a kernel", model_type_name(t));
+        if (!k->vec_dot[t]) continue;
+        dot_vs_reference(k, t, 256);
+        dot_vs_reference(k, t, 2816);
+        weight_round_trip(t);
+    }
+    activation_quantizers();
+    halves();
+    CHECK(model_type_from_name("q4_k") == MODEL_TYPE_Q4_K && model_type_from_name("IQ4_NL") == MODEL_TYPE_IQ4_NL &&
+              model_type_from_name("Q3_K") < 0, "type names");
+    return check_done();
+}
