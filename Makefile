@@ -20,17 +20,20 @@ else
 endif
 
 CFLAGS  += -std=c11 -g $(OPT) -Wall -Wextra -Werror -MMD -MP -I.
-LDLIBS  += -lm -lpthread
+LDLIBS  += -lev -lm -lpthread
 LDFLAGS += $(LDSAN)
 
 DEB_PACKAGES := libjsmn-dev libev-dev libtree-sitter-dev libopenblas-dev
 SHARED       ?= $(abspath ../shared)
 
 MODEL_SRC := $(wildcard model/*.c)
+FIM_SRC   := $(wildcard fim/*.c)
+LSP_SRC   := $(wildcard lsp/*.c)
+LIB_SRC   := $(MODEL_SRC) $(FIM_SRC) $(LSP_SRC)
 CLI_SRC   := $(wildcard cli/*.c)
 TEST_SRC  := $(wildcard tests/test_*.c)
 
-MODEL_OBJ := $(MODEL_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
@@ -52,13 +55,14 @@ $(BUILD)/%.o: %.c | $(BUILD)/.deps-ok
 # Tests build fixture paths from runtime strings; truncation there would only fail a test.
 $(BUILD)/tests/%.o: CFLAGS += -Wno-format-truncation
 
-$(BUILD)/libfimd_model.a: $(MODEL_OBJ)
+# All modules in one archive; the one-way dependencies (lsp -> fim -> model) are kept by headers.
+$(BUILD)/libfimd.a: $(LIB_OBJ)
 	$(AR) rcs $@ $^
 
-$(BUILD)/fimd: $(CLI_OBJ) $(BUILD)/libfimd_model.a
+$(BUILD)/fimd: $(CLI_OBJ) $(BUILD)/libfimd.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/check.o $(BUILD)/tests/tjson.o $(BUILD)/libfimd_model.a
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/check.o $(BUILD)/tests/tjson.o $(BUILD)/libfimd.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Each test program runs as its own process with a timeout; the runner prints the totals.
@@ -66,7 +70,7 @@ test: all $(TEST_BIN)
 	@FIMD_BIN=$(BUILD)/fimd FIMD_SHARED=$(SHARED) FIMD_TMP=$(BUILD)/tmp sh tests/run.sh $(TEST_BIN) tests/cli_errors.sh
 
 format:
-	clang-format -i $(MODEL_SRC) $(CLI_SRC) $(TEST_SRC) model/*.h tests/*.h
+	clang-format -i $(LIB_SRC) $(CLI_SRC) $(TEST_SRC) */*.h
 
 clean:
 	rm -rf build build-san

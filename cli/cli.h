@@ -23,5 +23,6 @@ int cmd_generate(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_tensor(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
+int cmd_complete(int argc, char **argv);
 
 #endif

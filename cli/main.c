@@ -3,6 +3,7 @@
  * exit status 1; usage errors exit 2. */
 #define _GNU_SOURCE
 #include "cli/cli.h"
+#include "lsp/lsp.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -92,15 +93,42 @@ int cli_read_file(const char *path, char **data, size_t *len)
     return 0;
 }
 
+/* `fimd [--model PATH] [--threads N] [--log FILE]`: serve LSP on stdin/stdout. */
+static int serve(int argc, char **argv)
+{
+    lsp_options o = {0};
+    o.model = getenv("FIMD_MODEL");
+    o.in_fd = 0;
+    o.out_fd = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        long v;
+        if (!strcmp(a, "--stdio")) continue; /* what some clients pass by habit */
+        if (!val) return cli_fail("%s needs a value (or is unknown)", a);
+        i++;
+        if (!strcmp(a, "--model") || !strcmp(a, "-m")) o.model = val;
+        else if (!strcmp(a, "--log")) o.log_path = val;
+        else if (!strcmp(a, "--threads")) {
+            if (cli_parse_int(val, 0, 1024, &v)) return cli_fail("--threads needs a number");
+            o.threads = (int)v;
+        } else {
+            return cli_fail("unknown option '%s'", a);
+        }
+    }
+    return lsp_serve(&o);
+}
+
 static void usage(FILE *f)
 {
-    fputs("usage: fimd <command> [options]\n"
+    fputs("usage: fimd [--model PATH] [--threads N] [--log FILE]   serve LSP on stdio\n"
+          "       fimd <command> [options]\n"
           "  tokenize   -m MODEL.gguf [--no-bos] [--special] [FILE]\n"
           "  detokenize -m MODEL.gguf IDS...\n"
           "  logits     -m MODEL.gguf --tokens \"ID ...\" [--chunk N] -o OUT.f32\n"
           "  generate   -m MODEL.gguf --tokens \"ID ...\" -n N\n"
           "  info       -m MODEL.gguf\n"
           "  tensor     -m MODEL.gguf NAME -o OUT.f32\n"
+          "  complete   -m MODEL FILE --line L --character C [--max-tokens N] [--stats]\n"
           "  synth      --like lite|full|tiny [shape options] --type TYPE [--vocab-from FILE]\n"
           "             [--merges-from FILE ...] --seed S -o OUT.gguf   (fimd synth --help)\n",
           f);
@@ -114,12 +142,14 @@ int main(int argc, char **argv)
     } cmds[] = {
         {"tokenize", cmd_tokenize}, {"detokenize", cmd_detokenize}, {"logits", cmd_logits},
         {"generate", cmd_generate}, {"info", cmd_info},             {"tensor", cmd_tensor},
-        {"synth", cmd_synth},
+        {"synth", cmd_synth},       {"complete", cmd_complete},
     };
-    if (argc < 2) {
-        fputs("fimd: the LSP server is not part of this build yet; use a subcommand\n", stderr);
-        usage(stderr);
-        return 2;
+    if (argc < 2 || argv[1][0] == '-' ) {
+        if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+            usage(stdout);
+            return 0;
+        }
+        return serve(argc, argv);
     }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         usage(stdout);

@@ -86,6 +86,8 @@ int model_tokenize(const model_vocab *v, const char *text, size_t len, bool add_
 /* The bytes of token `id` (byte-level mapping undone). Returns the byte count (which may exceed
  * cap: then buf holds a truncated copy), or -1 for an id outside the vocab. */
 int model_token_bytes(const model_vocab *v, int32_t id, char *buf, size_t cap);
+/* True for CONTROL tokens (BOS, EOS, the FIM markers): never part of generated text. */
+bool model_token_is_control(const model_vocab *v, int32_t id);
 /* The token's text as stored in the vocab (GPT-2 byte-to-unicode form), NUL-terminated. */
 const char *model_token_text(const model_vocab *v, int32_t id);
 

@@ -384,6 +384,11 @@ int model_vocab_fim(const model_vocab *v, model_fim_ids *out, model_err *err)
     return 0;
 }
 
+bool model_token_is_control(const model_vocab *v, int32_t id)
+{
+    return id >= 0 && id < v->n && v->type[id] == TOK_CONTROL;
+}
+
 const char *model_token_text(const model_vocab *v, int32_t id)
 {
     if (id < 0 || id >= v->n) return NULL;

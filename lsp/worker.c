@@ -1,0 +1,238 @@
+/* lsp/worker.c — the inference worker: one thread owns the model and the fim engine and runs jobs
+ * one at a time (load a model, complete, forget a document's cache). The main thread submits jobs,
+ * cancels them by document or id, and collects finished ones after `notify` (an ev_async_send). */
+#define _GNU_SOURCE
+#include "lsp/lsp_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct lsp_worker {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    job *pending, *done, *running;
+    bool quit;
+    void (*notify)(void *);
+    void *ctx;
+    worker_status status;  /* guarded by mu */
+    /* owned by the worker thread */
+    model *m;
+    fim_engine *engine;
+};
+
+void lsp__job_free(job *j)
+{
+    if (!j) return;
+    free(j->id);
+    free(j->doc);
+    free(j->text);
+    free(j->out);
+    free(j->model_path);
+    free(j);
+}
+
+static void append(job **list, job *j)
+{
+    j->next = NULL;
+    while (*list) list = &(*list)->next;
+    *list = j;
+}
+
+static void unload(lsp_worker *w)
+{
+    fim_engine_free(w->engine);
+    model_free(w->m);
+    w->engine = NULL;
+    w->m = NULL;
+}
+
+static void run_load(lsp_worker *w, job *j)
+{
+    unload(w);
+    model_err me = {{0}};
+    fim_err fe = {{0}};
+    model *m = model_load(j->model_path, &me);
+    fim_engine *e = m ? fim_engine_new(m, &fe) : NULL;
+    pthread_mutex_lock(&w->mu);
+    snprintf(w->status.model, sizeof w->status.model, "%s", j->model_path);
+    if (e) {
+        w->m = m;
+        w->engine = e;
+        w->status.state = LOAD_READY;
+        w->status.error[0] = 0;
+        const model_hparams *h = model_get_hparams(m);
+        snprintf(w->status.desc, sizeof w->status.desc, "deepseek2 %d layers, %d experts, vocab %d",
+                 h->n_layer, h->n_expert, h->n_vocab);
+        j->status = 0;
+    } else {
+        model_free(m);
+        w->status.state = LOAD_FAILED;
+        snprintf(w->status.error, sizeof w->status.error, "%s", me.msg[0] ? me.msg : fe.msg);
+        snprintf(j->err, sizeof j->err, "%s", w->status.error);
+        j->status = -1;
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void run_complete(lsp_worker *w, job *j)
+{
+    if (!w->engine) {
+        pthread_mutex_lock(&w->mu);
+        snprintf(j->err, sizeof j->err, "no model is loaded%s%.400s", w->status.error[0] ? ": " : "",
+                 w->status.error);
+        pthread_mutex_unlock(&w->mu);
+        j->status = -1;
+        return;
+    }
+    fim_request req = {j->doc, j->text, j->len, j->cursor, j->first_line};
+    fim_err fe = {{0}};
+    j->status = fim_complete(w->engine, &req, &j->cfg, &j->cancel, &j->out, &j->st, &fe);
+    if (j->status < 0) snprintf(j->err, sizeof j->err, "%s", fe.msg);
+}
+
+static void *worker_main(void *arg)
+{
+    lsp_worker *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->pending && !w->quit) pthread_cond_wait(&w->cv, &w->mu);
+        if (w->quit) break;
+        job *j = w->pending;
+        w->pending = j->next;
+        w->running = j;
+        pthread_mutex_unlock(&w->mu);
+        if (j->kind == JOB_LOAD) run_load(w, j);
+        else if (j->kind == JOB_COMPLETE) run_complete(w, j);
+        else if (w->engine) fim_engine_close_doc(w->engine, j->doc);
+        pthread_mutex_lock(&w->mu);
+        w->running = NULL;
+        if (w->engine) {
+            w->status.cache_bytes = fim_engine_cache_bytes(w->engine);
+            w->status.cached_docs = fim_engine_n_docs(w->engine);
+        }
+        append(&w->done, j);
+        pthread_mutex_unlock(&w->mu);
+        w->notify(w->ctx);
+        pthread_mutex_lock(&w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+lsp_worker *lsp__worker_start(void (*notify)(void *), void *ctx)
+{
+    lsp_worker *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->notify = notify;
+    w->ctx = ctx;
+    if (pthread_create(&w->thread, NULL, worker_main, w)) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void lsp__worker_stop(lsp_worker *w)
+{
+    if (!w || w->quit) return;
+    pthread_mutex_lock(&w->mu);
+    w->quit = true;
+    if (w->running) w->running->cancel = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    unload(w);
+    w->status.state = LOAD_NONE;
+    w->status.cache_bytes = 0;
+    w->status.cached_docs = 0;
+}
+
+void lsp__worker_free(lsp_worker *w)
+{
+    if (!w) return;
+    lsp__worker_stop(w);
+    while (w->pending) {
+        job *j = w->pending;
+        w->pending = j->next;
+        lsp__job_free(j);
+    }
+    while (w->done) {
+        job *j = w->done;
+        w->done = j->next;
+        lsp__job_free(j);
+    }
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+}
+
+void lsp__worker_submit(lsp_worker *w, job *j)
+{
+    pthread_mutex_lock(&w->mu);
+    if (j->kind == JOB_LOAD) w->status.state = LOAD_LOADING;
+    append(&w->pending, j);
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+job *lsp__worker_take(lsp_worker *w)
+{
+    pthread_mutex_lock(&w->mu);
+    job *list = w->done;
+    w->done = NULL;
+    pthread_mutex_unlock(&w->mu);
+    return list;
+}
+
+job *lsp__worker_cancel_doc(lsp_worker *w, const char *doc, int code)
+{
+    job *removed = NULL;
+    pthread_mutex_lock(&w->mu);
+    for (job **p = &w->pending; *p;) {
+        job *j = *p;
+        if (j->kind == JOB_COMPLETE && (!doc || !strcmp(j->doc, doc))) {
+            *p = j->next;
+            append(&removed, j);
+        } else {
+            p = &j->next;
+        }
+    }
+    job *r = w->running;
+    if (r && r->kind == JOB_COMPLETE && (!doc || !strcmp(r->doc, doc)) && !r->cancel) {
+        r->cancel_code = code;
+        r->cancel = 1;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return removed;
+}
+
+job *lsp__worker_cancel_id(lsp_worker *w, const char *id, int code)
+{
+    job *found = NULL;
+    pthread_mutex_lock(&w->mu);
+    for (job **p = &w->pending; *p; p = &(*p)->next)
+        if ((*p)->id && !strcmp((*p)->id, id)) {
+            found = *p;
+            *p = found->next;
+            found->next = NULL;
+            break;
+        }
+    job *r = w->running;
+    if (!found && r && r->id && !strcmp(r->id, id) && !r->cancel) {
+        r->cancel_code = code;
+        r->cancel = 1;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return found;
+}
+
+void lsp__worker_status(lsp_worker *w, worker_status *out)
+{
+    pthread_mutex_lock(&w->mu);
+    *out = w->status;
+    pthread_mutex_unlock(&w->mu);
+}
