@@ -27,6 +27,7 @@ int fim__fail(fim_err *err, const char *fmt, ...)
 
 void fim__ids_push(fim_ids_vec *b, const int32_t *ids, size_t n)
 {
+    if (n == 0) return;
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + n) cap *= 2;

@@ -11,10 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int lsp__json_parse(jdoc *d, const char *s, size_t len)
+static int parse_tokens(jdoc *d, const char *s, size_t len)
 {
-    memset(d, 0, sizeof *d);
-    d->s = s;
     jsmn_parser p;
     jsmn_init(&p);
     int n = jsmn_parse(&p, s, len, NULL, 0);
@@ -23,10 +21,34 @@ int lsp__json_parse(jdoc *d, const char *s, size_t len)
     if (!d->t) return -1;
     jsmn_init(&p);
     d->n = jsmn_parse(&p, s, len, d->t, (unsigned)n);
-    if (d->n <= 0) return -1;
+    return d->n > 0 ? 0 : -1;
+}
+
+int lsp__json_parse(jdoc *d, const char *s, size_t len)
+{
+    memset(d, 0, sizeof *d);
+    d->s = s;
+    if (parse_tokens(d, s, len)) {
+        /* strict jsmn wants a delimiter after a top-level number or literal ("42" is valid JSON) */
+        free(d->t);
+        d->t = NULL;
+        char *copy = malloc(len + 2);
+        if (!copy || len > 64) {
+            free(copy);
+            return -1;
+        }
+        memcpy(copy, s, len);
+        copy[len] = '\n';
+        int r = parse_tokens(d, copy, len + 1);
+        bool scalar = r == 0 && d->n == 1 && d->t[0].type == JSMN_PRIMITIVE;
+        free(copy);
+        if (!scalar) return -1;
+        return 0; /* offsets are the same in s */
+    }
     /* jsmn accepts several top-level values; a message is exactly one */
     if (lsp__jskip(d, 0) != d->n) return -1;
-    for (size_t i = (size_t)d->t[0].end; i < len; i++)
+    size_t end = (size_t)d->t[0].end + (d->t[0].type == JSMN_STRING); /* past the closing quote */
+    for (size_t i = end; i < len; i++)
         if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') return -1;
     return 0;
 }

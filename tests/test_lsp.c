@@ -1,0 +1,646 @@
+/* tests/test_lsp.c — end to end: drives build/fimd over stdio as an editor would, with a
+ * synthesized model. Lifecycle, incremental edits with characters outside the BMP (UTF-16
+ * arithmetic checked through fimd/status's text hash), inline and regular completions equal to
+ * fim_complete on the same buffer, cache reuse per keystroke, cancellation and supersession, and bad
+ * input of every kind, each followed by a successful completion. */
+#define _GNU_SOURCE
+#include "fim/fim.h"
+#include "lsp/lsp.h"
+#include "lsp/lsp_internal.h"
+#include "tests/check.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- a minimal LSP client ---- */
+
+typedef struct client {
+    pid_t pid;
+    int to, from;
+    char *buf;
+    size_t len, cap;
+    char last[1 << 16]; /* the last message read, for messages in failures */
+} client;
+
+static const char *fimd_bin(void)
+{
+    const char *b = getenv("FIMD_BIN");
+    return b && *b ? b : "build/fimd";
+}
+
+static void spawn(client *c, const char *model, const char *log)
+{
+    memset(c, 0, sizeof *c);
+    int in[2], out[2];
+    if (pipe(in) || pipe(out)) abort();
+    c->pid = fork();
+    if (c->pid == 0) {
+        dup2(in[0], 0), dup2(out[1], 1);
+        close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+        execl(fimd_bin(), "fimd", "--model", model, "--log", log, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]), close(out[1]);
+    c->to = in[1];
+    c->from = out[0];
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void send_bytes(client *c, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(c->to, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return;
+        p += w, n -= (size_t)w;
+    }
+}
+
+static void send_msg(client *c, const char *json)
+{
+    char hdr[64];
+    int h = snprintf(hdr, sizeof hdr, "Content-Length: %zu\r\n\r\n", strlen(json));
+    send_bytes(c, hdr, (size_t)h);
+    send_bytes(c, json, strlen(json));
+}
+
+static void sendf(client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sendf(client *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s;
+    if (vasprintf(&s, fmt, ap) < 0) abort();
+    va_end(ap);
+    send_msg(c, s);
+    free(s);
+}
+
+/* Next message as a parsed document (d->s points into a malloc'd copy); false on timeout/EOF. */
+static bool recv_msg(client *c, jdoc *d, int timeout_ms)
+{
+    for (;;) {
+        char *end = c->len ? memmem(c->buf, c->len, "\r\n\r\n", 4) : NULL;
+        if (end) {
+            size_t hlen = (size_t)(end - c->buf) + 4;
+            size_t n = (size_t)strtoul(strcasestr(c->buf, "Content-Length:") + 15, NULL, 10);
+            if (c->len >= hlen + n) {
+                char *body = malloc(n + 1);
+                memcpy(body, c->buf + hlen, n);
+                body[n] = 0;
+                memmove(c->buf, c->buf + hlen + n, c->len - hlen - n);
+                c->len -= hlen + n;
+                snprintf(c->last, sizeof c->last, "%s", body);
+                if (lsp__json_parse(d, body, n)) {
+                    free(body);
+                    return false;
+                }
+                return true;
+            }
+        }
+        struct pollfd p = {c->from, POLLIN, 0};
+        if (poll(&p, 1, timeout_ms) <= 0) return false;
+        if (c->len + 65536 > c->cap) {
+            c->cap = (c->cap ? c->cap : 65536) * 2;
+            c->buf = realloc(c->buf, c->cap);
+        }
+        ssize_t r = read(c->from, c->buf + c->len, 65536);
+        if (r <= 0) return false;
+        c->len += (size_t)r;
+    }
+}
+
+static void done_msg(jdoc *d)
+{
+    free((char *)d->s);
+    lsp__json_free(d);
+}
+
+/* Wait for the response with this raw id, skipping notifications and server requests. */
+static bool response(client *c, const char *id, jdoc *d, int timeout_ms)
+{
+    while (recv_msg(c, d, timeout_ms)) {
+        int i = lsp__jget(d, 0, "id");
+        if (i >= 0 && lsp__jget(d, 0, "method") < 0) {
+            /* compare the raw JSON of the id: a string token's span excludes its quotes */
+            int q = d->t[i].type == JSMN_STRING;
+            int start = d->t[i].start - q, end = d->t[i].end + q;
+            if (end - start == (int)strlen(id) && !memcmp(d->s + start, id, strlen(id))) return true;
+        }
+        done_msg(d);
+    }
+    return false;
+}
+
+static long error_code(const jdoc *d)
+{
+    long code = 0;
+    lsp__jint(d, lsp__jget(d, lsp__jget(d, 0, "error"), "code"), &code);
+    return code;
+}
+
+/* Request and expect an error code; returns true if it matched. */
+static bool expect_error(client *c, const char *id, long code, const char *what)
+{
+    jdoc d;
+    bool got = response(c, id, &d, 20000);
+    long e = got ? error_code(&d) : 0;
+    CHECK(got && e == code, "%s: expected error %ld, got %ld (%s)", what, code, e, got ? c->last : "no answer");
+    if (got) done_msg(&d);
+    return got && e == code;
+}
+
+static long status_num(client *c, const char *path1, const char *path2)
+{
+    static int seq = 9000;
+    char id[16];
+    snprintf(id, sizeof id, "%d", ++seq);
+    sendf(c, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"method\":\"fimd/status\"}", id);
+    jdoc d;
+    double v = -1;
+    if (response(c, id, &d, 20000)) {
+        int r = lsp__jget(&d, 0, "result");
+        int x = path2 ? lsp__jget(&d, lsp__jget(&d, r, path1), path2) : lsp__jget(&d, r, path1);
+        if (!lsp__jnum(&d, x, &v) && lsp__jis(&d, x, JSMN_STRING)) {
+            char *s = lsp__jstr(&d, x, NULL);
+            v = (double)strtoull(s, NULL, 16);
+            free(s);
+        }
+        done_msg(&d);
+    }
+    return (long)v;
+}
+
+static char *status_str(client *c, const char *key, int doc_index)
+{
+    sendf(c, "{\"jsonrpc\":\"2.0\",\"id\":\"st\",\"method\":\"fimd/status\"}");
+    jdoc d;
+    char *out = NULL;
+    if (response(c, "\"st\"", &d, 20000)) {
+        int r = lsp__jget(&d, 0, "result");
+        if (doc_index >= 0) {
+            int docs = lsp__jget(&d, r, "documents");
+            int e = docs >= 0 && doc_index < d.t[docs].size ? docs + 1 : -1;
+            for (int k = 0; e >= 0 && k < doc_index; k++) e = lsp__jskip(&d, e);
+            out = e >= 0 ? lsp__jstr(&d, lsp__jget(&d, e, key), NULL) : NULL;
+        } else {
+            out = lsp__jstr(&d, lsp__jget(&d, lsp__jget(&d, r, "last"), key), NULL);
+            if (!out) out = lsp__jstr(&d, lsp__jget(&d, r, key), NULL);
+        }
+        done_msg(&d);
+    }
+    return out ? out : strdup("");
+}
+
+static bool wait_ready(client *c)
+{
+    for (int i = 0; i < 600; i++) {
+        char *st = status_str(c, "state", -1);
+        bool ready = !strcmp(st, "ready"), failed = !strcmp(st, "failed");
+        free(st);
+        if (ready) return true;
+        if (failed) return false;
+        usleep(20000);
+    }
+    return false;
+}
+
+static int finish(client *c)
+{
+    sendf(c, "{\"jsonrpc\":\"2.0\",\"id\":\"bye\",\"method\":\"shutdown\"}");
+    jdoc d;
+    bool ok = response(c, "\"bye\"", &d, 20000);
+    CHECK(ok && lsp__jget(&d, 0, "result") >= 0, "shutdown answered with a result");
+    if (ok) done_msg(&d);
+    sendf(c, "{\"jsonrpc\":\"2.0\",\"method\":\"exit\"}");
+    int status = -1;
+    for (int i = 0; i < 500 && waitpid(c->pid, &status, WNOHANG) == 0; i++) usleep(10000);
+    close(c->to), close(c->from);
+    free(c->buf);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* ---- helpers on documents ---- */
+
+static char *json_escape(const char *s, size_t n)
+{
+    jw w = {0};
+    lsp__jw_str(&w, s, n);
+    return w.p;
+}
+
+static uint64_t fnv1a(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t k = 0; k < n; k++) h = (h ^ (uint8_t)s[k]) * 1099511628211ULL;
+    return h;
+}
+
+static void open_doc(client *c, const char *uri, const char *text, size_t len)
+{
+    char *t = json_escape(text, len);
+    sendf(c, "{\"jsonrpc\":\"2.0\",\"method\":\"textDocument/didOpen\",\"params\":{\"textDocument\":"
+             "{\"uri\":\"%s\",\"languageId\":\"c\",\"version\":1,\"text\":%s}}}", uri, t);
+    free(t);
+}
+
+static void insert(client *c, const char *uri, int version, long line, long ch, const char *text)
+{
+    char *t = json_escape(text, strlen(text));
+    sendf(c, "{\"jsonrpc\":\"2.0\",\"method\":\"textDocument/didChange\",\"params\":{\"textDocument\":{\"uri\":\"%s\","
+             "\"version\":%d},\"contentChanges\":[{\"range\":{\"start\":{\"line\":%ld,\"character\":%ld},\"end\":"
+             "{\"line\":%ld,\"character\":%ld}},\"text\":%s}]}}", uri, version, line, ch, line, ch, t);
+    free(t);
+}
+
+static void request(client *c, const char *id, const char *method, const char *uri, long line, long ch)
+{
+    sendf(c, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"method\":\"%s\",\"params\":{\"textDocument\":{\"uri\":\"%s\"},"
+             "\"position\":{\"line\":%ld,\"character\":%ld},\"context\":{\"triggerKind\":2}}}", id, method, uri, line, ch);
+}
+
+/* The inline completion text (malloc'd; "" for no items), or NULL on error/timeout. */
+static char *inline_text(client *c, const char *id, const char *uri, long line, long ch)
+{
+    request(c, id, "textDocument/inlineCompletion", uri, line, ch);
+    jdoc d;
+    if (!response(c, id, &d, 60000)) return NULL;
+    int items = lsp__jget(&d, lsp__jget(&d, 0, "result"), "items");
+    char *out = NULL;
+    if (lsp__jis(&d, items, JSMN_ARRAY)) {
+        out = d.t[items].size ? lsp__jstr(&d, lsp__jget(&d, items + 1, "insertText"), NULL) : strdup("");
+    }
+    done_msg(&d);
+    return out;
+}
+
+/* ---- the model and the reference completion ---- */
+
+static model *ref_model;
+static fim_engine *ref_engine;
+
+static char *reference(const char *text, size_t len, size_t cursor)
+{
+    fim_config cfg;
+    fim_config_default(&cfg);
+    fim_request r = {"ref", text, len, cursor, 0};
+    fim_stats st;
+    fim_err err = {{0}};
+    char *out = NULL;
+    fim_engine_close_doc(ref_engine, "ref");
+    if (fim_complete(ref_engine, &r, &cfg, NULL, &out, &st, &err)) return strdup("<error>");
+    return out;
+}
+
+static char *make_model(const char *name, int embd, int layers, int ff)
+{
+    model_synth_opts o;
+    model_synth_preset(&o, "tiny");
+    static const char *files[] = {"model/ds2.c", "model/tokenizer.c"};
+    o.merge_files = files;
+    o.n_merge_files = 2;
+    o.n_merges = 400;
+    o.seed = 4;
+    o.type = MODEL_TYPE_Q8_0;
+    if (embd) o.hp.n_embd = embd, o.hp.n_layer = layers, o.hp.n_ff = ff, o.hp.n_ff_exp = ff / 2;
+    char *path = strdup(check_tmp(name));
+    model_err err = {{0}};
+    CHECK(model_synth(&o, path, &err) == 0, "synth %s: %s", name, err.msg);
+    return path;
+}
+
+static const char *SAMPLE =
+    "#include <stdio.h>\n"
+    "\n"
+    "/* 😀 emoji outside the BMP: two UTF-16 units each 😀 */\n"
+    "static int square(int x)\n"
+    "{\n"
+    "    return x * x;\n"
+    "}\n"
+    "\n"
+    "int main(void)\n"
+    "{\n"
+    "    int total = 0; /* 𝄞 */\n"
+    "    for (int i = 0; i < 10; i++) {\n"
+    "        \n"
+    "    }\n"
+    "    printf(\"%d\\n\", total);\n"
+    "    return 0;\n"
+    "}\n";
+
+/* ---- the scenarios ---- */
+
+static void session(const char *model_path)
+{
+    client c;
+    spawn(&c, model_path, check_tmp("lsp-session.log"));
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"processId\":null,\"capabilities\":"
+              "{\"window\":{\"workDoneProgress\":true}},\"initializationOptions\":{\"maxTokens\":48}}}");
+    jdoc d;
+    bool ok = response(&c, "1", &d, 20000);
+    int caps = ok ? lsp__jget(&d, lsp__jget(&d, 0, "result"), "capabilities") : -1;
+    CHECK(ok && lsp__jstr_eq(&d, lsp__jget(&d, caps, "positionEncoding"), "utf-16"), "utf-16 by default: %s", c.last);
+    CHECK(ok && lsp__jget(&d, caps, "inlineCompletionProvider") >= 0 && lsp__jget(&d, caps, "completionProvider") >= 0,
+          "advertises inline and regular completion");
+    if (ok) done_msg(&d);
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"initialized\",\"params\":{}}");
+    /* progress: the server asks to create a token, then reports begin/end */
+    bool created = false;
+    for (int i = 0; i < 5 && recv_msg(&c, &d, 20000); i++) {
+        created |= lsp__jstr_eq(&d, lsp__jget(&d, 0, "method"), "window/workDoneProgress/create");
+        done_msg(&d);
+        if (created) break;
+    }
+    CHECK(created, "window/workDoneProgress/create sent while the model loads");
+    CHECK(wait_ready(&c), "model loads");
+
+    /* open, then type on line 12 after 8 spaces, and add text after an emoji on line 2 */
+    const char *uri = "file:///tmp/sample.c";
+    open_doc(&c, uri, SAMPLE, strlen(SAMPLE));
+    insert(&c, uri, 2, 12, 8, "tot");
+    insert(&c, uri, 3, 2, 5, "X"); // after the comment opener and the emoji: 3 + 2 units
+    insert(&c, uri, 4, 2, 54, "Y"); /* just before the closing "*" + "/": the second emoji counts 2 */
+    insert(&c, uri, 5, 10, 25, "!"); /* after the treble clef (2 units) and " " */
+    char expected[4096];
+    snprintf(expected, sizeof expected, "%s", SAMPLE);
+    /* apply the same edits by bytes */
+    char *p = strstr(expected, "        \n    }");
+    memmove(p + 11, p + 8, strlen(p + 8) + 1), memcpy(p + 8, "tot", 3);
+    p = strstr(expected, "/* 😀 emoji") + 7; // the opener, a space and 4 bytes of emoji
+    memmove(p + 1, p, strlen(p) + 1), *p = 'X';
+    p = strstr(expected, "each 😀 */") + 9;
+    memmove(p + 1, p, strlen(p) + 1), *p = 'Y';
+    p = strstr(expected, "/* 𝄞 */") + 8;
+    memmove(p + 1, p, strlen(p) + 1), *p = '!';
+    char want_hash[32];
+    snprintf(want_hash, sizeof want_hash, "%016llx", (unsigned long long)fnv1a(expected, strlen(expected)));
+    char *hash = status_str(&c, "fnv1a", 0);
+    CHECK(!strcmp(hash, want_hash), "server text equals the edited buffer (UTF-16 edits around non-BMP characters)");
+    free(hash);
+
+    /* inline completion = fim_complete on the same text and cursor */
+    size_t cursor = (size_t)(strstr(expected, "        tot") + 11 - expected);
+    char *want = reference(expected, strlen(expected), cursor);
+    char *got = inline_text(&c, "10", uri, 12, 11);
+    CHECK(got && !strcmp(got, want), "inline completion equals fim_complete: '%s' vs '%s'", got, want);
+    CHECK(strlen(want) > 0, "the reference completion is not empty");
+    free(got);
+
+    /* regular completion: isIncomplete, label = first line, textEdit inserts it */
+    request(&c, "11", "textDocument/completion", uri, 12, 11);
+    ok = response(&c, "11", &d, 60000);
+    int res = ok ? lsp__jget(&d, 0, "result") : -1, items = lsp__jget(&d, res, "items");
+    bool inc = false;
+    lsp__jbool(&d, lsp__jget(&d, res, "isIncomplete"), &inc);
+    char *nt = lsp__jis(&d, items, JSMN_ARRAY) && d.t[items].size
+                   ? lsp__jstr(&d, lsp__jget(&d, lsp__jget(&d, items + 1, "textEdit"), "newText"), NULL) : NULL;
+    char *label = nt ? lsp__jstr(&d, lsp__jget(&d, items + 1, "label"), NULL) : NULL;
+    CHECK(inc && nt && !strcmp(nt, want), "completion textEdit inserts the same text: %s", c.last);
+    CHECK(label && !strncmp(want, label, strlen(label)) && !strchr(label, '\n'), "label is the first line");
+    free(nt), free(label);
+    if (ok) done_msg(&d);
+
+    /* cache reuse: one more character on the cursor line re-evaluates only that line's tokens */
+    insert(&c, uri, 6, 12, 11, "a");
+    free(inline_text(&c, "12", uri, 12, 12));
+    long evaluated = status_num(&c, "last", "tokensEvaluated"), reused = status_num(&c, "last", "tokensReused");
+    long prompt = status_num(&c, "last", "promptTokens");
+    int32_t *ids;
+    size_t n_line;
+    model_err me = {{0}};
+    model_tokenize(model_get_vocab(ref_model), "        tota", 12, false, false, &ids, &n_line, &me);
+    free(ids);
+    CHECK(evaluated >= 1 && evaluated <= (long)n_line + 2, "a keystroke evaluates %ld tokens (cursor line has %zu)",
+          evaluated, n_line);
+    CHECK(reused + evaluated == prompt && reused >= prompt - (long)n_line - 2, "the prefix and suffix are reused (%ld of %ld)",
+          reused, prompt);
+
+    /* a position inside a surrogate pair clamps to the character's start; past the line end clamps to it */
+    got = inline_text(&c, "13", uri, 2, 4);
+    CHECK(got != NULL, "position inside a surrogate pair is answered");
+    free(got);
+    got = inline_text(&c, "14", uri, 12, 500);
+    CHECK(got != NULL, "position past the line end is answered");
+    free(got);
+    got = inline_text(&c, "15", uri, 5000, 3);
+    CHECK(got != NULL, "position past the document end is answered");
+    free(got);
+    CHECK(status_num(&c, "openDocuments", NULL) == 1, "one open document");
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"textDocument/didClose\",\"params\":{\"textDocument\":{\"uri\":\"%s\"}}}", uri);
+    CHECK(status_num(&c, "openDocuments", NULL) == 0, "didClose forgets the document");
+    request(&c, "16", "textDocument/inlineCompletion", uri, 1, 0);
+    expect_error(&c, "16", -32602, "completion on a closed document");
+    CHECK(finish(&c) == 0, "exit after shutdown gives status 0");
+}
+
+/* Cancellation, supersession and status during a long job, on a slower model. */
+static void cancellation(const char *slow_model)
+{
+    client c;
+    spawn(&c, slow_model, check_tmp("lsp-cancel.log"));
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"capabilities\":{},"
+              "\"initializationOptions\":{\"maxTokens\":4000,\"prefixTokens\":4000}}}");
+    jdoc d;
+    if (response(&c, "1", &d, 20000)) done_msg(&d);
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"initialized\",\"params\":{}}");
+    CHECK(wait_ready(&c), "slow model loads");
+    /* a long document: prefill alone takes a while */
+    size_t len = 0;
+    char *text = malloc(200000);
+    for (int i = 0; len < 24000; i++) len += (size_t)sprintf(text + len, "int value_%d = compute(%d, %d);\n", i, i, i * 7);
+    len += (size_t)sprintf(text + len, "    ");
+    open_doc(&c, "file:///long.c", text, len);
+    long last_line = 0;
+    for (size_t i = 0; i < len; i++) last_line += text[i] == '\n';
+    request(&c, "20", "textDocument/inlineCompletion", "file:///long.c", last_line, 4);
+    usleep(50000);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char *state = status_str(&c, "state", -1);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    CHECK(!strcmp(state, "ready") && ms < 1000, "fimd/status answers at once during a long job (%.1f ms)", ms);
+    free(state);
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"$/cancelRequest\",\"params\":{\"id\":20}}");
+    expect_error(&c, "20", -32800, "$/cancelRequest");
+    long generated = status_num(&c, "last", "tokensGenerated");
+    char *stop = status_str(&c, "stop", -1);
+    CHECK(!strcmp(stop, "cancelled") && generated < 4000, "the cancelled job stopped early (%ld tokens, %s)", generated, stop);
+    free(stop);
+    /* a newer request supersedes the older one; an edit cancels with ContentModified */
+    request(&c, "21", "textDocument/inlineCompletion", "file:///long.c", last_line, 4);
+    usleep(20000);
+    request(&c, "22", "textDocument/inlineCompletion", "file:///long.c", last_line, 4);
+    expect_error(&c, "21", -32800, "superseded request");
+    usleep(20000);
+    insert(&c, "file:///long.c", 2, last_line, 4, "x");
+    expect_error(&c, "22", -32801, "request invalidated by an edit");
+    CHECK(status_num(&c, "cancelled", NULL) >= 3, "cancellations counted");
+    free(text);
+    CHECK(finish(&c) == 0, "clean exit after cancellations");
+}
+
+static void raw(client *c, const char *s)
+{
+    send_bytes(c, s, strlen(s));
+}
+
+/* A completion that must succeed after each bad input. */
+static void still_works(client *c, const char *after)
+{
+    static int seq = 100;
+    char id[16];
+    snprintf(id, sizeof id, "%d", ++seq);
+    char *got = inline_text(c, id, "file:///ok.c", 1, 4);
+    CHECK(got != NULL, "a completion succeeds after %s", after);
+    free(got);
+}
+
+static void bad_input(const char *model_path)
+{
+    client c;
+    spawn(&c, model_path, check_tmp("lsp-bad.log"));
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":\"early\",\"method\":\"textDocument/completion\",\"params\":{}}");
+    expect_error(&c, "\"early\"", -32002, "request before initialize");
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"capabilities\":{\"general\":"
+              "{\"positionEncodings\":[\"utf-32\",\"utf-16\"]}}}}");
+    jdoc d;
+    bool ok = response(&c, "1", &d, 20000);
+    CHECK(ok && lsp__jstr_eq(&d, lsp__jget(&d, lsp__jget(&d, lsp__jget(&d, 0, "result"), "capabilities"), "positionEncoding"),
+                             "utf-32"), "utf-32 chosen when offered");
+    if (ok) done_msg(&d);
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"initialized\",\"params\":{}}");
+    CHECK(wait_ready(&c), "model loads");
+    const char *ok_text = "int f(void)\n{\n    \n}\n";
+    open_doc(&c, "file:///ok.c", ok_text, strlen(ok_text));
+    still_works(&c, "opening");
+
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"initialize\",\"params\":{}}");
+    expect_error(&c, "2", -32600, "second initialize");
+    still_works(&c, "a second initialize");
+    raw(&c, "Content-Length: 13\r\n\r\n{\"jsonrpc\": 2");
+    expect_error(&c, "null", -32700, "invalid JSON");
+    still_works(&c, "invalid JSON");
+    raw(&c, "Content-Type: application/json\r\n\r\n{\"jsonrpc\":\"2.0\"}");
+    expect_error(&c, "null", -32700, "missing Content-Length");
+    still_works(&c, "a missing Content-Length");
+    raw(&c, "Content-Length: twelve\r\n\r\n");
+    expect_error(&c, "null", -32700, "non-numeric Content-Length");
+    still_works(&c, "a non-numeric Content-Length");
+    raw(&c, "Content-Length: -5\r\n\r\n");
+    expect_error(&c, "null", -32700, "negative Content-Length");
+    still_works(&c, "a negative Content-Length");
+    raw(&c, "Content-Length: 99999999999999\r\n\r\n");
+    expect_error(&c, "null", -32700, "absurd Content-Length");
+    still_works(&c, "an absurd Content-Length");
+    /* over the 64 MiB cap: rejected and skipped as it streams, never buffered */
+    size_t big = (64u << 20) + 1000;
+    char hdr[64];
+    snprintf(hdr, sizeof hdr, "Content-Length: %zu\r\n\r\n", big);
+    raw(&c, hdr);
+    char *junk = malloc(1 << 20);
+    memset(junk, 'x', 1 << 20);
+    for (size_t sent = 0; sent < big; sent += 1 << 20) send_bytes(&c, junk, big - sent < (1u << 20) ? big - sent : 1 << 20);
+    free(junk);
+    expect_error(&c, "null", -32600, "message over the cap");
+    still_works(&c, "a message over the cap");
+    sendf(&c, "[1,2,3]");
+    expect_error(&c, "null", -32600, "array message");
+    sendf(&c, "\"just a string\"");
+    expect_error(&c, "null", -32600, "string message");
+    sendf(&c, "42");
+    expect_error(&c, "null", -32600, "number message");
+    still_works(&c, "non-object messages");
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"no/such/method\",\"params\":{}}");
+    expect_error(&c, "3", -32601, "unknown method");
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"no/such/notification\",\"params\":{}}");
+    still_works(&c, "unknown methods");
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"textDocument/inlineCompletion\",\"params\":{\"textDocument\":"
+              "{\"uri\":\"file:///ok.c\"},\"position\":{\"line\":-1,\"character\":2}}}");
+    expect_error(&c, "4", -32602, "negative line");
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"textDocument/inlineCompletion\",\"params\":{\"textDocument\":"
+              "{\"uri\":\"file:///ok.c\"},\"position\":{\"line\":\"one\",\"character\":2}}}");
+    expect_error(&c, "5", -32602, "non-numeric position");
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"textDocument/inlineCompletion\",\"params\":\"nope\"}");
+    expect_error(&c, "6", -32602, "params not an object");
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":[1],\"method\":\"fimd/status\"}");
+    expect_error(&c, "null", -32600, "id of the wrong type");
+    still_works(&c, "invalid params");
+    insert(&c, "file:///never-opened.c", 2, 0, 0, "x");
+    still_works(&c, "an edit to an unknown document");
+    insert(&c, "file:///ok.c", 2, 99, 99, "tail");
+    still_works(&c, "an edit past the end of the document");
+    /* NUL and invalid UTF-8 bytes in a document */
+    /* raw invalid bytes inside the JSON string (jsmn passes them through) */
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"textDocument/didOpen\",\"params\":{\"textDocument\":{\"uri\":\"file:///w.c\","
+              "\"languageId\":\"c\",\"version\":1,\"text\":\"int a;\\n\xff\xfe bad \xc3 bytes\\n    x = 1;\\n\"}}}");
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"textDocument/didOpen\",\"params\":{\"textDocument\":{\"uri\":\"file:///n.c\","
+              "\"languageId\":\"c\",\"version\":1,\"text\":\"int b; /* \\u0000 nul */\\n\"}}}");
+    char *g1 = inline_text(&c, "30", "file:///w.c", 2, 8), *g2 = inline_text(&c, "31", "file:///n.c", 0, 12);
+    CHECK(g1 && g2, "documents with invalid UTF-8 and NUL bytes are completed");
+    free(g1), free(g2);
+    still_works(&c, "invalid UTF-8 and NUL bytes");
+    /* a 10 MB document */
+    size_t n = 10u << 20;
+    char *huge = malloc(n + 1);
+    for (size_t i = 0; i < n; i++) huge[i] = i % 64 == 63 ? '\n' : (char)('a' + i % 26);
+    huge[n] = 0;
+    open_doc(&c, "file:///huge.c", huge, n);
+    char *gh = inline_text(&c, "32", "file:///huge.c", 80000, 10);
+    CHECK(gh != NULL, "a 10 MB document is completed");
+    free(gh);
+    free(huge);
+    still_works(&c, "a 10 MB document");
+    CHECK(finish(&c) == 0, "clean exit");
+
+    /* exit without shutdown: status 1 */
+    spawn(&c, model_path, check_tmp("lsp-exit.log"));
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"exit\"}");
+    int status = -1;
+    for (int i = 0; i < 500 && waitpid(c.pid, &status, WNOHANG) == 0; i++) usleep(10000);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1, "exit without shutdown gives status 1");
+    close(c.to), close(c.from);
+    free(c.buf);
+}
+
+static void positions(void)
+{
+    const char *t = "a😀b\r\nxy\n";
+    size_t off;
+    CHECK(lsp_offset_of(t, strlen(t), (lsp_pos){0, 3}, LSP_UTF16, &off) && off == 5, "utf-16: after the emoji");
+    CHECK(!lsp_offset_of(t, strlen(t), (lsp_pos){0, 2}, LSP_UTF16, &off) && off == 1, "utf-16: inside the pair -> start");
+    CHECK(lsp_offset_of(t, strlen(t), (lsp_pos){0, 2}, LSP_UTF32, &off) && off == 5, "utf-32: code points");
+    CHECK(lsp_offset_of(t, strlen(t), (lsp_pos){0, 5}, LSP_UTF8, &off) && off == 5, "utf-8: bytes");
+    CHECK(!lsp_offset_of(t, strlen(t), (lsp_pos){0, 40}, LSP_UTF16, &off) && off == 6, "past the line end: before \\r\\n");
+    CHECK(!lsp_offset_of(t, strlen(t), (lsp_pos){7, 0}, LSP_UTF16, &off) && off == strlen(t), "past the end: end");
+    lsp_pos p = lsp_pos_of(t, strlen(t), 9, LSP_UTF16);
+    CHECK(p.line == 1 && p.character == 1, "offset -> position");
+}
+
+int main(void)
+{
+    positions();
+    char *m = make_model("lsp-model.gguf", 0, 0, 0), *slow = NULL;
+    model_err me = {{0}};
+    fim_err fe = {{0}};
+    ref_model = model_load(m, &me);
+    ref_engine = ref_model ? fim_engine_new(ref_model, &fe) : NULL;
+    if (CHECK(ref_engine != NULL, "reference engine: %s %s", me.msg, fe.msg)) {
+        session(m);
+        bad_input(m);
+        slow = make_model("lsp-slow.gguf", 512, 4, 2048);
+        cancellation(slow);
+    }
+    free(m);
+    free(slow);
+    fim_engine_free(ref_engine);
+    model_free(ref_model);
+    return check_done();
+}
