@@ -404,7 +404,7 @@ static void session(const char *model_path)
     char *label = nt ? lsp__jstr(&d, lsp__jget(&d, items + 1, "label"), NULL) : NULL;
     CHECK(inc && nt && !strcmp(nt, want), "completion textEdit inserts the same text: %s", c.last);
     CHECK(label && !strncmp(want, label, strlen(label)) && !strchr(label, '\n'), "label is the first line");
-    free(nt), free(label);
+    free(nt), free(label), free(want);
     if (ok) done_msg(&d);
 
     /* cache reuse: one more character on the cursor line re-evaluates only that line's tokens */
