@@ -24,6 +24,8 @@ LDLIBS  += -lev -lm -lpthread
 LDFLAGS += $(LDSAN)
 
 DEB_PACKAGES := libjsmn-dev libev-dev libtree-sitter-dev libopenblas-dev
+# Real editors for the client tests (tests/editors.sh); Node comes from Debian only when absent.
+EDITOR_PACKAGES := neovim emacs-nox elpa-eglot
 SHARED       ?= $(abspath ../shared)
 
 MODEL_SRC := $(wildcard model/*.c)
@@ -37,7 +39,7 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test format clean
+.PHONY: all deps editors-deps test format clean
 .SECONDARY:
 all: deps $(BUILD)/fimd
 
@@ -65,9 +67,20 @@ $(BUILD)/fimd: $(CLI_OBJ) $(BUILD)/libfimd.a
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/check.o $(BUILD)/tests/tjson.o $(BUILD)/libfimd.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# Editors and the Node client library. A failure here only warns: tests/editors.sh then reports
+# the missing clients as skipped.
+editors-deps: $(BUILD)/.editors-ok
+$(BUILD)/.editors-ok: tests/editors/node/package-lock.json
+	@mkdir -p $(BUILD)
+	@sh tools/install-deps.sh $(EDITOR_PACKAGES) || echo "warning: editors not installed"
+	@command -v node >/dev/null 2>&1 || sh tools/install-deps.sh nodejs npm || echo "warning: node not installed"
+	@cd tests/editors/node && npm ci --no-audit --no-fund --silent || echo "warning: npm packages not installed"
+	@touch $@
+
 # Each test program runs as its own process with a timeout; the runner prints the totals.
-test: all $(TEST_BIN)
-	@FIMD_BIN=$(BUILD)/fimd FIMD_SHARED=$(SHARED) FIMD_TMP=$(BUILD)/tmp sh tests/run.sh $(TEST_BIN) tests/cli_errors.sh
+test: all $(TEST_BIN) editors-deps
+	@FIMD_BIN=$(BUILD)/fimd FIMD_SHARED=$(SHARED) FIMD_TMP=$(BUILD)/tmp sh tests/run.sh $(TEST_BIN) \
+		tests/cli_errors.sh tests/editors.sh
 
 format:
 	clang-format -i $(LIB_SRC) $(CLI_SRC) $(TEST_SRC) */*.h

@@ -550,9 +550,13 @@ static void handle(server *s, const char *body, size_t len)
         goto out;
     }
     char method[128];
-    snprintf(method, sizeof method, "%.*s", d.t[mt].end - d.t[mt].start, d.s + d.t[mt].start);
+    char *decoded = lsp__jstr(&d, mt, NULL); /* decoded: some clients escape '/' as "\/" */
+    snprintf(method, sizeof method, "%s", decoded ? decoded : "");
+    free(decoded);
     bool request = idt >= 0;
     logf_(s, "<- %s %s", method, request ? id : "");
+    if (params >= 0 && d.t[params].type == JSMN_PRIMITIVE && d.s[d.t[params].start] == 'n')
+        params = -1; /* "params": null, as jsonrpc.el sends it: the same as absent */
     if (params >= 0 && !lsp__jis(&d, params, JSMN_OBJECT) && !lsp__jis(&d, params, JSMN_ARRAY)) {
         if (request) reply_error(s, id, ERR_PARAMS, "params must be an object or an array");
         goto out;

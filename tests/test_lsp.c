@@ -558,6 +558,10 @@ static void bad_input(const char *model_path)
     sendf(&c, "42");
     expect_error(&c, "null", -32600, "number message");
     still_works(&c, "non-object messages");
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":\"esc\",\"method\":\"fimd\\/status\",\"params\":null}");
+    ok = response(&c, "\"esc\"", &d, 20000);
+    CHECK(ok && lsp__jget(&d, 0, "result") >= 0, "a method written with \\/ (as Neovim sends it) and null params");
+    if (ok) done_msg(&d);
     sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"no/such/method\",\"params\":{}}");
     expect_error(&c, "3", -32601, "unknown method");
     sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"no/such/notification\",\"params\":{}}");
