@@ -39,7 +39,7 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps editors-deps test format clean
+.PHONY: all deps editors-deps test demo format clean
 .SECONDARY:
 all: deps $(BUILD)/fimd
 
@@ -81,6 +81,28 @@ $(BUILD)/.editors-ok: tests/editors/node/package-lock.json
 test: all $(TEST_BIN) editors-deps
 	@FIMD_BIN=$(BUILD)/fimd FIMD_SHARED=$(SHARED) FIMD_TMP=$(BUILD)/tmp sh tests/run.sh $(TEST_BIN) \
 		tests/cli_errors.sh tests/editors.sh
+
+# The README's first command: build, make a demo model unless FIMD_MODEL names a real one, and run a
+# scripted LSP session. The demo model's weights are random: its text is meaningless.
+DEMO_MODEL := $(BUILD)/demo-model.gguf
+demo: all
+	@if [ -z "$$FIMD_MODEL" ] && [ ! -f $(DEMO_MODEL) ]; then \
+		echo "FIMD_MODEL is unset: synthesizing a small random demo model ($(DEMO_MODEL))"; \
+		$(BUILD)/fimd synth --like tiny --layers 4 --embd 256 --ff 512 --ff-exp 256 --type Q8_0 \
+			--merges-from model/ds2.c --merges-from model/tokenizer.c --merges-from lsp/server.c \
+			--merges 800 --seed 4 -o $(DEMO_MODEL); fi
+	@$(BUILD)/fimd demo -m "$${FIMD_MODEL:-$(DEMO_MODEL)}"
+
+# libFuzzer targets (clang): `make fuzz-lsp`, `make fuzz-gguf`; FUZZ_SECONDS per run (default 60).
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -Wall -Wextra -I.
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) | $(BUILD)/.deps-ok
+	@mkdir -p build-fuzz
+	clang $(FUZZ_FLAGS) $^ -lev -lm -lpthread -o $@
+fuzz-%: build-fuzz/fuzz_%
+	@mkdir -p build-fuzz/corpus-$*
+	@cp tests/fuzz/seeds/$*/* build-fuzz/corpus-$*/
+	ASAN_OPTIONS=detect_leaks=1 $< -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 build-fuzz/corpus-$*
 
 format:
 	clang-format -i $(LIB_SRC) $(CLI_SRC) $(TEST_SRC) */*.h

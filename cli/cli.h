@@ -24,5 +24,6 @@ int cmd_info(int argc, char **argv);
 int cmd_tensor(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_complete(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 #endif

@@ -61,6 +61,7 @@ void lsp__json_free(jdoc *d)
 
 int lsp__jskip(const jdoc *d, int i)
 {
+    if (i < 0 || i >= d->n) return d->n; /* e.g. a key without a value at the end of an object */
     int end = d->t[i].end;
     i++;
     while (i < d->n && d->t[i].start < end) i++;
@@ -79,6 +80,14 @@ int lsp__jget(const jdoc *d, int obj, const char *key)
         i = lsp__jskip(d, i + 1);
     }
     return -1;
+}
+
+int lsp__jelem(const jdoc *d, int arr, int k)
+{
+    if (!lsp__jis(d, arr, JSMN_ARRAY) || k < 0 || k >= d->t[arr].size) return -1;
+    int i = arr + 1;
+    while (k-- > 0) i = lsp__jskip(d, i);
+    return i;
 }
 
 bool lsp__jis(const jdoc *d, int i, jsmntype_t type)

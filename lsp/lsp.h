@@ -35,4 +35,24 @@ typedef struct lsp_options {
  * 1 otherwise. */
 int lsp_serve(const lsp_options *opt);
 
+/* ---- a scripted client, for tools (fimd demo) ---- */
+
+typedef struct lsp_client lsp_client;
+
+/* Start argv[0] with argv as an LSP server on pipes; NULL on failure. */
+lsp_client *lsp_client_start(char *const argv[]);
+void lsp_client_notify(lsp_client *c, const char *method, const char *params_json);
+/* Send a request and wait for its answer (skipping notifications, answering server requests with
+ * null). Returns the malloc'd JSON of the result, or NULL with the error's message in err. */
+char *lsp_client_call(lsp_client *c, const char *method, const char *params_json, int timeout_ms,
+                      char *err, size_t errcap);
+/* shutdown, exit, wait: the server's exit status (-1 if it had to be killed). Frees c. */
+int lsp_client_finish(lsp_client *c);
+
+/* The value at a dotted path ("items.0.insertText") of a JSON text: decoded when a string, raw JSON
+ * otherwise; malloc'd, or NULL when absent. */
+char *lsp_json_path(const char *json, const char *path);
+/* s as a JSON string literal (malloc'd). */
+char *lsp_json_quote(const char *s, size_t n);
+
 #endif

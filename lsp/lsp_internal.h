@@ -24,6 +24,7 @@ int lsp__json_parse(jdoc *d, const char *s, size_t len); /* 0, or -1 for invalid
 void lsp__json_free(jdoc *d);
 int lsp__jskip(const jdoc *d, int i);
 int lsp__jget(const jdoc *d, int obj, const char *key); /* value index, or -1 */
+int lsp__jelem(const jdoc *d, int arr, int k);          /* k-th element index, or -1 */
 bool lsp__jstr_eq(const jdoc *d, int i, const char *s);
 /* Decoded string (escapes, surrogate pairs; lone surrogates become U+FFFD); malloc'd; NULL when
  * i is not a string. */
@@ -142,5 +143,8 @@ job *lsp__worker_cancel_doc(lsp_worker *w, const char *doc, int code);
 job *lsp__worker_cancel_id(lsp_worker *w, const char *id, int code);
 void lsp__worker_status(lsp_worker *w, worker_status *out);
 void lsp__job_free(job *j);
+
+/* Fuzzing: one server (no model), bytes through framing and dispatch, answers to out_fd. */
+int lsp__fuzz_feed(const char *data, size_t n, int out_fd);
 
 #endif

@@ -47,6 +47,7 @@ typedef struct server {
     fim_stats last;
     long requests, answered, cancelled;
     FILE *log;
+    bool fuzzing;     /* lsp__fuzz_feed: never load a model named by the input */
 } server;
 
 /* ---- output ---- */
@@ -183,6 +184,7 @@ static bool apply_config(server *s, const jdoc *d, int obj)
 
 static void start_load(server *s)
 {
+    if (s->fuzzing) return;
     if (!s->model_path || !*s->model_path) {
         log_message(s, 2, "fimd: no model configured; set FIMD_MODEL, --model or initializationOptions.model "
                           "to a DeepSeek-Coder-V2 GGUF");
@@ -653,35 +655,69 @@ static void wake(void *ctx)
     ev_async_send(s->loop, &s->done_w);
 }
 
+/* Set up a server (loop and worker created, not run). */
+static int server_init(server *s, const lsp_options *opt)
+{
+    memset(s, 0, sizeof *s);
+    s->opt = *opt;
+    s->exit_code = 1;
+    s->rd.max_message = opt->max_message;
+    fim_config_default(&s->cfg);
+    s->model_path = opt->model && *opt->model ? strdup(opt->model) : NULL;
+    s->threads = opt->threads;
+    if (opt->log_path) s->log = fopen(opt->log_path, "a");
+    s->loop = ev_loop_new(EVFLAG_AUTO);
+    if (!s->loop) return -1;
+    ev_io_init(&s->in_w, on_input, opt->in_fd, EV_READ);
+    s->in_w.data = s;
+    ev_async_init(&s->done_w, on_done);
+    s->done_w.data = s;
+    if (opt->in_fd >= 0) ev_io_start(s->loop, &s->in_w);
+    ev_async_start(s->loop, &s->done_w);
+    s->worker = lsp__worker_start(wake, s);
+    return s->worker ? 0 : -1;
+}
+
+static void server_free(server *s)
+{
+    lsp__worker_free(s->worker);
+    lsp__docs_free(&s->docs);
+    lsp__reader_free(&s->rd);
+    free(s->model_path);
+    if (s->log) fclose(s->log);
+    ev_loop_destroy(s->loop);
+}
+
+int lsp__fuzz_feed(const char *data, size_t n, int out_fd)
+{
+    server s;
+    lsp_options o = {.in_fd = -1, .out_fd = out_fd, .max_message = 1 << 16};
+    if (server_init(&s, &o)) return -1;
+    s.fuzzing = true;
+    lsp__reader_feed(&s.rd, data, n);
+    for (;;) {
+        const char *body;
+        size_t len;
+        char why[256];
+        enum lsp_frame f = lsp__reader_next(&s.rd, &body, &len, why, sizeof why);
+        if (f == FRAME_NEED_MORE || s.exiting) break;
+        if (f == FRAME_MESSAGE) handle(&s, body, len);
+        else reply_error(&s, NULL, ERR_PARSE, why);
+    }
+    lsp__worker_stop(s.worker);
+    on_done(s.loop, &s.done_w, 0); /* answer what the worker finished */
+    server_free(&s);
+    return 0;
+}
+
 int lsp_serve(const lsp_options *opt)
 {
     server s;
-    memset(&s, 0, sizeof s);
-    s.opt = *opt;
-    s.exit_code = 1;
-    s.rd.max_message = opt->max_message;
-    fim_config_default(&s.cfg);
-    s.model_path = opt->model && *opt->model ? strdup(opt->model) : NULL;
-    s.threads = opt->threads;
-    if (opt->log_path) s.log = fopen(opt->log_path, "a");
-    s.loop = ev_loop_new(EVFLAG_AUTO);
-    if (!s.loop) return 1;
-    ev_io_init(&s.in_w, on_input, opt->in_fd, EV_READ);
-    s.in_w.data = &s;
-    ev_async_init(&s.done_w, on_done);
-    s.done_w.data = &s;
-    ev_io_start(s.loop, &s.in_w);
-    ev_async_start(s.loop, &s.done_w);
-    s.worker = lsp__worker_start(wake, &s);
-    if (!s.worker) return 1;
+    if (server_init(&s, opt)) return 1;
     logf_(&s, "fimd %s serving LSP", FIMD_VERSION);
     ev_run(s.loop, 0);
-    lsp__worker_free(s.worker);
-    lsp__docs_free(&s.docs);
-    lsp__reader_free(&s.rd);
-    free(s.model_path);
     logf_(&s, "exit %d", s.exit_code);
-    if (s.log) fclose(s.log);
-    ev_loop_destroy(s.loop);
-    return s.exit_code;
+    int code = s.exit_code;
+    server_free(&s);
+    return code;
 }

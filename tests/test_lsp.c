@@ -9,6 +9,7 @@
 #include "lsp/lsp_internal.h"
 #include "tests/check.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -628,9 +629,30 @@ static void positions(void)
     CHECK(p.line == 1 && p.character == 1, "offset -> position");
 }
 
+/* Every saved fuzzing input (seeds and past crashes) replays cleanly through framing and dispatch. */
+static void fuzz_corpus(void)
+{
+    DIR *dir = opendir("tests/fuzz/seeds/lsp");
+    int out = open("/dev/null", O_WRONLY), n = 0;
+    for (struct dirent *e; dir && (e = readdir(dir));) {
+        if (e->d_name[0] == '.') continue;
+        char path[512];
+        snprintf(path, sizeof path, "tests/fuzz/seeds/lsp/%s", e->d_name);
+        size_t len;
+        char *data = check_read(path, &len);
+        CHECK(data && lsp__fuzz_feed(data, len, out) == 0, "fuzz input %s replays", e->d_name);
+        free(data);
+        n++;
+    }
+    CHECK(n >= 2, "fuzz corpus found (%d inputs)", n);
+    if (dir) closedir(dir);
+    close(out);
+}
+
 int main(void)
 {
     positions();
+    fuzz_corpus();
     char *m = make_model("lsp-model.gguf", 0, 0, 0), *slow = NULL;
     model_err me = {{0}};
     fim_err fe = {{0}};
