@@ -10,9 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Prefix windows start on lines that are multiples of this, so the tokens of the prefix (and the
- * cache built on them) stay the same while the user types several lines. */
-enum { PREFIX_LINE_STEP = 16, LINE_BEFORE_MAX_TOKENS = 512 };
+/* Prefix windows start on lines that are multiples of a step (budget/64 lines: 16 at the default
+ * 1024 tokens), so the tokens of the prefix, and the cache built on them, stay the same while the
+ * user types several lines; a step proportional to the budget never shrinks the window by more than
+ * about a quarter. */
+enum { LINE_BEFORE_MAX_TOKENS = 512 };
 
 int fim__fail(fim_err *err, const char *fmt, ...)
 {
@@ -87,8 +89,9 @@ static int prefix_tokens(const model_vocab *v, const fim_request *r, size_t end,
         start = s;
         start_line--;
     }
+    long step = budget / 64 > 1 ? budget / 64 : 1;
     if (start > 0) { /* trimmed: step the start forward to a stable line */
-        while (start < end && start_line % PREFIX_LINE_STEP != 0) {
+        while (start < end && start_line % step != 0) {
             start = line_end(r->text, end, start);
             start_line++;
         }

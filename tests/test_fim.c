@@ -1,0 +1,219 @@
+/* tests/test_fim.c — the completion path without the server: the PSM prompt's layout and budgets
+ * (cut at line boundaries, prefix window moving in steps), the stop rules and post-processing on
+ * crafted model outputs, the per-document caches (reuse, LRU eviction, close) and cancellation. */
+#define _GNU_SOURCE
+#include "fim/fim.h"
+#include "fim/fim_internal.h"
+#include "tests/check.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static model *m;
+static const model_vocab *v;
+static model_fim_ids fi;
+
+/* Run the decoder on text with the cursor at the '|' and the model "output" out. */
+static char *decode(const char *with_cursor, const char *out, enum fim_stop *why)
+{
+    const char *bar = strchr(with_cursor, '|');
+    size_t cursor = (size_t)(bar - with_cursor), len = strlen(with_cursor) - 1;
+    char *text = malloc(len + 1);
+    memcpy(text, with_cursor, cursor);
+    memcpy(text + cursor, bar + 1, len - cursor + 1);
+    fim_decoder d;
+    fim__decoder_init(&d, text, len, cursor);
+    /* feed in small pieces, as tokens arrive */
+    for (const char *p = out; *p;) {
+        size_t k = strlen(p) < 3 ? strlen(p) : 3;
+        if (fim__decoder_push(&d, p, k)) break;
+        p += k;
+    }
+    char *res = fim__decoder_finish(&d);
+    if (why) *why = d.stop;
+    fim__decoder_free(&d);
+    free(text);
+    return res;
+}
+
+static void expect(const char *what, const char *text, const char *out, const char *want, int stop)
+{
+    enum fim_stop why;
+    char *got = decode(text, out, &why);
+    CHECK(!strcmp(got, want) && (stop < 0 || (int)why == stop), "%s: got [%s] (stop %s), want [%s]", what, got,
+          fim_stop_name(why), want);
+    free(got);
+}
+
+static void stop_rules(void)
+{
+    expect("single line: the rest of the line is code", "x = foo(|);\n", "a, b)\nmore();", "a, b", FIM_STOP_LINE_END);
+    expect("single line keeps trailing space before the suffix", "return |value;\n", "x + ", "x + ", -1);
+    expect("multi-line when the rest of the line is blank", "int f(void)\n{\n    |\n}\n", "int a = 1;\n    return a;\n}\n",
+           "int a = 1;\n    return a;", FIM_STOP_INDENT);
+    expect("indentation drop ends the block", "    if (x) {|\n    }\n", "\n        y();\n    z();\nw();",
+           "\n        y();\n    z();", FIM_STOP_INDENT);
+    expect("a line repeating the next suffix line", "for (;;) {\n    |\n    done();\n}\n", "step();\n    done();\n    more();",
+           "step();", FIM_STOP_SUFFIX_REPEAT);
+    expect("overlap with the suffix removed", "call(|)\n", "a, b)", "a, b", -1);
+    expect("overlap with the suffix removed (multi-char)", "x = [|];\n", "1, 2];", "1, 2", -1);
+    expect("control character cuts", "s = |\n", "abc\x01" "def", "abc", FIM_STOP_CONTROL);
+    expect("NUL cuts", "s = |\n", "ab\0cd", "ab", -1);
+    expect("incomplete UTF-8 at the end is dropped", "s = |\n", "caf\xc3", "caf", -1);
+    expect("invalid UTF-8 cuts", "s = |\n", "ok\xff\xfe" "no", "ok", -1);
+    expect("complete UTF-8 kept", "s = |\n", "caf\xc3\xa9 😀", "caf\xc3\xa9 😀", -1);
+    expect("multi-line trailing whitespace trimmed", "    |\n", "a();\n    \n", "a();", -1);
+    expect("tabs count as indentation", "\t\t|\n\t}\n", "x();\n\t\ty();\n\tz();", "x();\n\t\ty();", FIM_STOP_INDENT);
+}
+
+static size_t find(const int32_t *ids, size_t n, int32_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == id) return i;
+    return (size_t)-1;
+}
+
+static void prompt_layout(void)
+{
+    const char *text = "int a;\nint b;\nint f(void) {\n    ret\n}\nint c;\n";
+    size_t cursor = (size_t)(strstr(text, "ret") + 3 - text);
+    fim_config cfg;
+    fim_config_default(&cfg);
+    fim_ids_vec p = {0};
+    fim_err err = {{0}};
+    fim_request r = {"d", text, strlen(text), cursor, 0};
+    CHECK(fim__build_prompt(v, &r, &cfg, &p, &err) == 0, "prompt: %s", err.msg);
+    size_t b = find(p.v, p.n, fi.begin), h = find(p.v, p.n, fi.hole), e = find(p.v, p.n, fi.end);
+    CHECK(p.v[0] == model_vocab_bos(v) && b == 1 && h > b && e > h && e < p.n, "BOS <begin> prefix <hole> suffix <end> line");
+    /* each segment is exactly the tokenization of its text */
+    int32_t *ids;
+    size_t n;
+    model_err me = {{0}};
+    const char *l0 = strstr(text, "    ret");
+    model_tokenize(v, text, (size_t)(l0 - text), false, false, &ids, &n, &me);
+    CHECK(n == h - b - 1 && !memcmp(ids, p.v + b + 1, n * 4), "prefix = text before the cursor line");
+    free(ids);
+    model_tokenize(v, text + cursor, strlen(text) - cursor, false, false, &ids, &n, &me);
+    CHECK(n == e - h - 1 && !memcmp(ids, p.v + h + 1, n * 4), "suffix = text after the cursor");
+    free(ids);
+    model_tokenize(v, l0, 7, false, false, &ids, &n, &me);
+    CHECK(n == p.n - e - 1 && !memcmp(ids, p.v + e + 1, n * 4), "after <end>: the cursor line before the cursor");
+    free(ids);
+    /* marker text typed by the user is text, not markers */
+    const char *inj = "x = \"<｜fim▁hole｜>\";\n";
+    fim_request ri = {"d", inj, strlen(inj), 4, 0};
+    fim__build_prompt(v, &ri, &cfg, &p, &err);
+    int holes = 0;
+    for (size_t i = 0; i < p.n; i++) holes += p.v[i] == fi.hole;
+    CHECK(holes == 1, "FIM marker text in the document cannot inject markers (%d holes)", holes);
+    free(p.v);
+}
+
+static void budgets(void)
+{
+    /* 400 numbered lines; the cursor on line 300 */
+    char *text = malloc(60000);
+    size_t len = 0, cursor = 0;
+    for (int i = 0; i < 900; i++) {
+        if (i == 300) cursor = len + 4;
+        len += (size_t)sprintf(text + len, "    value_%03d = %d;\n", i, i * 3);
+    }
+    fim_config cfg;
+    fim_config_default(&cfg);
+    cfg.prefix_tokens = 200;
+    cfg.suffix_tokens = 60;
+    fim_ids_vec p = {0};
+    fim_err err = {{0}};
+    fim_request r = {"d", text, len, cursor, 0};
+    fim__build_prompt(v, &r, &cfg, &p, &err);
+    size_t b = find(p.v, p.n, fi.begin), h = find(p.v, p.n, fi.hole), e = find(p.v, p.n, fi.end);
+    CHECK(h - b - 1 <= 200 && h - b - 1 > 100, "prefix within its budget (%zu tokens)", h - b - 1);
+    CHECK(e - h - 1 <= 60 && e - h - 1 > 20, "suffix within its budget (%zu tokens)", e - h - 1);
+    /* the prefix starts at a line start, and the window stays put while typing moves down 3 lines */
+    char *dec = malloc(100000);
+    size_t dl = 0;
+    for (size_t i = b + 1; i < h; i++) dl += (size_t)model_token_bytes(v, p.v[i], dec + dl, 1000);
+    dec[dl] = 0;
+    CHECK(!strncmp(dec, "    value_", 10), "prefix starts at a line start: [%.20s]", dec);
+    /* at the default budget, moving down line by line changes the window start every 16 lines */
+    cfg.prefix_tokens = 1024;
+    int changes = 0;
+    char prev[32] = "";
+    for (int k = 0; k < 32; k++) {
+        size_t cur = (size_t)(strstr(text, "    value_600") - text) + (size_t)k * strlen("    value_600 = 1800;\n") + 4;
+        fim_request rk = {"d", text, len, cur, 0};
+        fim__build_prompt(v, &rk, &cfg, &p, &err);
+        size_t bk = find(p.v, p.n, fi.begin);
+        char head[32];
+        size_t hl = 0;
+        for (size_t i = bk + 1; i < bk + 6 && hl < 20; i++) hl += (size_t)model_token_bytes(v, p.v[i], head + hl, 8);
+        head[hl < 20 ? hl : 20] = 0;
+        if (k && strcmp(head, prev)) changes++;
+        snprintf(prev, sizeof prev, "%s", head);
+    }
+    CHECK(changes <= 3, "prefix window start changed %d times over 32 lines", changes);
+    /* first_line shifts the step grid like a window of a longer document would */
+    free(p.v);
+    free(dec);
+    free(text);
+}
+
+static void sessions(void)
+{
+    fim_err err = {{0}};
+    fim_engine *e = fim_engine_new(m, &err);
+    fim_config cfg;
+    fim_config_default(&cfg);
+    cfg.max_tokens = 8;
+    const char *a = "int main(void)\n{\n    \n}\n";
+    fim_request r = {"a", a, strlen(a), 20, 0};
+    fim_stats st;
+    char *out;
+    CHECK(fim_complete(e, &r, &cfg, NULL, &out, &st, &err) == 0, "complete: %s", err.msg);
+    CHECK(st.reused == 0 && st.evaluated == st.prompt_tokens, "first request evaluates the whole prompt");
+    free(out);
+    fim_complete(e, &r, &cfg, NULL, &out, &st, &err);
+    CHECK(st.reused == st.prompt_tokens - 1 && st.evaluated == 1, "the same request again evaluates one token (%d)", st.evaluated);
+    free(out);
+    size_t one = fim_engine_cache_bytes(e);
+    fim_request r2 = {"b", a, strlen(a), 20, 0}, r3 = {"c", a, strlen(a), 20, 0};
+    fim_complete(e, &r2, &cfg, NULL, &out, &st, &err), free(out);
+    CHECK(fim_engine_n_docs(e) == 2, "a cache per document");
+    cfg.cache_bytes = one + one / 2; /* room for one cache: the least recently used go */
+    fim_complete(e, &r3, &cfg, NULL, &out, &st, &err), free(out);
+    CHECK(fim_engine_n_docs(e) == 1, "LRU eviction under the byte cap (%d docs)", fim_engine_n_docs(e));
+    fim_engine_close_doc(e, "c");
+    CHECK(fim_engine_n_docs(e) == 0 && fim_engine_cache_bytes(e) == 0, "close frees the cache");
+    volatile int cancel = 1;
+    CHECK(fim_complete(e, &r, &cfg, &cancel, &out, &st, &err) == 1 && st.stop == FIM_STOP_CANCELLED && !out,
+          "a cancelled request returns 1 and no text");
+    cfg.temperature = 0.8f;
+    cfg.max_tokens = 16;
+    char *s1, *s2;
+    fim_complete(e, &r, &cfg, NULL, &s1, &st, &err);
+    fim_complete(e, &r, &cfg, NULL, &s2, &st, &err);
+    CHECK(!strcmp(s1, s2), "sampling is reproducible for a fixed seed");
+    free(s1), free(s2);
+    fim_engine_free(e);
+}
+
+int main(void)
+{
+    model_synth_opts o;
+    model_synth_preset(&o, "tiny");
+    static const char *files[] = {"model/ds2.c", "model/tokenizer.c"};
+    o.merge_files = files, o.n_merge_files = 2, o.n_merges = 400, o.seed = 4, o.type = MODEL_TYPE_Q8_0;
+    const char *path = check_tmp("fim-model.gguf");
+    model_err me = {{0}};
+    if (!CHECK(model_synth(&o, path, &me) == 0, "synth: %s", me.msg)) return check_done();
+    m = model_load(path, &me);
+    if (!CHECK(m != NULL, "load: %s", me.msg)) return check_done();
+    v = model_get_vocab(m);
+    model_vocab_fim(v, &fi, &me);
+    stop_rules();
+    prompt_layout();
+    budgets();
+    sessions();
+    model_free(m);
+    return check_done();
+}
