@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { MAX_EXPERTS = 1024, MAX_USED = 64 }; /* routing buffers live on the stack */
 
@@ -48,10 +49,15 @@ struct model {
     layer *layers;
     void **owned;        /* buffers for derived legacy tensors */
     int n_owned;
+    int n_threads;
+    model_pool *pool;    /* created at the first evaluation */
     /* scratch, grown on demand, reused across calls */
     float *scratch;
     size_t scratch_len;
-    uint8_t *qbuf;       /* one activation row in a vec_dot type */
+    uint8_t *qbuf;       /* activation rows in a vec_dot type */
+    size_t qbuf_len;
+    float *att;          /* each thread's attention scratch */
+    size_t att_len, att_stride;
 };
 
 struct model_cache {
@@ -406,6 +412,7 @@ model *model_load(const char *path, model_err *err)
         return NULL;
     }
     m->k = model__kernels();
+    model_set_threads(m, 0);
     m->g = model_gguf_open(path, err);
     if (!m->g || load_hparams(m, err) || check_hparams(m, err)) goto fail;
     m->vocab = model_vocab_load(m->g, err);
@@ -434,6 +441,8 @@ void model_free(model *m)
     free(m->layers);
     free(m->scratch);
     free(m->qbuf);
+    free(m->att);
+    model__pool_free(m->pool);
     model_vocab_free(m->vocab);
     model_gguf_close(m->g);
     free(m);
@@ -450,6 +459,39 @@ const model_vocab *model_get_vocab(const model *m)
 const model_gguf *model_get_gguf(const model *m)
 {
     return m->g;
+}
+
+void model_set_threads(model *m, int n)
+{
+    if (n <= 0) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    if (n == m->n_threads) return;
+    model__pool_free(m->pool);
+    m->pool = NULL;
+    m->n_threads = n;
+}
+
+int model_get_threads(const model *m)
+{
+    return m->n_threads;
+}
+
+size_t model_weight_bytes_per_token(const model *m)
+{
+    const model_hparams *hp = &m->hp;
+    size_t total = 0, experts = 0;
+    static const char sfx[] = "_exps.weight"; /* names in the mmap are not NUL-terminated */
+    for (uint64_t i = 0; i < m->g->n_tensors; i++) {
+        const gguf_tensor *t = &m->g->tensors[i];
+        bool routed = t->name.n > sizeof sfx && !memcmp(t->name.p + t->name.n - (sizeof sfx - 1), sfx, sizeof sfx - 1);
+        if (routed)
+            experts += t->nbytes;
+        else if (!model__gguf_str_eq(t->name, "token_embd.weight") || m->output.data == m->tok_embd.data)
+            total += t->nbytes;
+    }
+    total += m->tok_embd.row_bytes;
+    if (hp->n_expert > 0) total += experts / (size_t)hp->n_expert * (size_t)hp->n_expert_used;
+    return total;
 }
 
 size_t model_cache_bytes_per_token(const model *m)
@@ -516,20 +558,73 @@ static int cache_reserve(model_cache *c, int need, model_err *err)
 
 /* ---- building blocks ---- */
 
-/* y[n] = W[n] . x for the rows of matrix `e` of w (expert or head); x is quantized to the
- * weight's vec_dot type once, as llama.cpp does. */
-static void matvec(model *m, const wt *w, int e, const float *x, float *y)
+/* Bytes of one activation row of K elements in a weight's vec_dot type. */
+static size_t act_row_bytes(const wt *w)
 {
     const type_traits *tt = model__type(w->type);
-    int K = (int)w->ne[0];
-    const void *xq = x;
-    if (tt->vec_dot_type != MODEL_TYPE_F32) {
-        model__quant(tt->vec_dot_type, x, m->qbuf, K);
-        xq = m->qbuf;
+    return model__row_bytes(tt->vec_dot_type, w->ne[0]);
+}
+
+/* Grow-only buffer. */
+static void *grow(void **p, size_t *cap, size_t need)
+{
+    if (need > *cap) {
+        free(*p);
+        *p = malloc(need);
+        *cap = *p ? need : 0;
+        if (!*p) abort(); /* out of memory: style rule 5 */
     }
-    const uint8_t *rows = w->data + (size_t)e * w->mat_bytes;
-    vec_dot_fn dot = m->k->vec_dot[w->type];
-    for (int64_t n = 0; n < w->ne[1]; n++) y[n] = dot(K, rows + (size_t)n * w->row_bytes, xq);
+    return *p;
+}
+
+typedef struct mm_task {
+    model *m;
+    const wt *w;
+    int e, T;
+    const uint8_t *xq; /* T activation rows, xstride bytes apart */
+    size_t xstride;
+    float *Y;
+    size_t ldy;
+} mm_task;
+
+enum { MM_TOKEN_TILE = 16 };
+
+static void mm_rows(void *ctx, int n0, int n1, int thread)
+{
+    (void)thread;
+    const mm_task *t = ctx;
+    const wt *w = t->w;
+    int K = (int)w->ne[0];
+    vec_dot_fn dot = t->m->k->vec_dot[w->type];
+    const uint8_t *rows = w->data + (size_t)t->e * w->mat_bytes;
+    /* token tiles: a tile of weight rows stays in cache while it meets every token */
+    for (int t0 = 0; t0 < t->T; t0 += MM_TOKEN_TILE) {
+        int t1 = t0 + MM_TOKEN_TILE < t->T ? t0 + MM_TOKEN_TILE : t->T;
+        for (int n = n0; n < n1; n++) {
+            const uint8_t *row = rows + (size_t)n * w->row_bytes;
+            for (int tk = t0; tk < t1; tk++)
+                t->Y[(size_t)tk * t->ldy + (size_t)n] = dot(K, row, t->xq + (size_t)tk * t->xstride);
+        }
+    }
+}
+
+/* Y[t][n] = W_e[n] . X[t] for T rows of X (stride ldx floats); Y rows ldy floats apart. Each X row
+ * is quantized once to the weight's vec_dot type, as llama.cpp does, then rows of W are split over
+ * the threads. */
+static void matmul(model *m, const wt *w, int e, const float *X, int T, size_t ldx, float *Y, size_t ldy)
+{
+    const type_traits *tt = model__type(w->type);
+    mm_task t = {m, w, e, T, (const uint8_t *)X, ldx * sizeof(float), Y, ldy};
+    if (tt->vec_dot_type != MODEL_TYPE_F32) {
+        size_t rb = act_row_bytes(w);
+        uint8_t *q = grow((void **)&m->qbuf, &m->qbuf_len, rb * (size_t)T);
+        for (int i = 0; i < T; i++) model__quant(tt->vec_dot_type, X + (size_t)i * ldx, q + (size_t)i * rb, w->ne[0]);
+        t.xq = q;
+        t.xstride = rb;
+    }
+    int N = (int)w->ne[1], threads = model__pool_threads(m->pool);
+    int grain = N / (threads * 8) > 4 ? N / (threads * 8) : 4;
+    model__pool_for(m->pool, N, grain, mm_rows, &t);
 }
 
 static void rmsnorm(const float *x, const wt *w, float eps, int n, float *y)
@@ -580,9 +675,11 @@ static void rope(const model *m, float *x, int n_rot, int pos)
     }
 }
 
-/* Scratch layout for a batch of T tokens (floats). */
+/* Scratch for a batch of T tokens (floats), carved from one grow-only block. */
 typedef struct bufs {
-    float *x, *a, *q, *qa, *kv, *o, *h, *f, *out, *t1, *t2, *t3, *att, *probs;
+    float *x, *a, *q, *kv, *o, *h, *f, *out, *g, *u, *probs, *xe, *slots, *ye;
+    int *top, *pairs;
+    float *wts;
 } bufs;
 
 static size_t max3(size_t a, size_t b, size_t c)
@@ -595,99 +692,119 @@ static int reserve_scratch(model *m, int T, int n_ctx, bufs *b, model_err *err)
 {
     const model_hparams *hp = &m->hp;
     size_t D = (size_t)hp->n_embd, H = (size_t)hp->n_head, Dk = (size_t)(hp->qk_nope + hp->qk_rope);
-    size_t R = (size_t)hp->kv_lora_rank, row = R + (size_t)hp->qk_rope;
+    size_t R = (size_t)hp->kv_lora_rank, row = R + (size_t)hp->qk_rope, t = (size_t)T;
+    size_t K = (size_t)(hp->n_expert_used > 0 ? hp->n_expert_used : 1);
     size_t wide = max3((size_t)hp->n_ff, (size_t)hp->n_ff_exp * (size_t)(hp->n_shared ? hp->n_shared : 1),
                        (size_t)hp->q_lora_rank);
-    wide = max3(wide, (size_t)hp->n_ff_exp, H * (size_t)hp->v_head);
-    wide = max3(wide, row, D);
-    size_t sizes[] = {T * D, T * D, T * H * Dk, H * row, T * row, T * H * (size_t)hp->v_head, T * D,
-                      T * D, T * D, wide, wide, wide, (size_t)n_ctx, (size_t)hp->n_expert + 1};
-    size_t total = 0;
+    wide = max3(wide, (size_t)hp->n_ff_exp, D);
+    size_t wide_t = t * wide, total = 0;
+    size_t sizes[] = {t * D, t * D, t * H * Dk, t * row, t * H * (size_t)hp->v_head, t * D, t * D, t * D,
+                      wide_t, wide_t, t * ((size_t)hp->n_expert + 1), t * D, t * K * D, t * D, t * K, t * 2, t * K};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) total += (sizes[i] + 15) & ~(size_t)15;
-    if (total > m->scratch_len) {
-        free(m->scratch);
-        m->scratch = malloc(total * sizeof(float));
-        m->scratch_len = m->scratch ? total : 0;
-        if (!m->scratch) return model__fail(err, "out of memory for scratch");
-    }
-    if (!m->qbuf) {
-        size_t kmax = max3(wide, (size_t)hp->n_ff, D) + 256;
-        m->qbuf = malloc(kmax * sizeof(float));
-        if (!m->qbuf) return model__fail(err, "out of memory");
-    }
-    float **slots[] = {&b->x, &b->a,  &b->q,  &b->qa, &b->kv,  &b->o,   &b->h,
-                       &b->f, &b->out, &b->t1, &b->t2, &b->t3, &b->att, &b->probs};
-    float *p = m->scratch;
+    grow((void **)&m->scratch, &m->scratch_len, total * sizeof(float)); /* floats and ints are both 4 bytes */
+    char *p = (char *)m->scratch;
+    void *part[sizeof sizes / sizeof *sizes];
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
-        *slots[i] = p;
-        p += (sizes[i] + 15) & ~(size_t)15;
+        part[i] = p;
+        p += ((sizes[i] + 15) & ~(size_t)15) * sizeof(float);
     }
+    b->x = part[0], b->a = part[1], b->q = part[2], b->kv = part[3], b->o = part[4], b->h = part[5];
+    b->f = part[6], b->out = part[7], b->g = part[8], b->u = part[9], b->probs = part[10], b->xe = part[11];
+    b->slots = part[12], b->ye = part[13], b->top = part[14], b->pairs = part[15], b->wts = part[16];
+    /* per-thread attention scratch: [qa row | scores n_ctx | ol R | activation bytes] */
+    size_t per = row + (size_t)n_ctx + R + 2 * max3(R, (size_t)hp->qk_nope, 256) + 64;
+    m->att_stride = (per + 15) & ~(size_t)15;
+    grow((void **)&m->att, &m->att_len, m->att_stride * (size_t)model__pool_threads(m->pool) * sizeof(float));
+    (void)err;
     return 0;
 }
 
 /* ---- attention ---- */
+
+typedef struct att_task {
+    model *m;
+    const layer *L;
+    const float *rows;  /* this layer's cache rows */
+    const float *q;     /* [T][H*Dk] */
+    float *o;           /* [T][H*Dv] */
+    int n_past;
+} att_task;
+
+/* y[n] = W_h[n] . x for one head's small matrix, on this thread (no dispatch). */
+static void head_matvec(const model *m, const wt *w, int h, const float *x, float *y, uint8_t *qbuf)
+{
+    const type_traits *tt = model__type(w->type);
+    const void *xq = x;
+    if (tt->vec_dot_type != MODEL_TYPE_F32) {
+        model__quant(tt->vec_dot_type, x, qbuf, w->ne[0]);
+        xq = qbuf;
+    }
+    const uint8_t *rows = w->data + (size_t)h * w->mat_bytes;
+    vec_dot_fn dot = m->k->vec_dot[w->type];
+    for (int64_t n = 0; n < w->ne[1]; n++) y[n] = dot((int)w->ne[0], rows + (size_t)n * w->row_bytes, xq);
+}
+
+/* One (token, head) pair: absorb W_UK into the query, attend over the latent rows, apply W_UV. */
+static void att_heads(void *ctx, int i0, int i1, int thread)
+{
+    const att_task *a = ctx;
+    const model *m = a->m;
+    const model_hparams *hp = &m->hp;
+    int H = hp->n_head, Dn = hp->qk_nope, Dr = hp->qk_rope, R = hp->kv_lora_rank;
+    int Dk = Dn + Dr, Dv = hp->v_head, row = R + Dr;
+    float *qa = m->att + m->att_stride * (size_t)thread, *att = qa + row;
+    for (int i = i0; i < i1; i++) {
+        int t = i / H, h = i % H, n_kv = a->n_past + t + 1; /* causal: positions 0..p */
+        float *ol = att + n_kv;
+        uint8_t *qbuf = (uint8_t *)(ol + R);
+        const float *q = a->q + (size_t)t * H * Dk + (size_t)h * Dk;
+        head_matvec(m, &a->L->wk_b, h, q, qa, qbuf);
+        memcpy(qa + R, q + Dn, sizeof(float) * (size_t)Dr);
+        for (int s = 0; s < n_kv; s++) att[s] = m->k->dot_f32(row, qa, a->rows + (size_t)s * row) * hp->kq_scale;
+        softmax(att, n_kv);
+        memset(ol, 0, sizeof(float) * (size_t)R);
+        for (int s = 0; s < n_kv; s++) m->k->axpy_f32(R, att[s], a->rows + (size_t)s * row, ol);
+        head_matvec(m, &a->L->wv_b, h, ol, a->o + (size_t)t * H * Dv + (size_t)h * Dv, qbuf);
+    }
+}
 
 static void attention(model *m, model_cache *c, const layer *L, int il, int T, int n_past, bufs *b)
 {
     const model_hparams *hp = &m->hp;
     int D = hp->n_embd, H = hp->n_head, Dn = hp->qk_nope, Dr = hp->qk_rope, R = hp->kv_lora_rank;
     int Dk = Dn + Dr, Dv = hp->v_head, row = R + Dr;
+    if (hp->q_lora_rank > 0) {
+        int Q = hp->q_lora_rank;
+        matmul(m, &L->wq_a, 0, b->a, T, (size_t)D, b->g, (size_t)Q);
+        for (int t = 0; t < T; t++) rmsnorm(b->g + (size_t)t * Q, &L->q_a_norm, hp->rms_eps, Q, b->g + (size_t)t * Q);
+        matmul(m, &L->wq_b, 0, b->g, T, (size_t)Q, b->q, (size_t)H * Dk);
+    } else {
+        matmul(m, &L->wq, 0, b->a, T, (size_t)D, b->q, (size_t)H * Dk);
+    }
+    matmul(m, &L->wkv_a, 0, b->a, T, (size_t)D, b->kv, (size_t)row);
     for (int t = 0; t < T; t++) {
-        const float *a = b->a + (size_t)t * D;
-        float *q = b->q + (size_t)t * H * Dk;
-        if (hp->q_lora_rank > 0) {
-            matvec(m, &L->wq_a, 0, a, b->t1);
-            rmsnorm(b->t1, &L->q_a_norm, hp->rms_eps, hp->q_lora_rank, b->t1);
-            matvec(m, &L->wq_b, 0, b->t1, q);
-        } else {
-            matvec(m, &L->wq, 0, a, q);
-        }
-        float *kv = b->kv + (size_t)t * row;
-        matvec(m, &L->wkv_a, 0, a, kv);
-        float *dst = c->rows[il] + (size_t)(n_past + t) * row;
+        float *kv = b->kv + (size_t)t * row, *dst = c->rows[il] + (size_t)(n_past + t) * row;
         rmsnorm(kv, &L->kv_a_norm, hp->rms_eps, R, dst); /* the norm covers the latent only */
         memcpy(dst + R, kv + R, sizeof(float) * (size_t)Dr);
         rope(m, dst + R, Dr, n_past + t);
-        for (int h = 0; h < H; h++) rope(m, q + (size_t)h * Dk + Dn, Dr, n_past + t);
+        for (int h = 0; h < H; h++) rope(m, b->q + (size_t)t * H * Dk + (size_t)h * Dk + Dn, Dr, n_past + t);
     }
-    const float *rows = c->rows[il];
-    for (int t = 0; t < T; t++) {
-        int n_kv = n_past + t + 1; /* causal: positions 0..p */
-        const float *q = b->q + (size_t)t * H * Dk;
-        float *o = b->o + (size_t)t * H * Dv;
-        for (int h = 0; h < H; h++) {
-            float *qa = b->qa + (size_t)h * row;
-            matvec(m, &L->wk_b, h, q + (size_t)h * Dk, qa);          /* absorb W_UK into q */
-            memcpy(qa + R, q + (size_t)h * Dk + Dn, sizeof(float) * (size_t)Dr);
-            for (int s = 0; s < n_kv; s++) {
-                const float *k = rows + (size_t)s * row;
-                float dot = 0;
-                for (int i = 0; i < row; i++) dot += qa[i] * k[i];
-                b->att[s] = dot * hp->kq_scale;
-            }
-            softmax(b->att, n_kv);
-            float *ol = b->t2;
-            memset(ol, 0, sizeof(float) * (size_t)R);
-            for (int s = 0; s < n_kv; s++) {
-                const float *k = rows + (size_t)s * row, p = b->att[s];
-                for (int i = 0; i < R; i++) ol[i] += p * k[i];
-            }
-            matvec(m, &L->wv_b, h, ol, o + (size_t)h * Dv);           /* W_UV after attention */
-        }
-        matvec(m, &L->wo, 0, o, b->out + (size_t)t * D);
-    }
+    att_task a = {m, L, c->rows[il], b->q, b->o, n_past};
+    model__pool_for(m->pool, T * H, 1, att_heads, &a);
+    matmul(m, &L->wo, 0, b->o, T, (size_t)H * Dv, b->out, (size_t)D);
 }
 
 /* ---- feed-forward ---- */
 
-static void swiglu(model *m, const wt *g, const wt *u, const wt *d, int e, const float *f,
-                   float *out, bufs *b)
+/* out[T][D] = down(silu(gate X) * up X) for T rows of X. */
+static void swiglu(model *m, const wt *g, const wt *u, const wt *d, int e, const float *X, int T, float *out, bufs *b)
 {
-    int F = (int)g->ne[1];
-    matvec(m, g, e, f, b->t1);
-    matvec(m, u, e, f, b->t2);
-    for (int i = 0; i < F; i++) b->t1[i] = silu(b->t1[i]) * b->t2[i];
-    matvec(m, d, e, b->t1, out);
+    int D = m->hp.n_embd;
+    size_t F = (size_t)g->ne[1];
+    matmul(m, g, e, X, T, (size_t)D, b->g, F);
+    matmul(m, u, e, X, T, (size_t)D, b->u, F);
+    for (size_t i = 0; i < (size_t)T * F; i++) b->g[i] = silu(b->g[i]) * b->u[i];
+    matmul(m, d, e, b->g, T, F, out, (size_t)D);
 }
 
 /* Top-k of score[0..n) into idx (descending; the lower index wins ties). */
@@ -704,20 +821,19 @@ static void top_k(const float *score, int n, int k, int *idx)
     }
 }
 
-static void moe(model *m, const layer *L, const float *f, float *out, bufs *b)
+/* Routing of one token: selected experts top[K] and their weights w[K] (llama.cpp's rules). */
+static void route(const model *m, float *p, int *top, float *w)
 {
     const model_hparams *hp = &m->hp;
-    int D = hp->n_embd, E = hp->n_expert, K = hp->n_expert_used;
-    float *p = b->probs, score[MAX_EXPERTS];
-    int top[MAX_USED], gidx[MAX_USED];
-    matvec(m, &L->router, 0, f, p);
+    int E = hp->n_expert, K = hp->n_expert_used;
     if (hp->gating == 2)
         for (int e = 0; e < E; e++) p[e] = 1.0f / (1.0f + expf(-p[e]));
     else
         softmax(p, E);
+    float score[MAX_EXPERTS];
     memcpy(score, p, sizeof(float) * (size_t)E);
-    if (hp->n_group > 1) { /* llama.cpp: a group scores the sum of its two best experts */
-        int G = hp->n_group, per = E / G;
+    if (hp->n_group > 1) { /* a group scores the sum of its two best experts */
+        int G = hp->n_group, per = E / G, gidx[MAX_USED];
         float gs[MAX_USED];
         for (int gi = 0; gi < G; gi++) {
             int two[2];
@@ -733,22 +849,50 @@ static void moe(model *m, const layer *L, const float *f, float *out, bufs *b)
         }
     }
     top_k(score, E, K, top);
-    float w[MAX_USED], wsum = 0;
+    float wsum = 0;
     for (int j = 0; j < K; j++) wsum += w[j] = p[top[j]];
     for (int j = 0; j < K; j++) {
         if (hp->weights_norm) w[j] /= fmaxf(wsum, 6.103515625e-5f);
         if (hp->weights_scale != 0 && hp->weights_scale != 1) w[j] *= hp->weights_scale;
     }
-    float *acc = b->t3, *eo = out; /* eo: each expert's output, in the caller's buffer */
-    for (int j = 0; j < K; j++) {
-        swiglu(m, &L->gate_exps, &L->up_exps, &L->down_exps, top[j], f, eo, b);
-        for (int i = 0; i < D; i++) acc[i] = j ? acc[i] + eo[i] * w[j] : eo[i] * w[j];
+}
+
+/* Routed experts of all T tokens, grouped by expert (each expert's tokens in one batch), then the
+ * shared experts; expert outputs are summed per token in selection order, as llama.cpp does. */
+static void moe(model *m, const layer *L, const float *F, int T, float *out, bufs *b)
+{
+    const model_hparams *hp = &m->hp;
+    int D = hp->n_embd, E = hp->n_expert, K = hp->n_expert_used;
+    matmul(m, &L->router, 0, F, T, (size_t)D, b->probs, (size_t)E);
+    for (int t = 0; t < T; t++) route(m, b->probs + (size_t)t * E, b->top + (size_t)t * K, b->wts + (size_t)t * K);
+    int *pairs = b->pairs; /* (token, slot) of each row routed to expert e: at most T */
+    for (int e = 0; e < E; e++) {
+        int n = 0;
+        for (int t = 0; t < T; t++)
+            for (int j = 0; j < K; j++)
+                if (b->top[t * K + j] == e) {
+                    pairs[2 * n] = t, pairs[2 * n + 1] = j;
+                    memcpy(b->xe + (size_t)n * D, F + (size_t)t * D, sizeof(float) * (size_t)D);
+                    n++;
+                }
+        if (!n) continue;
+        swiglu(m, &L->gate_exps, &L->up_exps, &L->down_exps, e, b->xe, n, b->ye, b);
+        for (int r = 0; r < n; r++) {
+            int t = pairs[2 * r], j = pairs[2 * r + 1];
+            float w = b->wts[t * K + j], *dst = b->slots + ((size_t)t * K + (size_t)j) * D;
+            for (int i = 0; i < D; i++) dst[i] = b->ye[(size_t)r * D + i] * w;
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        float *o = out + (size_t)t * D;
+        const float *s = b->slots + (size_t)t * K * D;
+        memcpy(o, s, sizeof(float) * (size_t)D);
+        for (int j = 1; j < K; j++)
+            for (int i = 0; i < D; i++) o[i] += s[(size_t)j * D + i];
     }
     if (hp->n_shared > 0) {
-        swiglu(m, &L->gate_sh, &L->up_sh, &L->down_sh, 0, f, eo, b);
-        for (int i = 0; i < D; i++) out[i] = acc[i] + eo[i];
-    } else {
-        memcpy(out, acc, sizeof(float) * (size_t)D);
+        swiglu(m, &L->gate_sh, &L->up_sh, &L->down_sh, 0, F, T, b->ye, b);
+        for (size_t i = 0; i < (size_t)T * D; i++) out[i] += b->ye[i];
     }
 }
 
@@ -763,9 +907,9 @@ int model_eval(model *m, model_cache *c, const int32_t *tokens, int n, float *lo
     if (c->m != m) return model__fail(err, "cache belongs to another model");
     for (int t = 0; t < n; t++)
         if (tokens[t] < 0 || tokens[t] >= hp->n_vocab)
-            return model__fail(err, "token id %d is outside the vocabulary (0..%d)", tokens[t],
-                               hp->n_vocab - 1);
+            return model__fail(err, "token id %d is outside the vocabulary (0..%d)", tokens[t], hp->n_vocab - 1);
     bufs b;
+    if (!m->pool) m->pool = model__pool_new(m->n_threads);
     if (cache_reserve(c, n_past + n, err) || reserve_scratch(m, n, n_past + n, &b, err)) return -1;
     for (int t = 0; t < n; t++)
         model__dequant(m->tok_embd.type, m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes,
@@ -776,27 +920,20 @@ int model_eval(model *m, model_cache *c, const int32_t *tokens, int n, float *lo
             return -2;
         }
         const layer *L = &m->layers[il];
-        for (int t = 0; t < n; t++)
-            rmsnorm(b.x + (size_t)t * D, &L->attn_norm, hp->rms_eps, D, b.a + (size_t)t * D);
+        for (int t = 0; t < n; t++) rmsnorm(b.x + (size_t)t * D, &L->attn_norm, hp->rms_eps, D, b.a + (size_t)t * D);
         attention(m, c, L, il, n, n_past, &b);
-        for (int t = 0; t < n; t++) {
-            float *h = b.h + (size_t)t * D, *f = b.f + (size_t)t * D, *x = b.x + (size_t)t * D;
-            for (int i = 0; i < D; i++) h[i] = b.out[(size_t)t * D + i] + x[i];
-            rmsnorm(h, &L->ffn_norm, hp->rms_eps, D, f);
-            float *ff = b.out + (size_t)t * D;
-            if (il < hp->n_dense)
-                swiglu(m, &L->gate, &L->up, &L->down, 0, f, ff, &b);
-            else
-                moe(m, L, f, ff, &b);
-            for (int i = 0; i < D; i++) x[i] = ff[i] + h[i];
-        }
+        for (size_t i = 0; i < (size_t)n * D; i++) b.h[i] = b.out[i] + b.x[i];
+        for (int t = 0; t < n; t++) rmsnorm(b.h + (size_t)t * D, &L->ffn_norm, hp->rms_eps, D, b.f + (size_t)t * D);
+        if (il < hp->n_dense)
+            swiglu(m, &L->gate, &L->up, &L->down, 0, b.f, n, b.out, &b);
+        else
+            moe(m, L, b.f, n, b.out, &b);
+        for (size_t i = 0; i < (size_t)n * D; i++) b.x[i] = b.out[i] + b.h[i];
     }
     c->len = n_past + n;
     if (mode == MODEL_LOGITS_NONE) return 0;
-    int first = mode == MODEL_LOGITS_ALL ? 0 : n - 1;
-    for (int t = first; t < n; t++) {
-        rmsnorm(b.x + (size_t)t * D, &m->out_norm, hp->rms_eps, D, b.a);
-        matvec(m, &m->output, 0, b.a, logits + (size_t)(t - first) * hp->n_vocab);
-    }
+    int first = mode == MODEL_LOGITS_ALL ? 0 : n - 1; /* only the rows asked for go through the head */
+    for (int t = first; t < n; t++) rmsnorm(b.x + (size_t)t * D, &m->out_norm, hp->rms_eps, D, b.a + (size_t)(t - first) * D);
+    matmul(m, &m->output, 0, b.a, n - first, (size_t)D, logits, (size_t)hp->n_vocab);
     return 0;
 }

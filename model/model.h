@@ -124,6 +124,13 @@ void model_free(model *m);
 const model_hparams *model_get_hparams(const model *m);
 const model_vocab *model_get_vocab(const model *m);
 const model_gguf *model_get_gguf(const model *m);
+/* Weight bytes one decoded token reads: everything but the routed experts, plus the used share of
+ * them (n_expert_used / n_expert), plus one embedding row. For achieved-bandwidth figures. */
+size_t model_weight_bytes_per_token(const model *m);
+/* Threads for the matrix products (0 = the number of cores). */
+void model_set_threads(model *m, int n);
+int model_get_threads(const model *m);
+
 /* Bytes of latent cache one token occupies across all layers. */
 size_t model_cache_bytes_per_token(const model *m);
 

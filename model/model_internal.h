@@ -121,10 +121,23 @@ void model__quant(int type, const float *src, void *dst, int64_t n);
 typedef float (*vec_dot_fn)(int n, const void *w, const void *x);
 typedef struct model_kernels {
     vec_dot_fn vec_dot[MODEL_TYPE_COUNT];
+    float (*dot_f32)(int n, const float *a, const float *b);       /* attention scores */
+    void (*axpy_f32)(int n, float alpha, const float *x, float *y); /* y += alpha x */
     const char *name;
 } model_kernels;
 
 const model_kernels *model__kernels(void);
+
+/* ---- thread pool ---- */
+
+typedef struct model_pool model_pool;
+/* fn(ctx, i0, i1, thread) handles items [i0, i1); thread is 0 (the caller) .. n-1. */
+typedef void (*pool_fn)(void *ctx, int i0, int i1, int thread);
+model_pool *model__pool_new(int n_threads);
+void model__pool_free(model_pool *p);
+int model__pool_threads(const model_pool *p);
+/* Run fn over [0, total) in chunks of `grain`, on all threads; returns when all are done. */
+void model__pool_for(model_pool *p, int total, int grain, pool_fn fn, void *ctx);
 
 /* ---- tokenizer internals shared with synth (BPE training) ---- */
 

@@ -620,6 +620,18 @@ static float dot_q6_k(int n, const void *w, const void *x)
     return s;
 }
 
+static float dot_f32_f32(int n, const float *a, const float *b)
+{
+    float s = 0;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static void axpy_f32(int n, float alpha, const float *x, float *y)
+{
+    for (int i = 0; i < n; i++) y[i] += alpha * x[i];
+}
+
 static const model_kernels scalar_kernels = {
     .vec_dot =
         {
@@ -636,6 +648,8 @@ static const model_kernels scalar_kernels = {
             [MODEL_TYPE_Q6_K] = dot_q6_k,
             [MODEL_TYPE_IQ4_NL] = dot_iq4_nl,
         },
+    .dot_f32 = dot_f32_f32,
+    .axpy_f32 = axpy_f32,
     .name = "scalar",
 };
 

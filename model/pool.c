@@ -1,0 +1,144 @@
+/* model/pool.c — the thread pool behind the matrix products: `parallel for` over chunks of an index
+ * range, the calling thread working too. Workers spin briefly between dispatches (a decoded token
+ * issues a few hundred of them) and then sleep, so an idle daemon does not burn a core. */
+#define _GNU_SOURCE
+#include "model_internal.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+enum { SPIN_ROUNDS = 200000 };
+
+struct model_pool {
+    int n;                       /* threads including the caller */
+    pthread_t *threads;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_uint gen;             /* bumped for each dispatch */
+    atomic_int sleeping;
+    atomic_bool quit;
+    /* the current dispatch */
+    _Atomic(pool_fn) fn;
+    _Atomic(void *) ctx;
+    atomic_int total, grain;
+    atomic_int next;             /* next chunk start */
+    atomic_int done;             /* items finished */
+};
+
+static void work(model_pool *p, int thread)
+{
+    for (;;) {
+        int grain = atomic_load(&p->grain), total = atomic_load(&p->total);
+        int i0 = atomic_fetch_add(&p->next, grain);
+        if (i0 >= total) return;
+        int i1 = i0 + grain < total ? i0 + grain : total;
+        atomic_load(&p->fn)(atomic_load(&p->ctx), i0, i1, thread);
+        atomic_fetch_add(&p->done, i1 - i0);
+    }
+}
+
+typedef struct worker_arg {
+    model_pool *p;
+    int id;
+} worker_arg;
+
+static void *worker(void *arg)
+{
+    worker_arg a = *(worker_arg *)arg;
+    free(arg);
+    model_pool *p = a.p;
+    unsigned seen = atomic_load(&p->gen);
+    for (;;) {
+        int spins = 0;
+        while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit)) {
+            if (++spins < SPIN_ROUNDS) {
+                CPU_RELAX();
+                continue;
+            }
+            pthread_mutex_lock(&p->mu);
+            atomic_fetch_add(&p->sleeping, 1);
+            while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit)) pthread_cond_wait(&p->cv, &p->mu);
+            atomic_fetch_sub(&p->sleeping, 1);
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load(&p->quit)) return NULL;
+        seen = atomic_load(&p->gen);
+        work(p, a.id);
+    }
+}
+
+model_pool *model__pool_new(int n)
+{
+    if (n < 1) n = 1;
+    model_pool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->n = n;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->threads = calloc((size_t)n, sizeof *p->threads);
+    for (int i = 1; i < n; i++) {
+        worker_arg *a = malloc(sizeof *a);
+        a->p = p;
+        a->id = i;
+        if (pthread_create(&p->threads[i], NULL, worker, a)) {
+            free(a);
+            p->n = i;
+            break;
+        }
+    }
+    return p;
+}
+
+void model__pool_free(model_pool *p)
+{
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->quit, true);
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i < p->n; i++) pthread_join(p->threads[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p->threads);
+    free(p);
+}
+
+int model__pool_threads(const model_pool *p)
+{
+    return p ? p->n : 1;
+}
+
+void model__pool_for(model_pool *p, int total, int grain, pool_fn fn, void *ctx)
+{
+    if (total <= 0) return;
+    if (grain < 1) grain = 1;
+    if (!p || p->n == 1 || total <= grain) {
+        fn(ctx, 0, total, 0);
+        return;
+    }
+    /* A worker still looping after the previous dispatch may grab from this one as soon as `next`
+     * is reset, so everything it reads is set before, and `done` is reset before `next`. */
+    atomic_store(&p->next, 1 << 30);
+    atomic_store(&p->fn, fn);
+    atomic_store(&p->ctx, ctx);
+    atomic_store(&p->grain, grain);
+    atomic_store(&p->total, total);
+    atomic_store(&p->done, 0);
+    atomic_store(&p->next, 0);
+    atomic_fetch_add(&p->gen, 1);
+    if (atomic_load(&p->sleeping) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+    work(p, 0);
+    while (atomic_load(&p->done) < total) CPU_RELAX();
+}
