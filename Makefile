@@ -54,6 +54,9 @@ $(BUILD)/%.o: %.c | $(BUILD)/.deps-ok
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# SIMD kernels: compiled for their instruction set, chosen at run time from the CPU's features.
+$(BUILD)/model/kernels_avx2.o: CFLAGS += -mavx2 -mfma -mf16c
+
 # Tests build fixture paths from runtime strings; truncation there would only fail a test.
 $(BUILD)/tests/%.o: CFLAGS += -Wno-format-truncation
 

@@ -25,5 +25,6 @@ int cmd_tensor(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_complete(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

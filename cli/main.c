@@ -130,6 +130,7 @@ static void usage(FILE *f)
           "  tensor     -m MODEL.gguf NAME -o OUT.f32\n"
           "  complete   -m MODEL FILE --line L --character C [--max-tokens N] [--stats]\n"
           "  demo       [-m MODEL] [FILE --line L --character C --type TEXT]   a scripted LSP session\n"
+          "  bench      -m MODEL [-p 512] [-n 64] [-t N] [--json]   prompt/decode speed, GB/s, RSS\n"
           "  synth      --like lite|full|tiny [shape options] --type TYPE [--vocab-from FILE]\n"
           "             [--merges-from FILE ...] --seed S -o OUT.gguf   (fimd synth --help)\n",
           f);
@@ -144,7 +145,7 @@ int main(int argc, char **argv)
         {"tokenize", cmd_tokenize}, {"detokenize", cmd_detokenize}, {"logits", cmd_logits},
         {"generate", cmd_generate}, {"info", cmd_info},             {"tensor", cmd_tensor},
         {"synth", cmd_synth},       {"complete", cmd_complete},
-        {"demo", cmd_demo},
+        {"demo", cmd_demo},         {"bench", cmd_bench},
     };
     if (argc < 2 || argv[1][0] == '-' ) {
         if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {

@@ -127,6 +127,10 @@ typedef struct model_kernels {
 } model_kernels;
 
 const model_kernels *model__kernels(void);
+/* Every kernel table this CPU can run (the scalar reference first); for tests. */
+int model__kernel_tables(const model_kernels **out, int max);
+/* Fill the AVX2 entries of k (kernels_avx2.c, compiled with -mavx2 -mfma -mf16c). */
+void model__kernels_avx2(model_kernels *k);
 
 /* ---- thread pool ---- */
 

@@ -4,6 +4,8 @@
 #include "model_internal.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define QK 32
@@ -653,8 +655,37 @@ static const model_kernels scalar_kernels = {
     .name = "scalar",
 };
 
-/* The one dispatch point: faster kernels (issue #4) will be chosen here from the CPU's features. */
+static model_kernels avx2_kernels;
+static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
+static bool have_avx2;
+
+static void init_kernels(void)
+{
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#endif
+    if (have_avx2) {
+        avx2_kernels = scalar_kernels; /* types without a SIMD kernel keep the reference */
+        model__kernels_avx2(&avx2_kernels);
+    }
+}
+
+/* The one dispatch point, decided once from the CPU's features (FIMD_KERNELS=scalar forces the
+ * reference kernels). */
 const model_kernels *model__kernels(void)
 {
+    pthread_once(&kernels_once, init_kernels);
+    const char *force = getenv("FIMD_KERNELS");
+    if (have_avx2 && !(force && !strcmp(force, "scalar"))) return &avx2_kernels;
     return &scalar_kernels;
+}
+
+int model__kernel_tables(const model_kernels **out, int max)
+{
+    pthread_once(&kernels_once, init_kernels);
+    int n = 0;
+    if (n < max) out[n++] = &scalar_kernels;
+    if (have_avx2 && n < max) out[n++] = &avx2_kernels;
+    return n;
 }

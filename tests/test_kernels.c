@@ -134,17 +134,37 @@ static void halves(void)
     CHECK(model__bf16_to_f32(0x4049) == 3.140625f, "bf16 to f32");
 }
 
+static void f32_helpers(const model_kernels *k)
+{
+    float a[577], b[577], y[577], y2[577];
+    for (int i = 0; i < 577; i++) a[i] = frand(), b[i] = frand(), y[i] = y2[i] = frand();
+    double ref = 0;
+    for (int i = 0; i < 577; i++) ref += (double)a[i] * b[i];
+    CHECK(fabs(k->dot_f32(577, a, b) - ref) < 1e-4, "%s dot_f32", k->name);
+    k->axpy_f32(577, 0.5f, a, y);
+    float md = 0;
+    for (int i = 0; i < 577; i++) md = fmaxf(md, fabsf(y[i] - (y2[i] + 0.5f * a[i])));
+    CHECK(md < 1e-6f, "%s axpy_f32", k->name);
+}
+
 int main(void)
 {
-    const model_kernels *k = model__kernels();
-    for (size_t i = 0; i < sizeof weight_types / sizeof *weight_types; i++) {
-        int t = weight_types[i];
-        CHECK(k->vec_dot[t] != NULL, "%s has a kernel", model_type_name(t));
-        if (!k->vec_dot[t]) continue;
-        dot_vs_reference(k, t, 256);
-        dot_vs_reference(k, t, 2816);
-        weight_round_trip(t);
+    const model_kernels *tables[8];
+    int n_tables = model__kernel_tables(tables, 8);
+    printf("kernel tables on this CPU:");
+    for (int i = 0; i < n_tables; i++) printf(" %s", tables[i]->name);
+    printf("\n");
+    for (int k = 0; k < n_tables; k++) {
+        for (size_t i = 0; i < sizeof weight_types / sizeof *weight_types; i++) {
+            int t = weight_types[i];
+            CHECK(tables[k]->vec_dot[t] != NULL, "%s has a kernel", model_type_name(t));
+            if (!tables[k]->vec_dot[t]) continue;
+            dot_vs_reference(tables[k], t, 256);
+            dot_vs_reference(tables[k], t, 2816);
+        }
+        f32_helpers(tables[k]);
     }
+    for (size_t i = 0; i < sizeof weight_types / sizeof *weight_types; i++) weight_round_trip(weight_types[i]);
     activation_quantizers();
     halves();
     CHECK(model_type_from_name("q4_k") == MODEL_TYPE_Q4_K && model_type_from_name("IQ4_NL") == MODEL_TYPE_IQ4_NL &&

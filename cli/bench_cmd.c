@@ -1,0 +1,142 @@
+/* cli/bench_cmd.c — `fimd bench`: prompt and decode speed of the engine on a model, the achieved
+ * weight-read bandwidth next to the machine's measured read bandwidth, and peak RSS. Timings are
+ * noisy here, so these are figures to compare side by side, never test assertions. */
+#define _GNU_SOURCE
+#include "cli/cli.h"
+#include "model/model.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+typedef struct bw_arg {
+    const uint64_t *p;
+    size_t n;
+    uint64_t sum;
+} bw_arg;
+
+static void *bw_read(void *arg)
+{
+    bw_arg *a = arg;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t i = 0; i + 4 <= a->n; i += 4) s0 += a->p[i], s1 += a->p[i + 1], s2 += a->p[i + 2], s3 += a->p[i + 3];
+    a->sum = s0 + s1 + s2 + s3;
+    return NULL;
+}
+
+/* Read bandwidth of this machine with `threads` threads over a 1 GiB buffer (best of 3). */
+static double read_bandwidth(int threads)
+{
+    size_t bytes = (size_t)1 << 30, n = bytes / 8;
+    uint64_t *buf = malloc(bytes);
+    if (!buf) return 0;
+    for (size_t i = 0; i < n; i++) buf[i] = i;
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        pthread_t th[64];
+        bw_arg args[64];
+        int t = threads < 64 ? threads : 64;
+        double t0 = now_s();
+        for (int i = 0; i < t; i++) {
+            args[i] = (bw_arg){buf + n / (size_t)t * (size_t)i, n / (size_t)t, 0};
+            pthread_create(&th[i], NULL, bw_read, &args[i]);
+        }
+        uint64_t sink = 0;
+        for (int i = 0; i < t; i++) pthread_join(th[i], NULL), sink += args[i].sum;
+        double gbps = (double)bytes / (now_s() - t0) / 1e9;
+        if (gbps > best && sink != 1) best = gbps;
+    }
+    free(buf);
+    return best;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    const char *path = NULL;
+    long p = 512, n = 64, threads = 0;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--json")) {
+            json = true;
+            continue;
+        }
+        if (!v) return cli_fail("bench: %s needs a value (or is unknown)", a);
+        i++;
+        if (!strcmp(a, "-m")) path = v;
+        else if (!strcmp(a, "-p")) {
+            if (cli_parse_int(v, 1, 1 << 16, &p)) return cli_fail("bench: -p needs 1..65536");
+        } else if (!strcmp(a, "-n")) {
+            if (cli_parse_int(v, 0, 1 << 16, &n)) return cli_fail("bench: -n needs 0..65536");
+        } else if (!strcmp(a, "-t")) {
+            if (cli_parse_int(v, 0, 1024, &threads)) return cli_fail("bench: -t needs a thread count");
+        } else {
+            return cli_fail("bench: unknown option '%s'", a);
+        }
+    }
+    if (!path) return cli_fail("bench: usage: fimd bench -m MODEL [-p 512] [-n 64] [-t N] [--json]");
+    model_err err = {{0}};
+    double t0 = now_s();
+    model *m = model_load(path, &err);
+    if (!m) return cli_fail("%s", err.msg);
+    double load_s = now_s() - t0;
+    model_set_threads(m, (int)threads);
+    const model_hparams *h = model_get_hparams(m);
+    model_cache *c = model_cache_new(m, &err);
+    float *logits = malloc(sizeof(float) * (size_t)h->n_vocab);
+    int32_t *prompt = malloc(sizeof(int32_t) * (size_t)p);
+    uint64_t s = 12345;
+    int range = h->n_vocab > 1000 ? h->n_vocab - 1000 : h->n_vocab; /* ordinary tokens, not specials */
+    for (long i = 0; i < p; i++) s = s * 6364136223846793005ULL + 1442695040888963407ULL, prompt[i] = (int32_t)((s >> 33) % (uint64_t)range);
+    int rc = 0;
+    /* warm-up: page the weights in and create the threads */
+    if (model_eval(m, c, prompt, 1, logits, MODEL_LOGITS_LAST, NULL, &err)) rc = cli_fail("bench: %s", err.msg);
+    model_cache_truncate(c, 0);
+    double tp = now_s();
+    if (!rc && model_eval(m, c, prompt, (int)p, logits, MODEL_LOGITS_LAST, NULL, &err)) rc = cli_fail("bench: %s", err.msg);
+    tp = now_s() - tp;
+    double td = now_s();
+    for (long i = 0; !rc && i < n; i++) {
+        int32_t tok = 0;
+        for (int v = 1; v < h->n_vocab; v++)
+            if (logits[v] > logits[tok]) tok = v;
+        if (model_eval(m, c, &tok, 1, logits, MODEL_LOGITS_LAST, NULL, &err)) rc = cli_fail("bench: %s", err.msg);
+    }
+    td = now_s() - td;
+    if (!rc) {
+        double prompt_tps = (double)p / tp, decode_tps = n ? (double)n / td : 0;
+        double bytes = (double)model_weight_bytes_per_token(m), gbps = decode_tps * bytes / 1e9;
+        struct rusage ru; /* before the bandwidth probe, whose buffer would count */
+        getrusage(RUSAGE_SELF, &ru);
+        double rss_mb = (double)ru.ru_maxrss / 1024.0;
+        double bw = read_bandwidth(model_get_threads(m));
+        if (json) {
+            printf("{\"model\":\"%s\",\"threads\":%d,\"prompt_tokens\":%ld,\"decode_tokens\":%ld,\"prompt_tps\":%.2f,"
+                   "\"decode_tps\":%.2f,\"bytes_per_token\":%.0f,\"gbps\":%.2f,\"bandwidth_gbps\":%.2f,"
+                   "\"roofline\":%.3f,\"peak_rss_mb\":%.1f,\"load_s\":%.3f}\n",
+                   path, model_get_threads(m), p, n, prompt_tps, decode_tps, bytes, gbps, bw, bw > 0 ? gbps / bw : 0, rss_mb, load_s);
+        } else {
+            printf("model %s: %d layers, vocab %d, %d threads\n", path, h->n_layer, h->n_vocab, model_get_threads(m));
+            printf("prompt  %5ld tokens: %8.1f tok/s (%.3f s)\n", p, prompt_tps, tp);
+            printf("decode  %5ld tokens: %8.1f tok/s (%.2f ms/token)\n", n, decode_tps, n ? td * 1e3 / (double)n : 0);
+            printf("weights read per token: %.1f MB -> %.1f GB/s achieved; machine reads %.1f GB/s (%.0f%% of the roofline)\n",
+                   bytes / 1e6, gbps, bw, bw > 0 ? 100 * gbps / bw : 0);
+            printf("peak RSS %.0f MB, load %.2f s\n", rss_mb, load_s);
+        }
+    }
+    free(prompt);
+    free(logits);
+    model_cache_free(c);
+    model_free(m);
+    return rc;
+}

@@ -1,0 +1,276 @@
+/* model/kernels_avx2.c — AVX2/FMA/F16C dot products for the weight types a DeepSeek GGUF uses,
+ * against activations quantized as llama.cpp does (Q8_0 or Q8_K). Same integer sums as the scalar
+ * reference in quant.c, so results differ only in float summation order; tests/test_kernels.c checks
+ * every kernel against the reference. Compiled with -mavx2 -mfma -mf16c and chosen at run time. */
+#include "model_internal.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <string.h>
+
+static inline float h2f(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+static inline float hsum_ps(__m256 x)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline int hsum_i32(__m256i x)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* signed x signed bytes -> 8 int32 sums of 4 products */
+static inline __m256i dot_i8(__m256i x, __m256i y)
+{
+    const __m256i dot = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+    return _mm256_madd_epi16(dot, _mm256_set1_epi16(1));
+}
+
+/* 16 bytes of nibbles -> 32 bytes: low nibbles first, then high nibbles (the 32-element order) */
+static inline __m256i nibbles32(const uint8_t *p)
+{
+    const __m128i t = _mm_loadu_si128((const __m128i *)p);
+    const __m256i b = _mm256_inserti128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+    return _mm256_and_si256(b, _mm256_set1_epi8(0x0f));
+}
+
+/* 32 bits -> 32 bytes, 0xff where the bit is set */
+static inline __m256i bits32(const uint8_t *p)
+{
+    uint32_t x;
+    memcpy(&x, p, 4);
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), shuf);
+    b = _mm256_or_si256(b, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    return _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1));
+}
+
+static float dot_q8_0(int n, const void *w, const void *x)
+{
+    const uint8_t *a = w, *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / 32; i++, a += 34, b += 34) {
+        const __m256i qa = _mm256_loadu_si256((const __m256i *)(a + 2));
+        const __m256i qb = _mm256_loadu_si256((const __m256i *)(b + 2));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * h2f(b)), _mm256_cvtepi32_ps(dot_i8(qa, qb)), acc);
+    }
+    return hsum_ps(acc);
+}
+
+static float dot_q4_0(int n, const void *w, const void *x)
+{
+    const uint8_t *a = w, *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / 32; i++, a += 18, b += 34) {
+        const __m256i qa = _mm256_sub_epi8(nibbles32(a + 2), _mm256_set1_epi8(8));
+        const __m256i qb = _mm256_loadu_si256((const __m256i *)(b + 2));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * h2f(b)), _mm256_cvtepi32_ps(dot_i8(qa, qb)), acc);
+    }
+    return hsum_ps(acc);
+}
+
+static float dot_q5_0(int n, const void *w, const void *x)
+{
+    const uint8_t *a = w, *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / 32; i++, a += 22, b += 34) {
+        /* bit set: the nibble is the value; bit clear: nibble - 16, i.e. nibble | 0xf0 as int8 */
+        const __m256i hi = _mm256_andnot_si256(bits32(a + 2), _mm256_set1_epi8((char)0xf0));
+        const __m256i qa = _mm256_or_si256(nibbles32(a + 6), hi);
+        const __m256i qb = _mm256_loadu_si256((const __m256i *)(b + 2));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * h2f(b)), _mm256_cvtepi32_ps(dot_i8(qa, qb)), acc);
+    }
+    return hsum_ps(acc);
+}
+
+static float dot_iq4_nl(int n, const void *w, const void *x)
+{
+    static const int8_t kv[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)kv));
+    const uint8_t *a = w, *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / 32; i++, a += 18, b += 34) {
+        const __m256i qa = _mm256_shuffle_epi8(table, nibbles32(a + 2));
+        const __m256i qb = _mm256_loadu_si256((const __m256i *)(b + 2));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * h2f(b)), _mm256_cvtepi32_ps(dot_i8(qa, qb)), acc);
+    }
+    return hsum_ps(acc);
+}
+
+/* K-quant 6-bit scales and mins of a Q4_K/Q5_K block */
+static inline void kscales(const uint8_t *s, int16_t sc[8], int16_t mn[8])
+{
+    for (int k = 0; k < 4; k++) {
+        sc[k] = s[k] & 63;
+        mn[k] = s[k + 4] & 63;
+        sc[k + 4] = (int16_t)((s[k + 8] & 0x0f) | ((s[k] >> 6) << 4));
+        mn[k + 4] = (int16_t)((s[k + 8] >> 4) | ((s[k + 4] >> 6) << 4));
+    }
+}
+
+static inline int mins_dot(const int16_t mn[8], const uint8_t *bsums_p)
+{
+    int16_t bs[16];
+    memcpy(bs, bsums_p, sizeof bs);
+    int s = 0;
+    for (int k = 0; k < 8; k++) s += mn[k] * (bs[2 * k] + bs[2 * k + 1]);
+    return s;
+}
+
+static float dot_k45(int n, const void *w, const void *x, bool five)
+{
+    const uint8_t *a = w, *b = x;
+    const int bytes = five ? 176 : 144;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0;
+    for (int i = 0; i < n / 256; i++, a += bytes, b += 292) {
+        float dx;
+        memcpy(&dx, b, 4);
+        int16_t sc[8], mn[8];
+        kscales(a + 4, sc, mn);
+        accm -= h2f(a + 2) * dx * (float)mins_dot(mn, b + 260);
+        const uint8_t *qs = a + (five ? 48 : 16);
+        const int8_t *q8 = (const int8_t *)(b + 4);
+        const __m256i hbits = five ? _mm256_loadu_si256((const __m256i *)(a + 16)) : _mm256_setzero_si256();
+        __m256i sumi = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            const __m256i q4 = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+            __m256i lo = _mm256_and_si256(q4, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+            if (five) {
+                lo = _mm256_add_epi8(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), one), 4));
+                hi = _mm256_add_epi8(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), one), 4));
+            }
+            const __m256i pl = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j)));
+            const __m256i ph = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j + 32)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pl, _mm256_set1_epi16(sc[2 * j])));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(ph, _mm256_set1_epi16(sc[2 * j + 1])));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * dx), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum_ps(acc) + accm;
+}
+
+static float dot_q4_k(int n, const void *w, const void *x)
+{
+    return dot_k45(n, w, x, false);
+}
+
+static float dot_q5_k(int n, const void *w, const void *x)
+{
+    return dot_k45(n, w, x, true);
+}
+
+static float dot_q6_k(int n, const void *w, const void *x)
+{
+    const uint8_t *a = w, *b = x;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / 256; i++, a += 210, b += 292) {
+        float dx;
+        memcpy(&dx, b, 4);
+        const int8_t *S = (const int8_t *)(a + 192), *q8 = (const int8_t *)(b + 4);
+        int16_t bs[16];
+        memcpy(bs, b + 260, sizeof bs);
+        int offset = 0; /* the stored values are q + 32: subtract 32 * sum(scale * q8) */
+        for (int g = 0; g < 16; g++) offset += S[g] * bs[g];
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *L = a + 64 * h, *H = a + 128 + 32 * h;
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)L), l2 = _mm256_loadu_si256((const __m256i *)(L + 32));
+            const __m256i hb = _mm256_loadu_si256((const __m256i *)H);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l2, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l2, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
+            for (int k = 0; k < 4; k++) {
+                const __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 32 * k)));
+                const int s0 = S[8 * h + 2 * k], s1 = S[8 * h + 2 * k + 1];
+                const __m256i sc = _mm256_set_epi16((short)s1, (short)s1, (short)s1, (short)s1, (short)s1, (short)s1,
+                                                    (short)s1, (short)s1, (short)s0, (short)s0, (short)s0, (short)s0,
+                                                    (short)s0, (short)s0, (short)s0, (short)s0);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sc));
+            }
+        }
+        const __m256i total = _mm256_sub_epi32(sumi, _mm256_setr_epi32(32 * offset, 0, 0, 0, 0, 0, 0, 0));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a + 208) * dx), _mm256_cvtepi32_ps(total), acc);
+    }
+    return hsum_ps(acc);
+}
+
+static float dot_f16(int n, const void *w, const void *x)
+{
+    const uint16_t *a = w, *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        acc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i))),
+                              _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + i))), acc);
+    float s = hsum_ps(acc);
+    for (; i < n; i++) s += _cvtsh_ss(a[i]) * _cvtsh_ss(b[i]);
+    return s;
+}
+
+static float dot_f32v(int n, const float *a, const float *b)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), a1);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), a0);
+    float s = hsum_ps(_mm256_add_ps(a0, a1));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static float dot_f32(int n, const void *w, const void *x)
+{
+    return dot_f32v(n, w, x);
+}
+
+static void axpy(int n, float alpha, const float *x, float *y)
+{
+    const __m256 va = _mm256_set1_ps(alpha);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += alpha * x[i];
+}
+
+void model__kernels_avx2(model_kernels *k)
+{
+    k->vec_dot[MODEL_TYPE_F32] = dot_f32;
+    k->vec_dot[MODEL_TYPE_F16] = dot_f16;
+    k->vec_dot[MODEL_TYPE_Q8_0] = dot_q8_0;
+    k->vec_dot[MODEL_TYPE_Q4_0] = dot_q4_0;
+    k->vec_dot[MODEL_TYPE_Q5_0] = dot_q5_0;
+    k->vec_dot[MODEL_TYPE_IQ4_NL] = dot_iq4_nl;
+    k->vec_dot[MODEL_TYPE_Q4_K] = dot_q4_k;
+    k->vec_dot[MODEL_TYPE_Q5_K] = dot_q5_k;
+    k->vec_dot[MODEL_TYPE_Q6_K] = dot_q6_k;
+    k->dot_f32 = dot_f32v;
+    k->axpy_f32 = axpy;
+    k->name = "avx2";
+}
+#else
+void model__kernels_avx2(model_kernels *k)
+{
+    (void)k;
+}
+#endif
