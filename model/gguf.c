@@ -435,7 +435,8 @@ model_gguf *model_gguf_open(const char *path, model_err *err)
         model_gguf_close(g);
         return NULL;
     }
-    void *p = mmap(NULL, g->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    /* MAP_POPULATE: fault the weights in now, not token by token as experts get routed */
+    void *p = mmap(NULL, g->size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
     close(fd);
     if (p == MAP_FAILED) {
         model__fail(err, "%s: mmap: %s", path, strerror(errno));

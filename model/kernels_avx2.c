@@ -109,24 +109,10 @@ static float dot_iq4_nl(int n, const void *w, const void *x)
     return hsum_ps(acc);
 }
 
-/* K-quant 6-bit scales and mins of a Q4_K/Q5_K block */
-static inline void kscales(const uint8_t *s, int16_t sc[8], int16_t mn[8])
+/* Shuffle mask that replicates 16-bit element i of a 128-bit lane across the register. */
+static inline __m256i rep16(int i)
 {
-    for (int k = 0; k < 4; k++) {
-        sc[k] = s[k] & 63;
-        mn[k] = s[k + 4] & 63;
-        sc[k + 4] = (int16_t)((s[k + 8] & 0x0f) | ((s[k] >> 6) << 4));
-        mn[k + 4] = (int16_t)((s[k + 8] >> 4) | ((s[k + 4] >> 6) << 4));
-    }
-}
-
-static inline int mins_dot(const int16_t mn[8], const uint8_t *bsums_p)
-{
-    int16_t bs[16];
-    memcpy(bs, bsums_p, sizeof bs);
-    int s = 0;
-    for (int k = 0; k < 8; k++) s += mn[k] * (bs[2 * k] + bs[2 * k + 1]);
-    return s;
+    return _mm256_set1_epi16((short)((2 * i) | ((2 * i + 1) << 8)));
 }
 
 static float dot_k45(int n, const void *w, const void *x, bool five)
@@ -135,13 +121,26 @@ static float dot_k45(int n, const void *w, const void *x, bool five)
     const int bytes = five ? 176 : 144;
     const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
     __m256 acc = _mm256_setzero_ps();
-    float accm = 0;
+    __m128 accm = _mm_setzero_ps();
     for (int i = 0; i < n / 256; i++, a += bytes, b += 292) {
         float dx;
         memcpy(&dx, b, 4);
-        int16_t sc[8], mn[8];
-        kscales(a + 4, sc, mn);
-        accm -= h2f(a + 2) * dx * (float)mins_dot(mn, b + 260);
+        /* the 12 scale bytes -> 8 scales (utmp[0..1]) and 8 mins (utmp[2..3]), as ggml unpacks them */
+        uint32_t u[4];
+        memcpy(u, a + 4, 12);
+        u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+        const uint32_t aux = u[1] & 0x3f3f3f3f;
+        u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+        u[2] = aux;
+        u[0] &= 0x3f3f3f3f;
+        const __m256i ms = _mm256_cvtepu8_epi16(_mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]));
+        /* mins . (pairwise sums of bsums) */
+        const __m256i bs = _mm256_loadu_si256((const __m256i *)(b + 260));
+        const __m128i q8s = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+        const __m128i prod = _mm_madd_epi16(_mm256_extracti128_si256(ms, 1), q8s);
+        accm = _mm_fmadd_ps(_mm_set1_ps(-h2f(a + 2) * dx), _mm_cvtepi32_ps(prod), accm);
+        const __m128i sc128 = _mm256_castsi256_si128(ms);
+        const __m256i scales = _mm256_inserti128_si256(_mm256_castsi128_si256(sc128), sc128, 1);
         const uint8_t *qs = a + (five ? 48 : 16);
         const int8_t *q8 = (const int8_t *)(b + 4);
         const __m256i hbits = five ? _mm256_loadu_si256((const __m256i *)(a + 16)) : _mm256_setzero_si256();
@@ -155,12 +154,14 @@ static float dot_k45(int n, const void *w, const void *x, bool five)
             }
             const __m256i pl = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j)));
             const __m256i ph = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j + 32)));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pl, _mm256_set1_epi16(sc[2 * j])));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(ph, _mm256_set1_epi16(sc[2 * j + 1])));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pl, _mm256_shuffle_epi8(scales, rep16(2 * j))));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(ph, _mm256_shuffle_epi8(scales, rep16(2 * j + 1))));
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * dx), _mm256_cvtepi32_ps(sumi), acc);
     }
-    return hsum_ps(acc) + accm;
+    accm = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
+    accm = _mm_add_ss(accm, _mm_movehdup_ps(accm));
+    return hsum_ps(acc) + _mm_cvtss_f32(accm);
 }
 
 static float dot_q4_k(int n, const void *w, const void *x)
@@ -177,20 +178,26 @@ static float dot_q6_k(int n, const void *w, const void *x)
 {
     const uint8_t *a = w, *b = x;
     const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+    /* byte shuffles giving [s(2k) x8 | s(2k+1) x8] from the 16 scales of a half-block */
+    __m128i pick[4];
+    for (int k = 0; k < 4; k++)
+        pick[k] = _mm_set_epi8((char)(2 * k + 1), (char)(2 * k + 1), (char)(2 * k + 1), (char)(2 * k + 1), (char)(2 * k + 1),
+                               (char)(2 * k + 1), (char)(2 * k + 1), (char)(2 * k + 1), (char)(2 * k), (char)(2 * k),
+                               (char)(2 * k), (char)(2 * k), (char)(2 * k), (char)(2 * k), (char)(2 * k), (char)(2 * k));
     __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n / 256; i++, a += 210, b += 292) {
         float dx;
         memcpy(&dx, b, 4);
-        const int8_t *S = (const int8_t *)(a + 192), *q8 = (const int8_t *)(b + 4);
-        int16_t bs[16];
-        memcpy(bs, b + 260, sizeof bs);
-        int offset = 0; /* the stored values are q + 32: subtract 32 * sum(scale * q8) */
-        for (int g = 0; g < 16; g++) offset += S[g] * bs[g];
-        __m256i sumi = _mm256_setzero_si256();
+        const int8_t *q8 = (const int8_t *)(b + 4);
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)(a + 192));
+        /* stored values are q + 32: subtract 32 * sum(scale * bsum) */
+        const __m256i off = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), _mm256_loadu_si256((const __m256i *)(b + 260)));
+        __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
         for (int h = 0; h < 2; h++) {
             const uint8_t *L = a + 64 * h, *H = a + 128 + 32 * h;
             const __m256i l1 = _mm256_loadu_si256((const __m256i *)L), l2 = _mm256_loadu_si256((const __m256i *)(L + 32));
             const __m256i hb = _mm256_loadu_si256((const __m256i *)H);
+            const __m128i sch = h ? _mm_srli_si128(sc8, 8) : sc8; /* this half's 8 scales in the low bytes */
             __m256i q[4];
             q[0] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
             q[1] = _mm256_or_si256(_mm256_and_si256(l2, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
@@ -200,15 +207,11 @@ static float dot_q6_k(int n, const void *w, const void *x)
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
             for (int k = 0; k < 4; k++) {
                 const __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 32 * k)));
-                const int s0 = S[8 * h + 2 * k], s1 = S[8 * h + 2 * k + 1];
-                const __m256i sc = _mm256_set_epi16((short)s1, (short)s1, (short)s1, (short)s1, (short)s1, (short)s1,
-                                                    (short)s1, (short)s1, (short)s0, (short)s0, (short)s0, (short)s0,
-                                                    (short)s0, (short)s0, (short)s0, (short)s0);
+                const __m256i sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sch, pick[k]));
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sc));
             }
         }
-        const __m256i total = _mm256_sub_epi32(sumi, _mm256_setr_epi32(32 * offset, 0, 0, 0, 0, 0, 0, 0));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a + 208) * dx), _mm256_cvtepi32_ps(total), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a + 208) * dx), _mm256_cvtepi32_ps(sumi), acc);
     }
     return hsum_ps(acc);
 }
