@@ -20,7 +20,7 @@ else
 endif
 
 CFLAGS  += -std=c11 -g $(OPT) -Wall -Wextra -Werror -MMD -MP -I.
-LDLIBS  += -lev -lm -lpthread
+LDLIBS  += -lev -lopenblas -lm -lpthread
 LDFLAGS += $(LDSAN)
 
 DEB_PACKAGES := libjsmn-dev libev-dev libtree-sitter-dev libopenblas-dev
@@ -101,7 +101,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_FLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -Wall -Wextra -I.
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) | $(BUILD)/.deps-ok
 	@mkdir -p build-fuzz
-	clang $(FUZZ_FLAGS) $^ -lev -lm -lpthread -o $@
+	clang $(FUZZ_FLAGS) $^ -lev -lopenblas -lm -lpthread -o $@
 fuzz-%: build-fuzz/fuzz_%
 	@mkdir -p build-fuzz/corpus-$*
 	@cp tests/fuzz/seeds/$*/* build-fuzz/corpus-$*/

@@ -99,8 +99,8 @@ int cmd_bench(int argc, char **argv)
     int range = h->n_vocab > 1000 ? h->n_vocab - 1000 : h->n_vocab; /* ordinary tokens, not specials */
     for (long i = 0; i < p; i++) s = s * 6364136223846793005ULL + 1442695040888963407ULL, prompt[i] = (int32_t)((s >> 33) % (uint64_t)range);
     int rc = 0;
-    /* warm-up: page the weights in and create the threads */
-    if (model_eval(m, c, prompt, 1, logits, MODEL_LOGITS_LAST, NULL, &err)) rc = cli_fail("bench: %s", err.msg);
+    /* warm-up with the full batch, as llama-bench does: threads, scratch and pages are in place */
+    if (model_eval(m, c, prompt, (int)p, logits, MODEL_LOGITS_LAST, NULL, &err)) rc = cli_fail("bench: %s", err.msg);
     model_cache_truncate(c, 0);
     double tp = now_s();
     if (!rc && model_eval(m, c, prompt, (int)p, logits, MODEL_LOGITS_LAST, NULL, &err)) rc = cli_fail("bench: %s", err.msg);

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "model_internal.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,11 @@ struct model {
     size_t qbuf_len;
     float *att;          /* each thread's attention scratch */
     size_t att_len, att_stride;
+    bool use_sgemm;      /* prefill through dequantized tiles + OpenBLAS (FIMD_SGEMM=1 enables) */
+    float *xr;           /* activations rounded to the vec_dot type, as f32 (sgemm path) */
+    size_t xr_len;
+    float *tiles;        /* each thread's dequantized weight tile */
+    size_t tiles_len, tile_stride;
 };
 
 struct model_cache {
@@ -413,6 +419,11 @@ model *model_load(const char *path, model_err *err)
     }
     m->k = model__kernels();
     model_set_threads(m, 0);
+    /* Off by default: sgemm sums in another order than the int8 kernels, so logits would depend on
+     * how a prompt was chunked through the cache (and on random models such differences grow). */
+    const char *sg = getenv("FIMD_SGEMM");
+    m->use_sgemm = sg && !strcmp(sg, "1");
+    openblas_set_num_threads(1); /* our pool splits the work; OpenBLAS must not add threads */
     m->g = model_gguf_open(path, err);
     if (!m->g || load_hparams(m, err) || check_hparams(m, err)) goto fail;
     m->vocab = model_vocab_load(m->g, err);
@@ -442,6 +453,8 @@ void model_free(model *m)
     free(m->scratch);
     free(m->qbuf);
     free(m->att);
+    free(m->tiles);
+    free(m->xr);
     model__pool_free(m->pool);
     model_vocab_free(m->vocab);
     model_gguf_close(m->g);
@@ -469,6 +482,7 @@ void model_set_threads(model *m, int n)
     model__pool_free(m->pool);
     m->pool = NULL;
     m->n_threads = n;
+    m->tile_stride = 0; /* per-thread tiles are re-carved for the new count */
 }
 
 int model_get_threads(const model *m)
@@ -608,11 +622,65 @@ static void mm_rows(void *ctx, int n0, int n1, int thread)
     }
 }
 
+/* Prefill path: each thread dequantizes a tile of weight rows once and multiplies it with all T
+ * activation rows in one single-threaded OpenBLAS sgemm. */
+enum { SGEMM_MIN_TOKENS = 32, SGEMM_TILE = 64 };
+
+typedef struct sg_task {
+    model *m;
+    const wt *w;
+    int e, T;
+    const float *X;
+    size_t ldx;
+    float *Y;
+    size_t ldy;
+} sg_task;
+
+static void sg_rows(void *ctx, int n0, int n1, int thread)
+{
+    const sg_task *t = ctx;
+    const wt *w = t->w;
+    int K = (int)w->ne[0];
+    float *tile = t->m->tiles + t->m->tile_stride * (size_t)thread;
+    const uint8_t *rows = t->w->data + (size_t)t->e * w->mat_bytes;
+    for (int r0 = n0; r0 < n1; r0 += SGEMM_TILE) {
+        int nr = n1 - r0 < SGEMM_TILE ? n1 - r0 : SGEMM_TILE;
+        const model_kernels *k = t->m->k;
+        if (!k->dequant || !k->dequant(w->type, rows + (size_t)r0 * w->row_bytes, tile, (int64_t)nr * K))
+            model__dequant(w->type, rows + (size_t)r0 * w->row_bytes, tile, (int64_t)nr * K);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t->T, nr, K, 1.0f, t->X, (int)t->ldx, tile, K, 0.0f,
+                    t->Y + r0, (int)t->ldy);
+    }
+}
+
 /* Y[t][n] = W_e[n] . X[t] for T rows of X (stride ldx floats); Y rows ldy floats apart. Each X row
  * is quantized once to the weight's vec_dot type, as llama.cpp does, then rows of W are split over
- * the threads. */
+ * the threads; long batches (prefill) use dequantized tiles and sgemm instead, when enabled. */
 static void matmul(model *m, const wt *w, int e, const float *X, int T, size_t ldx, float *Y, size_t ldy)
 {
+    if (T >= SGEMM_MIN_TOKENS && m->use_sgemm && w->type != MODEL_TYPE_F32) {
+        /* Round the activations exactly as the int8 path does (quantize, dequantize): both paths
+         * then multiply the same values and differ only in summation order, so a prompt evaluated
+         * in one batch or in chunks through the cache gives the same logits (within ~1e-5). */
+        const type_traits *tt = model__type(w->type);
+        size_t K = (size_t)w->ne[0], rb = act_row_bytes(w);
+        float *Xr = grow((void **)&m->xr, &m->xr_len, sizeof(float) * K * (size_t)T);
+        uint8_t *q = grow((void **)&m->qbuf, &m->qbuf_len, rb);
+        for (int i = 0; i < T; i++) {
+            model__quant(tt->vec_dot_type, X + (size_t)i * ldx, q, (int64_t)K);
+            model__dequant(tt->vec_dot_type, q, Xr + (size_t)i * K, (int64_t)K);
+        }
+        X = Xr, ldx = K;
+        int threads = model__pool_threads(m->pool);
+        size_t need = (size_t)SGEMM_TILE * (size_t)w->ne[0];
+        if (need > m->tile_stride) {
+            m->tile_stride = need;
+            grow((void **)&m->tiles, &m->tiles_len, need * (size_t)threads * sizeof(float));
+        }
+        sg_task t = {m, w, e, T, X, ldx, Y, ldy};
+        model__pool_for(m->pool, (int)w->ne[1], SGEMM_TILE, sg_rows, &t);
+        return;
+    }
     const type_traits *tt = model__type(w->type);
     mm_task t = {m, w, e, T, (const uint8_t *)X, ldx * sizeof(float), Y, ldy};
     if (tt->vec_dot_type != MODEL_TYPE_F32) {

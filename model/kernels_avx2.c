@@ -256,8 +256,95 @@ static void axpy(int n, float alpha, const float *x, float *y)
     for (; i < n; i++) y[i] += alpha * x[i];
 }
 
+/* ---- dequantization (prefill tiles for sgemm) ---- */
+
+static void store_i8x32(float *y, __m256i q, float d) /* y[0..31] = d * q */
+{
+    const __m256 vd = _mm256_set1_ps(d);
+    const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+    _mm256_storeu_ps(y, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo))));
+    _mm256_storeu_ps(y + 8, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)))));
+    _mm256_storeu_ps(y + 16, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi))));
+    _mm256_storeu_ps(y + 24, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)))));
+}
+
+static void store_u8x32(float *y, __m256i q, float d, float m) /* y = d * q - m, q unsigned bytes */
+{
+    const __m256 vd = _mm256_set1_ps(d), vm = _mm256_set1_ps(m);
+    const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+    _mm256_storeu_ps(y, _mm256_fmsub_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo)), vm));
+    _mm256_storeu_ps(y + 8, _mm256_fmsub_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8))), vm));
+    _mm256_storeu_ps(y + 16, _mm256_fmsub_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)), vm));
+    _mm256_storeu_ps(y + 24, _mm256_fmsub_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8))), vm));
+}
+
+static bool dequant(int type, const void *src, float *y, int64_t n)
+{
+    const uint8_t *a = src;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    switch (type) {
+    case MODEL_TYPE_Q8_0:
+        for (int64_t i = 0; i < n / 32; i++, a += 34, y += 32) store_i8x32(y, _mm256_loadu_si256((const __m256i *)(a + 2)), h2f(a));
+        return true;
+    case MODEL_TYPE_Q4_0:
+        for (int64_t i = 0; i < n / 32; i++, a += 18, y += 32) store_i8x32(y, _mm256_sub_epi8(nibbles32(a + 2), _mm256_set1_epi8(8)), h2f(a));
+        return true;
+    case MODEL_TYPE_Q5_0:
+        for (int64_t i = 0; i < n / 32; i++, a += 22, y += 32) {
+            const __m256i hi = _mm256_andnot_si256(bits32(a + 2), _mm256_set1_epi8((char)0xf0));
+            store_i8x32(y, _mm256_or_si256(nibbles32(a + 6), hi), h2f(a));
+        }
+        return true;
+    case MODEL_TYPE_Q4_K:
+        for (int64_t i = 0; i < n / 256; i++, a += 144) {
+            float d = h2f(a), dmin = h2f(a + 2);
+            const uint8_t *s = a + 4;
+            for (int j = 0; j < 4; j++, y += 64) {
+                int k0 = 2 * j, k1 = 2 * j + 1;
+                int sc0 = k0 < 4 ? s[k0] & 63 : (s[k0 + 4] & 0x0f) | ((s[k0 - 4] >> 6) << 4);
+                int mn0 = k0 < 4 ? s[k0 + 4] & 63 : (s[k0 + 4] >> 4) | ((s[k0] >> 6) << 4);
+                int sc1 = k1 < 4 ? s[k1] & 63 : (s[k1 + 4] & 0x0f) | ((s[k1 - 4] >> 6) << 4);
+                int mn1 = k1 < 4 ? s[k1 + 4] & 63 : (s[k1 + 4] >> 4) | ((s[k1] >> 6) << 4);
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(a + 16 + 32 * j));
+                store_u8x32(y, _mm256_and_si256(q, m4), d * (float)sc0, dmin * (float)mn0);
+                store_u8x32(y + 32, _mm256_and_si256(_mm256_srli_epi16(q, 4), m4), d * (float)sc1, dmin * (float)mn1);
+            }
+        }
+        return true;
+    case MODEL_TYPE_Q6_K: {
+        const __m256i m2 = _mm256_set1_epi8(3), o32 = _mm256_set1_epi8(32);
+        for (int64_t i = 0; i < n / 256; i++, a += 210) {
+            float d = h2f(a + 208);
+            const int8_t *S = (const int8_t *)(a + 192);
+            for (int h = 0; h < 2; h++, y += 128) {
+                const uint8_t *L = a + 64 * h, *H = a + 128 + 32 * h;
+                const __m256i l1 = _mm256_loadu_si256((const __m256i *)L), l2 = _mm256_loadu_si256((const __m256i *)(L + 32));
+                const __m256i hb = _mm256_loadu_si256((const __m256i *)H);
+                __m256i q[4];
+                q[0] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+                q[1] = _mm256_or_si256(_mm256_and_si256(l2, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
+                q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
+                q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l2, 4), m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
+                for (int k = 0; k < 4; k++) {
+                    /* 32 values: the first 16 use scale 2k, the next 16 scale 2k+1 (of this half) */
+                    float tmp[32];
+                    store_i8x32(tmp, _mm256_sub_epi8(q[k], o32), 1.0f);
+                    float s0 = d * (float)S[8 * h + 2 * k], s1 = d * (float)S[8 * h + 2 * k + 1];
+                    for (int l = 0; l < 16; l++) y[32 * k + l] = tmp[l] * s0, y[32 * k + 16 + l] = tmp[16 + l] * s1;
+                }
+            }
+        }
+        return true;
+    }
+    default: return false;
+    }
+}
+
 void model__kernels_avx2(model_kernels *k)
 {
+    k->dequant = dequant;
     k->vec_dot[MODEL_TYPE_F32] = dot_f32;
     k->vec_dot[MODEL_TYPE_F16] = dot_f16;
     k->vec_dot[MODEL_TYPE_Q8_0] = dot_q8_0;

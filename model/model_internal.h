@@ -123,6 +123,8 @@ typedef struct model_kernels {
     vec_dot_fn vec_dot[MODEL_TYPE_COUNT];
     float (*dot_f32)(int n, const float *a, const float *b);       /* attention scores */
     void (*axpy_f32)(int n, float alpha, const float *x, float *y); /* y += alpha x */
+    /* Fast dequantization for some types (false: use model__dequant). Same values exactly. */
+    bool (*dequant)(int type, const void *src, float *dst, int64_t n);
     const char *name;
 } model_kernels;
 

@@ -22,23 +22,29 @@ struct model_pool {
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    atomic_uint gen;             /* bumped for each dispatch */
+    atomic_uint gen;             /* the current dispatch's generation; workers wake on a change */
     atomic_int sleeping;
     atomic_bool quit;
-    /* the current dispatch */
+    unsigned last_gen;           /* owned by the calling thread */
+    /* the current dispatch: set before `next` is published with its generation */
     _Atomic(pool_fn) fn;
     _Atomic(void *) ctx;
     atomic_int total, grain;
-    atomic_int next;             /* next chunk start */
+    _Atomic uint64_t next;       /* generation << 32 | next chunk start */
     atomic_int done;             /* items finished */
 };
 
-static void work(model_pool *p, int thread)
+/* Claim chunks of generation g until none are left. A chunk is claimed by a compare-and-swap on
+ * (generation, index), so a worker still holding an old generation can never take, or skip, a chunk
+ * of a newer dispatch; and while a claim succeeds, the dispatch's fields cannot have changed. */
+static void work(model_pool *p, unsigned g, int thread)
 {
     for (;;) {
-        int grain = atomic_load(&p->grain), total = atomic_load(&p->total);
-        int i0 = atomic_fetch_add(&p->next, grain);
+        uint64_t v = atomic_load(&p->next);
+        if ((unsigned)(v >> 32) != g) return;
+        int i0 = (int)(uint32_t)v, total = atomic_load(&p->total), grain = atomic_load(&p->grain);
         if (i0 >= total) return;
+        if (!atomic_compare_exchange_weak(&p->next, &v, v + (uint64_t)grain)) continue;
         int i1 = i0 + grain < total ? i0 + grain : total;
         atomic_load(&p->fn)(atomic_load(&p->ctx), i0, i1, thread);
         atomic_fetch_add(&p->done, i1 - i0);
@@ -71,7 +77,7 @@ static void *worker(void *arg)
         }
         if (atomic_load(&p->quit)) return NULL;
         seen = atomic_load(&p->gen);
-        work(p, a.id);
+        work(p, seen, a.id);
     }
 }
 
@@ -124,21 +130,19 @@ void model__pool_for(model_pool *p, int total, int grain, pool_fn fn, void *ctx)
         fn(ctx, 0, total, 0);
         return;
     }
-    /* A worker still looping after the previous dispatch may grab from this one as soon as `next`
-     * is reset, so everything it reads is set before, and `done` is reset before `next`. */
-    atomic_store(&p->next, 1 << 30);
+    unsigned g = ++p->last_gen;
     atomic_store(&p->fn, fn);
     atomic_store(&p->ctx, ctx);
     atomic_store(&p->grain, grain);
     atomic_store(&p->total, total);
     atomic_store(&p->done, 0);
-    atomic_store(&p->next, 0);
-    atomic_fetch_add(&p->gen, 1);
+    atomic_store(&p->next, (uint64_t)g << 32); /* chunks of generation g become claimable */
+    atomic_store(&p->gen, g);                 /* and the workers wake up for them */
     if (atomic_load(&p->sleeping) > 0) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
     }
-    work(p, 0);
+    work(p, g, 0);
     while (atomic_load(&p->done) < total) CPU_RELAX();
 }

@@ -134,6 +134,22 @@ static void halves(void)
     CHECK(model__bf16_to_f32(0x4049) == 3.140625f, "bf16 to f32");
 }
 
+/* The fast dequantizers give exactly the reference values. */
+static void dequant_exact(const model_kernels *k)
+{
+    if (!k->dequant) return;
+    for (size_t i = 0; i < sizeof weight_types / sizeof *weight_types; i++) {
+        int t = weight_types[i];
+        float x[2048], ref[2048], got[2048];
+        char q[8192];
+        for (int j = 0; j < 2048; j++) x[j] = frand();
+        model__quant(t, x, q, 2048);
+        model__dequant(t, q, ref, 2048);
+        if (!k->dequant(t, q, got, 2048)) continue;
+        CHECK(!memcmp(ref, got, sizeof ref), "%s dequant %s equals the reference exactly", k->name, model_type_name(t));
+    }
+}
+
 static void f32_helpers(const model_kernels *k)
 {
     float a[577], b[577], y[577], y2[577];
@@ -147,8 +163,38 @@ static void f32_helpers(const model_kernels *k)
     CHECK(md < 1e-6f, "%s axpy_f32", k->name);
 }
 
+/* The pool: many back-to-back dispatches of varying sizes; every item runs exactly once. */
+typedef struct pool_probe {
+    int *hits;
+} pool_probe;
+
+static void count_items(void *ctx, int i0, int i1, int thread)
+{
+    (void)thread;
+    pool_probe *p = ctx;
+    for (int i = i0; i < i1; i++) __atomic_fetch_add(&p->hits[i], 1, __ATOMIC_RELAXED);
+}
+
+static void pool_stress(void)
+{
+    model_pool *pool = model__pool_new(4);
+    int *hits = calloc(5000, sizeof *hits);
+    pool_probe probe = {hits};
+    int bad = 0;
+    for (int round = 0; round < 20000; round++) {
+        int total = 1 + (round * 7919) % 4999, grain = 1 + (round * 31) % 64;
+        memset(hits, 0, sizeof(int) * (size_t)total);
+        model__pool_for(pool, total, grain, count_items, &probe);
+        for (int i = 0; i < total; i++) bad += hits[i] != 1;
+    }
+    CHECK(bad == 0, "pool: 20000 dispatches, every item exactly once (%d wrong)", bad);
+    model__pool_free(pool);
+    free(hits);
+}
+
 int main(void)
 {
+    pool_stress();
     const model_kernels *tables[8];
     int n_tables = model__kernel_tables(tables, 8);
     printf("kernel tables on this CPU:");
@@ -163,6 +209,7 @@ int main(void)
             dot_vs_reference(tables[k], t, 2816);
         }
         f32_helpers(tables[k]);
+        dequant_exact(tables[k]);
     }
     for (size_t i = 0; i < sizeof weight_types / sizeof *weight_types; i++) weight_round_trip(weight_types[i]);
     activation_quantizers();
