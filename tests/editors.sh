@@ -12,7 +12,7 @@ M="$T/model.gguf"
 $FIMD synth --like tiny --type Q8_0 --merges-from model/ds2.c --merges-from model/tokenizer.c \
     --merges 400 --seed 4 -o "$M" || { echo "FAIL: synth"; echo "0 passed, 1 failed"; exit 1; }
 
-# the buffer before typing (line 12 is blank, 8 spaces) and after typing "tot" there
+# the buffer before typing (line 12 is blank, 8 spaces) and after typing "sum" there
 cat > "$T/sample.c" <<'SRC'
 #include <stdio.h>
 
@@ -32,7 +32,7 @@ int main(void)
     return 0;
 }
 SRC
-sed '13s/^        $/        tot/' "$T/sample.c" > "$T/typed.c"
+sed '13s/^        $/        sum/' "$T/sample.c" > "$T/typed.c"
 $FIMD complete -m "$M" "$T/typed.c" --line 12 --character 11 > "$T/expect.txt" || { echo "FAIL: fimd complete"; fail=$((fail + 1)); }
 echo "expected completion: [$(cat "$T/expect.txt")]"
 

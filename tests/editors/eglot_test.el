@@ -1,5 +1,5 @@
 ;;; tests/editors/eglot_test.el --- Emacs + Eglot (batch) as fimd's client  -*- lexical-binding: t -*-
-;; Opens a C buffer with fimd as the Eglot server for every programming mode, types "tot" through
+;; Opens a C buffer with fimd as the Eglot server for every programming mode, types "sum" through
 ;; the command loop, and checks that textDocument/inlineCompletion (sent on Eglot's connection: Eglot
 ;; has no inline UI of its own) and completion-at-point give the text `fimd complete' gives for the
 ;; same buffer and cursor.  Env: FIMD_BIN, FIMD_MODEL, FIMD_FILE, FIMD_EXPECT.
@@ -42,7 +42,7 @@
         (goto-char (point-min))
         (forward-line 12)
         (move-to-column 8)
-        (execute-kbd-macro "tot")
+        (execute-kbd-macro "sum")
         (eglot--signal-textDocument/didChange)
         (let* ((result (jsonrpc-request server :textDocument/inlineCompletion
                                         (append (eglot--TextDocumentPositionParams)

@@ -1,5 +1,5 @@
 -- tests/editors/nvim_test.lua — Neovim (0.7+) headless as fimd's client: attaches fimd to a C
--- buffer, types "tot" through the buffer API (incremental didChange), then checks that
+-- buffer, types "sum" through the buffer API (incremental didChange), then checks that
 -- textDocument/inlineCompletion and textDocument/completion return the text `fimd complete` gives
 -- for the same buffer and cursor. Env: FIMD_BIN, FIMD_MODEL, FIMD_FILE, FIMD_EXPECT.
 -- Run: nvim --headless --clean -u NONE -c "luafile tests/editors/nvim_test.lua"
@@ -36,7 +36,7 @@ for _ = 1, 400 do
 end
 check(loaded, 'model ready')
 
-vim.api.nvim_buf_set_text(buf, 12, 8, 12, 8, { 'tot' }) -- typing, sent as an incremental change
+vim.api.nvim_buf_set_text(buf, 12, 8, 12, 8, { 'sum' }) -- typing, sent as an incremental change
 local params = {
   textDocument = { uri = vim.uri_from_bufnr(buf) },
   position = { line = 12, character = 11 },

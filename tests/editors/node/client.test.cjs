@@ -3,7 +3,7 @@
 // inlineCompletion capability, didOpen, one didChange per keystroke, inlineCompletion with
 // triggerKind 2 (automatic) and 1 (invoked), completion, shutdown, exit.
 // Env: FIMD_BIN, FIMD_MODEL, FIMD_FILE (the buffer before typing), FIMD_EXPECT (fimd complete's
-// text for the buffer after typing "tot" at line 12, character 8; cursor at 12:11).
+// text for the buffer after typing "sum" at line 12, character 8; cursor at 12:11).
 'use strict';
 const { test } = require('node:test');
 const assert = require('node:assert');
@@ -47,7 +47,7 @@ test('fimd answers the requests VS Code sends', async () => {
     const text = fs.readFileSync(process.env.FIMD_FILE, 'utf8');
     conn.sendNotification(p.DidOpenTextDocumentNotification.type, { textDocument: { uri, languageId: 'c', version: 1, text } });
     let version = 1;
-    for (const [k, ch] of ['t', 'o', 't'].entries()) { // one didChange per keystroke, as VS Code sends
+    for (const [k, ch] of ['s', 'u', 'm'].entries()) { // one didChange per keystroke, as VS Code sends
         conn.sendNotification(p.DidChangeTextDocumentNotification.type, {
             textDocument: { uri, version: ++version },
             contentChanges: [{ range: { start: { line: 12, character: 8 + k }, end: { line: 12, character: 8 + k } }, rangeLength: 0, text: ch }],
