@@ -39,7 +39,7 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps editors-deps test demo format clean
+.PHONY: all deps editors-deps test demo bench format clean
 .SECONDARY:
 all: deps $(BUILD)/fimd
 
@@ -95,6 +95,24 @@ demo: all
 			--merges-from model/ds2.c --merges-from model/tokenizer.c --merges-from lsp/server.c \
 			--merges 800 --seed 4 -o $(DEMO_MODEL); fi
 	@$(BUILD)/fimd demo -m "$${FIMD_MODEL:-$(DEMO_MODEL)}"
+
+# Benchmarks on DeepSeek-Coder-V2-Lite's real dimensions with 4 layers (the first dense), as Q4_K_M
+# and Q8_0, with the real 102400-token vocabulary when ../shared is beside the clone. Figures only:
+# timings here are noisy, so nothing is asserted.
+BENCH_DIR   := $(BUILD)/bench
+BENCH_VOCAB := $(wildcard $(SHARED)/fixtures/vocab/deepseek-coder-v2-vocab.gguf)
+BENCH_SYNTH := --like lite --layers 4 --seed 1 $(if $(BENCH_VOCAB),--vocab-from $(BENCH_VOCAB),--merges-from model/ds2.c)
+$(BENCH_DIR)/lite4-%.gguf: | $(BUILD)/fimd
+	@mkdir -p $(BENCH_DIR)
+	$(BUILD)/fimd synth $(BENCH_SYNTH) --type $(subst lite4-,,$*) -o $@
+$(BENCH_DIR)/typing.c: lsp/server.c
+	@mkdir -p $(BENCH_DIR)
+	head -n 300 lsp/server.c > $@
+bench: all $(BENCH_DIR)/lite4-Q4_K_M.gguf $(BENCH_DIR)/lite4-Q8_0.gguf $(BENCH_DIR)/typing.c
+	@$(if $(BENCH_VOCAB),,echo "note: no ../shared vocabulary; the models use a small synthesized one, so the output head is far cheaper than the real one")
+	@for t in Q4_K_M Q8_0; do echo "== lite4 $$t: fimd bench -p 512 -n 64"; $(BUILD)/fimd bench -m $(BENCH_DIR)/lite4-$$t.gguf -p 512 -n 64; done
+	@echo "== lite4 Q4_K_M: fimd bench-typing, 3 lines of a 300-line C file, 16 tokens per keystroke"
+	@$(BUILD)/fimd bench-typing -m $(BENCH_DIR)/lite4-Q4_K_M.gguf $(BENCH_DIR)/typing.c --line 150
 
 # libFuzzer targets (clang): `make fuzz-lsp`, `make fuzz-gguf`; FUZZ_SECONDS per run (default 60).
 FUZZ_SECONDS ?= 60

@@ -26,5 +26,6 @@ int cmd_synth(int argc, char **argv);
 int cmd_complete(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_bench_typing(int argc, char **argv);
 
 #endif

@@ -131,6 +131,7 @@ static void usage(FILE *f)
           "  complete   -m MODEL FILE --line L --character C [--max-tokens N] [--stats]\n"
           "  demo       [-m MODEL] [FILE --line L --character C --type TEXT]   a scripted LSP session\n"
           "  bench      -m MODEL [-p 512] [-n 64] [-t N] [--json]   prompt/decode speed, GB/s, RSS\n"
+          "  bench-typing -m MODEL FILE --line L [--lines 3] [--n-predict 16] [--json]   per-keystroke latency\n"
           "  synth      --like lite|full|tiny [shape options] --type TYPE [--vocab-from FILE]\n"
           "             [--merges-from FILE ...] --seed S -o OUT.gguf   (fimd synth --help)\n",
           f);
@@ -146,6 +147,7 @@ int main(int argc, char **argv)
         {"generate", cmd_generate}, {"info", cmd_info},             {"tensor", cmd_tensor},
         {"synth", cmd_synth},       {"complete", cmd_complete},
         {"demo", cmd_demo},         {"bench", cmd_bench},
+        {"bench-typing", cmd_bench_typing},
     };
     if (argc < 2 || argv[1][0] == '-' ) {
         if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {

@@ -1,0 +1,143 @@
+/* cli/typing_cmd.c — `fimd bench-typing`: replays typing K lines of a file one character at a time
+ * (the rest of the file stays below as suffix) and asks for a completion at every keystroke as an
+ * editor would, through the same fim path as the server. Prints latency percentiles, tokens evaluated
+ * per request (within a line, where the cache should leave only the cursor line's tokens) and the
+ * share of prompt tokens reused from the cache. */
+#define _GNU_SOURCE
+#include "cli/cli.h"
+#include "fim/fim.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Byte offset of the start of line `line` (0-based), or len. */
+static size_t line_offset(const char *t, size_t len, long line)
+{
+    size_t at = 0;
+    for (long l = 0; l < line && at < len; l++) {
+        const char *nl = memchr(t + at, '\n', len - at);
+        at = nl ? (size_t)(nl - t) + 1 : len;
+    }
+    return at;
+}
+
+int cmd_bench_typing(int argc, char **argv)
+{
+    const char *path = NULL, *file = NULL;
+    long line = -1, lines = 3, n_predict = 16, threads = 0;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--json")) {
+            json = true;
+            continue;
+        }
+        if (a[0] != '-') {
+            file = a;
+            continue;
+        }
+        if (!v) return cli_fail("bench-typing: %s needs a value (or is unknown)", a);
+        i++;
+        long *dst = !strcmp(a, "--line") ? &line : !strcmp(a, "--lines") ? &lines : !strcmp(a, "--n-predict") ? &n_predict
+                  : !strcmp(a, "-t") ? &threads : NULL;
+        if (!strcmp(a, "-m")) path = v;
+        else if (!dst || cli_parse_int(v, 0, 1 << 20, dst)) return cli_fail("bench-typing: bad option %s %s", a, v);
+    }
+    if (!path || !file || line < 0 || lines < 1 || n_predict < 1)
+        return cli_fail("bench-typing: usage: fimd bench-typing -m MODEL FILE --line L [--lines 3] [--n-predict 16] [-t N] [--json]");
+    char *orig;
+    size_t len;
+    if (cli_read_file(file, &orig, &len)) return 1;
+    size_t from = line_offset(orig, len, line), to = line_offset(orig, len, line + lines);
+    if (from >= len) {
+        free(orig);
+        return cli_fail("bench-typing: %s has no line %ld", file, line + 1);
+    }
+    model_err me = {{0}};
+    fim_err fe = {{0}};
+    model *m = model_load(path, &me);
+    if (!m) {
+        free(orig);
+        return cli_fail("%s", me.msg);
+    }
+    model_set_threads(m, (int)threads);
+    fim_engine *e = fim_engine_new(m, &fe);
+    fim_config cfg;
+    fim_config_default(&cfg);
+    cfg.max_tokens = (int)n_predict;
+    /* the buffer without the lines to type; they are typed back at the cursor */
+    char *buf = malloc(len + 1);
+    memcpy(buf, orig, from);
+    memcpy(buf + from, orig + to, len - to);
+    size_t blen = from + (len - to), cursor = from, typed = to - from;
+    double *lat = malloc(sizeof(double) * (typed + 1));
+    long eval_sum = 0, eval_in_line = 0, n_in_line = 0, eval_max_in_line = 0, reused = 0, prompt = 0;
+    int n = 0, rc = 0;
+    fim_stats st;
+    char *out;
+    /* one request to fill the cache, as an editor does when the file opens (not counted) */
+    fim_request first = {file, buf, blen, cursor, 0};
+    if (fim_complete(e, &first, &cfg, NULL, &out, &st, &fe)) rc = cli_fail("bench-typing: %s", fe.msg);
+    free(out);
+    for (size_t k = 0; !rc && k < typed; k++) {
+        char ch = orig[from + k];
+        buf = realloc(buf, blen + 2);
+        memmove(buf + cursor + 1, buf + cursor, blen - cursor);
+        buf[cursor++] = ch;
+        blen++;
+        fim_request r = {file, buf, blen, cursor, 0};
+        double t0 = now_ms();
+        if (fim_complete(e, &r, &cfg, NULL, &out, &st, &fe)) {
+            rc = cli_fail("bench-typing: %s", fe.msg);
+            break;
+        }
+        lat[n++] = now_ms() - t0;
+        free(out);
+        eval_sum += st.evaluated;
+        reused += st.reused;
+        prompt += st.prompt_tokens;
+        if (ch != '\n' && k > 0 && orig[from + k - 1] != '\n') { /* a keystroke within a line */
+            eval_in_line += st.evaluated;
+            n_in_line++;
+            if (st.evaluated > eval_max_in_line) eval_max_in_line = st.evaluated;
+        }
+    }
+    if (!rc && n) {
+        qsort(lat, (size_t)n, sizeof *lat, cmp_double);
+        double p50 = lat[n / 2], p95 = lat[(int)(0.95 * (n - 1))];
+        double per = (double)eval_sum / n, in_line = n_in_line ? (double)eval_in_line / (double)n_in_line : 0;
+        double ratio = prompt ? (double)reused / (double)prompt : 0;
+        if (json)
+            printf("{\"file\":\"%s\",\"line\":%ld,\"lines\":%ld,\"n_predict\":%ld,\"requests\":%d,\"p50_ms\":%.2f,"
+                   "\"p95_ms\":%.2f,\"evaluated_per_request\":%.2f,\"evaluated_per_keystroke_in_line\":%.2f,"
+                   "\"max_evaluated_in_line\":%ld,\"reuse_ratio\":%.4f}\n",
+                   file, line, lines, n_predict, n, p50, p95, per, in_line, eval_max_in_line, ratio);
+        else
+            printf("typed %ld lines of %s from line %ld: %d requests of %ld tokens\n"
+                   "latency p50 %.1f ms, p95 %.1f ms\n"
+                   "tokens evaluated per request %.2f (within a line: %.2f on average, %ld at most)\n"
+                   "reuse ratio %.4f (prompt tokens kept from the cache)\n",
+                   lines, file, line + 1, n, n_predict, p50, p95, per, in_line, eval_max_in_line, ratio);
+    }
+    free(lat);
+    free(buf);
+    free(orig);
+    fim_engine_free(e);
+    model_free(m);
+    return rc;
+}
