@@ -133,6 +133,8 @@ const model_kernels *model__kernels(void);
 int model__kernel_tables(const model_kernels **out, int max);
 /* Fill the AVX2 entries of k (kernels_avx2.c, compiled with -mavx2 -mfma -mf16c). */
 void model__kernels_avx2(model_kernels *k);
+/* Fill the AVX-512 entries of k (kernels_avx512.c, -mavx512f -mavx512bw -mavx512vl). */
+void model__kernels_avx512(model_kernels *k);
 
 /* ---- thread pool ---- */
 

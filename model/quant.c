@@ -655,29 +655,37 @@ static const model_kernels scalar_kernels = {
     .name = "scalar",
 };
 
-static model_kernels avx2_kernels;
+static model_kernels avx2_kernels, avx512_kernels;
 static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
-static bool have_avx2;
+static bool have_avx2, have_avx512;
 
 static void init_kernels(void)
 {
 #if defined(__x86_64__)
     __builtin_cpu_init();
     have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    have_avx512 = have_avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                  __builtin_cpu_supports("avx512vl");
 #endif
     if (have_avx2) {
         avx2_kernels = scalar_kernels; /* types without a SIMD kernel keep the reference */
         model__kernels_avx2(&avx2_kernels);
     }
+    if (have_avx512) {
+        avx512_kernels = avx2_kernels; /* AVX-512 replaces only what it does better */
+        model__kernels_avx512(&avx512_kernels);
+    }
 }
 
-/* The one dispatch point, decided once from the CPU's features (FIMD_KERNELS=scalar forces the
- * reference kernels). */
+/* The one dispatch point, decided once from the CPU's features (FIMD_KERNELS=scalar or avx2 caps
+ * the choice, to compare or to rule a kernel out). */
 const model_kernels *model__kernels(void)
 {
     pthread_once(&kernels_once, init_kernels);
     const char *force = getenv("FIMD_KERNELS");
-    if (have_avx2 && !(force && !strcmp(force, "scalar"))) return &avx2_kernels;
+    if (force && !strcmp(force, "scalar")) return &scalar_kernels;
+    if (have_avx512 && !(force && !strcmp(force, "avx2"))) return &avx512_kernels;
+    if (have_avx2) return &avx2_kernels;
     return &scalar_kernels;
 }
 
@@ -687,5 +695,6 @@ int model__kernel_tables(const model_kernels **out, int max)
     int n = 0;
     if (n < max) out[n++] = &scalar_kernels;
     if (have_avx2 && n < max) out[n++] = &avx2_kernels;
+    if (have_avx512 && n < max) out[n++] = &avx512_kernels;
     return n;
 }
