@@ -164,6 +164,107 @@ static float dot_k45(int n, const void *w, const void *x, bool five)
     return hsum_ps(acc) + _mm_cvtss_f32(accm);
 }
 
+/* One Q4_K/Q5_K row against 4 activation rows: the block is unpacked once; each token's sums are
+ * made by exactly the operations of dot_k45, so every result is bitwise the single-row one. */
+static void dot4_k45(int n, const void *w, const void *x, size_t xs, float out[4], bool five)
+{
+    const uint8_t *a = w, *b = x;
+    const int bytes = five ? 176 : 144;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    __m256 acc[4];
+    __m128 accm[4];
+    for (int t = 0; t < 4; t++) acc[t] = _mm256_setzero_ps(), accm[t] = _mm_setzero_ps();
+    for (int i = 0; i < n / 256; i++, a += bytes, b += 292) {
+        uint32_t u[4];
+        memcpy(u, a + 4, 12);
+        u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+        const uint32_t aux = u[1] & 0x3f3f3f3f;
+        u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+        u[2] = aux;
+        u[0] &= 0x3f3f3f3f;
+        const __m256i ms = _mm256_cvtepu8_epi16(_mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]));
+        const __m128i mins = _mm256_extracti128_si256(ms, 1), sc128 = _mm256_castsi256_si128(ms);
+        const __m256i scales = _mm256_inserti128_si256(_mm256_castsi128_si256(sc128), sc128, 1);
+        const float d = h2f(a), dmin = h2f(a + 2);
+        float dx[4];
+        __m256i sumi[4];
+        for (int t = 0; t < 4; t++) {
+            const uint8_t *bt = b + xs * (size_t)t;
+            memcpy(&dx[t], bt, 4);
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)(bt + 260));
+            const __m128i q8s = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+            accm[t] = _mm_fmadd_ps(_mm_set1_ps(-dmin * dx[t]), _mm_cvtepi32_ps(_mm_madd_epi16(mins, q8s)), accm[t]);
+            sumi[t] = _mm256_setzero_si256();
+        }
+        const uint8_t *qs = a + (five ? 48 : 16);
+        const __m256i hbits = five ? _mm256_loadu_si256((const __m256i *)(a + 16)) : _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            const __m256i q4 = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+            __m256i lo = _mm256_and_si256(q4, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+            if (five) {
+                lo = _mm256_add_epi8(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), one), 4));
+                hi = _mm256_add_epi8(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), one), 4));
+            }
+            const __m256i sl = _mm256_shuffle_epi8(scales, rep16(2 * j)), sh = _mm256_shuffle_epi8(scales, rep16(2 * j + 1));
+            for (int t = 0; t < 4; t++) {
+                const int8_t *q8 = (const int8_t *)(b + xs * (size_t)t + 4);
+                const __m256i pl = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j)));
+                const __m256i ph = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j + 32)));
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(pl, sl));
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(ph, sh));
+            }
+        }
+        for (int t = 0; t < 4; t++) acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * dx[t]), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+    }
+    for (int t = 0; t < 4; t++) {
+        __m128 m = _mm_add_ps(accm[t], _mm_movehl_ps(accm[t], accm[t]));
+        m = _mm_add_ss(m, _mm_movehdup_ps(m));
+        out[t] = hsum_ps(acc[t]) + _mm_cvtss_f32(m);
+    }
+}
+
+static void dot4_q4_k(int n, const void *w, const void *x, size_t xs, float out[4])
+{
+    dot4_k45(n, w, x, xs, out, false);
+}
+
+static void dot4_q5_k(int n, const void *w, const void *x, size_t xs, float out[4])
+{
+    dot4_k45(n, w, x, xs, out, true);
+}
+
+/* Q8_0 / Q5_0 rows against 4 Q8_0 activation rows, each sum made as in the single-row kernels. */
+static void dot4_q32(int n, const void *w, const void *x, size_t xs, float out[4], int type)
+{
+    const uint8_t *a = w, *b = x;
+    const int bytes = type == MODEL_TYPE_Q8_0 ? 34 : 22;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int i = 0; i < n / 32; i++, a += bytes, b += 34) {
+        __m256i qa;
+        if (type == MODEL_TYPE_Q8_0)
+            qa = _mm256_loadu_si256((const __m256i *)(a + 2));
+        else
+            qa = _mm256_or_si256(nibbles32(a + 6), _mm256_andnot_si256(bits32(a + 2), _mm256_set1_epi8((char)0xf0)));
+        const float da = h2f(a);
+        for (int t = 0; t < 4; t++) {
+            const uint8_t *bt = b + xs * (size_t)t;
+            const __m256i qb = _mm256_loadu_si256((const __m256i *)(bt + 2));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(da * h2f(bt)), _mm256_cvtepi32_ps(dot_i8(qa, qb)), acc[t]);
+        }
+    }
+    for (int t = 0; t < 4; t++) out[t] = hsum_ps(acc[t]);
+}
+
+static void dot4_q8_0(int n, const void *w, const void *x, size_t xs, float out[4])
+{
+    dot4_q32(n, w, x, xs, out, MODEL_TYPE_Q8_0);
+}
+
+static void dot4_q5_0(int n, const void *w, const void *x, size_t xs, float out[4])
+{
+    dot4_q32(n, w, x, xs, out, MODEL_TYPE_Q5_0);
+}
+
 static float dot_q4_k(int n, const void *w, const void *x)
 {
     return dot_k45(n, w, x, false);
@@ -345,6 +446,10 @@ static bool dequant(int type, const void *src, float *y, int64_t n)
 void model__kernels_avx2(model_kernels *k)
 {
     k->dequant = dequant;
+    k->vec_dot4[MODEL_TYPE_Q4_K] = dot4_q4_k;
+    k->vec_dot4[MODEL_TYPE_Q5_K] = dot4_q5_k;
+    k->vec_dot4[MODEL_TYPE_Q8_0] = dot4_q8_0;
+    k->vec_dot4[MODEL_TYPE_Q5_0] = dot4_q5_0;
     k->vec_dot[MODEL_TYPE_F32] = dot_f32;
     k->vec_dot[MODEL_TYPE_F16] = dot_f16;
     k->vec_dot[MODEL_TYPE_Q8_0] = dot_q8_0;
