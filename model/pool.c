@@ -36,7 +36,8 @@ struct model_pool {
 
 /* Claim chunks of generation g until none are left. A chunk is claimed by a compare-and-swap on
  * (generation, index), so a worker still holding an old generation can never take, or skip, a chunk
- * of a newer dispatch; and while a claim succeeds, the dispatch's fields cannot have changed. */
+ * of a newer dispatch; and since a new dispatch first closes `next` before it rewrites the fields,
+ * a successful claim means the fields read with it belong to the claimed generation. */
 static void work(model_pool *p, unsigned g, int thread)
 {
     for (;;) {
@@ -131,6 +132,10 @@ void model__pool_for(model_pool *p, int total, int grain, pool_fn fn, void *ctx)
         return;
     }
     unsigned g = ++p->last_gen;
+    /* Close the previous dispatch under the new generation first: a worker still holding an old
+     * (generation, index) could otherwise see this dispatch's larger total and claim by CAS an index
+     * of the old, exhausted generation, then run this dispatch's fn on it twice. */
+    atomic_store(&p->next, (uint64_t)g << 32 | 0x7fffffffu);
     atomic_store(&p->fn, fn);
     atomic_store(&p->ctx, ctx);
     atomic_store(&p->grain, grain);

@@ -207,13 +207,13 @@ static void pool_stress(void)
     int *hits = calloc(5000, sizeof *hits);
     pool_probe probe = {hits};
     int bad = 0;
-    for (int round = 0; round < 20000; round++) {
+    for (int round = 0; round < 60000; round++) {
         int total = 1 + (round * 7919) % 4999, grain = 1 + (round * 31) % 64;
         memset(hits, 0, sizeof(int) * (size_t)total);
         model__pool_for(pool, total, grain, count_items, &probe);
         for (int i = 0; i < total; i++) bad += hits[i] != 1;
     }
-    CHECK(bad == 0, "pool: 20000 dispatches, every item exactly once (%d wrong)", bad);
+    CHECK(bad == 0, "pool: 60000 dispatches, every item exactly once (%d wrong)", bad);
     model__pool_free(pool);
     free(hits);
 }
