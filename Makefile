@@ -2,6 +2,7 @@
 # build/fimd; `make test` runs every test program; `make SANITIZE=1 test` does it under ASan+UBSan.
 
 CC      ?= cc
+comma   := ,
 SANITIZE ?=
 ifeq ($(SANITIZE),1)
   SAN := address,undefined
@@ -10,7 +11,7 @@ else
 endif
 
 ifneq ($(SAN),)
-  BUILD   := build-san
+  BUILD   := $(if $(filter 1,$(SANITIZE)),build-san,build-$(subst $(comma),-,$(SAN)))
   OPT     := -O1 -fno-omit-frame-pointer -fsanitize=$(SAN) -fno-sanitize-recover=all
   LDSAN   := -fsanitize=$(SAN)
 else

@@ -194,7 +194,7 @@ static int32_t sample(fim_engine *e, int nv, const fim_config *cfg, uint64_t *rn
 }
 
 /* Bring the session's cache to `prompt`, evaluating only what differs; logits of the last token. */
-static int prefill(fim_engine *e, session *s, const fim_ids_vec *prompt, const volatile int *cancel,
+static int prefill(fim_engine *e, session *s, const fim_ids_vec *prompt, const atomic_int *cancel,
                    fim_stats *st, fim_err *err)
 {
     size_t lcp = 0, held = (size_t)model_cache_len(s->cache);
@@ -232,7 +232,7 @@ int fim_prompt(fim_engine *e, const fim_request *req, const fim_config *cfg, int
 }
 
 int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
-                 const volatile int *cancel, char **out, fim_stats *st, fim_err *err)
+                 const atomic_int *cancel, char **out, fim_stats *st, fim_err *err)
 {
     const model_vocab *v = model_get_vocab(e->m);
     int nv = model_get_hparams(e->m)->n_vocab;
@@ -265,7 +265,7 @@ int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
     double t1 = now_ms();
     model_err me = {{0}};
     for (;;) {
-        if (cancel && *cancel) {
+        if (cancel && atomic_load_explicit(cancel, memory_order_relaxed)) {
             r = 1;
             break;
         }

@@ -67,7 +67,7 @@ typedef struct fim_stats {
  * the caller frees it). A cancel flag that becomes non-zero stops within one token: then the result
  * is 1 with stats->stop = FIM_STOP_CANCELLED and *out NULL. Errors return -1 with a message. */
 int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
-                 const volatile int *cancel, char **out, fim_stats *stats, fim_err *err);
+                 const atomic_int *cancel, char **out, fim_stats *stats, fim_err *err);
 
 /* The prompt fim_complete would evaluate, as token ids (malloc'd); for tools and tests. */
 int fim_prompt(fim_engine *e, const fim_request *req, const fim_config *cfg, int32_t **ids,

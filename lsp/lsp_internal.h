@@ -106,7 +106,7 @@ typedef struct job {
     lsp_pos pos;          /* the cursor as the client sent it (after clamping) */
     fim_config cfg;
     char *model_path;     /* JOB_LOAD */
-    volatile int cancel;  /* set by the main thread; the worker stops within one token */
+    atomic_int cancel;    /* set by the main thread; the worker stops within one token */
     int cancel_code;      /* -32800 or -32801 */
     /* result */
     int status;           /* 0 done, 1 cancelled, -1 error */

@@ -141,7 +141,7 @@ void lsp__worker_stop(lsp_worker *w)
     if (!w || w->quit) return;
     pthread_mutex_lock(&w->mu);
     w->quit = true;
-    if (w->running) w->running->cancel = 1;
+    if (w->running) atomic_store(&w->running->cancel, 1);
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
@@ -202,9 +202,9 @@ job *lsp__worker_cancel_doc(lsp_worker *w, const char *doc, int code)
         }
     }
     job *r = w->running;
-    if (r && r->kind == JOB_COMPLETE && (!doc || !strcmp(r->doc, doc)) && !r->cancel) {
-        r->cancel_code = code;
-        r->cancel = 1;
+    if (r && r->kind == JOB_COMPLETE && (!doc || !strcmp(r->doc, doc)) && !atomic_load(&r->cancel)) {
+        r->cancel_code = code; /* read by the main thread only, after the job is done */
+        atomic_store(&r->cancel, 1);
     }
     pthread_mutex_unlock(&w->mu);
     return removed;
@@ -222,9 +222,9 @@ job *lsp__worker_cancel_id(lsp_worker *w, const char *id, int code)
             break;
         }
     job *r = w->running;
-    if (!found && r && r->id && !strcmp(r->id, id) && !r->cancel) {
+    if (!found && r && r->id && !strcmp(r->id, id) && !atomic_load(&r->cancel)) {
         r->cancel_code = code;
-        r->cancel = 1;
+        atomic_store(&r->cancel, 1);
     }
     pthread_mutex_unlock(&w->mu);
     return found;

@@ -974,7 +974,7 @@ static void moe(model *m, const layer *L, const float *F, int T, float *out, buf
 /* ---- forward ---- */
 
 int model_eval(model *m, model_cache *c, const int32_t *tokens, int n, float *logits,
-               enum model_logits_mode mode, const volatile int *cancel, model_err *err)
+               enum model_logits_mode mode, const atomic_int *cancel, model_err *err)
 {
     const model_hparams *hp = &m->hp;
     int D = hp->n_embd, n_past = c->len;
@@ -990,7 +990,7 @@ int model_eval(model *m, model_cache *c, const int32_t *tokens, int n, float *lo
         model__dequant(m->tok_embd.type, m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes,
                        b.x + (size_t)t * D, D);
     for (int il = 0; il < hp->n_layer; il++) {
-        if (cancel && *cancel) { /* c->len untouched: the partial rows are ignored */
+        if (cancel && atomic_load_explicit(cancel, memory_order_relaxed)) { /* c->len untouched */
             model__fail(err, "cancelled");
             return -2;
         }

@@ -9,6 +9,7 @@
 #ifndef FIMD_MODEL_H
 #define FIMD_MODEL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -152,10 +153,10 @@ enum model_logits_mode {
 };
 
 /* Run n tokens at positions len(c) .. len(c)+n-1 on top of the cache, appending their latent
- * rows. `logits` must hold what `mode` asks for. A non-NULL `cancel` that becomes true stops
- * between layers (the cache is then truncated back and -2 returned). */
+ * rows. `logits` must hold what `mode` asks for. A non-NULL `cancel` that another thread sets stops
+ * between layers (the cache then keeps its old length and -2 is returned). */
 int model_eval(model *m, model_cache *c, const int32_t *tokens, int n, float *logits,
-               enum model_logits_mode mode, const volatile int *cancel, model_err *err);
+               enum model_logits_mode mode, const atomic_int *cancel, model_err *err);
 
 /* ---- Writing models: GGUF writer behind a seeded random deepseek2 synthesizer ---- */
 

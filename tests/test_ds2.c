@@ -298,7 +298,7 @@ static void cache_truncate(model *m)
     CHECK(model_eval(m, c, b.ids + 18, 12, got, MODEL_LOGITS_ALL, NULL, &err) == 0, "append 12");
     CHECK(want && max_diff(got, want + 18 * (size_t)nv, 12 * (size_t)nv) <= 1e-4f,
           "reused prefix + new suffix = fresh evaluation");
-    volatile int cancel = 1;
+    atomic_int cancel = 1;
     CHECK(model_eval(m, c, b.ids, 5, got, MODEL_LOGITS_LAST, &cancel, &err) == -2 && model_cache_len(c) == 30,
           "a cancelled evaluation returns -2 and leaves the cache as it was");
     int32_t bad = nv;

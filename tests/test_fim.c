@@ -184,7 +184,7 @@ static void sessions(void)
     CHECK(fim_engine_n_docs(e) == 1, "LRU eviction under the byte cap (%d docs)", fim_engine_n_docs(e));
     fim_engine_close_doc(e, "c");
     CHECK(fim_engine_n_docs(e) == 0 && fim_engine_cache_bytes(e) == 0, "close frees the cache");
-    volatile int cancel = 1;
+    atomic_int cancel = 1;
     CHECK(fim_complete(e, &r, &cfg, &cancel, &out, &st, &err) == 1 && st.stop == FIM_STOP_CANCELLED && !out,
           "a cancelled request returns 1 and no text");
     cfg.temperature = 0.8f;
