@@ -40,7 +40,7 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps editors-deps test demo bench format clean
+.PHONY: all deps editors-deps test demo bench vsix format clean
 .SECONDARY:
 all: deps $(BUILD)/fimd
 
@@ -85,7 +85,7 @@ $(BUILD)/.editors-ok: tests/editors/node/package-lock.json
 # Each test program runs as its own process with a timeout; the runner prints the totals.
 test: all $(TEST_BIN) editors-deps
 	@FIMD_BIN=$(BUILD)/fimd FIMD_SHARED=$(SHARED) FIMD_TMP=$(BUILD)/tmp sh tests/run.sh $(TEST_BIN) \
-		tests/cli_errors.sh tests/editors.sh
+		tests/cli_errors.sh tests/editors.sh tests/vsix.sh
 
 # The README's first command: build, make a demo model unless FIMD_MODEL names a real one, and run a
 # scripted LSP session. The demo model's weights are random: its text is meaningless.
@@ -97,6 +97,14 @@ demo: all
 			--merges-from model/ds2.c --merges-from model/tokenizer.c --merges-from lsp/server.c \
 			--merges 800 --seed 4 -o $(DEMO_MODEL); fi
 	@$(BUILD)/fimd demo -m "$${FIMD_MODEL:-$(DEMO_MODEL)}"
+
+# The VS Code extension, packaged with @vscode/vsce (pinned in editors/vscode/package-lock.json;
+# needs Node 20 or newer).
+vsix: $(BUILD)/fimd.vsix
+$(BUILD)/fimd.vsix: editors/vscode/package.json editors/vscode/package-lock.json editors/vscode/extension.js
+	@mkdir -p $(BUILD)
+	cd editors/vscode && npm ci --no-audit --no-fund --silent && \
+		npx vsce package --allow-missing-repository --out $(abspath $@)
 
 # Benchmarks on DeepSeek-Coder-V2-Lite's real dimensions with 4 layers (the first dense), as Q4_K_M
 # and Q8_0, with the real 102400-token vocabulary when ../shared is beside the clone. Figures only:
