@@ -50,6 +50,10 @@ if command -v nvim >/dev/null 2>&1; then
     out=$(cd "$T" && timeout 120 nvim --headless --clean -u NONE -c "luafile $REPO/tests/editors/nvim_test.lua" 2>&1)
     printf '%s\n' "$out" | sed 's/^/  nvim: /'
     add "$out" nvim
+    cp "$T/pristine.c" "$T/sample.c"
+    out=$(cd "$T" && FIMD_REPO="$REPO" timeout 120 nvim --headless --clean -u NONE -c "luafile $REPO/tests/editors/nvim_plugin_test.lua" 2>&1)
+    printf '%s\n' "$out" | sed 's/^/  nvim plugin: /'
+    add "$out" "nvim plugin"
 else
     echo "skipped: Neovim (nvim not installed)"
 fi
