@@ -63,6 +63,10 @@ if command -v emacs >/dev/null 2>&1 && [ -d /usr/share/emacs/site-lisp/elpa ] &&
     out=$(timeout 120 emacs --batch -Q -l tests/editors/eglot_test.el 2>&1 | grep -vE '^(Loading|Connected|\[eglot\]|Starting|Server)')
     printf '%s\n' "$out" | sed 's/^/  emacs: /'
     add "$out" emacs
+    cp "$T/pristine.c" "$T/sample.c"
+    out=$(FIMD_REPO="$REPO" timeout 120 emacs --batch -Q -l tests/editors/fimd_el_test.el 2>&1 | grep -vE '^(Loading|Connected|\[eglot\]|Starting|Server)')
+    printf '%s\n' "$out" | sed 's/^/  fimd.el: /'
+    add "$out" fimd.el
 else
     echo "skipped: Emacs + Eglot (emacs-nox and elpa-eglot not installed)"
 fi

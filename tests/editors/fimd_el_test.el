@@ -1,0 +1,56 @@
+;;; tests/editors/fimd_el_test.el --- editors/emacs/fimd.el in batch Emacs  -*- lexical-binding: t -*-
+;; fimd-setup registers fimd with Eglot; typing "sum" and requesting shows ghost text (an overlay) equal
+;; to `fimd complete''s text, and fimd-accept inserts exactly that at point.
+;; Env: FIMD_BIN, FIMD_MODEL, FIMD_FILE, FIMD_EXPECT, FIMD_REPO.
+
+(setq package-directory-list '("/usr/share/emacs/site-lisp/elpa"))
+(package-initialize)
+(add-to-list 'load-path (expand-file-name "editors/emacs" (getenv "FIMD_REPO")))
+(require 'fimd)
+
+(defvar fimd-test-pass 0)
+(defvar fimd-test-fail 0)
+(defun fimd-test-check (ok what)
+  (if ok (setq fimd-test-pass (1+ fimd-test-pass))
+    (setq fimd-test-fail (1+ fimd-test-fail))
+    (princ (format "FAIL fimd.el: %s\n" what))))
+
+(condition-case err
+    (let ((expected (with-temp-buffer
+                      (insert-file-contents-literally (getenv "FIMD_EXPECT"))
+                      (decode-coding-string (buffer-string) 'utf-8)))
+          (eglot-sync-connect t)
+          (got nil))
+      (setq fimd-program (getenv "FIMD_BIN") fimd-model (getenv "FIMD_MODEL"))
+      (fimd-setup)
+      (find-file (getenv "FIMD_FILE"))
+      (c-mode)
+      (call-interactively #'eglot)
+      (let ((server (eglot-current-server)))
+        (fimd-test-check server "eglot connected through fimd-setup's entry")
+        (fimd-test-check fimd-mode "fimd-mode is on in an Eglot buffer")
+        (let ((ok nil))
+          (dotimes (_ 400)
+            (unless ok
+              (setq ok (equal "ready" (plist-get (jsonrpc-request server :fimd/status nil) :state)))
+              (unless ok (sleep-for 0.05))))
+          (fimd-test-check ok "model ready"))
+        (goto-char (point-min))
+        (forward-line 12)
+        (move-to-column 8)
+        (insert "sum")
+        (let ((pos (point)))
+          (fimd-request (lambda (text) (setq got text)))
+          (dotimes (_ 400) (unless got (accept-process-output nil 0.05)))
+          (fimd-test-check (equal got expected) (format "ghost text equals fimd complete: [%s] vs [%s]" got expected))
+          (fimd-test-check (and fimd--overlay (equal (substring-no-properties (overlay-get fimd--overlay 'after-string)) expected)
+                                (= (overlay-start fimd--overlay) pos))
+                           "the overlay shows it at point")
+          (fimd-test-check (fimd-accept) "accept")
+          (fimd-test-check (equal (buffer-substring-no-properties pos (+ pos (length expected))) expected)
+                           "the buffer holds the completion at point")
+          (fimd-test-check (null fimd--overlay) "ghost text gone after accept"))
+        (eglot-shutdown server)))
+  (error (fimd-test-check nil (format "error: %S" err))))
+(princ (format "%d passed, %d failed\n" fimd-test-pass fimd-test-fail))
+(kill-emacs (if (> fimd-test-fail 0) 1 0))
