@@ -46,6 +46,7 @@ typedef struct server {
     bool have_last;
     fim_stats last;
     long requests, answered, cancelled;
+    long shown, accepted; /* inline completions with text, and those the editor reported accepted */
     FILE *log;
     bool fuzzing;     /* lsp__fuzz_feed: never load a model named by the input */
 } server;
@@ -245,7 +246,8 @@ static void on_initialize(server *s, const jdoc *d, int params, const char *id)
     lsp__jw_fmt(&r, "{\"capabilities\":{\"positionEncoding\":\"%s\","
                 "\"textDocumentSync\":{\"openClose\":true,\"change\":2,\"save\":{\"includeText\":false}},"
                 "\"completionProvider\":{\"resolveProvider\":false,\"triggerCharacters\":[]},"
-                "\"inlineCompletionProvider\":true},"
+                "\"inlineCompletionProvider\":true,"
+                "\"executeCommandProvider\":{\"commands\":[\"fimd.accept\"]}},"
                 "\"serverInfo\":{\"name\":\"fimd\",\"version\":\"" FIMD_VERSION "\"}}", enc_name(s->enc));
     reply_result(s, id, &r);
     lsp__jw_free(&r);
@@ -366,7 +368,9 @@ static void answer_job(server *s, job *j)
             lsp__jw_str(&r, j->out, n);
             lsp__jw_raw(&r, ",\"range\":", 9);
             write_range(&r, j->pos);
-            lsp__jw_raw(&r, "}", 1);
+            /* the editor runs this command when the user accepts: fimd counts acceptances */
+            lsp__jw_fmt(&r, ",\"command\":{\"title\":\"fimd: accepted\",\"command\":\"fimd.accept\",\"arguments\":[%ld]}}",
+                        ++s->shown);
         }
         lsp__jw_raw(&r, "]}", 2);
     } else {
@@ -402,8 +406,9 @@ static void on_status(server *s, const char *id)
     lsp__jw_raw(&r, ",\"error\":", 9);
     lsp__jw_str(&r, ws.error, strlen(ws.error));
     lsp__jw_fmt(&r, ",\"positionEncoding\":\"%s\",\"openDocuments\":%d,\"cachedDocuments\":%d,\"cacheBytes\":%zu,"
-                "\"requests\":%ld,\"cancelled\":%ld",
-                enc_name(s->enc), s->docs.n, ws.cached_docs, ws.cache_bytes, s->requests, s->cancelled);
+                "\"requests\":%ld,\"cancelled\":%ld,\"shown\":%ld,\"accepted\":%ld",
+                enc_name(s->enc), s->docs.n, ws.cached_docs, ws.cache_bytes, s->requests, s->cancelled, s->shown,
+                s->accepted);
     lsp__jw_raw(&r, ",\"documents\":[", 14);
     for (int i = 0; i < s->docs.n; i++) {
         const lsp_doc *doc = &s->docs.v[i];
@@ -421,6 +426,19 @@ static void on_status(server *s, const char *id)
                     s->last.prompt_tokens, s->last.reused, s->last.evaluated, s->last.generated, s->last.prompt_ms,
                     s->last.gen_ms, s->last.multi_line ? "true" : "false", fim_stop_name(s->last.stop));
     lsp__jw_raw(&r, "}", 1);
+    reply_result(s, id, &r);
+    lsp__jw_free(&r);
+}
+
+static void on_execute(server *s, const jdoc *d, int params, const char *id)
+{
+    if (!lsp__jstr_eq(d, lsp__jget(d, params, "command"), "fimd.accept")) {
+        reply_error(s, id, ERR_PARAMS, "unknown command (fimd offers fimd.accept)");
+        return;
+    }
+    s->accepted++;
+    jw r = {0};
+    lsp__jw_raw(&r, "null", 4);
     reply_result(s, id, &r);
     lsp__jw_free(&r);
 }
@@ -583,6 +601,7 @@ static void handle(server *s, const char *body, size_t len)
         else if (!strcmp(method, "textDocument/inlineCompletion")) on_completion(s, &d, params, id, true);
         else if (!strcmp(method, "textDocument/completion")) on_completion(s, &d, params, id, false);
         else if (!strcmp(method, "fimd/status")) on_status(s, id);
+        else if (!strcmp(method, "workspace/executeCommand")) on_execute(s, &d, params, id);
         else reply_error(s, id, ERR_METHOD, "method not found");
         goto out;
     }

@@ -36,6 +36,7 @@
 (defvar-local fimd--text nil)
 (defvar-local fimd--pos nil)
 (defvar-local fimd--timer nil)
+(defvar-local fimd--command nil)
 
 (defun fimd-dismiss ()
   "Remove the ghost text."
@@ -68,6 +69,7 @@
                (let* ((items (if (vectorp result) result (plist-get result :items)))
                       (text (if (> (length items) 0) (plist-get (aref items 0) :insertText) "")))
                  (fimd--show pos text)
+                 (setq fimd--command (and (> (length items) 0) (plist-get (aref items 0) :command)))
                  (when callback (funcall callback text)))))))
        :error-fn #'ignore
        :deferred :textDocument/inlineCompletion))))
@@ -76,7 +78,12 @@
   "Insert the ghost text; nil when there is none."
   (interactive)
   (when fimd--text
-    (let ((text fimd--text) (pos fimd--pos))
+    (let ((text fimd--text) (pos fimd--pos) (server (eglot-current-server)))
+      (when (and fimd--command server) ; tell fimd (it counts acceptances)
+        (jsonrpc-async-request server :workspace/executeCommand
+                               (list :command (plist-get fimd--command :command)
+                                     :arguments (plist-get fimd--command :arguments))
+                               :success-fn #'ignore :error-fn #'ignore))
       (fimd-dismiss)
       (goto-char pos)
       (insert text)

@@ -40,6 +40,14 @@ local after = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\n')
 local at = #table.concat(vim.api.nvim_buf_get_lines(0, 0, 12, false), '\n') + 1 + 11
 check(after == before:sub(1, at) .. expected .. before:sub(at + 1), 'the buffer holds the completion at the cursor')
 check(#vim.api.nvim_buf_get_extmarks(0, vim.api.nvim_create_namespace('fimd'), 0, -1, {}) == 0, 'ghost text gone after accept')
+local accepted = 0
+for _ = 1, 100 do
+  local r = client.request_sync('fimd/status', {}, 2000, 0)
+  accepted = r and r.result and r.result.accepted or 0
+  if accepted == 1 then break end
+  vim.wait(20)
+end
+check(accepted == 1, 'fimd counted the acceptance (' .. tostring(accepted) .. ')')
 vim.lsp.stop_client(fimd.client_id)
 io.stdout:write(string.format('%d passed, %d failed\n', pass, fail))
 vim.cmd(fail == 0 and 'qall!' or 'cquit 1')

@@ -63,6 +63,15 @@ test('fimd answers the requests VS Code sends', async () => {
         assert.strictEqual(items.length ? items[0].insertText : '', expected, `inline completion, triggerKind ${triggerKind}`);
         if (items.length) assert.deepStrictEqual(items[0].range, { start: position, end: position });
     }
+    // what VS Code's client does when the user accepts: run the item's command on the server
+    const shownItems = await conn.sendRequest(p.InlineCompletionRequest.type, { textDocument: { uri }, position, context: { triggerKind: 1 } });
+    const item = (Array.isArray(shownItems) ? shownItems : shownItems.items)[0];
+    if (item) {
+        assert.strictEqual(item.command.command, 'fimd.accept');
+        await conn.sendRequest(p.ExecuteCommandRequest.type, { command: item.command.command, arguments: item.command.arguments });
+        const st = await conn.sendRequest('fimd/status', {});
+        assert.ok(st.shown >= 3 && st.accepted === 1, `shown ${st.shown}, accepted ${st.accepted}`);
+    }
     const c = await conn.sendRequest(p.CompletionRequest.type, { textDocument: { uri }, position, context: { triggerKind: 1 } });
     assert.strictEqual(c.isIncomplete, true);
     if (expected.length) assert.strictEqual(c.items[0].textEdit.newText, expected, 'completion textEdit');

@@ -39,10 +39,11 @@ function M.dismiss()
   state.text = nil
 end
 
-local function show(buf, row, col, text)
+local function show(buf, row, col, text, command)
   M.dismiss()
   if text == '' then return end
   state.buf, state.row, state.col, state.text = buf, row, col, text
+  state.command = command
   local lines = vim.split(text, '\n', { plain = true })
   local opts = { virt_text = { { lines[1], 'Comment' } }, virt_text_pos = 'overlay', hl_mode = 'combine' }
   if #lines > 1 then
@@ -75,7 +76,7 @@ function M.request(done, pos)
     if err or seq ~= state.seq or not result then return end
     local items = result.items or result
     local text = (items[1] and items[1].insertText) or ''
-    show(buf, row, col, text)
+    show(buf, row, col, text, items[1] and items[1].command)
     if done then done(text) end
   end, buf)
 end
@@ -83,6 +84,10 @@ end
 local function insert(text)
   local s = M.suggestion()
   if not s then return false end
+  local command, client = state.command, M.client_id and vim.lsp.get_client_by_id(M.client_id)
+  if command and client then -- tell fimd (it counts acceptances)
+    client.request('workspace/executeCommand', { command = command.command, arguments = command.arguments }, function() end)
+  end
   local lines = vim.split(text, '\n', { plain = true })
   M.dismiss()
   vim.api.nvim_buf_set_text(0, s.row, s.col, s.row, s.col, lines)
