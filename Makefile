@@ -26,7 +26,7 @@ LDFLAGS += $(LDSAN)
 
 DEB_PACKAGES := libjsmn-dev libev-dev libtree-sitter-dev libopenblas-dev
 # Real editors for the client tests (tests/editors.sh); Node comes from Debian only when absent.
-EDITOR_PACKAGES := neovim emacs-nox elpa-eglot
+EDITOR_PACKAGES := neovim emacs-nox elpa-eglot tmux
 SHARED       ?= $(abspath ../shared)
 
 MODEL_SRC := $(wildcard model/*.c)
@@ -85,7 +85,7 @@ $(BUILD)/.editors-ok: tests/editors/node/package-lock.json
 # Each test program runs as its own process with a timeout; the runner prints the totals.
 test: all $(TEST_BIN) editors-deps
 	@FIMD_BIN=$(BUILD)/fimd FIMD_SHARED=$(SHARED) FIMD_TMP=$(BUILD)/tmp sh tests/run.sh $(TEST_BIN) \
-		tests/cli_errors.sh tests/editors.sh tests/vsix.sh
+		tests/cli_errors.sh tests/editors.sh tests/editors_tmux.sh tests/vsix.sh
 
 # The README's first command: build, make a demo model unless FIMD_MODEL names a real one, and run a
 # scripted LSP session. The demo model's weights are random: its text is meaningless.

@@ -113,8 +113,11 @@ local function map_keys(buf)
   local k = M.config.keys
   local function map(lhs, fn)
     if lhs then
+      -- an expr mapping cannot change the buffer (textlock): it schedules the edit, or falls back to
+      -- the key's own meaning when there is no ghost text
       vim.keymap.set('i', lhs, function()
-        if not fn() then return vim.api.nvim_replace_termcodes(lhs, true, false, true) end
+        if not M.suggestion() then return vim.api.nvim_replace_termcodes(lhs, true, false, true) end
+        vim.schedule(fn)
         return ''
       end, { buffer = buf, expr = true, silent = true })
     end
@@ -122,7 +125,7 @@ local function map_keys(buf)
   map(k.accept, M.accept)
   map(k.accept_line, M.accept_line)
   map(k.accept_word, M.accept_word)
-  map(k.dismiss, function() local had = M.suggestion() ~= nil; M.dismiss(); return had end)
+  map(k.dismiss, M.dismiss)
 end
 
 local function attach(buf)
