@@ -53,10 +53,13 @@ run_editor() { # name, command, accept key, save keys...
     [ "$got" = "$want" ] && ok || bad "$name: after accepting, line 7 is [$got], wanted [$want]"
 }
 
+# The configurations are the README's, word for word but for the paths, with fimd on PATH.
+PATH="$(dirname "$FIMD"):$PATH"
+export PATH
 if command -v nvim >/dev/null 2>&1; then
     cat > "$T/init.lua" <<LUA
 vim.opt.runtimepath:append('$REPO/editors/nvim')
-require('fimd').setup({ cmd = { '$FIMD' }, model = '$M', debounce_ms = 50 })
+require('fimd').setup({ model = '$M' })
 LUA
     run_editor nvim "nvim --clean -u $T/init.lua" C-y ":7" Enter A
 else
@@ -64,12 +67,13 @@ else
 fi
 
 if command -v emacs >/dev/null 2>&1 && ls /usr/share/emacs/site-lisp/elpa 2>/dev/null | grep -q eglot; then
+    # -Q skips the activation of Debian's elpa packages that a normal start does
     cat > "$T/init.el" <<EL
 (setq package-directory-list '("/usr/share/emacs/site-lisp/elpa"))
 (package-initialize)
 (add-to-list 'load-path "$REPO/editors/emacs")
 (require 'fimd)
-(setq fimd-program "$FIMD" fimd-model "$M" eglot-sync-connect t)
+(setq fimd-model "$M")
 (fimd-setup)
 EL
     run_editor emacs "emacs -nw -Q -l $T/init.el" Tab M-g g 7 Enter C-e
