@@ -12,13 +12,6 @@
 #include <sys/resource.h>
 #include <time.h>
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 typedef struct bw_arg {
     const uint64_t *p;
     size_t n;
@@ -46,14 +39,14 @@ static double read_bandwidth(int threads)
         pthread_t th[64];
         bw_arg args[64];
         int t = threads < 64 ? threads : 64;
-        double t0 = now_s();
+        double t0 = (cli_now_ms() / 1e3);
         for (int i = 0; i < t; i++) {
             args[i] = (bw_arg){buf + n / (size_t)t * (size_t)i, n / (size_t)t, 0};
             pthread_create(&th[i], NULL, bw_read, &args[i]);
         }
         uint64_t sink = 0;
         for (int i = 0; i < t; i++) pthread_join(th[i], NULL), sink += args[i].sum;
-        double gbps = (double)bytes / (now_s() - t0) / 1e9;
+        double gbps = (double)bytes / ((cli_now_ms() / 1e3) - t0) / 1e9;
         if (gbps > best && sink != 1) best = gbps;
     }
     free(buf);
@@ -86,10 +79,10 @@ int cmd_bench(int argc, char **argv)
     }
     if (!path) return cli_fail("bench: usage: fimd bench -m MODEL [-p 512] [-n 64] [-t N] [--json]");
     model_err err = {{0}};
-    double t0 = now_s();
+    double t0 = (cli_now_ms() / 1e3);
     model *m = model_load(path, &err);
     if (!m) return cli_fail("%s", err.msg);
-    double load_s = now_s() - t0;
+    double load_s = (cli_now_ms() / 1e3) - t0;
     model_set_threads(m, (int)threads);
     const model_hparams *h = model_get_hparams(m);
     model_cache *c = model_cache_new(m, &err);
@@ -102,17 +95,17 @@ int cmd_bench(int argc, char **argv)
     /* warm-up with the full batch, as llama-bench does: threads, scratch and pages are in place */
     if (model_eval(m, c, prompt, (int)p, logits, MODEL_LOGITS_LAST, NULL, &err)) rc = cli_fail("bench: %s", err.msg);
     model_cache_truncate(c, 0);
-    double tp = now_s();
+    double tp = (cli_now_ms() / 1e3);
     if (!rc && model_eval(m, c, prompt, (int)p, logits, MODEL_LOGITS_LAST, NULL, &err)) rc = cli_fail("bench: %s", err.msg);
-    tp = now_s() - tp;
-    double td = now_s();
+    tp = (cli_now_ms() / 1e3) - tp;
+    double td = (cli_now_ms() / 1e3);
     for (long i = 0; !rc && i < n; i++) {
         int32_t tok = 0;
         for (int v = 1; v < h->n_vocab; v++)
             if (logits[v] > logits[tok]) tok = v;
         if (model_eval(m, c, &tok, 1, logits, MODEL_LOGITS_LAST, NULL, &err)) rc = cli_fail("bench: %s", err.msg);
     }
-    td = now_s() - td;
+    td = (cli_now_ms() / 1e3) - td;
     if (!rc) {
         double prompt_tps = (double)p / tp, decode_tps = n ? (double)n / td : 0;
         double bytes = (double)model_weight_bytes_per_token(m), gbps = decode_tps * bytes / 1e9;

@@ -11,13 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
 static void show(const char *label, const char *text)
 {
     printf("%s", label);
@@ -55,10 +48,10 @@ int cmd_demo(int argc, char **argv)
     lsp_client *c = lsp_client_start(args);
     if (!c) return cli_fail("demo: cannot start the server");
     char err[512], params[8192];
-    double t0 = now_ms();
+    double t0 = cli_now_ms();
     char *r = lsp_client_call(c, "initialize", "{\"processId\":null,\"capabilities\":{}}", 10000, err, sizeof err);
     char *enc = r ? lsp_json_path(r, "capabilities.positionEncoding") : NULL;
-    printf("initialize: %s (position encoding %s) in %.1f ms\n", r ? "ok" : err, enc ? enc : "?", now_ms() - t0);
+    printf("initialize: %s (position encoding %s) in %.1f ms\n", r ? "ok" : err, enc ? enc : "?", cli_now_ms() - t0);
     free(r), free(enc);
     lsp_client_notify(c, "initialized", "{}");
     char *state = NULL;
@@ -70,7 +63,7 @@ int cmd_demo(int argc, char **argv)
         if (!state || strcmp(state, "loading")) break;
         usleep(10000);
     }
-    printf("model %s: %s after %.1f ms\n", model, state ? state : err, now_ms() - t0);
+    printf("model %s: %s after %.1f ms\n", model, state ? state : err, cli_now_ms() - t0);
     int rc = state && !strcmp(state, "ready") ? 0 : 1;
     free(state);
     char *quoted = lsp_json_quote(text, len);
@@ -93,9 +86,9 @@ int cmd_demo(int argc, char **argv)
         }
         snprintf(params, sizeof params, "{\"textDocument\":{\"uri\":\"%s\"},\"position\":{\"line\":%ld,\"character\":%ld},"
                  "\"context\":{\"triggerKind\":2}}", uri, line, character + (long)k);
-        double t1 = now_ms();
+        double t1 = cli_now_ms();
         r = lsp_client_call(c, "textDocument/inlineCompletion", params, 60000, err, sizeof err);
-        double ms = now_ms() - t1;
+        double ms = cli_now_ms() - t1;
         char *ins = r ? lsp_json_path(r, "items.0.insertText") : NULL;
         free(r);
         r = lsp_client_call(c, "fimd/status", "{}", 10000, err, sizeof err);

@@ -12,13 +12,6 @@
 #include <string.h>
 #include <time.h>
 
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -101,12 +94,12 @@ int cmd_bench_typing(int argc, char **argv)
         buf[cursor++] = ch;
         blen++;
         fim_request r = {file, buf, blen, cursor, 0};
-        double t0 = now_ms();
+        double t0 = cli_now_ms();
         if (fim_complete(e, &r, &cfg, NULL, &out, &st, &fe)) {
             rc = cli_fail("bench-typing: %s", fe.msg);
             break;
         }
-        lat[n++] = now_ms() - t0;
+        lat[n++] = cli_now_ms() - t0;
         free(out);
         eval_sum += st.evaluated;
         reused += st.reused;
