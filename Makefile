@@ -21,10 +21,10 @@ else
 endif
 
 CFLAGS  += -std=c11 -g $(OPT) -Wall -Wextra -Werror -MMD -MP -I.
-LDLIBS  += -lev -lopenblas -lm -lpthread
+LDLIBS  += -ltree-sitter -lev -lopenblas -lm -lpthread
 LDFLAGS += $(LDSAN)
 
-DEB_PACKAGES := libjsmn-dev libev-dev libtree-sitter-dev libopenblas-dev
+DEB_PACKAGES := libjsmn-dev libev-dev libtree-sitter-dev libopenblas-dev g++
 # Real editors for the client tests (tests/editors.sh); Node comes from Debian only when absent.
 EDITOR_PACKAGES := neovim emacs-nox elpa-eglot tmux
 SHARED       ?= $(abspath ../shared)
@@ -32,7 +32,8 @@ SHARED       ?= $(abspath ../shared)
 MODEL_SRC := $(wildcard model/*.c)
 FIM_SRC   := $(wildcard fim/*.c)
 LSP_SRC   := $(wildcard lsp/*.c)
-LIB_SRC   := $(MODEL_SRC) $(FIM_SRC) $(LSP_SRC)
+PARSERS_SRC := $(wildcard parsers/*.c)
+LIB_SRC   := $(MODEL_SRC) $(PARSERS_SRC) $(FIM_SRC) $(LSP_SRC)
 CLI_SRC   := $(wildcard cli/*.c)
 TEST_SRC  := $(wildcard tests/test_*.c)
 
@@ -62,14 +63,40 @@ $(BUILD)/model/kernels_avx512.o: CFLAGS += -mavx2 -mfma -mf16c -mavx512f -mavx51
 # Tests build fixture paths from runtime strings; truncation there would only fail a test.
 $(BUILD)/tests/%.o: CFLAGS += -Wno-format-truncation
 
+# Tree-sitter grammars: fetched from npm at the versions parsers/grammars.lock pins (sha256 and ABI
+# checked), compiled once into build/grammars (shared by every build flavour), never committed.
+GRAMMAR_DIR := build/grammars
+GRAMMAR_OBJS :=
+ifeq ($(filter clean format,$(MAKECMDGOALS)),)
+-include $(GRAMMAR_DIR)/grammars.mk
+endif
+$(GRAMMAR_DIR)/grammars.mk: parsers/grammars.lock parsers/fetch.sh
+	@command -v npm >/dev/null 2>&1 || sh tools/install-deps.sh nodejs npm
+	@sh parsers/fetch.sh parsers/grammars.lock $(GRAMMAR_DIR)
+$(GRAMMAR_DIR)/grammars.inc: $(GRAMMAR_DIR)/grammars.mk
+$(GRAMMAR_DIR)/libgrammars.a: $(GRAMMAR_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+GRAMMAR_LIB := $(GRAMMAR_DIR)/libgrammars.a
+ifeq ($(GRAMMAR_NEEDS_CXX),1)
+  LDLIBS += -lstdc++
+endif
+
+# The language registry: parsers/languages.tsv as a C table.
+$(BUILD)/gen/parsers/languages.inc: parsers/languages.tsv parsers/languages.awk
+	@mkdir -p $(dir $@)
+	awk -f parsers/languages.awk $< > $@.tmp && mv $@.tmp $@
+$(BUILD)/parsers/registry.o: $(BUILD)/gen/parsers/languages.inc $(GRAMMAR_DIR)/grammars.inc
+$(BUILD)/parsers/registry.o: CFLAGS += -I$(BUILD)/gen -I$(GRAMMAR_DIR)
+
 # All modules in one archive; the one-way dependencies (lsp -> fim -> model) are kept by headers.
 $(BUILD)/libfimd.a: $(LIB_OBJ)
 	$(AR) rcs $@ $^
 
-$(BUILD)/fimd: $(CLI_OBJ) $(BUILD)/libfimd.a
+$(BUILD)/fimd: $(CLI_OBJ) $(BUILD)/libfimd.a $(GRAMMAR_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/check.o $(BUILD)/tests/tjson.o $(BUILD)/libfimd.a
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/check.o $(BUILD)/tests/tjson.o $(BUILD)/libfimd.a $(GRAMMAR_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Editors and the Node client library. A failure here only warns: tests/editors.sh then reports
@@ -127,9 +154,9 @@ bench: all $(BENCH_DIR)/lite4-Q4_K_M.gguf $(BENCH_DIR)/lite4-Q8_0.gguf $(BENCH_D
 # libFuzzer targets (clang): `make fuzz-lsp`, `make fuzz-gguf`; FUZZ_SECONDS per run (default 60).
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -Wall -Wextra -I.
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) | $(BUILD)/.deps-ok
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(GRAMMAR_LIB) | $(BUILD)/.deps-ok $(BUILD)/gen/parsers/languages.inc
 	@mkdir -p build-fuzz
-	clang $(FUZZ_FLAGS) $^ -lev -lopenblas -lm -lpthread -o $@
+	clang $(FUZZ_FLAGS) -I$(BUILD)/gen -I$(GRAMMAR_DIR) $^ $(LDLIBS) -o $@
 fuzz-%: build-fuzz/fuzz_%
 	@mkdir -p build-fuzz/corpus-$*
 	@cp tests/fuzz/seeds/$*/* build-fuzz/corpus-$*/
@@ -141,4 +168,4 @@ format:
 clean:
 	rm -rf build build-san
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -path $(GRAMMAR_DIR) -prune -o -type f -name '*.d' -print 2>/dev/null)
