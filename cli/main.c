@@ -136,7 +136,12 @@ static void usage(FILE *f)
           "  generate   -m MODEL.gguf --tokens \"ID ...\" -n N\n"
           "  info       -m MODEL.gguf\n"
           "  tensor     -m MODEL.gguf NAME -o OUT.f32\n"
-          "  complete   -m MODEL FILE --line L --character C [--max-tokens N] [--stats]\n"
+          "  complete   -m MODEL FILE --line L --character C [--open OTHER ...] [--budget N]\n"
+          "             [--language ID] [--max-tokens N] [--assume-output TEXTFILE] [--stats]\n"
+          "  context    -m MODEL FILE --line L --character C [--open OTHER ...] [--budget N] [--stats]\n"
+          "             the exact prompt text (needs only a vocabulary)\n"
+          "  bench-context -m MODEL --budget B [--naive] FILE...   identifier recall of the prompt\n"
+          "  languages  [--grammars]   the language registry (name, grammar, extensions)\n"
           "  demo       [-m MODEL] [FILE --line L --character C --type TEXT]   a scripted LSP session\n"
           "  bench      -m MODEL [-p 512] [-n 64] [-t N] [--json]   prompt/decode speed, GB/s, RSS\n"
           "  bench-typing -m MODEL FILE --line L [--lines 3] [--n-predict 16] [--json]   per-keystroke latency\n"
@@ -155,7 +160,8 @@ int main(int argc, char **argv)
         {"generate", cmd_generate}, {"info", cmd_info},             {"tensor", cmd_tensor},
         {"synth", cmd_synth},       {"complete", cmd_complete},
         {"demo", cmd_demo},         {"bench", cmd_bench},
-        {"bench-typing", cmd_bench_typing},
+        {"bench-typing", cmd_bench_typing}, {"context", cmd_context},
+        {"bench-context", cmd_bench_context}, {"languages", cmd_languages},
     };
     if (argc < 2 || argv[1][0] == '-' ) {
         if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {

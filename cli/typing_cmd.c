@@ -73,29 +73,32 @@ int cmd_bench_typing(int argc, char **argv)
     fim_config cfg;
     fim_config_default(&cfg);
     cfg.max_tokens = (int)n_predict;
-    /* the buffer without the lines to type; they are typed back at the cursor */
-    char *buf = malloc(len + 1);
-    memcpy(buf, orig, from);
-    memcpy(buf + from, orig + to, len - to);
-    size_t blen = from + (len - to), cursor = from, typed = to - from;
+    /* the document without the lines to type; they are typed back at the cursor, each keystroke an
+     * edit of the document (its syntax tree reparsed incrementally) as an editor's didChange */
+    fim_doc *doc = fim_doc_new(file, NULL, orig, len);
+    fim_doc_replace(doc, from, to, "", 0);
+    size_t cursor = from, typed = to - from;
     double *lat = malloc(sizeof(double) * (typed + 1));
     long eval_sum = 0, eval_in_line = 0, n_in_line = 0, eval_max_in_line = 0, reused = 0, prompt = 0;
     int n = 0, rc = 0;
     fim_stats st;
     char *out;
     /* one request to fill the cache, as an editor does when the file opens (not counted) */
-    fim_request first = {file, buf, blen, cursor, 0};
+    fim_context *ctx = fim_context_new(doc, cursor, NULL, 0);
+    fim_request first = {.doc = file, .ctx = ctx};
     if (fim_complete(e, &first, &cfg, NULL, &out, &st, &fe)) rc = cli_fail("bench-typing: %s", fe.msg);
+    fim_context_free(ctx);
     free(out);
     for (size_t k = 0; !rc && k < typed; k++) {
         char ch = orig[from + k];
-        buf = realloc(buf, blen + 2);
-        memmove(buf + cursor + 1, buf + cursor, blen - cursor);
-        buf[cursor++] = ch;
-        blen++;
-        fim_request r = {file, buf, blen, cursor, 0};
         double t0 = cli_now_ms();
-        if (fim_complete(e, &r, &cfg, NULL, &out, &st, &fe)) {
+        fim_doc_replace(doc, cursor, cursor, &ch, 1);
+        cursor++;
+        ctx = fim_context_new(doc, cursor, NULL, 0);
+        fim_request r = {.doc = file, .ctx = ctx};
+        int fr = fim_complete(e, &r, &cfg, NULL, &out, &st, &fe);
+        fim_context_free(ctx);
+        if (fr) {
             rc = cli_fail("bench-typing: %s", fe.msg);
             break;
         }
@@ -128,7 +131,7 @@ int cmd_bench_typing(int argc, char **argv)
                    lines, file, line + 1, n, n_predict, p50, p95, per, in_line, eval_max_in_line, ratio);
     }
     free(lat);
-    free(buf);
+    fim_doc_free(doc);
     free(orig);
     fim_engine_free(e);
     model_free(m);

@@ -1,11 +1,15 @@
-/* fim/decode.c — the shape of the middle and its stop rules, applied to generated text as it
- * arrives: single line when the cursor has non-blank text after it, else multi-line, stopping when
- * a line's indentation drops below the cursor line's or a line repeats the next non-blank line of
- * the suffix; then post-processing (UTF-8 safety, control characters, overlap with the suffix). */
+/* fim/decode.c — stop rules applied to generated text as it arrives, and post-processing. The shape
+ * (one line or a block) comes from the syntax at the cursor (syntax.c). A block middle stops when
+ * the block it opened is closed, when it would close a bracket the suffix already closes, when a
+ * line is less indented than the cursor line, when a line repeats the suffix's next line, or on
+ * repetition. Post-processing keeps valid UTF-8, drops lines and text the suffix already has, and
+ * converts indentation to the document's style (tabs or spaces, and their width). */
 #include "fim/fim_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+enum { TAB_WIDTH = 4, SCAN_LINES = 2000, REPEAT_MIN_BYTES = 24, REPEAT_MAX_PERIOD = 16 };
 
 static bool blank(const char *s, size_t n)
 {
@@ -21,28 +25,94 @@ static void trim(const char **s, size_t *n)
         (*n)--;
 }
 
+/* Indentation in columns (a tab counts TAB_WIDTH). */
 static int indent_of(const char *s, size_t n)
 {
-    int i = 0;
-    while ((size_t)i < n && (s[i] == ' ' || s[i] == '\t')) i++;
-    return i;
+    int w = 0;
+    for (size_t i = 0; i < n && (s[i] == ' ' || s[i] == '\t'); i++) w += s[i] == '\t' ? TAB_WIDTH : 1;
+    return w;
 }
 
-void fim__decoder_init(fim_decoder *d, const char *text, size_t len, size_t cursor)
+static size_t lstart(const char *t, size_t at)
+{
+    while (at > 0 && t[at - 1] != '\n') at--;
+    return at;
+}
+
+static size_t lend(const char *t, size_t len, size_t at) /* at the '\n' or len */
+{
+    const char *nl = memchr(t + at, '\n', len - at);
+    return nl ? (size_t)(nl - t) : len;
+}
+
+/* Openers before the cursor that the suffix does not close: the middle may close that many. The
+ * scan covers the top-level construct around the cursor (by tree) or SCAN_LINES lines each way. */
+static int unclosed_before(const fim_context *c)
+{
+    size_t from = c->cursor, to = c->cursor;
+    if (c->tree) {
+        TSNode root = ts_tree_root_node(c->tree);
+        uint32_t k = ts_node_named_child_count(root);
+        for (uint32_t i = 0; i < k; i++) {
+            TSNode ch = ts_node_named_child(root, i);
+            if (ts_node_start_byte(ch) <= c->cursor && ts_node_end_byte(ch) >= c->cursor) {
+                from = ts_node_start_byte(ch);
+                to = ts_node_end_byte(ch);
+                break;
+            }
+        }
+    }
+    for (int n = 0; from > 0 && n < SCAN_LINES; from--) n += c->text[from - 1] == '\n';
+    for (int n = 0; to < c->len && n < SCAN_LINES; to++) n += c->text[to] == '\n';
+    fim_brackets pre, suf;
+    fim__brackets_init(&pre, c->lang);
+    fim__brackets_scan(&pre, c->text, c->cursor, from, c->cursor, false);
+    fim__brackets_init(&suf, c->lang);
+    fim__brackets_scan(&suf, c->text, c->len, c->cursor, to, false);
+    int open = pre.depth + pre.extra, missing = open - suf.underflow;
+    return missing > 0 ? missing : 0;
+}
+
+/* Tabs, or the commonest step between the indentation of consecutive lines. */
+static void doc_style(const fim_context *c, bool *tabs, int *unit)
+{
+    size_t from = c->cursor;
+    for (int n = 0; from > 0 && n < SCAN_LINES; from--) n += c->text[from - 1] == '\n';
+    int tab_lines = 0, space_lines = 0, steps[9] = {0}, prev = -1;
+    for (size_t at = from; at < c->len;) {
+        size_t e = lend(c->text, c->len, at);
+        if (!blank(c->text + at, e - at)) {
+            if (c->text[at] == '\t') tab_lines++;
+            else if (c->text[at] == ' ') space_lines++;
+            int w = indent_of(c->text + at, e - at);
+            if (prev >= 0 && w > prev && w - prev <= 8 && c->text[at] == ' ') steps[w - prev]++;
+            prev = w;
+        }
+        at = e + 1;
+        if (at - from > (size_t)SCAN_LINES * 120) break;
+    }
+    *tabs = tab_lines > space_lines;
+    *unit = 0;
+    for (int s = 2; s <= 8; s++)
+        if (steps[s] > 0 && (*unit == 0 || steps[s] > steps[*unit])) *unit = s;
+}
+
+void fim__decoder_init(fim_decoder *d, const fim_context *c)
 {
     memset(d, 0, sizeof *d);
-    if (cursor > len) cursor = len;
-    size_t l0 = cursor;
-    while (l0 > 0 && text[l0 - 1] != '\n') l0--;
-    const char *nl = memchr(text + cursor, '\n', len - cursor);
-    size_t eol = nl ? (size_t)(nl - text) : len;
-    d->multi_line = blank(text + cursor, eol - cursor);
+    size_t cursor = c->cursor < c->len ? c->cursor : c->len;
+    const char *text = c->text;
+    size_t len = c->len, l0 = lstart(text, cursor), eol = lend(text, len, cursor);
+    d->lang = c->lang;
+    d->multi_line = fim__multi_line(c);
+    d->indent_blocks = fim__indent_blocks(c->lang);
+    d->statement_level = d->multi_line && blank(text + l0, cursor - l0);
     d->cursor_indent = indent_of(text + l0, cursor - l0);
+    d->allowed_closers = unclosed_before(c);
     d->suffix = text + cursor;
     d->suffix_len = len - cursor;
-    for (size_t at = nl ? eol + 1 : len; at < len;) {
-        const char *e = memchr(text + at, '\n', len - at);
-        size_t end = e ? (size_t)(e - text) : len;
+    for (size_t at = eol < len ? eol + 1 : len; at < len;) {
+        size_t end = lend(text, len, at);
         if (!blank(text + at, end - at)) {
             const char *s = text + at;
             size_t n = end - at;
@@ -53,6 +123,7 @@ void fim__decoder_init(fim_decoder *d, const char *text, size_t len, size_t curs
         }
         at = end + 1;
     }
+    doc_style(c, &d->doc_tabs, &d->doc_unit);
     d->stop = FIM_STOP_MAX_TOKENS;
 }
 
@@ -71,18 +142,99 @@ static bool cut(fim_decoder *d, size_t at, enum fim_stop why)
     return true;
 }
 
+void fim__decoder_cut_tail(fim_decoder *d, size_t n, enum fim_stop why)
+{
+    cut(d, n < d->len ? d->len - n : 0, why);
+}
+
+/* Cut before the line that starts at s (dropping the newline that ends the previous one). */
+static bool cut_line(fim_decoder *d, size_t s, enum fim_stop why)
+{
+    return cut(d, s > 0 ? s - 1 : 0, why);
+}
+
+static bool only_closers(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strchr(")]}; \t\r", p[i])) return false;
+    return true;
+}
+
+/* The same line three times in a row: keep one. */
+static bool repeated_line(fim_decoder *d, size_t s, const char *p, size_t n)
+{
+    if (n < 4 || only_closers(p, n) || s == 0) return false;
+    size_t starts[3] = {s, 0, 0};
+    for (int k = 1; k < 3; k++) {
+        if (starts[k - 1] == 0) return false;
+        starts[k] = lstart(d->buf, starts[k - 1] - 1);
+        const char *q = d->buf + starts[k];
+        size_t m = starts[k - 1] - 1 - starts[k];
+        trim(&q, &m);
+        if (m != n || memcmp(q, p, n)) return false;
+    }
+    return cut_line(d, starts[1], FIM_STOP_REPETITION);
+}
+
 /* Check the line buf[s, e) (without its '\n'); `first` = it continues the cursor line. */
 static bool check_line(fim_decoder *d, size_t s, size_t e, bool first)
 {
     const char *p = d->buf + s;
     size_t n = e - s;
     if (blank(p, n)) return false;
-    if (!first && indent_of(p, n) < d->cursor_indent)
-        return cut(d, s > 0 ? s - 1 : 0, FIM_STOP_INDENT); /* drop the line and its newline */
+    int ind = indent_of(p, n);
+    if (!first && ind < d->cursor_indent) return cut_line(d, s, FIM_STOP_INDENT);
     trim(&p, &n);
     if (d->next_line && n == d->next_line_len && !memcmp(p, d->next_line, n))
-        return cut(d, s > 0 ? s - 1 : 0, FIM_STOP_SUFFIX_REPEAT);
+        return cut_line(d, s, FIM_STOP_SUFFIX_REPEAT);
+    if (repeated_line(d, s, p, n)) return true;
+    if (d->closed_at) return cut(d, e, FIM_STOP_BLOCK_END); /* the enclosing block is closed */
+    if (d->statement_level && !first) {
+        /* a block the middle opened, now closed: by brackets, or by indentation */
+        if (d->indent_blocks) {
+            const char *f = d->buf;
+            size_t fn = lend(d->buf, d->len, 0);
+            trim(&f, &fn);
+            bool opened = fn && f[fn - 1] == ':';
+            if (opened && ind <= d->cursor_indent && s > fn) return cut_line(d, s, FIM_STOP_BLOCK_END);
+        } else {
+            fim_brackets b;
+            fim__brackets_init(&b, d->lang);
+            fim__brackets_scan(&b, d->buf, e, 0, e, false);
+            bool closes = p[n - 1] == '}' || p[0] == ')' || p[0] == ']';
+            if (b.depth == 0 && b.extra == 0 && closes && ind <= d->cursor_indent)
+                return cut(d, e, FIM_STOP_BLOCK_END);
+        }
+    }
     return false;
+}
+
+/* A run of one short pattern repeated (", a, a, a, a"): keep one period. */
+static bool repeated_bytes(fim_decoder *d)
+{
+    if (d->len < REPEAT_MIN_BYTES) return false;
+    for (size_t p = 1; p <= REPEAT_MAX_PERIOD; p++) {
+        size_t i = d->len;
+        while (i > p && d->buf[i - 1] == d->buf[i - 1 - p]) i--;
+        size_t run = d->len - i + p; /* bytes covered by the repetition */
+        if (run >= 4 * p && run >= REPEAT_MIN_BYTES && !blank(d->buf + i - p, p))
+            return cut(d, i, FIM_STOP_REPETITION);
+    }
+    return false;
+}
+
+/* A closer that found nothing open in the middle: within the allowance it closes the enclosing
+ * block (stop at the end of its line); beyond it the suffix already closes that bracket. */
+static bool closer_underflow(fim_decoder *d, size_t i)
+{
+    if (d->allowed_closers > 0) {
+        d->allowed_closers--;
+        if (!d->closed_at) d->closed_at = i + 1;
+        return false;
+    }
+    size_t s = lstart(d->buf, i);
+    if (blank(d->buf + s, i - s) && s > 0) return cut_line(d, s, FIM_STOP_UNBALANCED);
+    return cut(d, i, FIM_STOP_UNBALANCED);
 }
 
 bool fim__decoder_push(fim_decoder *d, const char *bytes, size_t n)
@@ -101,15 +253,25 @@ bool fim__decoder_push(fim_decoder *d, const char *bytes, size_t n)
     d->len += n;
     for (size_t i = from; i < d->len; i++) {
         unsigned char c = (unsigned char)d->buf[i];
-        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') return cut(d, i, FIM_STOP_CONTROL);
-        if (c == 0x7f) return cut(d, i, FIM_STOP_CONTROL);
-        if (c != '\n') continue;
+        if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) return cut(d, i, FIM_STOP_CONTROL);
+        if (c != '\n' && c != '\r') {
+            /* brackets: rescan up to i from the start (middles are short) */
+            fim_brackets b;
+            fim__brackets_init(&b, d->lang);
+            int before = 0;
+            fim__brackets_scan(&b, d->buf, d->len, 0, i, false);
+            before = b.underflow;
+            fim__brackets_scan(&b, d->buf, d->len, i, i + 1, false);
+            if (b.underflow > before && closer_underflow(d, i)) return true;
+            continue;
+        }
+        if (c == '\r') continue;
         if (!d->multi_line) return cut(d, i, FIM_STOP_LINE_END);
         bool first = d->checked == 0;
         if (check_line(d, d->checked, i, first)) return true;
         d->checked = i + 1;
     }
-    return false;
+    return repeated_bytes(d);
 }
 
 /* Length of the longest prefix of s[0..n) that is valid, complete UTF-8. */
@@ -132,11 +294,101 @@ static size_t valid_utf8(const unsigned char *s, size_t n)
     return i;
 }
 
+/* The middle's last k lines equal the suffix's first k non-blank lines: drop them. */
+static size_t drop_suffix_lines(const fim_decoder *d, size_t n)
+{
+    const char *sl[8];
+    size_t sn[8];
+    int ns = 0;
+    size_t at = 0, eol = lend(d->suffix, d->suffix_len, 0);
+    if (!blank(d->suffix, eol)) return n; /* the cursor line goes on: no whole lines to compare */
+    at = eol < d->suffix_len ? eol + 1 : eol;
+    while (at < d->suffix_len && ns < 8) {
+        size_t e = lend(d->suffix, d->suffix_len, at);
+        const char *p = d->suffix + at;
+        size_t k = e - at;
+        trim(&p, &k);
+        if (k) sl[ns] = p, sn[ns++] = k;
+        at = e + 1;
+    }
+    while (n && blank(d->buf + n - 1, 1)) n--;
+    for (int k = ns; k >= 1; k--) {
+        /* the middle's last k lines */
+        size_t pos = n;
+        bool same = true;
+        for (int j = k - 1; j >= 0 && same; j--) {
+            if (pos == 0) {
+                same = false;
+                break;
+            }
+            size_t s = lstart(d->buf, pos);
+            const char *p = d->buf + s;
+            size_t m = pos - s;
+            trim(&p, &m);
+            same = m == sn[j] && !memcmp(p, sl[j], m);
+            pos = s > 0 ? s - 1 : 0;
+            if (s == 0 && j > 0) same = false;
+        }
+        if (same) return pos;
+    }
+    return n;
+}
+
+/* Re-indent lines after the first to the document's style: tabs, or `doc_unit` spaces a level.
+ * The middle's own unit is the smallest indentation step it takes from the cursor line. */
+static char *reindent(const fim_decoder *d, const char *s, size_t n, size_t *out_n)
+{
+    int base = d->cursor_indent, unit = 0;
+    bool spaces = false, tabs = false;
+    for (size_t at = lend(s, n, 0) + 1; at < n; at = lend(s, n, at) + 1) {
+        size_t e = lend(s, n, at);
+        if (blank(s + at, e - at)) continue;
+        spaces |= s[at] == ' ';
+        tabs |= s[at] == '\t';
+        int w = indent_of(s + at, e - at) - base;
+        if (w > 0 && (unit == 0 || w < unit)) unit = w;
+    }
+    bool want_tabs = d->doc_tabs, convert = false;
+    if (want_tabs && spaces && !tabs) convert = unit > 0;
+    else if (!want_tabs && tabs && !spaces) convert = d->doc_unit > 0, unit = TAB_WIDTH;
+    else if (!want_tabs && spaces && !tabs && d->doc_unit > 0 && unit > 0 && unit != d->doc_unit) convert = true;
+    if (!convert || unit <= 0) return NULL;
+    char *o = malloc(n * 8 + 1);
+    if (!o) abort();
+    size_t k = 0, at = 0;
+    while (at < n) {
+        size_t e = lend(s, n, at);
+        if (at > 0 && !blank(s + at, e - at)) {
+            int w = indent_of(s + at, e - at), levels = w > base ? (w - base + unit / 2) / unit : 0;
+            int keep = w < base ? w : base; /* the cursor line's own indentation stays as it is */
+            size_t p = at;
+            while (p < e && (s[p] == ' ' || s[p] == '\t')) p++;
+            if (want_tabs) {
+                for (int i = 0; i < (keep + TAB_WIDTH - 1) / TAB_WIDTH; i++) o[k++] = '\t';
+                for (int i = 0; i < levels; i++) o[k++] = '\t';
+            } else {
+                for (int i = 0; i < keep + levels * d->doc_unit; i++) o[k++] = ' ';
+            }
+            memcpy(o + k, s + p, e - p);
+            k += e - p;
+        } else {
+            memcpy(o + k, s + at, e - at);
+            k += e - at;
+        }
+        if (e < n) o[k++] = '\n';
+        at = e + 1;
+    }
+    o[k] = 0;
+    *out_n = k;
+    return o;
+}
+
 char *fim__decoder_finish(fim_decoder *d)
 {
     if (!d->stopped && d->multi_line && d->len > d->checked)
         check_line(d, d->checked, d->len, d->checked == 0);
     size_t n = valid_utf8((const unsigned char *)d->buf, d->len);
+    if (d->multi_line) n = drop_suffix_lines(d, n);
     /* the part that duplicates the start of the suffix */
     for (size_t k = n < d->suffix_len ? n : d->suffix_len; k > 0; k--) {
         if (!memcmp(d->buf + n - k, d->suffix, k) && !blank(d->suffix, k)) {
@@ -147,6 +399,9 @@ char *fim__decoder_finish(fim_decoder *d)
     if (d->multi_line)
         while (n && (d->buf[n - 1] == ' ' || d->buf[n - 1] == '\t' || d->buf[n - 1] == '\n' || d->buf[n - 1] == '\r'))
             n--;
+    size_t rn = 0;
+    char *re = d->multi_line ? reindent(d, d->buf ? d->buf : "", n, &rn) : NULL;
+    if (re) return re;
     char *out = malloc(n + 1);
     if (!out) abort();
     if (n) memcpy(out, d->buf, n);

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-enum { EVAL_CHUNK = 128, TOP_K = 40 };
+enum { EVAL_CHUNK = 128, TOP_K = 40, SUFFIX_HEAD = 6 };
 
 typedef struct session {
     char *doc;
@@ -33,16 +33,25 @@ void fim_config_default(fim_config *c)
     c->max_tokens = 64;
     c->prefix_tokens = 1024;
     c->suffix_tokens = 256;
+    c->related_tokens = 384;
     c->cache_bytes = (size_t)1 << 30;
     c->temperature = 0;
     c->top_p = 0.95f;
     c->seed = 0x5eed;
 }
 
+void fim_config_budget(fim_config *c, int budget)
+{
+    if (budget < 16) budget = 16;
+    c->related_tokens = budget * 3 / 16;
+    c->suffix_tokens = budget * 3 / 16;
+    c->prefix_tokens = budget - c->related_tokens - c->suffix_tokens - 4; /* BOS and 3 FIM markers */
+}
+
 const char *fim_stop_name(enum fim_stop s)
 {
     static const char *names[] = {"eos", "max_tokens", "line_end", "indent", "suffix_repeat",
-                                  "control", "cancelled"};
+                                  "control", "cancelled", "block_end", "unbalanced", "repetition"};
     return (unsigned)s < sizeof names / sizeof *names ? names[s] : "unknown";
 }
 
@@ -218,11 +227,21 @@ static int prefill(fim_engine *e, session *s, const fim_ids_vec *prompt, const a
     return 0;
 }
 
-int fim_prompt(fim_engine *e, const fim_request *req, const fim_config *cfg, int32_t **ids,
-               size_t *n, fim_err *err)
+/* The request's context: its own, or one made from its text (freed by the caller via *made). */
+static const fim_context *request_context(const fim_request *req, fim_context **made)
+{
+    *made = NULL;
+    if (req->ctx) return req->ctx;
+    size_t len = req->len, cursor = req->cursor < len ? req->cursor : len;
+    *made = fim__context_from_text(req->doc, req->language, req->text ? req->text : "", len, cursor);
+    return *made;
+}
+
+int fim_prompt_ids(const model_vocab *v, const fim_context *ctx, const fim_config *cfg,
+                   int32_t **ids, size_t *n, fim_err *err)
 {
     fim_ids_vec p = {0};
-    if (fim__build_prompt(model_get_vocab(e->m), req, cfg, &p, err)) {
+    if (fim__build_prompt(v, ctx, cfg, &p, err)) {
         free(p.v);
         return -1;
     }
@@ -231,57 +250,90 @@ int fim_prompt(fim_engine *e, const fim_request *req, const fim_config *cfg, int
     return 0;
 }
 
-int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
-                 const atomic_int *cancel, char **out, fim_stats *st, fim_err *err)
+int fim_prompt(fim_engine *e, const fim_request *req, const fim_config *cfg, int32_t **ids,
+               size_t *n, fim_err *err)
+{
+    fim_context *made;
+    const fim_context *c = request_context(req, &made);
+    if (!c) return fim__fail(err, "out of memory");
+    int rc = fim_prompt_ids(model_get_vocab(e->m), c, cfg, ids, n, err);
+    fim_context_free(made);
+    return rc;
+}
+
+/* The suffix's first tokens as the prompt has them (between <fim_hole> and <fim_end>). */
+static void suffix_head(const model_vocab *v, const fim_ids_vec *prompt, int32_t *out, int *n)
+{
+    model_fim_ids f;
+    model_err me = {{0}};
+    *n = 0;
+    if (model_vocab_fim(v, &f, &me)) return;
+    size_t h = 0;
+    while (h < prompt->n && prompt->v[h] != f.hole) h++;
+    for (size_t i = h + 1; i < prompt->n && prompt->v[i] != f.end && *n < SUFFIX_HEAD; i++) out[(*n)++] = prompt->v[i];
+}
+
+/* The last k generated tokens equal the suffix's first k (k = SUFFIX_HEAD, or the whole suffix
+ * when shorter, and at least 3): the model is writing what follows the cursor. */
+static bool repeats_suffix(const fim_ids_vec *gen, const int32_t *head, int n_head)
+{
+    int k = n_head;
+    if (k < 3 || gen->n < (size_t)k) return false;
+    return !memcmp(gen->v + gen->n - (size_t)k, head, sizeof *head * (size_t)k);
+}
+
+/* The next token: sampled from the logits, or the next of the assumed output (-1 when it ends). */
+static int32_t next_token(fim_engine *e, int nv, const fim_config *cfg, uint64_t *rng,
+                          const fim_ids_vec *assumed, size_t *at)
+{
+    if (assumed) return *at < assumed->n ? assumed->v[(*at)++] : -1;
+    return sample(e, nv, cfg, rng);
+}
+
+/* Generate into the decoder until a stop rule, EOS, the token limit or cancellation. Returns 0,
+ * 1 when cancelled, -1 on error. */
+static int generate(fim_engine *e, session *s, fim_decoder *d, const fim_ids_vec *prompt,
+                    const fim_ids_vec *assumed, const fim_config *cfg, const atomic_int *cancel,
+                    fim_stats *st, fim_err *err)
 {
     const model_vocab *v = model_get_vocab(e->m);
     int nv = model_get_hparams(e->m)->n_vocab;
-    memset(st, 0, sizeof *st);
-    *out = NULL;
-    double t0 = now_ms();
-    fim_ids_vec prompt = {0};
-    if (fim__build_prompt(v, req, cfg, &prompt, err)) {
-        free(prompt.v);
-        return -1;
-    }
-    st->prompt_tokens = (int)prompt.n;
-    session *s = session_for(e, req->doc, err);
-    if (!s) {
-        free(prompt.v);
-        return -1;
-    }
-    s->used = ++e->clock;
-    int r = prefill(e, s, &prompt, cancel, st, err);
-    free(prompt.v);
-    st->prompt_ms = now_ms() - t0;
-    if (r) {
-        st->stop = FIM_STOP_CANCELLED;
-        return r;
-    }
-    fim_decoder d;
-    fim__decoder_init(&d, req->text, req->len, req->cursor);
-    st->multi_line = d.multi_line;
+    int32_t head[SUFFIX_HEAD];
+    int n_head;
+    suffix_head(v, prompt, head, &n_head);
+    fim_ids_vec gen = {0};
+    size_t *ends = malloc(sizeof *ends * (size_t)(cfg->max_tokens + 1)), assumed_at = 0;
+    if (!ends) abort();
     uint64_t rng = cfg->seed | 1;
-    double t1 = now_ms();
     model_err me = {{0}};
+    int r = 0;
     for (;;) {
         if (cancel && atomic_load_explicit(cancel, memory_order_relaxed)) {
             r = 1;
             break;
         }
-        int32_t tok = sample(e, nv, cfg, &rng);
-        if (tok == model_vocab_eos(v) || model_token_is_control(v, tok)) {
-            d.stop = FIM_STOP_EOS;
+        int32_t tok = next_token(e, nv, cfg, &rng, assumed, &assumed_at);
+        if (tok < 0 || tok == model_vocab_eos(v) || model_token_is_control(v, tok)) {
+            d->stop = FIM_STOP_EOS;
             break;
         }
         char bytes[256];
         int nb = model_token_bytes(v, tok, bytes, sizeof bytes);
+        nb = nb < (int)sizeof bytes ? nb : (int)sizeof bytes;
+        fim__ids_push(&gen, &tok, 1);
+        ends[st->generated] = d->len + (size_t)nb;
         st->generated++;
-        if (fim__decoder_push(&d, bytes, (size_t)(nb < (int)sizeof bytes ? nb : (int)sizeof bytes))) break;
-        if (st->generated >= cfg->max_tokens) {
-            d.stop = FIM_STOP_MAX_TOKENS;
+        if (fim__decoder_push(d, bytes, (size_t)nb)) break;
+        if (repeats_suffix(&gen, head, n_head)) {
+            size_t from = gen.n > (size_t)n_head ? ends[gen.n - (size_t)n_head - 1] : 0;
+            fim__decoder_cut_tail(d, d->len > from ? d->len - from : 0, FIM_STOP_SUFFIX_REPEAT);
             break;
         }
+        if (st->generated >= cfg->max_tokens) {
+            d->stop = FIM_STOP_MAX_TOKENS;
+            break;
+        }
+        if (assumed) continue;
         int er = model_eval(e->m, s->cache, &tok, 1, e->logits, MODEL_LOGITS_LAST, cancel, &me);
         if (er == -2) {
             r = 1;
@@ -293,6 +345,48 @@ int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
         }
         fim__ids_push(&s->ids, &tok, 1);
     }
+    free(gen.v);
+    free(ends);
+    return r;
+}
+
+int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
+                 const atomic_int *cancel, char **out, fim_stats *st, fim_err *err)
+{
+    const model_vocab *v = model_get_vocab(e->m);
+    memset(st, 0, sizeof *st);
+    *out = NULL;
+    double t0 = now_ms();
+    fim_context *made;
+    const fim_context *c = request_context(req, &made);
+    if (!c) return fim__fail(err, "out of memory");
+    fim_ids_vec prompt = {0}, assumed = {0};
+    int r = -1;
+    session *s = NULL;
+    if (fim__build_prompt(v, c, cfg, &prompt, err)) goto done;
+    st->prompt_tokens = (int)prompt.n;
+    if (req->assume_output) { /* tools: the text stands in for the model's tokens */
+        model_err me = {{0}};
+        if (model_tokenize(v, req->assume_output, req->assume_len, false, false, &assumed.v, &assumed.n, &me)) {
+            fim__fail(err, "%s", me.msg);
+            goto done;
+        }
+    } else {
+        s = session_for(e, req->doc, err);
+        if (!s) goto done;
+        s->used = ++e->clock;
+        r = prefill(e, s, &prompt, cancel, st, err);
+        if (r) {
+            if (r == 1) st->stop = FIM_STOP_CANCELLED;
+            goto done;
+        }
+    }
+    st->prompt_ms = now_ms() - t0;
+    fim_decoder d;
+    fim__decoder_init(&d, c);
+    st->multi_line = d.multi_line;
+    double t1 = now_ms();
+    r = generate(e, s, &d, &prompt, req->assume_output ? &assumed : NULL, cfg, cancel, st, err);
     st->gen_ms = now_ms() - t1;
     if (r == 0) {
         *out = fim__decoder_finish(&d);
@@ -301,6 +395,10 @@ int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
         st->stop = FIM_STOP_CANCELLED;
     }
     fim__decoder_free(&d);
-    evict(e, req->doc, cfg->cache_bytes);
+    if (s) evict(e, req->doc, cfg->cache_bytes);
+done:
+    free(prompt.v);
+    free(assumed.v);
+    fim_context_free(made);
     return r;
 }

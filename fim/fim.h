@@ -1,9 +1,13 @@
-/* fim/fim.h — from a document and a cursor to a completion: the DeepSeek FIM prompt within token
- * budgets, a persistent latent cache per document (only tokens after the longest common prefix with
- * the previous request are evaluated), decoding with stop rules, and post-processing. Knows nothing
- * about JSON or stdio; uses model/ only.
+/* fim/fim.h — from a document and a cursor to a completion: documents with incrementally parsed
+ * syntax trees (tree-sitter, through parsers/), the DeepSeek FIM prompt cut at syntax boundaries
+ * within token budgets with definitions from other open documents, a persistent latent cache per
+ * document (only tokens after the longest common prefix with the previous request are evaluated),
+ * decoding with syntax-aware stop rules, and post-processing. Knows nothing about JSON or stdio;
+ * uses model/ and parsers/ only.
  *
- * Threads: a fim_engine is used by one thread at a time (the inference worker). */
+ * Threads: fim_doc objects belong to one thread (the LSP loop); a fim_context is a detached
+ * snapshot that may be handed to another; a fim_engine is used by one thread at a time (the
+ * inference worker). */
 #ifndef FIMD_FIM_H
 #define FIMD_FIM_H
 
@@ -21,6 +25,7 @@ typedef struct fim_config {
     int max_tokens;         /* generated tokens at most (default 64) */
     int prefix_tokens;      /* prompt budget before the cursor line (default 1024) */
     int suffix_tokens;      /* prompt budget after the cursor (default 256) */
+    int related_tokens;     /* prompt budget for definitions from other places (default 384) */
     size_t cache_bytes;     /* latent caches of all documents together (default 1 GiB) */
     float temperature;      /* 0 = greedy (default) */
     float top_p;            /* nucleus sampling when temperature > 0 (default 0.95) */
@@ -28,6 +33,42 @@ typedef struct fim_config {
 } fim_config;
 
 void fim_config_default(fim_config *c);
+/* Split one prompt budget B the way `--budget` does: 3/16 related definitions, 3/16 suffix, the
+ * rest prefix (minus the FIM markers). */
+void fim_config_budget(fim_config *c, int budget);
+
+/* ---- documents and contexts ---- */
+
+typedef struct fim_doc fim_doc;
+
+/* A document: its text, language (parsers_detect on language_id, path, shebang) and, when the
+ * language has a grammar and the text is at most FIM_PARSE_MAX bytes, a syntax tree that edits keep
+ * up to date incrementally. path may be a file path or URI (for detection and snippet headers).
+ * Returns NULL only when out of memory. The caller frees it with fim_doc_free. */
+enum { FIM_PARSE_MAX = 8 << 20 };
+fim_doc *fim_doc_new(const char *path, const char *language_id, const char *text, size_t len);
+void fim_doc_free(fim_doc *d);
+const char *fim_doc_text(const fim_doc *d, size_t *len);
+/* The registry name of the language ("C", "Python"), or "" when unknown. */
+const char *fim_doc_language(const fim_doc *d);
+bool fim_doc_has_tree(const fim_doc *d);
+/* Replace bytes [start, end) with text[0..n) (offsets are clamped); the tree is edited
+ * (ts_tree_edit) and reparsed lazily, incrementally, when next needed. */
+void fim_doc_replace(fim_doc *d, size_t start, size_t end, const char *text, size_t n);
+/* Reparse now if edited (returns the parse time in ms, 0 when nothing to do). */
+double fim_doc_sync(fim_doc *d);
+
+/* Everything a completion at `cursor` needs, detached from the documents: a copy of the text, the
+ * language, a copy of the syntax tree, and definitions from the `n_open` other documents whose
+ * names occur near the cursor (`open` may include d itself; it is skipped). Returns NULL only when
+ * out of memory. The caller frees it with fim_context_free. */
+typedef struct fim_context fim_context;
+fim_context *fim_context_new(fim_doc *d, size_t cursor, fim_doc *const *open, int n_open);
+void fim_context_free(fim_context *c);
+const char *fim_context_text(const fim_context *c, size_t *len);
+size_t fim_context_cursor(const fim_context *c);
+/* Multi-line or single line, as the syntax at the cursor says (see fim_stats.multi_line). */
+bool fim_context_multi_line(const fim_context *c);
 
 typedef struct fim_engine fim_engine;
 
@@ -45,11 +86,20 @@ typedef struct fim_request {
     size_t len;
     size_t cursor;     /* byte offset of the cursor in text (clamped to len) */
     long first_line;   /* line number of text[0] in the document (0 for the whole document) */
+    /* When set, the context replaces text, len, cursor and first_line (it carries the syntax tree
+     * and related definitions). When NULL, a context is made from text: the language comes from
+     * `language` (an LSP id, may be NULL) and the doc key as a path, and the text is parsed. */
+    const fim_context *ctx;
+    const char *language;
+    /* Tools only: instead of sampling, take the tokens of this text as if the model had produced
+     * them, one by one, through the same stop rules and post-processing (no model evaluation). */
+    const char *assume_output;
+    size_t assume_len;
 } fim_request;
 
 enum fim_stop {
     FIM_STOP_EOS, FIM_STOP_MAX_TOKENS, FIM_STOP_LINE_END, FIM_STOP_INDENT, FIM_STOP_SUFFIX_REPEAT,
-    FIM_STOP_CONTROL, FIM_STOP_CANCELLED,
+    FIM_STOP_CONTROL, FIM_STOP_CANCELLED, FIM_STOP_BLOCK_END, FIM_STOP_UNBALANCED, FIM_STOP_REPETITION,
 };
 const char *fim_stop_name(enum fim_stop s);
 
@@ -72,5 +122,9 @@ int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
 /* The prompt fim_complete would evaluate, as token ids (malloc'd); for tools and tests. */
 int fim_prompt(fim_engine *e, const fim_request *req, const fim_config *cfg, int32_t **ids,
                size_t *n, fim_err *err);
+
+/* The same prompt built with only a vocabulary (no weights needed), as token ids (malloc'd). */
+int fim_prompt_ids(const model_vocab *v, const fim_context *ctx, const fim_config *cfg,
+                   int32_t **ids, size_t *n, fim_err *err);
 
 #endif

@@ -3,6 +3,7 @@
  * id, and user text is tokenized without special-token parsing, so code containing the marker
  * strings cannot inject markers. Pieces never cross a newline in DeepSeek's pre-tokenizer, so the
  * prompt is built line by line and trimmed at line boundaries within the budgets. */
+#define _GNU_SOURCE
 #include "fim/fim_internal.h"
 
 #include <stdarg.h>
@@ -10,11 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Prefix windows start on lines that are multiples of a step (budget/64 lines: 16 at the default
- * 1024 tokens), so the tokens of the prefix, and the cache built on them, stay the same while the
- * user types several lines; a step proportional to the budget never shrinks the window by more than
- * about a quarter. */
-enum { LINE_BEFORE_MAX_TOKENS = 512 };
+/* The prefix window starts at a syntax boundary found near a line that moves in steps of
+ * budget/64 lines (at least 4): the shallowest node start within the next step. So the prefix's
+ * tokens, and the cache built on them, stay the same over many keystrokes and lines, and the window
+ * never begins in the middle of a construct when a better place is near. The suffix ends likewise
+ * at the shallowest node end among its last lines. */
+enum { LINE_BEFORE_MAX_TOKENS = 512, MIN_STEP = 4, SEARCH_STEPS = 1 };
 
 int fim__fail(fim_err *err, const char *fmt, ...)
 {
@@ -66,21 +68,25 @@ static size_t line_end(const char *t, size_t len, size_t at) /* after the '\n', 
     return nl ? (size_t)(nl - t) + 1 : len;
 }
 
-/* Tokens of the prefix: whole lines walking back from `end` while they fit the budget; the start
- * line then rounds up to a multiple of PREFIX_LINE_STEP (in absolute line numbers). */
-static int prefix_tokens(const model_vocab *v, const fim_request *r, size_t end, int budget,
-                         fim_ids_vec *out, fim_err *err)
+static long line_step(int budget)
 {
-    /* line numbers: count lines before `end` once */
-    long line_no = r->first_line;
-    for (size_t i = 0; i < end; i++) line_no += r->text[i] == '\n';
+    return budget / 64 > MIN_STEP ? budget / 64 : MIN_STEP;
+}
+
+/* Where the prefix begins: walking back whole lines from `end` while they fit the budget; when
+ * trimmed, a syntax boundary near the next step line. */
+static int prefix_start(const model_vocab *v, const fim_context *c, size_t end, int budget,
+                        size_t *out, fim_err *err)
+{
+    long line_no = 0;
+    for (const char *p = c->text; (p = memchr(p, '\n', (size_t)(c->text + end - p))); p++) line_no++;
     fim_ids_vec tmp = {0};
     size_t start = end;
     long start_line = line_no, used = 0;
     while (start > 0) {
-        size_t s = line_start(r->text, start - 1);
+        size_t s = line_start(c->text, start - 1);
         tmp.n = 0;
-        if (tok(v, r->text + s, start - s, &tmp, err)) {
+        if (tok(v, c->text + s, start - s, &tmp, err)) {
             free(tmp.v);
             return -1;
         }
@@ -89,16 +95,37 @@ static int prefix_tokens(const model_vocab *v, const fim_request *r, size_t end,
         start = s;
         start_line--;
     }
-    long step = budget / 64 > 1 ? budget / 64 : 1;
-    if (start > 0) { /* trimmed: step the start forward to a stable line */
-        while (start < end && start_line % step != 0) {
-            start = line_end(r->text, end, start);
-            start_line++;
-        }
+    free(tmp.v);
+    *out = start;
+    if (start == 0) return 0;
+    long step = line_step(budget);
+    while (start < end && start_line % step != 0) { /* to the grid */
+        start = line_end(c->text, end, start);
+        start_line++;
     }
-    tmp.n = 0;
-    int rc = tok(v, r->text + start, end - start, &tmp, err);
-    if (!rc && (long)tmp.n > budget) { /* a single huge line: keep its tail */
+    size_t best = start;
+    int best_depth = -1;
+    long limit = start_line + step * SEARCH_STEPS;
+    for (size_t at = start; at < end && start_line < limit; start_line++) {
+        int d = fim__depth_at_line_start(c, at);
+        if (d >= 0 && (best_depth < 0 || d < best_depth)) {
+            best = at;
+            best_depth = d;
+            if (d == 0) break; /* top level: nothing better */
+        }
+        at = line_end(c->text, end, at);
+    }
+    *out = best;
+    return 0;
+}
+
+/* Tokens of the prefix text [start, end); a single huge line keeps its tail. */
+static int prefix_tokens(const model_vocab *v, const fim_context *c, size_t start, size_t end, int budget,
+                         fim_ids_vec *out, fim_err *err)
+{
+    fim_ids_vec tmp = {0};
+    int rc = tok(v, c->text + start, end - start, &tmp, err);
+    if (!rc && (long)tmp.n > budget) {
         memmove(tmp.v, tmp.v + tmp.n - (size_t)budget, sizeof(int32_t) * (size_t)budget);
         tmp.n = (size_t)budget;
     }
@@ -107,55 +134,185 @@ static int prefix_tokens(const model_vocab *v, const fim_request *r, size_t end,
     return rc;
 }
 
-/* Tokens of the suffix: the rest of the cursor line, then whole lines while they fit. */
-static int suffix_tokens(const model_vocab *v, const fim_request *r, size_t from, int budget,
-                         fim_ids_vec *out, fim_err *err)
+/* Tokens of the suffix: the rest of the cursor line, then whole lines while they fit, cut back to
+ * the line whose end closes the shallowest node among the last ones. */
+static int suffix_tokens(const model_vocab *v, const fim_context *c, size_t from, int budget,
+                         fim_ids_vec *out, size_t *end_out, fim_err *err)
 {
     fim_ids_vec tmp = {0};
     size_t at = from;
     int used = 0;
-    while (at < r->len) {
-        size_t e = line_end(r->text, r->len, at);
+    bool trimmed = false;
+    size_t *ends = NULL, *counts = NULL; /* per line: end offset and tokens so far */
+    size_t n_lines = 0, cap = 0;
+    while (at < c->len) {
+        size_t e = line_end(c->text, c->len, at);
         size_t before = tmp.n;
-        if (tok(v, r->text + at, e - at, &tmp, err)) {
-            free(tmp.v);
+        if (tok(v, c->text + at, e - at, &tmp, err)) {
+            free(tmp.v), free(ends), free(counts);
             return -1;
         }
         if (used + (int)(tmp.n - before) > budget) {
             if (at == from) used = budget, tmp.n = (size_t)budget; /* huge first line: its head */
             else tmp.n = before;
+            trimmed = true;
             break;
         }
         used += (int)(tmp.n - before);
+        if (n_lines == cap) {
+            cap = cap ? cap * 2 : 64;
+            ends = realloc(ends, cap * sizeof *ends);
+            counts = realloc(counts, cap * sizeof *counts);
+            if (!ends || !counts) abort();
+        }
+        ends[n_lines] = e;
+        counts[n_lines++] = tmp.n;
         at = e;
     }
+    *end_out = at;
+    if (trimmed && n_lines > 1) {
+        long span = line_step(budget) * SEARCH_STEPS;
+        size_t lo = n_lines > (size_t)span ? n_lines - (size_t)span : 0, best = n_lines - 1;
+        int best_depth = -1;
+        for (size_t i = n_lines - 1; i + 1 > lo; i--) { /* latest first: ties keep more text */
+            size_t ls = line_start(c->text, ends[i] - 1);
+            int d = fim__depth_at_line_end(c, ls < from ? from : ls, ends[i]);
+            if (d >= 0 && (best_depth < 0 || d < best_depth)) best = i, best_depth = d;
+        }
+        tmp.n = counts[best];
+        *end_out = ends[best];
+    }
     fim__ids_push(out, tmp.v, tmp.n);
-    free(tmp.v);
+    free(tmp.v), free(ends), free(counts);
     return 0;
 }
 
-int fim__build_prompt(const model_vocab *v, const fim_request *req, const fim_config *cfg,
+/* "// dir/file.c" in the snippet's language (its block comment when it has no line comment). */
+static void snippet_header(const fim_snippet *sn, char *buf, size_t cap)
+{
+    const char *path = sn->path, *p = path + strlen(path);
+    for (int slashes = 0; p > path; p--)
+        if (p[-1] == '/' && ++slashes == 2) break;
+    const parsers_lang *l = sn->lang;
+    buf[0] = 0;
+    if (l && l->line_comment) snprintf(buf, cap, "%s %s\n", l->line_comment, p);
+    else if (l && l->block_comment) {
+        const char *sp = strchr(l->block_comment, ' ');
+        if (sp) snprintf(buf, cap, "%.*s %s %s\n", (int)(sp - l->block_comment), l->block_comment, p, sp + 1);
+    }
+}
+
+/* Add snippets in their order while they fit `budget`; returns the tokens used. */
+static int add_snippets(const model_vocab *v, const fim_snippet *sn, int n, int budget, fim_ids_vec *out,
+                        fim_err *err)
+{
+    int used = 0;
+    fim_ids_vec tmp = {0};
+    for (int i = 0; i < n; i++) {
+        char head[512];
+        snippet_header(&sn[i], head, sizeof head);
+        tmp.n = 0;
+        if (tok(v, head, strlen(head), &tmp, err) || tok(v, sn[i].text, strlen(sn[i].text), &tmp, err) ||
+            tok(v, "\n\n", 2, &tmp, err)) {
+            free(tmp.v);
+            return -1;
+        }
+        if (used + (int)tmp.n > budget) continue;
+        used += (int)tmp.n;
+        fim__ids_push(out, tmp.v, tmp.n);
+    }
+    free(tmp.v);
+    return used;
+}
+
+static bool ident_char(char c)
+{
+    unsigned char u = (unsigned char)c;
+    return u == '_' || (unsigned)((u | 32) - 'a') < 26u || (unsigned)(u - '0') < 10u || u >= 0x80;
+}
+
+static bool word_at(const char *t, size_t len, size_t at, size_t n)
+{
+    return (at == 0 || !ident_char(t[at - 1])) && (at + n >= len || !ident_char(t[at + n]));
+}
+
+/* Definitions of the document itself that lie outside [lo, hi) and are named near the cursor. */
+static int own_snippets(const fim_context *c, size_t lo, size_t hi, fim_snippet **out)
+{
+    *out = NULL;
+    if (!c->tree) return 0;
+    fim_def *defs;
+    int n = fim__defs(c->text, c->len, c->tree, &defs), k = 0;
+    size_t from = c->cursor, to = c->cursor;
+    for (int back = 0; from > 0 && back <= 40; from--) back += c->text[from - 1] == '\n';
+    for (int fwd = 0; to < c->len && fwd < 11; to++) fwd += c->text[to] == '\n';
+    fim_snippet *s = calloc((size_t)n + 1, sizeof *s);
+    if (!s) abort();
+    for (int i = 0; i < n; i++) {
+        fim_def *d = &defs[i];
+        size_t len = d->name_end - d->name_start;
+        if (len < 2 || (d->end > lo && d->start < hi)) continue;
+        const char *name = c->text + d->name_start;
+        bool near = false;
+        for (const char *p = c->text + from; !near && (p = memmem(p, (size_t)(c->text + to - p), name, len)); p++)
+            near = word_at(c->text, to, (size_t)(p - c->text), len);
+        if (!near) continue;
+        s[k].path = c->path;
+        s[k].text = fim__def_snippet(c->text, d, c->lang);
+        s[k].lang = c->lang;
+        k++;
+    }
+    free(defs);
+    *out = s;
+    return k;
+}
+
+int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_config *cfg,
                       fim_ids_vec *out, fim_err *err)
 {
     model_fim_ids f;
     model_err me = {{0}};
     if (model_vocab_fim(v, &f, &me)) return fim__fail(err, "%s", me.msg);
-    size_t cursor = req->cursor < req->len ? req->cursor : req->len;
-    size_t l0 = line_start(req->text, cursor);
+    size_t cursor = c->cursor < c->len ? c->cursor : c->len;
+    size_t l0 = line_start(c->text, cursor);
     out->n = 0;
     if (model_vocab_add_bos(v)) {
         int32_t bos = model_vocab_bos(v);
         fim__ids_push(out, &bos, 1);
     }
     fim__ids_push(out, &f.begin, 1);
-    if (prefix_tokens(v, req, l0, cfg->prefix_tokens, out, err)) return -1;
+    fim_ids_vec line = {0}, pre = {0}, suf = {0};
+    int rc = -1;
+    fim_snippet *own = NULL;
+    int n_own = 0;
+    if (tok(v, c->text + l0, cursor - l0, &line, err)) goto done;
+    size_t line_cap = cfg->prefix_tokens < LINE_BEFORE_MAX_TOKENS ? (size_t)(cfg->prefix_tokens > 0 ? cfg->prefix_tokens : 0)
+                                                                 : LINE_BEFORE_MAX_TOKENS;
+    size_t skip = line.n > line_cap ? line.n - line_cap : 0;
+    int related = cfg->related_tokens > 0 ? cfg->related_tokens : 0;
+    int used = add_snippets(v, c->snips, c->n_snips, related, out, err);
+    if (used < 0) goto done;
+    /* the widest prefix we could have; the document's own definitions outside it may help */
+    int line_tokens = (int)(line.n - skip), base = cfg->prefix_tokens - line_tokens;
+    size_t pstart, send;
+    if (prefix_start(v, c, l0, base + related - used, &pstart, err)) goto done;
+    if (suffix_tokens(v, c, cursor, cfg->suffix_tokens, &suf, &send, err)) goto done;
+    n_own = own_snippets(c, pstart, send, &own);
+    int used_own = add_snippets(v, own, n_own, related - used, out, err);
+    if (used_own < 0) goto done;
+    int budget = base + related - used - used_own; /* what the related definitions left */
+    if (budget < 0) budget = 0;
+    if (prefix_start(v, c, l0, budget, &pstart, err)) goto done;
+    if (prefix_tokens(v, c, pstart, l0, budget, &pre, err)) goto done;
+    fim__ids_push(out, pre.v, pre.n);
     fim__ids_push(out, &f.hole, 1);
-    if (suffix_tokens(v, req, cursor, cfg->suffix_tokens, out, err)) return -1;
+    fim__ids_push(out, suf.v, suf.n);
     fim__ids_push(out, &f.end, 1);
-    fim_ids_vec line = {0};
-    if (tok(v, req->text + l0, cursor - l0, &line, err)) return -1;
-    size_t skip = line.n > LINE_BEFORE_MAX_TOKENS ? line.n - LINE_BEFORE_MAX_TOKENS : 0;
     fim__ids_push(out, line.v + skip, line.n - skip);
-    free(line.v);
-    return 0;
+    rc = 0;
+done:
+    for (int i = 0; i < n_own; i++) free(own[i].text);
+    free(own);
+    free(line.v), free(pre.v), free(suf.v);
+    return rc;
 }

@@ -1,5 +1,5 @@
-/* lsp/docs.c — the open documents: URI -> text bytes, version and language id, with in-place
- * edits. A handful of documents are open at a time, so a plain array is enough. */
+/* lsp/docs.c — the open documents: URI -> fim_doc (text and syntax tree), version and language
+ * id, with edits applied to both. A handful of documents are open at a time, so a plain array is enough. */
 #define _GNU_SOURCE
 #include "lsp/lsp_internal.h"
 
@@ -11,17 +11,6 @@ lsp_doc *lsp__doc_find(lsp_docs *s, const char *uri)
     for (int i = 0; i < s->n; i++)
         if (!strcmp(s->v[i].uri, uri)) return &s->v[i];
     return NULL;
-}
-
-static void reserve(lsp_doc *d, size_t need)
-{
-    if (need + 1 <= d->cap) return;
-    size_t cap = d->cap ? d->cap : 4096;
-    while (cap < need + 1) cap *= 2;
-    char *p = realloc(d->text, cap);
-    if (!p) abort();
-    d->text = p;
-    d->cap = cap;
 }
 
 lsp_doc *lsp__doc_open(lsp_docs *s, const char *uri, const char *text, size_t len, long version,
@@ -42,11 +31,10 @@ lsp_doc *lsp__doc_open(lsp_docs *s, const char *uri, const char *text, size_t le
     }
     free(d->language);
     d->language = strdup(language ? language : "");
-    d->len = 0;
-    reserve(d, len);
-    memcpy(d->text, text, len);
-    d->len = len;
-    d->text[len] = 0;
+    fim_doc_free(d->fd);
+    d->fd = fim_doc_new(uri, language, text, len);
+    if (!d->fd) abort();
+    d->text = fim_doc_text(d->fd, &d->len);
     d->version = version;
     return d;
 }
@@ -56,26 +44,20 @@ void lsp__doc_close(lsp_docs *s, const char *uri)
     lsp_doc *d = lsp__doc_find(s, uri);
     if (!d) return;
     free(d->uri);
-    free(d->text);
+    fim_doc_free(d->fd);
     free(d->language);
     *d = s->v[--s->n];
 }
 
 void lsp__doc_edit(lsp_doc *d, size_t start, size_t end, const char *text, size_t n)
 {
-    if (start > d->len) start = d->len;
-    if (end > d->len) end = d->len;
-    if (end < start) end = start;
-    reserve(d, d->len - (end - start) + n);
-    memmove(d->text + start + n, d->text + end, d->len - end);
-    memcpy(d->text + start, text, n);
-    d->len = d->len - (end - start) + n;
-    d->text[d->len] = 0;
+    fim_doc_replace(d->fd, start, end, text, n);
+    d->text = fim_doc_text(d->fd, &d->len);
 }
 
 void lsp__docs_free(lsp_docs *s)
 {
-    for (int i = 0; i < s->n; i++) free(s->v[i].uri), free(s->v[i].text), free(s->v[i].language);
+    for (int i = 0; i < s->n; i++) free(s->v[i].uri), fim_doc_free(s->v[i].fd), free(s->v[i].language);
     free(s->v);
     s->v = NULL;
     s->n = s->cap = 0;

@@ -69,8 +69,9 @@ void lsp__reader_free(lsp_reader *r);
 
 typedef struct lsp_doc {
     char *uri;
-    char *text;
-    size_t len, cap;
+    fim_doc *fd;          /* owns the text and its syntax tree */
+    const char *text;     /* fim_doc_text(fd), refreshed after each edit */
+    size_t len;
     long version;
     char *language;
 } lsp_doc;
@@ -100,9 +101,7 @@ typedef struct job {
     char *id;             /* raw JSON of the request id */
     char *doc;            /* document URI */
     bool inline_kind;     /* inlineCompletion (else completion) */
-    char *text;           /* window of the document */
-    size_t len, cursor;
-    long first_line;
+    fim_context *ctx;     /* the document at the cursor, its tree and related definitions */
     lsp_pos pos;          /* the cursor as the client sent it (after clamping) */
     fim_config cfg;
     char *model_path;     /* JOB_LOAD */

@@ -20,8 +20,7 @@ enum {
     ERR_INTERNAL = -32603, ERR_NOT_INITIALIZED = -32002, ERR_CANCELLED = -32800, ERR_MODIFIED = -32801,
 };
 
-/* Windows of the document sent with a job: enough for any budget, bounded for huge files. */
-enum { WINDOW_BEFORE = 256 * 1024, WINDOW_AFTER = 64 * 1024 };
+enum { MAX_CONTEXT_DOCS = 64 }; /* open documents that may contribute definitions */
 
 typedef struct server {
     struct ev_loop *loop;
@@ -312,22 +311,16 @@ static void on_completion(server *s, const jdoc *d, int params, const char *id, 
     size_t cursor;
     lsp_offset_of(doc->text, doc->len, pos, s->enc, &cursor);
     pos = lsp_pos_of(doc->text, doc->len, cursor, s->enc); /* clamped, as the reply will use it */
-    size_t start = cursor > WINDOW_BEFORE ? cursor - WINDOW_BEFORE : 0;
-    while (start > 0 && doc->text[start - 1] != '\n') start--;
-    size_t end = doc->len - cursor > WINDOW_AFTER ? cursor + WINDOW_AFTER : doc->len;
-    long first_line = 0;
-    for (const char *p = doc->text; (p = memchr(p, '\n', (size_t)(doc->text + start - p))); p++) first_line++;
+    fim_doc *open[MAX_CONTEXT_DOCS];
+    int n_open = 0;
+    for (int i = 0; i < s->docs.n && n_open < MAX_CONTEXT_DOCS; i++) open[n_open++] = s->docs.v[i].fd;
     job *j = calloc(1, sizeof *j);
     j->kind = JOB_COMPLETE;
     j->id = strdup(id);
     j->doc = strdup(doc->uri);
     j->inline_kind = inline_kind;
-    j->len = end - start;
-    j->text = malloc(j->len + 1);
-    memcpy(j->text, doc->text + start, j->len);
-    j->text[j->len] = 0;
-    j->cursor = cursor - start;
-    j->first_line = first_line;
+    j->ctx = fim_context_new(doc->fd, cursor, open, n_open);
+    if (!j->ctx) abort();
     j->pos = pos;
     j->cfg = s->cfg;
     s->requests++;

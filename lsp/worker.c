@@ -27,7 +27,7 @@ void lsp__job_free(job *j)
     if (!j) return;
     free(j->id);
     free(j->doc);
-    free(j->text);
+    fim_context_free(j->ctx);
     free(j->out);
     free(j->model_path);
     free(j);
@@ -86,7 +86,7 @@ static void run_complete(lsp_worker *w, job *j)
         j->status = -1;
         return;
     }
-    fim_request req = {j->doc, j->text, j->len, j->cursor, j->first_line};
+    fim_request req = {.doc = j->doc, .ctx = j->ctx};
     fim_err fe = {{0}};
     j->status = fim_complete(w->engine, &req, &j->cfg, &j->cancel, &j->out, &j->st, &fe);
     if (j->status < 0) snprintf(j->err, sizeof j->err, "%s", fe.msg);

@@ -14,7 +14,7 @@ static const model_vocab *v;
 static model_fim_ids fi;
 
 /* Run the decoder on text with the cursor at the '|' and the model "output" out. */
-static char *decode(const char *with_cursor, const char *out, enum fim_stop *why)
+static char *decode(const char *path, const char *with_cursor, const char *out, enum fim_stop *why)
 {
     const char *bar = strchr(with_cursor, '|');
     size_t cursor = (size_t)(bar - with_cursor), len = strlen(with_cursor) - 1;
@@ -22,7 +22,8 @@ static char *decode(const char *with_cursor, const char *out, enum fim_stop *why
     memcpy(text, with_cursor, cursor);
     memcpy(text + cursor, bar + 1, len - cursor + 1);
     fim_decoder d;
-    fim__decoder_init(&d, text, len, cursor);
+    fim_context *c = fim__context_from_text(path, NULL, text, len, cursor);
+    fim__decoder_init(&d, c);
     /* feed in small pieces, as tokens arrive */
     for (const char *p = out; *p;) {
         size_t k = strlen(p) < 3 ? strlen(p) : 3;
@@ -32,6 +33,7 @@ static char *decode(const char *with_cursor, const char *out, enum fim_stop *why
     char *res = fim__decoder_finish(&d);
     if (why) *why = d.stop;
     fim__decoder_free(&d);
+    fim_context_free(c);
     free(text);
     return res;
 }
@@ -39,7 +41,7 @@ static char *decode(const char *with_cursor, const char *out, enum fim_stop *why
 static void expect(const char *what, const char *text, const char *out, const char *want, int stop)
 {
     enum fim_stop why;
-    char *got = decode(text, out, &why);
+    char *got = decode("t.c", text, out, &why);
     CHECK(!strcmp(got, want) && (stop < 0 || (int)why == stop), "%s: got [%s] (stop %s), want [%s]", what, got,
           fim_stop_name(why), want);
     free(got);
@@ -47,10 +49,10 @@ static void expect(const char *what, const char *text, const char *out, const ch
 
 static void stop_rules(void)
 {
-    expect("single line: the rest of the line is code", "x = foo(|);\n", "a, b)\nmore();", "a, b", FIM_STOP_LINE_END);
+    expect("single line: the rest of the line is code", "x = foo(|);\n", "a, b)\nmore();", "a, b", FIM_STOP_UNBALANCED);
     expect("single line keeps trailing space before the suffix", "return |value;\n", "x + ", "x + ", -1);
     expect("multi-line when the rest of the line is blank", "int f(void)\n{\n    |\n}\n", "int a = 1;\n    return a;\n}\n",
-           "int a = 1;\n    return a;", FIM_STOP_INDENT);
+           "int a = 1;\n    return a;", FIM_STOP_UNBALANCED);
     expect("indentation drop ends the block", "    if (x) {|\n    }\n", "\n        y();\n    z();\nw();",
            "\n        y();\n    z();", FIM_STOP_INDENT);
     expect("a line repeating the next suffix line", "for (;;) {\n    |\n    done();\n}\n", "step();\n    done();\n    more();",
@@ -64,6 +66,15 @@ static void stop_rules(void)
     expect("complete UTF-8 kept", "s = |\n", "caf\xc3\xa9 😀", "caf\xc3\xa9 😀", -1);
     expect("multi-line trailing whitespace trimmed", "    |\n", "a();\n    \n", "a();", -1);
     expect("tabs count as indentation", "\t\t|\n\t}\n", "x();\n\t\ty();\n\tz();", "x();\n\t\ty();", FIM_STOP_INDENT);
+}
+
+/* fim__build_prompt on a context made from the request's text. */
+static int build(const fim_request *r, const fim_config *cfg, fim_ids_vec *p, fim_err *err)
+{
+    fim_context *c = fim__context_from_text(r->doc, r->language, r->text, r->len, r->cursor);
+    int rc = fim__build_prompt(v, c, cfg, p, err);
+    fim_context_free(c);
+    return rc;
 }
 
 static size_t find(const int32_t *ids, size_t n, int32_t id)
@@ -81,8 +92,8 @@ static void prompt_layout(void)
     fim_config_default(&cfg);
     fim_ids_vec p = {0};
     fim_err err = {{0}};
-    fim_request r = {"d", text, strlen(text), cursor, 0};
-    CHECK(fim__build_prompt(v, &r, &cfg, &p, &err) == 0, "prompt: %s", err.msg);
+    fim_request r = {.doc = "d", .text = text, .len = strlen(text), .cursor = cursor};
+    CHECK(build(&r, &cfg, &p, &err) == 0, "prompt: %s", err.msg);
     size_t b = find(p.v, p.n, fi.begin), h = find(p.v, p.n, fi.hole), e = find(p.v, p.n, fi.end);
     CHECK(p.v[0] == model_vocab_bos(v) && b == 1 && h > b && e > h && e < p.n, "BOS <begin> prefix <hole> suffix <end> line");
     /* each segment is exactly the tokenization of its text */
@@ -101,8 +112,8 @@ static void prompt_layout(void)
     free(ids);
     /* marker text typed by the user is text, not markers */
     const char *inj = "x = \"<｜fim▁hole｜>\";\n";
-    fim_request ri = {"d", inj, strlen(inj), 4, 0};
-    fim__build_prompt(v, &ri, &cfg, &p, &err);
+    fim_request ri = {.doc = "d", .text = inj, .len = strlen(inj), .cursor = 4};
+    build(&ri, &cfg, &p, &err);
     int holes = 0;
     for (size_t i = 0; i < p.n; i++) holes += p.v[i] == fi.hole;
     CHECK(holes == 1, "FIM marker text in the document cannot inject markers (%d holes)", holes);
@@ -122,10 +133,11 @@ static void budgets(void)
     fim_config_default(&cfg);
     cfg.prefix_tokens = 200;
     cfg.suffix_tokens = 60;
+    cfg.related_tokens = 0;
     fim_ids_vec p = {0};
     fim_err err = {{0}};
-    fim_request r = {"d", text, len, cursor, 0};
-    fim__build_prompt(v, &r, &cfg, &p, &err);
+    fim_request r = {.doc = "d", .text = text, .len = len, .cursor = cursor};
+    build(&r, &cfg, &p, &err);
     size_t b = find(p.v, p.n, fi.begin), h = find(p.v, p.n, fi.hole), e = find(p.v, p.n, fi.end);
     CHECK(h - b - 1 <= 200 && h - b - 1 > 100, "prefix within its budget (%zu tokens)", h - b - 1);
     CHECK(e - h - 1 <= 60 && e - h - 1 > 20, "suffix within its budget (%zu tokens)", e - h - 1);
@@ -141,8 +153,8 @@ static void budgets(void)
     char prev[32] = "";
     for (int k = 0; k < 32; k++) {
         size_t cur = (size_t)(strstr(text, "    value_600") - text) + (size_t)k * strlen("    value_600 = 1800;\n") + 4;
-        fim_request rk = {"d", text, len, cur, 0};
-        fim__build_prompt(v, &rk, &cfg, &p, &err);
+        fim_request rk = {.doc = "d", .text = text, .len = len, .cursor = cur};
+        build(&rk, &cfg, &p, &err);
         size_t bk = find(p.v, p.n, fi.begin);
         char head[32];
         size_t hl = 0;
@@ -166,7 +178,7 @@ static void sessions(void)
     fim_config_default(&cfg);
     cfg.max_tokens = 8;
     const char *a = "int main(void)\n{\n    \n}\n";
-    fim_request r = {"a", a, strlen(a), 20, 0};
+    fim_request r = {.doc = "a", .text = a, .len = strlen(a), .cursor = 20};
     fim_stats st;
     char *out;
     CHECK(fim_complete(e, &r, &cfg, NULL, &out, &st, &err) == 0, "complete: %s", err.msg);
@@ -176,7 +188,7 @@ static void sessions(void)
     CHECK(st.reused == st.prompt_tokens - 1 && st.evaluated == 1, "the same request again evaluates one token (%d)", st.evaluated);
     free(out);
     size_t one = fim_engine_cache_bytes(e);
-    fim_request r2 = {"b", a, strlen(a), 20, 0}, r3 = {"c", a, strlen(a), 20, 0};
+    fim_request r2 = {.doc = "b", .text = a, .len = strlen(a), .cursor = 20}, r3 = {.doc = "c", .text = a, .len = strlen(a), .cursor = 20};
     fim_complete(e, &r2, &cfg, NULL, &out, &st, &err), free(out);
     CHECK(fim_engine_n_docs(e) == 2, "a cache per document");
     cfg.cache_bytes = one + one / 2; /* room for one cache: the least recently used go */

@@ -297,7 +297,7 @@ static char *reference(const char *text, size_t len, size_t cursor)
 {
     fim_config cfg;
     fim_config_default(&cfg);
-    fim_request r = {"ref", text, len, cursor, 0};
+    fim_request r = {.doc = "ref", .text = text, .len = len, .cursor = cursor, .language = "c"};
     fim_stats st;
     fim_err err = {{0}};
     char *out = NULL;
