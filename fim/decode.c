@@ -47,7 +47,7 @@ static size_t lend(const char *t, size_t len, size_t at) /* at the '\n' or len *
 
 /* Openers before the cursor that the suffix does not close: the middle may close that many. The
  * scan covers the top-level construct around the cursor (by tree) or SCAN_LINES lines each way. */
-static int unclosed_before(const fim_context *c)
+static int unclosed_before(const fim_context *c, bool *in_literal)
 {
     size_t from = c->cursor, to = c->cursor;
     if (c->tree) {
@@ -70,6 +70,7 @@ static int unclosed_before(const fim_context *c)
     fim__brackets_init(&suf, c->lang);
     fim__brackets_scan(&suf, c->text, c->len, c->cursor, to, false);
     int open = pre.depth + pre.extra, missing = open - suf.underflow;
+    *in_literal = pre.mode != 0; /* the cursor is in a string or comment */
     return missing > 0 ? missing : 0;
 }
 
@@ -108,7 +109,7 @@ void fim__decoder_init(fim_decoder *d, const fim_context *c)
     d->indent_blocks = fim__indent_blocks(c->lang);
     d->statement_level = d->multi_line && blank(text + l0, cursor - l0);
     d->cursor_indent = indent_of(text + l0, cursor - l0);
-    d->allowed_closers = unclosed_before(c);
+    d->allowed_closers = unclosed_before(c, &d->in_literal);
     d->suffix = text + cursor;
     d->suffix_len = len - cursor;
     for (size_t at = eol < len ? eol + 1 : len; at < len;) {
@@ -124,6 +125,8 @@ void fim__decoder_init(fim_decoder *d, const fim_context *c)
         at = end + 1;
     }
     doc_style(c, &d->doc_tabs, &d->doc_unit);
+    d->ctx = c;
+    d->block_depth = d->multi_line ? fim__block_depth(c) : -1;
     d->stop = FIM_STOP_MAX_TOKENS;
 }
 
@@ -131,6 +134,8 @@ void fim__decoder_free(fim_decoder *d)
 {
     free(d->buf);
     d->buf = NULL;
+    if (d->parser) ts_parser_delete(d->parser);
+    d->parser = NULL;
 }
 
 /* Cut the completion at byte `at`, recording why. */
@@ -185,10 +190,15 @@ static bool check_line(fim_decoder *d, size_t s, size_t e, bool first)
     int ind = indent_of(p, n);
     if (!first && ind < d->cursor_indent) return cut_line(d, s, FIM_STOP_INDENT);
     trim(&p, &n);
-    if (d->next_line && n == d->next_line_len && !memcmp(p, d->next_line, n))
+    /* (a line of closers is the bracket rules' business: it may close the middle's own block) */
+    if (d->next_line && n == d->next_line_len && !memcmp(p, d->next_line, n) && !only_closers(p, n))
         return cut_line(d, s, FIM_STOP_SUFFIX_REPEAT);
     if (repeated_line(d, s, p, n)) return true;
     if (d->closed_at) return cut(d, e, FIM_STOP_BLOCK_END); /* the enclosing block is closed */
+    if (!first && d->block_depth > 0) { /* by syntax: this line begins outside the cursor's block */
+        int depth = fim__middle_line_depth(d->ctx, &d->parser, d->buf, e, s);
+        if (depth >= 0 && depth < d->block_depth) return cut_line(d, s, FIM_STOP_BLOCK_END);
+    }
     if (d->statement_level && !first) {
         /* a block the middle opened, now closed: by brackets, or by indentation */
         if (d->indent_blocks) {
@@ -255,6 +265,7 @@ bool fim__decoder_push(fim_decoder *d, const char *bytes, size_t n)
         unsigned char c = (unsigned char)d->buf[i];
         if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) return cut(d, i, FIM_STOP_CONTROL);
         if (c != '\n' && c != '\r') {
+            if (d->in_literal) continue;
             /* brackets: rescan up to i from the start (middles are short) */
             fim_brackets b;
             fim__brackets_init(&b, d->lang);
@@ -315,7 +326,7 @@ static size_t drop_suffix_lines(const fim_decoder *d, size_t n)
     for (int k = ns; k >= 1; k--) {
         /* the middle's last k lines */
         size_t pos = n;
-        bool same = true;
+        bool same = true, content = false;
         for (int j = k - 1; j >= 0 && same; j--) {
             if (pos == 0) {
                 same = false;
@@ -326,10 +337,11 @@ static size_t drop_suffix_lines(const fim_decoder *d, size_t n)
             size_t m = pos - s;
             trim(&p, &m);
             same = m == sn[j] && !memcmp(p, sl[j], m);
+            content |= !only_closers(p, m); /* closers alone are the bracket rules' business */
             pos = s > 0 ? s - 1 : 0;
             if (s == 0 && j > 0) same = false;
         }
-        if (same) return pos;
+        if (same && content) return pos;
     }
     return n;
 }

@@ -35,6 +35,9 @@ struct fim_context {
     int n_snips;
 };
 
+/* The document's tree, reparsed first if edited (owned by the document). */
+TSTree *fim__doc_tree(fim_doc *d);
+
 /* A context made from plain text (parsed here); NULL when out of memory. */
 fim_context *fim__context_from_text(const char *path, const char *language_id, const char *text,
                                     size_t len, size_t cursor);
@@ -47,6 +50,12 @@ int fim__depth_at_line_start(const fim_context *c, size_t line_start);
 int fim__depth_at_line_end(const fim_context *c, size_t line_start, size_t line_end);
 /* Single line or multi-line, from the syntax at the cursor. */
 bool fim__multi_line(const fim_context *c);
+/* The depth of statements at the cursor: one below the innermost node around it (-1: no tree). */
+int fim__block_depth(const fim_context *c);
+/* With the middle mid[0..n) inserted at the cursor and the tree reparsed incrementally: the depth
+ * of the outermost node starting on the middle's line at offset `line`, or -1 (blank, no tree, or
+ * inside an error). *parser is created on first use; the caller deletes it. */
+int fim__middle_line_depth(const fim_context *c, TSParser **parser, const char *mid, size_t n, size_t line);
 /* Does the language mark blocks by indentation (Python, YAML, ...) rather than brackets? */
 bool fim__indent_blocks(const parsers_lang *l);
 
@@ -68,6 +77,7 @@ typedef struct fim_brackets {
     int underflow;    /* closers that found the stack empty */
     int mode;         /* 0 code, 1 line comment, 2 block comment, 3 string */
     char quote;
+    bool backtick, multiline_backtick;
 } fim_brackets;
 void fim__brackets_init(fim_brackets *b, const parsers_lang *l);
 /* Scan text[from, to) (text[0..n) is visible for lookahead). Returns the offset of the first
@@ -93,6 +103,7 @@ typedef struct fim_decoder {
     bool indent_blocks;   /* blocks by indentation (Python, ...) */
     int cursor_indent;    /* indentation of the cursor line (columns) */
     int allowed_closers;  /* brackets open before the cursor that the suffix does not close */
+    bool in_literal;      /* the cursor is inside a string or comment: no bracket rules */
     const char *suffix;   /* text after the cursor */
     size_t suffix_len;
     const char *next_line; /* first non-blank line after the cursor line (trimmed), or NULL */
@@ -101,6 +112,9 @@ typedef struct fim_decoder {
     int doc_unit;         /* else with this many spaces per level */
     size_t checked;       /* bytes of buf whose lines were already checked */
     size_t closed_at;     /* the middle closed the enclosing block here (0 = not yet; offset+1) */
+    const fim_context *ctx;
+    int block_depth;      /* statements at the cursor are this deep in the tree (-1: no tree) */
+    TSParser *parser;     /* for reparsing with the middle inserted */
     enum fim_stop stop;
     bool stopped;
 } fim_decoder;

@@ -12,7 +12,7 @@
 #include <string.h>
 
 /* The prefix window starts at a syntax boundary found near a line that moves in steps of
- * budget/64 lines (at least 4): the shallowest node start within the next step. So the prefix's
+ * budget/64 lines (at least 4): the earliest shallowest node start before one step past it. So the prefix's
  * tokens, and the cache built on them, stay the same over many keystrokes and lines, and the window
  * never begins in the middle of a construct when a better place is near. The suffix ends likewise
  * at the shallowest node end among its last lines. */
@@ -98,14 +98,11 @@ static int prefix_start(const model_vocab *v, const fim_context *c, size_t end, 
     free(tmp.v);
     *out = start;
     if (start == 0) return 0;
-    long step = line_step(budget);
-    while (start < end && start_line % step != 0) { /* to the grid */
-        start = line_end(c->text, end, start);
-        start_line++;
-    }
+    /* the earliest of the shallowest line starts from here to one step past the grid line: it
+     * stays put while the window's limit moves, until the limit passes it */
+    long step = line_step(budget), limit = ((start_line + step - 1) / step + SEARCH_STEPS) * step;
     size_t best = start;
     int best_depth = -1;
-    long limit = start_line + step * SEARCH_STEPS;
     for (size_t at = start; at < end && start_line < limit; start_line++) {
         int d = fim__depth_at_line_start(c, at);
         if (d >= 0 && (best_depth < 0 || d < best_depth)) {

@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 enum {
@@ -178,6 +179,12 @@ void fim_doc_replace(fim_doc *d, size_t start, size_t end, const char *text, siz
     d->defs_stale = true;
 }
 
+TSTree *fim__doc_tree(fim_doc *d)
+{
+    fim_doc_sync(d);
+    return d->tree;
+}
+
 double fim_doc_sync(fim_doc *d)
 {
     if (!d->dirty) return 0;
@@ -217,13 +224,27 @@ static bool is_closer(char c)
     return c == ')' || c == ']' || c == '}';
 }
 
+/* Does the line go on with a keyword that closes or continues a block ("end", "fi", "else")? */
+static bool closes_block(const char *s, size_t n)
+{
+    static const char *const words[] = {"end", "fi", "done", "esac", "until", "else", "elif", "elsif",
+                                        "elseif", "catch", "finally", "rescue", "ensure", "except", "when"};
+    size_t k = 0;
+    while (k < n && ((unsigned)((s[k] | 32) - 'a') < 26u || s[k] == '_')) k++;
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
+        size_t w = strlen(words[i]);
+        if (k >= w && !strncasecmp(s, words[i], w) && (k == w || !strcmp(words[i], "end"))) return true;
+    }
+    return false;
+}
+
 int fim__depth_at_line_start(const fim_context *c, size_t ls)
 {
     size_t e = ls;
     while (e < c->len && c->text[e] != '\n' && (c->text[e] == ' ' || c->text[e] == '\t' || c->text[e] == '\r')) e++;
     if (e >= c->len || c->text[e] == '\n') return -1;
     if (!c->tree) /* by indentation; a line that starts by closing something is no place to start */
-        return is_closer(c->text[e]) ? -1 : indent_width(c->text + ls, e - ls);
+        return is_closer(c->text[e]) || closes_block(c->text + e, c->len - e) ? -1 : indent_width(c->text + ls, e - ls);
     TSNode root = ts_tree_root_node(c->tree);
     TSNode n = ts_node_descendant_for_byte_range(root, (uint32_t)e, (uint32_t)e);
     if (ts_node_start_byte(n) != e) return -1;
@@ -255,10 +276,11 @@ int fim__depth_at_line_end(const fim_context *c, size_t ls, size_t le)
     }
     TSNode root = ts_tree_root_node(c->tree);
     TSNode n = ts_node_descendant_for_byte_range(root, (uint32_t)(e - 1), (uint32_t)e);
-    if (ts_node_end_byte(n) != e) return -1;
+    if (ts_node_end_byte(n) < e || ts_node_end_byte(n) > le + 1) return -1;
+    /* climb to the outermost node ending on this line (some include the line's newline) */
     while (true) {
         TSNode p = ts_node_parent(n);
-        if (ts_node_is_null(p) || ts_node_end_byte(p) != e) break;
+        if (ts_node_is_null(p) || ts_node_end_byte(p) > le + 1 || ts_node_start_byte(p) >= e) break;
         n = p;
     }
     if (ts_node_is_null(ts_node_parent(n))) return 0;
@@ -307,7 +329,8 @@ static bool opens_block(const fim_context *c, const char *s, size_t n)
 static bool inline_node(TSNode n)
 {
     static const char *const parts[] = {"argument", "parameter", "parenthesized", "string", "comment",
-                                        "binary", "template", "subscript", "condition"};
+                                        "binary", "template", "subscript", "condition", "array", "tuple",
+                                        "list", "call", "args"};
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
         if (type_has(n, parts[i])) return true;
     return false;
@@ -364,12 +387,81 @@ bool fim__multi_line(const fim_context *c)
     return c->tree ? !cursor_in_inline_node(c) : !cursor_in_parens(c);
 }
 
+/* ---- the middle in the tree ---- */
+
+static bool inside_error(TSNode n)
+{
+    for (; !ts_node_is_null(n); n = ts_node_parent(n))
+        if (type_has(n, "ERROR") || ts_node_is_missing(n)) return true;
+    return false;
+}
+
+int fim__block_depth(const fim_context *c)
+{
+    if (!c->tree) return -1;
+    uint32_t at = (uint32_t)c->cursor;
+    TSNode n = ts_node_descendant_for_byte_range(ts_tree_root_node(c->tree), at, at);
+    for (; !ts_node_is_null(n); n = ts_node_parent(n))
+        if (ts_node_is_named(n) && ts_node_start_byte(n) < at && ts_node_end_byte(n) > at) break;
+    if (ts_node_is_null(n) || inside_error(n)) return -1;
+    return node_depth(n) + 1;
+}
+
+int fim__middle_line_depth(const fim_context *c, TSParser **parser, const char *mid, size_t n, size_t line)
+{
+    if (!c->tree || !c->lang) return -1;
+    size_t k = line;
+    while (k < n && (mid[k] == ' ' || mid[k] == '\t')) k++;
+    if (k >= n || mid[k] == '\n' || mid[k] == '\r') return -1;
+    if (!*parser) {
+        *parser = ts_parser_new();
+        if (!ts_parser_set_language(*parser, parsers_grammar(c->lang))) return -1;
+        ts_parser_set_timeout_micros(*parser, PARSE_TIMEOUT_US / 10);
+    }
+    char *t = xmalloc(c->len + n + 1);
+    memcpy(t, c->text, c->cursor);
+    memcpy(t + c->cursor, mid, n);
+    memcpy(t + c->cursor + n, c->text + c->cursor, c->len - c->cursor);
+    TSInputEdit e;
+    e.start_byte = e.old_end_byte = (uint32_t)c->cursor;
+    e.new_end_byte = (uint32_t)(c->cursor + n);
+    e.start_point = e.old_end_point = point_at(c->text, c->cursor);
+    e.new_end_point = point_after(e.start_point, mid, n);
+    TSTree *old = ts_tree_copy(c->tree);
+    ts_tree_edit(old, &e);
+    TSTree *nt = ts_parser_parse_string(*parser, old, t, (uint32_t)(c->len + n));
+    ts_tree_delete(old);
+    int depth = -1;
+    if (nt) {
+        uint32_t at = (uint32_t)(c->cursor + k);
+        TSNode x = ts_node_descendant_for_byte_range(ts_tree_root_node(nt), at, at);
+        if (ts_node_start_byte(x) == at) {
+            while (true) {
+                TSNode p = ts_node_parent(x);
+                if (ts_node_is_null(p) || ts_node_start_byte(p) != at) break;
+                x = p;
+            }
+            if (!inside_error(x)) depth = node_depth(x);
+        }
+        ts_tree_delete(nt);
+    } else {
+        ts_parser_reset(*parser);
+    }
+    free(t);
+    return depth;
+}
+
 /* ---- brackets, skipping strings and comments ---- */
 
 void fim__brackets_init(fim_brackets *b, const parsers_lang *l)
 {
     memset(b, 0, sizeof *b);
     b->lang = l;
+    /* backticks: PowerShell's escape character; template literals and raw strings that may span
+     * lines in JavaScript, TypeScript and Go; one-line quotes elsewhere (shell, Markdown, SQL) */
+    const char *g = l && l->grammar ? l->grammar : "";
+    b->backtick = !(l && !strcmp(l->name, "PowerShell"));
+    b->multiline_backtick = !strcmp(g, "javascript") || !strcmp(g, "typescript") || !strcmp(g, "tsx") || !strcmp(g, "go");
 }
 
 static bool at_token(const char *t, size_t n, size_t i, const char *tok, size_t k)
@@ -400,7 +492,7 @@ size_t fim__brackets_scan(fim_brackets *b, const char *t, size_t n, size_t from,
             continue;
         case 3:
             if (ch == '\\') i++;
-            else if (ch == b->quote || (ch == '\n' && b->quote != '`')) b->mode = 0;
+            else if (ch == b->quote || (ch == '\n' && !(b->quote == '`' && b->multiline_backtick))) b->mode = 0;
             continue;
         }
         if (at_token(t, n, i, lc, lck)) {
@@ -409,7 +501,8 @@ size_t fim__brackets_scan(fim_brackets *b, const char *t, size_t n, size_t from,
         } else if (at_token(t, n, i, bc, bok)) {
             b->mode = 2;
             i += bok - 1;
-        } else if (ch == '"' || ch == '`' || (ch == '\'' && !(i > 0 && (t[i - 1] == '_' || ((unsigned)((t[i - 1] | 32) - 'a') < 26u))))) {
+        } else if (ch == '"' || (ch == '`' && b->backtick) ||
+                   (ch == '\'' && !(i > 0 && (t[i - 1] == '_' || ((unsigned)((t[i - 1] | 32) - 'a') < 26u))))) {
             b->mode = 3; /* an apostrophe after a letter is a lifetime or a prime, not a quote */
             b->quote = ch;
         } else if (ch == '(' || ch == '[' || ch == '{') {
