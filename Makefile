@@ -41,7 +41,7 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps editors-deps test demo bench vsix format clean
+.PHONY: all deps editors-deps test demo bench bench-context vsix format clean
 .SECONDARY:
 all: deps $(BUILD)/fimd
 
@@ -112,7 +112,7 @@ $(BUILD)/.editors-ok: tests/editors/node/package-lock.json
 # Each test program runs as its own process with a timeout; the runner prints the totals.
 test: all $(TEST_BIN) editors-deps
 	@FIMD_BIN=$(BUILD)/fimd FIMD_SHARED=$(SHARED) FIMD_TMP=$(BUILD)/tmp sh tests/run.sh $(TEST_BIN) \
-		tests/cli_errors.sh tests/editors.sh tests/editors_tmux.sh tests/vsix.sh
+		tests/cli_errors.sh tests/context_cli.sh tests/editors.sh tests/editors_tmux.sh tests/vsix.sh
 
 # The README's first command: build, make a demo model unless FIMD_MODEL names a real one, and run a
 # scripted LSP session. The demo model's weights are random: its text is meaningless.
@@ -120,9 +120,7 @@ DEMO_MODEL := $(BUILD)/demo-model.gguf
 demo: all
 	@if [ -z "$$FIMD_MODEL" ] && [ ! -f $(DEMO_MODEL) ]; then \
 		echo "FIMD_MODEL is unset: synthesizing a small random demo model ($(DEMO_MODEL))"; \
-		$(BUILD)/fimd synth --like tiny --layers 4 --embd 256 --ff 512 --ff-exp 256 --type Q8_0 \
-			--merges-from model/ds2.c --merges-from model/tokenizer.c --merges-from lsp/server.c \
-			--merges 800 --seed 4 -o $(DEMO_MODEL); fi
+		$(MAKE) --no-print-directory $(DEMO_MODEL); fi
 	@$(BUILD)/fimd demo -m "$${FIMD_MODEL:-$(DEMO_MODEL)}"
 
 # The VS Code extension, packaged with @vscode/vsce (pinned in editors/vscode/package-lock.json;
@@ -150,6 +148,25 @@ bench: all $(BENCH_DIR)/lite4-Q4_K_M.gguf $(BENCH_DIR)/lite4-Q8_0.gguf $(BENCH_D
 	@for t in Q4_K_M Q8_0; do echo "== lite4 $$t: fimd bench -p 512 -n 64"; $(BUILD)/fimd bench -m $(BENCH_DIR)/lite4-$$t.gguf -p 512 -n 64; done
 	@echo "== lite4 Q4_K_M: fimd bench-typing, 3 lines of a 300-line C file, 16 tokens per keystroke"
 	@$(BUILD)/fimd bench-typing -m $(BENCH_DIR)/lite4-Q4_K_M.gguf $(BENCH_DIR)/typing.c --line 150
+
+# Identifier recall of the prompt at budgets 512, 1024 and 2048 over real multi-file trees (this
+# repository, and Python, Lua and JavaScript sources installed on the machine when present), fimd's
+# context against a naive window (3/4 prefix, 1/4 suffix). Needs only a vocabulary.
+BENCH_CONTEXT_FILES := $(wildcard lsp/*.c fim/*.c model/*.c cli/*.c tests/*.c) \
+	$(wildcard /usr/lib/python3*/email/*.py /usr/lib/python3*/json/*.py /usr/share/nvim/runtime/lua/vim/*.lua \
+	/usr/lib/node_modules/npm/lib/commands/*.js)
+BENCH_CONTEXT_VOCAB := $(or $(BENCH_VOCAB),$(DEMO_MODEL))
+$(DEMO_MODEL): | $(BUILD)/fimd
+	$(BUILD)/fimd synth --like tiny --layers 4 --embd 256 --ff 512 --ff-exp 256 --type Q8_0 \
+		--merges-from model/ds2.c --merges-from model/tokenizer.c --merges-from lsp/server.c \
+		--merges 800 --seed 4 -o $@
+bench-context: all $(BENCH_CONTEXT_VOCAB)
+	@$(if $(BENCH_VOCAB),,echo "note: no ../shared vocabulary; token counts come from the demo model's small vocabulary")
+	@echo "files: $(words $(BENCH_CONTEXT_FILES)); budget | fimd | naive"
+	@for b in 512 1024 2048; do \
+		f=$$($(BUILD)/fimd bench-context -m $(BENCH_CONTEXT_VOCAB) --budget $$b $(BENCH_CONTEXT_FILES)); \
+		n=$$($(BUILD)/fimd bench-context -m $(BENCH_CONTEXT_VOCAB) --budget $$b --naive $(BENCH_CONTEXT_FILES)); \
+		echo "$$b | $$f | $$n"; done
 
 # libFuzzer targets (clang): `make fuzz-lsp`, `make fuzz-gguf`; FUZZ_SECONDS per run (default 60).
 FUZZ_SECONDS ?= 60

@@ -43,8 +43,10 @@ void fim_config_default(fim_config *c)
 void fim_config_budget(fim_config *c, int budget)
 {
     if (budget < 16) budget = 16;
-    c->related_tokens = budget * 3 / 16;
-    c->suffix_tokens = budget * 3 / 16;
+    /* measured with `fimd bench-context`: below ~600 tokens the local window is worth more than
+     * anything else; above, definitions and similar code from elsewhere pay */
+    c->related_tokens = budget * 3 / 16 - 96 > 0 ? budget * 3 / 16 - 96 : 0;
+    c->suffix_tokens = budget / 4;
     c->prefix_tokens = budget - c->related_tokens - c->suffix_tokens - 4; /* BOS and 3 FIM markers */
 }
 

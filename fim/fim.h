@@ -33,8 +33,8 @@ typedef struct fim_config {
 } fim_config;
 
 void fim_config_default(fim_config *c);
-/* Split one prompt budget B the way `--budget` does: 3/16 related definitions, 3/16 suffix, the
- * rest prefix (minus the FIM markers). */
+/* Split one prompt budget B the way `--budget` does: 3B/16 - 96 for related definitions (none below
+ * 512), B/4 suffix, the rest prefix (minus the FIM markers). */
 void fim_config_budget(fim_config *c, int budget);
 
 /* ---- documents and contexts ---- */

@@ -23,6 +23,8 @@ typedef struct fim_snippet {
     char *text;     /* the definition's text, trimmed to a few lines */
     const parsers_lang *lang;
     size_t order;   /* stable position: document index << 32 | start byte */
+    size_t order_end; /* ... and end byte */
+    double score;   /* relevance: which snippets get the budget */
 } fim_snippet;
 
 struct fim_context {
@@ -43,11 +45,14 @@ fim_context *fim__context_from_text(const char *path, const char *language_id, c
                                     size_t len, size_t cursor);
 
 /* How deep the syntax is at a line: the outermost node that starts at the line's first non-blank
- * byte (by tree, or by indentation without one), -1 when the line is blank or starts inside a
- * node (a string, a comment, a continued expression). Smaller is a better place to cut. */
-int fim__depth_at_line_start(const fim_context *c, size_t line_start);
+ * byte (by tree; by indentation without one or when by_indent), -1 when the line is blank or
+ * starts inside a node (a string, a comment, a continued expression), FIM_DEPTH_ERROR when the
+ * node lies in an error (code being typed): then compare lines by indentation instead. Smaller is
+ * a better place to cut. */
+enum { FIM_DEPTH_ERROR = -2 };
+int fim__depth_at_line_start(const fim_context *c, size_t line_start, bool by_indent);
 /* The same for the outermost node ending at the line's last non-blank byte (before `line_end`). */
-int fim__depth_at_line_end(const fim_context *c, size_t line_start, size_t line_end);
+int fim__depth_at_line_end(const fim_context *c, size_t line_start, size_t line_end, bool by_indent);
 /* Single line or multi-line, from the syntax at the cursor. */
 bool fim__multi_line(const fim_context *c);
 /* The depth of statements at the cursor: one below the innermost node around it (-1: no tree). */
@@ -65,8 +70,27 @@ typedef struct fim_def {
     size_t name_start, name_end;
 } fim_def;
 int fim__defs(const char *text, size_t len, TSTree *tree, fim_def **out); /* count; malloc'd */
+/* Overlapping windows of WINDOW_LINES lines (as fim_def without a name), for similar code. */
+int fim__windows(const char *text, size_t len, fim_def **out);
 /* The snippet text of a definition: at most SNIPPET_LINES lines (malloc'd). */
 char *fim__def_snippet(const char *text, const fim_def *d, const parsers_lang *l);
+
+/* Relevance of definitions to the cursor: a definition named near the cursor (40 lines above to
+ * 10 below, the cursor line included) scores 2; others score the Jaccard similarity of their
+ * identifiers with those of the 48 lines above the cursor (in steps of 8 lines, so that typing
+ * does not change it), when at least MIN_SIMILARITY; 0 means not relevant. */
+typedef struct fim_hashes {
+    uint32_t *v; /* sorted, distinct identifier hashes */
+    size_t n;
+} fim_hashes;
+typedef struct fim_query {
+    fim_hashes near, similar;
+} fim_query;
+void fim__ident_hashes(const char *t, size_t from, size_t to, fim_hashes *out);
+void fim__hashes_free(fim_hashes *h);
+void fim__query_init(fim_query *q, const char *text, size_t len, size_t cursor);
+void fim__query_free(fim_query *q);
+double fim__def_score(const fim_query *q, const char *text, const fim_def *d, const fim_hashes *ids);
 
 /* A bracket scanner that skips strings and comments (the registry's comment tokens). */
 typedef struct fim_brackets {

@@ -12,11 +12,11 @@
 #include <string.h>
 
 /* The prefix window starts at a syntax boundary found near a line that moves in steps of
- * budget/64 lines (at least 4): the earliest shallowest node start before one step past it. So the prefix's
+ * budget/64 lines (at least 4): the earliest shallowest node start before two steps past it. So the prefix's
  * tokens, and the cache built on them, stay the same over many keystrokes and lines, and the window
  * never begins in the middle of a construct when a better place is near. The suffix ends likewise
  * at the shallowest node end among its last lines. */
-enum { LINE_BEFORE_MAX_TOKENS = 512, MIN_STEP = 4, SEARCH_STEPS = 1 };
+enum { LINE_BEFORE_MAX_TOKENS = 512, MIN_STEP = 4, SEARCH_STEPS = 2 };
 
 int fim__fail(fim_err *err, const char *fmt, ...)
 {
@@ -102,15 +102,22 @@ static int prefix_start(const model_vocab *v, const fim_context *c, size_t end, 
      * stays put while the window's limit moves, until the limit passes it */
     long step = line_step(budget), limit = ((start_line + step - 1) / step + SEARCH_STEPS) * step;
     size_t best = start;
-    int best_depth = -1;
-    for (size_t at = start; at < end && start_line < limit; start_line++) {
-        int d = fim__depth_at_line_start(c, at);
-        if (d >= 0 && (best_depth < 0 || d < best_depth)) {
-            best = at;
-            best_depth = d;
-            if (d == 0) break; /* top level: nothing better */
+    for (int pass = 0; pass < 2; pass++) { /* by tree; by indentation when the tree has errors there */
+        int best_depth = -1;
+        bool errors = false;
+        long line = start_line;
+        best = start;
+        for (size_t at = start; at < end && line < limit; line++) {
+            int d = fim__depth_at_line_start(c, at, pass == 1);
+            errors |= d == FIM_DEPTH_ERROR;
+            if (d >= 0 && (best_depth < 0 || d < best_depth)) {
+                best = at;
+                best_depth = d;
+                if (d == 0) break; /* top level: nothing better */
+            }
+            at = line_end(c->text, end, at);
         }
-        at = line_end(c->text, end, at);
+        if (!errors) break;
     }
     *out = best;
     return 0;
@@ -170,11 +177,17 @@ static int suffix_tokens(const model_vocab *v, const fim_context *c, size_t from
     if (trimmed && n_lines > 1) {
         long span = line_step(budget) * SEARCH_STEPS;
         size_t lo = n_lines > (size_t)span ? n_lines - (size_t)span : 0, best = n_lines - 1;
-        int best_depth = -1;
-        for (size_t i = n_lines - 1; i + 1 > lo; i--) { /* latest first: ties keep more text */
-            size_t ls = line_start(c->text, ends[i] - 1);
-            int d = fim__depth_at_line_end(c, ls < from ? from : ls, ends[i]);
-            if (d >= 0 && (best_depth < 0 || d < best_depth)) best = i, best_depth = d;
+        for (int pass = 0; pass < 2; pass++) { /* by tree; by indentation where it has errors */
+            int best_depth = -1;
+            bool errors = false;
+            best = n_lines - 1;
+            for (size_t i = n_lines - 1; i + 1 > lo; i--) { /* latest first: ties keep more text */
+                size_t ls = line_start(c->text, ends[i] - 1);
+                int d = fim__depth_at_line_end(c, ls < from ? from : ls, ends[i], pass == 1);
+                errors |= d == FIM_DEPTH_ERROR;
+                if (d >= 0 && (best_depth < 0 || d < best_depth)) best = i, best_depth = d;
+            }
+            if (!errors) break;
         }
         tmp.n = counts[best];
         *end_out = ends[best];
@@ -199,66 +212,91 @@ static void snippet_header(const fim_snippet *sn, char *buf, size_t cap)
     }
 }
 
-/* Add snippets in their order while they fit `budget`; returns the tokens used. */
+/* The most relevant snippets that fit `budget` together, emitted in their stable order; returns the
+ * tokens used. */
 static int add_snippets(const model_vocab *v, const fim_snippet *sn, int n, int budget, fim_ids_vec *out,
                         fim_err *err)
 {
-    int used = 0;
-    fim_ids_vec tmp = {0};
-    for (int i = 0; i < n; i++) {
+    int used = 0, *rank = malloc(sizeof *rank * (size_t)(n + 1));
+    fim_ids_vec *toks = calloc((size_t)n + 1, sizeof *toks);
+    bool *take = calloc((size_t)n + 1, sizeof *take);
+    if (!rank || !toks || !take) abort();
+    for (int i = 0; i < n; i++) rank[i] = i;
+    for (int i = 1; i < n; i++) /* by score, stable */
+        for (int j = i; j > 0 && sn[rank[j]].score > sn[rank[j - 1]].score; j--) {
+            int t = rank[j];
+            rank[j] = rank[j - 1], rank[j - 1] = t;
+        }
+    for (int r = 0; r < n && used >= 0; r++) {
+        int i = rank[r];
         char head[512];
         snippet_header(&sn[i], head, sizeof head);
-        tmp.n = 0;
-        if (tok(v, head, strlen(head), &tmp, err) || tok(v, sn[i].text, strlen(sn[i].text), &tmp, err) ||
-            tok(v, "\n\n", 2, &tmp, err)) {
-            free(tmp.v);
-            return -1;
+        if (tok(v, head, strlen(head), &toks[i], err) || tok(v, sn[i].text, strlen(sn[i].text), &toks[i], err) ||
+            tok(v, "\n\n", 2, &toks[i], err)) {
+            used = -1;
+            break;
         }
-        if (used + (int)tmp.n > budget) continue;
-        used += (int)tmp.n;
-        fim__ids_push(out, tmp.v, tmp.n);
+        if (used + (int)toks[i].n > budget) continue;
+        bool overlaps = false; /* windows and definitions of one file that overlap: the best only */
+        for (int j = 0; j < n && !overlaps; j++)
+            overlaps = take[j] && sn[j].order < sn[i].order_end && sn[i].order < sn[j].order_end;
+        if (overlaps) continue;
+        used += (int)toks[i].n;
+        take[i] = true;
     }
-    free(tmp.v);
+    const char *last_path = NULL;
+    for (int i = 0; i < n && used >= 0; i++) {
+        if (!take[i]) continue;
+        if (last_path && !strcmp(last_path, sn[i].path)) { /* the same file goes on: one header */
+            char head[512];
+            snippet_header(&sn[i], head, sizeof head);
+            fim_ids_vec h = {0};
+            if (!tok(v, head, strlen(head), &h, err)) fim__ids_push(out, toks[i].v + h.n, toks[i].n - h.n);
+            used -= (int)h.n;
+            free(h.v);
+        } else {
+            fim__ids_push(out, toks[i].v, toks[i].n);
+        }
+        last_path = sn[i].path;
+    }
+    for (int i = 0; i < n; i++) free(toks[i].v);
+    free(toks), free(take), free(rank);
     return used;
 }
 
-static bool ident_char(char c)
-{
-    unsigned char u = (unsigned char)c;
-    return u == '_' || (unsigned)((u | 32) - 'a') < 26u || (unsigned)(u - '0') < 10u || u >= 0x80;
-}
-
-static bool word_at(const char *t, size_t len, size_t at, size_t n)
-{
-    return (at == 0 || !ident_char(t[at - 1])) && (at + n >= len || !ident_char(t[at + n]));
-}
-
-/* Definitions of the document itself that lie outside [lo, hi) and are named near the cursor. */
+/* Definitions of the document itself that lie outside [lo, hi) and are relevant to the cursor. */
 static int own_snippets(const fim_context *c, size_t lo, size_t hi, fim_snippet **out)
 {
     *out = NULL;
     if (!c->tree) return 0;
     fim_def *defs;
     int n = fim__defs(c->text, c->len, c->tree, &defs), k = 0;
-    size_t from = c->cursor, to = c->cursor;
-    for (int back = 0; from > 0 && back <= 40; from--) back += c->text[from - 1] == '\n';
-    for (int fwd = 0; to < c->len && fwd < 11; to++) fwd += c->text[to] == '\n';
+    fim_query q;
+    fim__query_init(&q, c->text, c->len, c->cursor);
     fim_snippet *s = calloc((size_t)n + 1, sizeof *s);
     if (!s) abort();
     for (int i = 0; i < n; i++) {
         fim_def *d = &defs[i];
-        size_t len = d->name_end - d->name_start;
-        if (len < 2 || (d->end > lo && d->start < hi)) continue;
-        const char *name = c->text + d->name_start;
-        bool near = false;
-        for (const char *p = c->text + from; !near && (p = memmem(p, (size_t)(c->text + to - p), name, len)); p++)
-            near = word_at(c->text, to, (size_t)(p - c->text), len);
-        if (!near) continue;
+        if (d->end > lo && d->start < hi) continue;
+        fim_hashes ids;
+        size_t e = d->start;
+        for (int lines = 0; e < d->end && lines < 16; lines++) {
+            const char *nl = memchr(c->text + e, '\n', d->end - e);
+            e = nl ? (size_t)(nl - c->text) + 1 : d->end;
+        }
+        fim__ident_hashes(c->text, d->start, e, &ids);
+        double score = fim__def_score(&q, c->text, d, &ids);
+        fim__hashes_free(&ids);
+        if (score <= 0) continue;
         s[k].path = c->path;
         s[k].text = fim__def_snippet(c->text, d, c->lang);
         s[k].lang = c->lang;
+        s[k].score = score;
+        s[k].order = d->start;
+        s[k].order_end = d->end;
         k++;
     }
+    fim__query_free(&q);
     free(defs);
     *out = s;
     return k;
@@ -290,10 +328,17 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
     int used = add_snippets(v, c->snips, c->n_snips, related, out, err);
     if (used < 0) goto done;
     /* the widest prefix we could have; the document's own definitions outside it may help */
-    int line_tokens = (int)(line.n - skip), base = cfg->prefix_tokens - line_tokens;
+    /* the cursor line's share, reserved in steps (prefix/32 tokens, 8 to 32) so that typing in it
+     * keeps the window put */
+    int rs = cfg->prefix_tokens / 32 < 8 ? 8 : cfg->prefix_tokens / 32 > 32 ? 32 : cfg->prefix_tokens / 32;
+    int line_tokens = (int)(line.n - skip), reserve = (line_tokens + rs - 1) / rs * rs;
+    if (reserve > cfg->prefix_tokens) reserve = line_tokens;
+    int base = cfg->prefix_tokens - reserve;
     size_t pstart, send;
     if (prefix_start(v, c, l0, base + related - used, &pstart, err)) goto done;
-    if (suffix_tokens(v, c, cursor, cfg->suffix_tokens, &suf, &send, err)) goto done;
+    /* (the suffix may get what the prefix leaves: exclude what the widest suffix would show) */
+    if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + base + related, &suf, &send, err)) goto done;
+    suf.n = 0;
     n_own = own_snippets(c, pstart, send, &own);
     int used_own = add_snippets(v, own, n_own, related - used, out, err);
     if (used_own < 0) goto done;
@@ -301,6 +346,8 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
     if (budget < 0) budget = 0;
     if (prefix_start(v, c, l0, budget, &pstart, err)) goto done;
     if (prefix_tokens(v, c, pstart, l0, budget, &pre, err)) goto done;
+    /* what the prefix leaves (at its boundary, or at the top of the file) goes to the suffix */
+    if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + budget - (int)pre.n, &suf, &send, err)) goto done;
     fim__ids_push(out, pre.v, pre.n);
     fim__ids_push(out, &f.hole, 1);
     fim__ids_push(out, suf.v, suf.n);

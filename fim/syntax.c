@@ -17,7 +17,12 @@ enum {
     NEAR_LINES_AFTER = 10,
     MAX_SNIPPETS = 32,
     MAX_DEF_DEPTH = 3,          /* definitions nested at most this deep (class members) */
+    SIMILAR_LINES = 48,         /* lines above the cursor that similarity compares with */
+    SIMILAR_STEP = 8,
+    WINDOW_LINES = 12,          /* windows of other documents' code, compared for similarity */
+    WINDOW_STRIDE = 6,
 };
+#define MIN_SIMILARITY 0.12
 
 struct fim_doc {
     char *path;
@@ -29,6 +34,7 @@ struct fim_doc {
     TSTree *tree;       /* matches text once synced */
     bool dirty;         /* edited since the last parse */
     fim_def *defs;      /* cached definitions (valid when !defs_stale) */
+    fim_hashes *def_ids; /* and their identifiers */
     int n_defs;
     bool defs_stale;
 };
@@ -111,6 +117,8 @@ void fim_doc_free(fim_doc *d)
     if (!d) return;
     if (d->tree) ts_tree_delete(d->tree);
     if (d->parser) ts_parser_delete(d->parser);
+    for (int i = 0; i < d->n_defs; i++) fim__hashes_free(&d->def_ids[i]);
+    free(d->def_ids);
     free(d->defs);
     free(d->text);
     free(d->path);
@@ -238,12 +246,19 @@ static bool closes_block(const char *s, size_t n)
     return false;
 }
 
-int fim__depth_at_line_start(const fim_context *c, size_t ls)
+static bool inside_error(TSNode n)
+{
+    for (; !ts_node_is_null(n); n = ts_node_parent(n))
+        if (type_has(n, "ERROR") || ts_node_is_missing(n)) return true;
+    return false;
+}
+
+int fim__depth_at_line_start(const fim_context *c, size_t ls, bool by_indent)
 {
     size_t e = ls;
     while (e < c->len && c->text[e] != '\n' && (c->text[e] == ' ' || c->text[e] == '\t' || c->text[e] == '\r')) e++;
     if (e >= c->len || c->text[e] == '\n') return -1;
-    if (!c->tree) /* by indentation; a line that starts by closing something is no place to start */
+    if (!c->tree || by_indent) /* a line that starts by closing something is no place to start */
         return is_closer(c->text[e]) || closes_block(c->text + e, c->len - e) ? -1 : indent_width(c->text + ls, e - ls);
     TSNode root = ts_tree_root_node(c->tree);
     TSNode n = ts_node_descendant_for_byte_range(root, (uint32_t)e, (uint32_t)e);
@@ -254,16 +269,16 @@ int fim__depth_at_line_start(const fim_context *c, size_t ls)
         n = p;
     }
     if (ts_node_is_null(ts_node_parent(n))) return 0;
-    if (type_has(n, "ERROR")) return -1;
+    if (inside_error(n)) return FIM_DEPTH_ERROR;
     return node_depth(n);
 }
 
-int fim__depth_at_line_end(const fim_context *c, size_t ls, size_t le)
+int fim__depth_at_line_end(const fim_context *c, size_t ls, size_t le, bool by_indent)
 {
     size_t e = le;
     while (e > ls && is_blank_byte(c->text[e - 1])) e--;
     if (e == ls) return -1;
-    if (!c->tree) { /* by indentation: the depth of the next non-blank line */
+    if (!c->tree || by_indent) { /* the depth of the next non-blank line */
         for (size_t at = le; at < c->len;) {
             const char *nl = memchr(c->text + at, '\n', c->len - at);
             size_t end = nl ? (size_t)(nl - c->text) : c->len;
@@ -284,7 +299,7 @@ int fim__depth_at_line_end(const fim_context *c, size_t ls, size_t le)
         n = p;
     }
     if (ts_node_is_null(ts_node_parent(n))) return 0;
-    if (type_has(n, "ERROR")) return -1;
+    if (inside_error(n)) return FIM_DEPTH_ERROR;
     return node_depth(n);
 }
 
@@ -388,13 +403,6 @@ bool fim__multi_line(const fim_context *c)
 }
 
 /* ---- the middle in the tree ---- */
-
-static bool inside_error(TSNode n)
-{
-    for (; !ts_node_is_null(n); n = ts_node_parent(n))
-        if (type_has(n, "ERROR") || ts_node_is_missing(n)) return true;
-    return false;
-}
 
 int fim__block_depth(const fim_context *c)
 {
@@ -577,7 +585,9 @@ static void collect_defs(TSNode parent, int depth, defs_vec *out)
     for (uint32_t i = 0; i < k; i++) {
         TSNode ch = ts_node_named_child(parent, i);
         TSNode name = skip_def_type(ch) ? (TSNode){0} : def_name(ch, 0);
-        if (!ts_node_is_null(name)) {
+        /* members count when they span lines (methods, nested types), not as one-line fields */
+        bool one_line = ts_node_start_point(ch).row == ts_node_end_point(ch).row;
+        if (!ts_node_is_null(name) && !(depth > 0 && one_line)) {
             if (out->n == out->cap) {
                 out->cap = out->cap ? out->cap * 2 : 64;
                 out->v = realloc(out->v, sizeof *out->v * (size_t)out->cap);
@@ -603,6 +613,26 @@ static void collect_defs(TSNode parent, int depth, defs_vec *out)
         }
         prev = ch;
     }
+}
+
+int fim__windows(const char *text, size_t len, fim_def **out)
+{
+    int n = 0, cap = 64;
+    fim_def *v = xmalloc(sizeof *v * (size_t)cap);
+    size_t starts[WINDOW_LINES];
+    int line = 0;
+    for (size_t at = 0; at < len; line++) {
+        starts[line % WINDOW_LINES] = at;
+        const char *nl = memchr(text + at, '\n', len - at);
+        at = nl ? (size_t)(nl - text) + 1 : len;
+        if (line + 1 >= WINDOW_LINES && (line + 1 - WINDOW_LINES) % WINDOW_STRIDE == 0) {
+            if (n == cap) v = realloc(v, sizeof *v * (size_t)(cap *= 2));
+            if (!v) abort();
+            v[n++] = (fim_def){starts[(line + 1) % WINDOW_LINES], at, 0, 0};
+        }
+    }
+    *out = v;
+    return n;
 }
 
 int fim__defs(const char *text, size_t len, TSTree *tree, fim_def **out)
@@ -636,36 +666,57 @@ char *fim__def_snippet(const char *text, const fim_def *d, const parsers_lang *l
     return s;
 }
 
-/* ---- contexts ---- */
-
-static const fim_def *doc_defs(fim_doc *d, int *n)
-{
-    fim_doc_sync(d);
-    if (d->defs_stale) {
-        free(d->defs);
-        d->n_defs = fim__defs(d->text, d->len, d->tree, &d->defs);
-        d->defs_stale = false;
-    }
-    *n = d->n_defs;
-    return d->defs;
-}
+/* ---- relevance ---- */
 
 static bool ident_byte(unsigned char c)
 {
     return c == '_' || c == '$' || (unsigned)((c | 32) - 'a') < 26u || (unsigned)(c - '0') < 10u || c >= 0x80;
 }
 
-/* Does the identifier s[0..n) occur as a whole word in t[from, to)? */
-static bool word_in(const char *t, size_t from, size_t to, const char *s, size_t n)
+static int cmp_u32(const void *a, const void *b)
 {
-    if (n == 0 || to - from < n) return false;
-    for (const char *p = t + from; (p = memmem(p, (size_t)(t + to - p), s, n)); p++) {
-        size_t at = (size_t)(p - t);
-        if ((at == 0 || !ident_byte((unsigned char)t[at - 1])) &&
-            (at + n >= to || !ident_byte((unsigned char)t[at + n])))
-            return true;
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+void fim__hashes_free(fim_hashes *h)
+{
+    free(h->v);
+    h->v = NULL;
+    h->n = 0;
+}
+
+void fim__ident_hashes(const char *t, size_t from, size_t to, fim_hashes *out)
+{
+    size_t cap = 64, n = 0;
+    uint32_t *v = xmalloc(cap * sizeof *v);
+    for (size_t i = from; i < to;) {
+        unsigned char ch = (unsigned char)t[i];
+        if (!ident_byte(ch) || (unsigned)(ch - '0') < 10u) {
+            i++;
+            continue;
+        }
+        uint32_t h = 2166136261u;
+        size_t j = i;
+        while (j < to && ident_byte((unsigned char)t[j])) h = (h ^ (unsigned char)t[j++]) * 16777619u;
+        if (j - i >= 2) {
+            if (n == cap) v = realloc(v, (cap *= 2) * sizeof *v);
+            if (!v) abort();
+            v[n++] = h;
+        }
+        i = j;
     }
-    return false;
+    qsort(v, n, sizeof *v, cmp_u32);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!k || v[k - 1] != v[i]) v[k++] = v[i];
+    out->v = v;
+    out->n = k;
+}
+
+static bool has_hash(const fim_hashes *h, uint32_t x)
+{
+    return bsearch(&x, h->v, h->n, sizeof x, cmp_u32) != NULL;
 }
 
 static size_t lines_back(const char *t, size_t at, int k)
@@ -684,27 +735,117 @@ static size_t lines_forward(const char *t, size_t len, size_t at, int k)
     return at;
 }
 
+void fim__query_init(fim_query *q, const char *text, size_t len, size_t cursor)
+{
+
+    size_t from = lines_back(text, cursor, NEAR_LINES_BEFORE);
+    size_t to = lines_forward(text, len, cursor, NEAR_LINES_AFTER + 1);
+    fim__ident_hashes(text, from, to, &q->near);
+    /* similarity looks at whole blocks of lines above the cursor line, so it changes only every
+     * SIMILAR_STEP lines, not at each keystroke */
+    size_t l0 = cursor;
+    while (l0 > 0 && text[l0 - 1] != '\n') l0--;
+    long line = 0;
+    for (const char *p = text; (p = memchr(p, '\n', (size_t)(text + l0 - p))); p++) line++;
+    size_t end = lines_back(text, l0, (int)(line % SIMILAR_STEP) - 1);
+    if (line % SIMILAR_STEP == 0) end = l0;
+    fim__ident_hashes(text, lines_back(text, end, SIMILAR_LINES - 1), end, &q->similar);
+}
+
+void fim__query_free(fim_query *q)
+{
+
+    fim__hashes_free(&q->near);
+    fim__hashes_free(&q->similar);
+}
+
+double fim__def_score(const fim_query *q, const char *text, const fim_def *d, const fim_hashes *ids)
+{
+    size_t k = d->name_end - d->name_start;
+    if (k >= 2) {
+        uint32_t h = 2166136261u;
+        for (size_t i = 0; i < k; i++) h = (h ^ (unsigned char)text[d->name_start + i]) * 16777619u;
+        if (has_hash(&q->near, h)) return 2.0; /* named near the cursor */
+    }
+    size_t both = 0;
+    for (size_t i = 0; i < ids->n; i++) both += has_hash(&q->similar, ids->v[i]);
+    size_t any = ids->n + q->similar.n - both;
+    double j = any ? (double)both / (double)any : 0;
+    return j >= MIN_SIMILARITY ? j : 0;
+}
+
+/* Identifiers of a definition's snippet lines. */
+static void def_hashes(const char *text, const fim_def *d, fim_hashes *out)
+{
+    size_t e = d->start;
+    for (int lines = 0; e < d->end && lines < SNIPPET_LINES; lines++) {
+        const char *nl = memchr(text + e, '\n', d->end - e);
+        e = nl ? (size_t)(nl - text) + 1 : d->end;
+    }
+    fim__ident_hashes(text, d->start, e, out);
+}
+
+/* ---- contexts ---- */
+
+static const fim_def *doc_defs(fim_doc *d, int *n, const fim_hashes **ids)
+{
+    fim_doc_sync(d);
+    if (d->defs_stale) {
+        for (int i = 0; i < d->n_defs; i++) fim__hashes_free(&d->def_ids[i]);
+        free(d->defs), free(d->def_ids);
+        d->n_defs = fim__defs(d->text, d->len, d->tree, &d->defs);
+        fim_def *w;
+        int nw = fim__windows(d->text, d->len, &w);
+        d->defs = realloc(d->defs, sizeof *d->defs * (size_t)(d->n_defs + nw + 1));
+        if (!d->defs) abort();
+        memcpy(d->defs + d->n_defs, w, sizeof *w * (size_t)nw);
+        d->n_defs += nw;
+        free(w);
+        d->def_ids = xmalloc(sizeof *d->def_ids * (size_t)(d->n_defs + 1));
+        for (int i = 0; i < d->n_defs; i++) def_hashes(d->text, &d->defs[i], &d->def_ids[i]);
+        d->defs_stale = false;
+    }
+    *n = d->n_defs;
+    *ids = d->def_ids;
+    return d->defs;
+}
+
 static int snippet_order(const void *a, const void *b)
 {
     const fim_snippet *x = a, *y = b;
     return x->order < y->order ? -1 : x->order > y->order;
 }
 
-/* Definitions of `other` whose names occur in text[from, to) of the context. */
-static void add_related(fim_context *c, fim_doc *other, size_t doc_index, size_t from, size_t to)
+static int by_score(const void *a, const void *b)
 {
-    int n;
-    const fim_def *defs = doc_defs(other, &n);
-    for (int i = 0; i < n && c->n_snips < MAX_SNIPPETS; i++) {
+    const fim_snippet *x = a, *y = b;
+    return x->score > y->score ? -1 : x->score < y->score ? 1 : snippet_order(a, b);
+}
+
+/* Definitions of `other` that are relevant to the cursor, as candidate snippets. */
+static void add_related(fim_context *c, const fim_query *q, fim_doc *other, size_t doc_index, fim_snippet **v,
+                        int *n, int *cap)
+{
+    int nd;
+    const fim_hashes *ids;
+    const fim_def *defs = doc_defs(other, &nd, &ids);
+    (void)c;
+    for (int i = 0; i < nd; i++) {
         const fim_def *d = &defs[i];
-        size_t k = d->name_end - d->name_start;
-        if (k < 2 || !word_in(c->text, from, to, other->text + d->name_start, k)) continue;
-        fim_snippet *s = &c->snips[c->n_snips++];
-        s->path = strdup(other->path);
-        s->name = xstrndup(other->text + d->name_start, k);
-        s->text = fim__def_snippet(other->text, d, other->lang);
-        s->lang = other->lang;
+        double score = fim__def_score(q, other->text, d, &ids[i]);
+        if (score <= 0) continue;
+        if (*n == *cap) {
+            *cap = *cap ? *cap * 2 : 32;
+            *v = realloc(*v, sizeof **v * (size_t)*cap);
+            if (!*v) abort();
+        }
+        fim_snippet *s = &(*v)[(*n)++];
+        memset(s, 0, sizeof *s);
+        s->path = (char *)other; /* resolved below for the ones kept */
+        s->name = (char *)d;
+        s->score = score;
         s->order = (doc_index << 32) | (d->start & 0xffffffffu);
+        s->order_end = (doc_index << 32) | (d->end & 0xffffffffu);
     }
 }
 
@@ -720,17 +861,34 @@ fim_context *fim_context_new(fim_doc *d, size_t cursor, fim_doc *const *open, in
     c->cursor = cursor;
     c->lang = d->lang;
     c->tree = d->tree ? ts_tree_copy(d->tree) : NULL;
-    c->snips = xmalloc(sizeof *c->snips * MAX_SNIPPETS);
-    size_t from = lines_back(c->text, cursor, NEAR_LINES_BEFORE);
-    size_t to = lines_forward(c->text, c->len, cursor, NEAR_LINES_AFTER + 1);
+    fim_query q;
+    fim__query_init(&q, c->text, c->len, cursor);
+    fim_snippet *cand = NULL;
+    int n = 0, cap = 0;
     /* documents in path order, so the snippets keep their places from one request to the next */
     for (int i = 0; i < n_open; i++) {
         if (!open[i] || open[i] == d) continue;
         size_t rank = 0;
         for (int j = 0; j < n_open; j++)
             if (open[j] && open[j] != d && strcmp(open[j]->path, open[i]->path) < 0) rank++;
-        add_related(c, open[i], rank, from, to);
+        add_related(c, &q, open[i], rank, &cand, &n, &cap);
     }
+    fim__query_free(&q);
+    /* the most relevant, materialized */
+    qsort(cand, (size_t)n, sizeof *cand, by_score);
+    c->n_snips = n < MAX_SNIPPETS ? n : MAX_SNIPPETS;
+    c->snips = xmalloc(sizeof *c->snips * (size_t)(c->n_snips + 1));
+    for (int i = 0; i < c->n_snips; i++) {
+        const fim_doc *o = (const fim_doc *)cand[i].path;
+        const fim_def *df = (const fim_def *)cand[i].name;
+        fim_snippet *sn = &c->snips[i];
+        *sn = cand[i];
+        sn->path = strdup(o->path);
+        sn->name = xstrndup(o->text + df->name_start, df->name_end - df->name_start);
+        sn->text = fim__def_snippet(o->text, df, o->lang);
+        sn->lang = o->lang;
+    }
+    free(cand);
     qsort(c->snips, (size_t)c->n_snips, sizeof *c->snips, snippet_order);
     return c;
 }

@@ -140,7 +140,8 @@ static void budgets(void)
     build(&r, &cfg, &p, &err);
     size_t b = find(p.v, p.n, fi.begin), h = find(p.v, p.n, fi.hole), e = find(p.v, p.n, fi.end);
     CHECK(h - b - 1 <= 200 && h - b - 1 > 100, "prefix within its budget (%zu tokens)", h - b - 1);
-    CHECK(e - h - 1 <= 60 && e - h - 1 > 20, "suffix within its budget (%zu tokens)", e - h - 1);
+    CHECK(e - h - 1 <= 60 + 200 - (h - b - 1) && e - h - 1 > 20,
+          "suffix within its budget and what the prefix left (%zu tokens)", e - h - 1);
     /* the prefix starts at a line start, and the window stays put while typing moves down 3 lines */
     char *dec = malloc(100000);
     size_t dl = 0;

@@ -274,13 +274,22 @@ static void one_language(const lang_case *lc)
     while (l0 > 0 && d.text[l0 - 1] != '\n') l0--;
     size_t a_last = d.ends[0] - 1;
     while (a_last > 0 && d.text[a_last - 1] != '\n') a_last--;
-    int pb = line_tokens(d.text, a_last, l0) + count_tokens(d.text + l0, d.cursor - l0);
+    int lt = count_tokens(d.text + l0, d.cursor - l0);
+    /* the cursor line's share is reserved in steps of prefix/32 tokens (8 to 32) */
+    int base = line_tokens(d.text, a_last, l0), pb = base + lt;
+    for (int k = 0; k < 3; k++) {
+        int rs = pb / 32 < 8 ? 8 : pb / 32 > 32 ? 32 : pb / 32;
+        pb = base + (lt + rs - 1) / rs * rs;
+    }
     /* the suffix window reaches into the fourth definition: it must end with the third */
     size_t d_two = d.starts[3];
     for (int k = 0; k < 2; k++) d_two = (size_t)(strchr(d.text + d_two, '\n') - d.text) + 1;
     int sb = line_tokens(d.text, d.cursor, d_two);
-    char *pre, *suf;
-    prompt_parts(c, pb, sb, &pre, &suf);
+    char *pre, *suf, *unused;
+    prompt_parts(c, pb, 0, &pre, &unused); /* (each alone: what a prefix leaves goes to the suffix) */
+    free(unused);
+    prompt_parts(c, 0, sb, &unused, &suf);
+    free(unused);
     bool at_def = starts_with_line(pre, d.text, d.starts[1]) || starts_with_line(pre, d.text, d.starts[2]);
     CHECK(at_def, "%s: the prefix starts where a definition starts: [%.30s]", g, pre);
     size_t want_end = d.ends[2] - d.cursor, sl = strlen(suf);
