@@ -16,6 +16,7 @@ typedef struct session {
     char *doc;
     model_cache *cache;
     fim_ids_vec ids;   /* the tokens whose latent rows the cache holds */
+    fim_window_memo memo; /* the prompt windows' last cut points */
     uint64_t used;     /* LRU clock */
 } session;
 
@@ -243,7 +244,7 @@ int fim_prompt_ids(const model_vocab *v, const fim_context *ctx, const fim_confi
                    int32_t **ids, size_t *n, fim_err *err)
 {
     fim_ids_vec p = {0};
-    if (fim__build_prompt(v, ctx, cfg, &p, err)) {
+    if (fim__build_prompt(v, ctx, cfg, NULL, &p, err)) {
         free(p.v);
         return -1;
     }
@@ -365,7 +366,12 @@ int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
     fim_ids_vec prompt = {0}, assumed = {0};
     int r = -1;
     session *s = NULL;
-    if (fim__build_prompt(v, c, cfg, &prompt, err)) goto done;
+    if (!req->assume_output) {
+        s = session_for(e, req->doc, err);
+        if (!s) goto done;
+        s->used = ++e->clock;
+    }
+    if (fim__build_prompt(v, c, cfg, s ? &s->memo : NULL, &prompt, err)) goto done;
     st->prompt_tokens = (int)prompt.n;
     if (req->assume_output) { /* tools: the text stands in for the model's tokens */
         model_err me = {{0}};
@@ -374,9 +380,6 @@ int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
             goto done;
         }
     } else {
-        s = session_for(e, req->doc, err);
-        if (!s) goto done;
-        s->used = ++e->clock;
         r = prefill(e, s, &prompt, cancel, st, err);
         if (r) {
             if (r == 1) st->stop = FIM_STOP_CANCELLED;

@@ -45,14 +45,12 @@ fim_context *fim__context_from_text(const char *path, const char *language_id, c
                                     size_t len, size_t cursor);
 
 /* How deep the syntax is at a line: the outermost node that starts at the line's first non-blank
- * byte (by tree; by indentation without one or when by_indent), -1 when the line is blank or
- * starts inside a node (a string, a comment, a continued expression), FIM_DEPTH_ERROR when the
- * node lies in an error (code being typed): then compare lines by indentation instead. Smaller is
- * a better place to cut. */
-enum { FIM_DEPTH_ERROR = -2 };
-int fim__depth_at_line_start(const fim_context *c, size_t line_start, bool by_indent);
+ * byte (by tree, or by indentation without one), -1 when the line is blank or starts inside a
+ * node (a string, a comment, a continued expression). Error nodes (code being typed) are not
+ * counted. Smaller is a better place to cut. */
+int fim__depth_at_line_start(const fim_context *c, size_t line_start);
 /* The same for the outermost node ending at the line's last non-blank byte (before `line_end`). */
-int fim__depth_at_line_end(const fim_context *c, size_t line_start, size_t line_end, bool by_indent);
+int fim__depth_at_line_end(const fim_context *c, size_t line_start, size_t line_end);
 /* Single line or multi-line, from the syntax at the cursor. */
 bool fim__multi_line(const fim_context *c);
 /* The depth of statements at the cursor: one below the innermost node around it (-1: no tree). */
@@ -113,9 +111,16 @@ size_t fim__brackets_scan(fim_brackets *b, const char *text, size_t n, size_t fr
  * budgets. The prefix ends at the start of the cursor line and begins at a syntax boundary near a
  * line that moves in steps, so typing within a line (or adding a few lines) changes only the tail
  * of the prompt. Definitions (other documents', then the document's own outside the window) come
- * in a stable order under comment headers; what they leave of their budget goes to the prefix. */
+ * in a stable order under comment headers; what they leave of their budget goes to the prefix.
+ * `memo` (may be NULL) keeps a document's last cut points: they stay while they still fit, so a
+ * transient parse error (an unclosed quote while typing) cannot move the windows. */
+typedef struct fim_window_memo {
+    bool valid;
+    long prefix_line;   /* the line the prefix began at */
+    long suffix_lines;  /* the suffix's last line, counted from the cursor line */
+} fim_window_memo;
 int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_config *cfg,
-                      fim_ids_vec *out, fim_err *err);
+                      fim_window_memo *memo, fim_ids_vec *out, fim_err *err);
 
 /* The shape of the middle and the decoder that applies the stop rules as text arrives. */
 typedef struct fim_decoder {

@@ -76,7 +76,7 @@ static long line_step(int budget)
 /* Where the prefix begins: walking back whole lines from `end` while they fit the budget; when
  * trimmed, a syntax boundary near the next step line. */
 static int prefix_start(const model_vocab *v, const fim_context *c, size_t end, int budget,
-                        size_t *out, fim_err *err)
+                        fim_window_memo *memo, size_t *out, fim_err *err)
 {
     long line_no = 0;
     for (const char *p = c->text; (p = memchr(p, '\n', (size_t)(c->text + end - p))); p++) line_no++;
@@ -101,24 +101,27 @@ static int prefix_start(const model_vocab *v, const fim_context *c, size_t end, 
     /* the earliest of the shallowest line starts from here to one step past the grid line: it
      * stays put while the window's limit moves, until the limit passes it */
     long step = line_step(budget), limit = ((start_line + step - 1) / step + SEARCH_STEPS) * step;
-    size_t best = start;
-    for (int pass = 0; pass < 2; pass++) { /* by tree; by indentation when the tree has errors there */
-        int best_depth = -1;
-        bool errors = false;
-        long line = start_line;
-        best = start;
-        for (size_t at = start; at < end && line < limit; line++) {
-            int d = fim__depth_at_line_start(c, at, pass == 1);
-            errors |= d == FIM_DEPTH_ERROR;
-            if (d >= 0 && (best_depth < 0 || d < best_depth)) {
-                best = at;
-                best_depth = d;
-                if (d == 0) break; /* top level: nothing better */
-            }
-            at = line_end(c->text, end, at);
-        }
-        if (!errors) break;
+    if (memo && memo->valid && memo->prefix_line >= start_line && memo->prefix_line < limit &&
+        memo->prefix_line <= line_no) { /* the last choice still fits: keep it (a parse error of
+                                          * the moment must not move the window) */
+        for (long l = start_line; l < memo->prefix_line; l++) start = line_end(c->text, end, start);
+        *out = start;
+        return 0;
     }
+    size_t best = start;
+    long best_line = start_line;
+    int best_depth = -1;
+    for (size_t at = start; at < end && start_line < limit; start_line++) {
+        int d = fim__depth_at_line_start(c, at);
+        if (d >= 0 && (best_depth < 0 || d < best_depth)) {
+            best = at;
+            best_line = start_line;
+            best_depth = d;
+            if (d == 0) break; /* top level: nothing better */
+        }
+        at = line_end(c->text, end, at);
+    }
+    if (memo) memo->prefix_line = best_line;
     *out = best;
     return 0;
 }
@@ -141,7 +144,7 @@ static int prefix_tokens(const model_vocab *v, const fim_context *c, size_t star
 /* Tokens of the suffix: the rest of the cursor line, then whole lines while they fit, cut back to
  * the line whose end closes the shallowest node among the last ones. */
 static int suffix_tokens(const model_vocab *v, const fim_context *c, size_t from, int budget,
-                         fim_ids_vec *out, size_t *end_out, fim_err *err)
+                         fim_window_memo *memo, fim_ids_vec *out, size_t *end_out, fim_err *err)
 {
     fim_ids_vec tmp = {0};
     size_t at = from;
@@ -177,20 +180,17 @@ static int suffix_tokens(const model_vocab *v, const fim_context *c, size_t from
     if (trimmed && n_lines > 1) {
         long span = line_step(budget) * SEARCH_STEPS;
         size_t lo = n_lines > (size_t)span ? n_lines - (size_t)span : 0, best = n_lines - 1;
-        for (int pass = 0; pass < 2; pass++) { /* by tree; by indentation where it has errors */
-            int best_depth = -1;
-            bool errors = false;
-            best = n_lines - 1;
-            for (size_t i = n_lines - 1; i + 1 > lo; i--) { /* latest first: ties keep more text */
-                size_t ls = line_start(c->text, ends[i] - 1);
-                int d = fim__depth_at_line_end(c, ls < from ? from : ls, ends[i], pass == 1);
-                errors |= d == FIM_DEPTH_ERROR;
-                if (d >= 0 && (best_depth < 0 || d < best_depth)) best = i, best_depth = d;
-            }
-            if (!errors) break;
+        bool kept = memo && memo->valid && memo->suffix_lines >= (long)lo && memo->suffix_lines < (long)n_lines;
+        if (kept) best = (size_t)memo->suffix_lines;
+        int best_depth = -1;
+        for (size_t i = n_lines - 1; !kept && i + 1 > lo; i--) { /* latest first: ties keep more text */
+            size_t ls = line_start(c->text, ends[i] - 1);
+            int d = fim__depth_at_line_end(c, ls < from ? from : ls, ends[i]);
+            if (d >= 0 && (best_depth < 0 || d < best_depth)) best = i, best_depth = d;
         }
         tmp.n = counts[best];
         *end_out = ends[best];
+        if (memo) memo->suffix_lines = (long)best;
     }
     fim__ids_push(out, tmp.v, tmp.n);
     free(tmp.v), free(ends), free(counts);
@@ -303,7 +303,7 @@ static int own_snippets(const fim_context *c, size_t lo, size_t hi, fim_snippet 
 }
 
 int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_config *cfg,
-                      fim_ids_vec *out, fim_err *err)
+                      fim_window_memo *memo, fim_ids_vec *out, fim_err *err)
 {
     model_fim_ids f;
     model_err me = {{0}};
@@ -335,19 +335,20 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
     if (reserve > cfg->prefix_tokens) reserve = line_tokens;
     int base = cfg->prefix_tokens - reserve;
     size_t pstart, send;
-    if (prefix_start(v, c, l0, base + related - used, &pstart, err)) goto done;
+    if (prefix_start(v, c, l0, base + related - used, NULL, &pstart, err)) goto done;
     /* (the suffix may get what the prefix leaves: exclude what the widest suffix would show) */
-    if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + base + related, &suf, &send, err)) goto done;
+    if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + base + related, NULL, &suf, &send, err)) goto done;
     suf.n = 0;
     n_own = own_snippets(c, pstart, send, &own);
     int used_own = add_snippets(v, own, n_own, related - used, out, err);
     if (used_own < 0) goto done;
     int budget = base + related - used - used_own; /* what the related definitions left */
     if (budget < 0) budget = 0;
-    if (prefix_start(v, c, l0, budget, &pstart, err)) goto done;
+    if (prefix_start(v, c, l0, budget, memo, &pstart, err)) goto done;
     if (prefix_tokens(v, c, pstart, l0, budget, &pre, err)) goto done;
     /* what the prefix leaves (at its boundary, or at the top of the file) goes to the suffix */
-    if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + budget - (int)pre.n, &suf, &send, err)) goto done;
+    if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + budget - (int)pre.n, memo, &suf, &send, err)) goto done;
+    if (memo) memo->valid = true;
     fim__ids_push(out, pre.v, pre.n);
     fim__ids_push(out, &f.hole, 1);
     fim__ids_push(out, suf.v, suf.n);

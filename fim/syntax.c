@@ -213,6 +213,15 @@ static bool is_blank_byte(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
 }
 
+/* Ancestors that are not error nodes: code being typed wraps its surroundings in ERROR nodes
+ * whose children keep their shape, so this depth holds steady from keystroke to keystroke. */
+static int clean_depth(TSNode n)
+{
+    int d = 0;
+    for (TSNode p = ts_node_parent(n); !ts_node_is_null(p); p = ts_node_parent(p)) d += strcmp(ts_node_type(p), "ERROR") != 0;
+    return d;
+}
+
 static int node_depth(TSNode n)
 {
     int d = 0;
@@ -253,32 +262,32 @@ static bool inside_error(TSNode n)
     return false;
 }
 
-int fim__depth_at_line_start(const fim_context *c, size_t ls, bool by_indent)
+int fim__depth_at_line_start(const fim_context *c, size_t ls)
 {
     size_t e = ls;
     while (e < c->len && c->text[e] != '\n' && (c->text[e] == ' ' || c->text[e] == '\t' || c->text[e] == '\r')) e++;
     if (e >= c->len || c->text[e] == '\n') return -1;
-    if (!c->tree || by_indent) /* a line that starts by closing something is no place to start */
+    if (!c->tree) /* by indentation; a line that starts by closing something is no place to start */
         return is_closer(c->text[e]) || closes_block(c->text + e, c->len - e) ? -1 : indent_width(c->text + ls, e - ls);
     TSNode root = ts_tree_root_node(c->tree);
     TSNode n = ts_node_descendant_for_byte_range(root, (uint32_t)e, (uint32_t)e);
     if (ts_node_start_byte(n) != e) return -1;
-    while (true) { /* climb to the outermost node that starts here */
+    while (true) { /* climb to the outermost node that starts here (not into an error) */
         TSNode p = ts_node_parent(n);
-        if (ts_node_is_null(p) || ts_node_start_byte(p) != e) break;
+        if (ts_node_is_null(p) || ts_node_start_byte(p) != e || !strcmp(ts_node_type(p), "ERROR")) break;
         n = p;
     }
     if (ts_node_is_null(ts_node_parent(n))) return 0;
-    if (inside_error(n)) return FIM_DEPTH_ERROR;
-    return node_depth(n);
+    if (!strcmp(ts_node_type(n), "ERROR")) return -1;
+    return clean_depth(n);
 }
 
-int fim__depth_at_line_end(const fim_context *c, size_t ls, size_t le, bool by_indent)
+int fim__depth_at_line_end(const fim_context *c, size_t ls, size_t le)
 {
     size_t e = le;
     while (e > ls && is_blank_byte(c->text[e - 1])) e--;
     if (e == ls) return -1;
-    if (!c->tree || by_indent) { /* the depth of the next non-blank line */
+    if (!c->tree) { /* by indentation: the depth of the next non-blank line */
         for (size_t at = le; at < c->len;) {
             const char *nl = memchr(c->text + at, '\n', c->len - at);
             size_t end = nl ? (size_t)(nl - c->text) : c->len;
@@ -295,12 +304,14 @@ int fim__depth_at_line_end(const fim_context *c, size_t ls, size_t le, bool by_i
     /* climb to the outermost node ending on this line (some include the line's newline) */
     while (true) {
         TSNode p = ts_node_parent(n);
-        if (ts_node_is_null(p) || ts_node_end_byte(p) > le + 1 || ts_node_start_byte(p) >= e) break;
+        if (ts_node_is_null(p) || ts_node_end_byte(p) > le + 1 || ts_node_start_byte(p) >= e ||
+            !strcmp(ts_node_type(p), "ERROR"))
+            break;
         n = p;
     }
     if (ts_node_is_null(ts_node_parent(n))) return 0;
-    if (inside_error(n)) return FIM_DEPTH_ERROR;
-    return node_depth(n);
+    if (!strcmp(ts_node_type(n), "ERROR")) return -1;
+    return clean_depth(n);
 }
 
 /* ---- the shape of the middle ---- */

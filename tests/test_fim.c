@@ -72,7 +72,7 @@ static void stop_rules(void)
 static int build(const fim_request *r, const fim_config *cfg, fim_ids_vec *p, fim_err *err)
 {
     fim_context *c = fim__context_from_text(r->doc, r->language, r->text, r->len, r->cursor);
-    int rc = fim__build_prompt(v, c, cfg, p, err);
+    int rc = fim__build_prompt(v, c, cfg, NULL, p, err);
     fim_context_free(c);
     return rc;
 }

@@ -583,6 +583,67 @@ static void post_processing(void)
            "a = a + 1\n  print *, a", FIM_STOP_INDENT);
 }
 
+/* ---- cache stability while typing ---- */
+
+/* Type lines of a real file back one character at a time, as bench-typing does, and count the
+ * prompt tokens after the longest common prefix with the previous prompt: what the cache must
+ * evaluate. Within a line that must stay a handful, whatever the parse errors of the moment. */
+static void typing(const char *path, int first, int lines, const char *others)
+{
+    size_t len;
+    char *orig = check_read(path, &len);
+    if (!CHECK(orig != NULL, "read %s", path)) return;
+    size_t from = 0;
+    for (int l = 0; l < first && from < len; from++) l += orig[from] == '\n';
+    size_t to = from;
+    for (int l = 0; l < lines && to < len; to++) l += orig[to] == '\n';
+    fim_doc *d = fim_doc_new(path, NULL, orig, len);
+    fim_doc_replace(d, from, to, "", 0);
+    size_t ol = 0;
+    char *other_text = others ? check_read(others, &ol) : NULL;
+    fim_doc *o = other_text ? fim_doc_new(others, NULL, other_text, ol) : NULL;
+    fim_doc *open[] = {d, o};
+    fim_config cfg;
+    fim_config_default(&cfg);
+    int32_t *prev = NULL;
+    size_t np = 0, cursor = from;
+    int worst = 0, keys = 0;
+    fim_window_memo memo = {0}; /* as the engine keeps per document */
+    double sum = 0;
+    for (size_t k = 0; k <= to - from; k++) {
+        if (k > 0) {
+            fim_doc_replace(d, cursor, cursor, orig + from + k - 1, 1);
+            cursor++;
+        }
+        fim_context *c = fim_context_new(d, cursor, open, o ? 2 : 1);
+        fim_ids_vec p = {0};
+        fim_err err = {{0}};
+        fim__build_prompt(v, c, &cfg, &memo, &p, &err);
+        int32_t *ids = p.v;
+        size_t n = p.n;
+        size_t lcp = 0;
+        while (lcp < n && lcp < np && ids[lcp] == prev[lcp]) lcp++;
+        bool in_line = k > 1 && orig[from + k - 1] != '\n' && orig[from + k - 2] != '\n';
+        if (in_line) {
+            int ev = (int)(n - lcp);
+            if (ev > worst) worst = ev;
+            sum += ev;
+            keys++;
+        }
+        free(prev);
+        prev = ids;
+        np = n;
+        fim_context_free(c);
+    }
+    CHECK(keys > 20 && worst <= 5, "%s: typing %d lines, a keystroke within a line changes %.2f prompt tokens on average, %d at most",
+          path, lines, keys ? sum / keys : 0, worst);
+    free(prev);
+    fim_doc_free(d);
+    fim_doc_free(o);
+    free(orig);
+    free(other_text);
+}
+
 int main(void)
 {
     model_synth_opts o;
@@ -601,6 +662,9 @@ int main(void)
     incremental();
     related();
     post_processing();
+    typing("lsp/server.c", 150, 3, NULL);
+    typing("fim/prompt.c", 120, 4, "fim/syntax.c");
+    typing("tests/test_syntax.c", 200, 3, NULL);
     model_free(m);
     return check_done();
 }
