@@ -33,6 +33,7 @@ struct fim_context {
     size_t len, cursor;
     const parsers_lang *lang;  /* may be NULL */
     TSTree *tree;              /* a private copy matching text, or NULL */
+    TSTree *defs_tree;         /* the document's last tree without errors (edited to match), or NULL */
     fim_snippet *snips;        /* definitions from other documents named near the cursor */
     int n_snips;
 };
@@ -74,7 +75,7 @@ int fim__windows(const char *text, size_t len, fim_def **out);
 char *fim__def_snippet(const char *text, const fim_def *d, const parsers_lang *l);
 
 /* Relevance of definitions to the cursor: a definition named near the cursor (40 lines above to
- * 10 below, the cursor line included) scores 2; others score the Jaccard similarity of their
+ * 10 below; not the cursor line, so that typing there leaves the choice alone) scores 2; others score the Jaccard similarity of their
  * identifiers with those of the 48 lines above the cursor (in steps of 8 lines, so that typing
  * does not change it), when at least MIN_SIMILARITY; 0 means not relevant. */
 typedef struct fim_hashes {
@@ -118,6 +119,8 @@ typedef struct fim_window_memo {
     bool valid;
     long prefix_line;   /* the line the prefix began at */
     long suffix_lines;  /* the suffix's last line, counted from the cursor line */
+    long line;          /* the cursor line then */
+    int reserve;        /* and the prefix budget kept for it */
 } fim_window_memo;
 int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_config *cfg,
                       fim_window_memo *memo, fim_ids_vec *out, fim_err *err);

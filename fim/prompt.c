@@ -76,7 +76,7 @@ static long line_step(int budget)
 /* Where the prefix begins: walking back whole lines from `end` while they fit the budget; when
  * trimmed, a syntax boundary near the next step line. */
 static int prefix_start(const model_vocab *v, const fim_context *c, size_t end, int budget,
-                        fim_window_memo *memo, size_t *out, fim_err *err)
+                        bool cut_at_syntax, fim_window_memo *memo, size_t *out, fim_err *err)
 {
     long line_no = 0;
     for (const char *p = c->text; (p = memchr(p, '\n', (size_t)(c->text + end - p))); p++) line_no++;
@@ -97,7 +97,7 @@ static int prefix_start(const model_vocab *v, const fim_context *c, size_t end, 
     }
     free(tmp.v);
     *out = start;
-    if (start == 0) return 0;
+    if (start == 0 || !cut_at_syntax) return 0;
     /* the earliest of the shallowest line starts from here to one step past the grid line: it
      * stays put while the window's limit moves, until the limit passes it */
     long step = line_step(budget), limit = ((start_line + step - 1) / step + SEARCH_STEPS) * step;
@@ -144,7 +144,8 @@ static int prefix_tokens(const model_vocab *v, const fim_context *c, size_t star
 /* Tokens of the suffix: the rest of the cursor line, then whole lines while they fit, cut back to
  * the line whose end closes the shallowest node among the last ones. */
 static int suffix_tokens(const model_vocab *v, const fim_context *c, size_t from, int budget,
-                         fim_window_memo *memo, fim_ids_vec *out, size_t *end_out, fim_err *err)
+                         bool cut_at_syntax, fim_window_memo *memo, fim_ids_vec *out, size_t *end_out,
+                         fim_err *err)
 {
     fim_ids_vec tmp = {0};
     size_t at = from;
@@ -177,7 +178,7 @@ static int suffix_tokens(const model_vocab *v, const fim_context *c, size_t from
         at = e;
     }
     *end_out = at;
-    if (trimmed && n_lines > 1) {
+    if (trimmed && n_lines > 1 && cut_at_syntax) {
         long span = line_step(budget) * SEARCH_STEPS;
         size_t lo = n_lines > (size_t)span ? n_lines - (size_t)span : 0, best = n_lines - 1;
         bool kept = memo && memo->valid && memo->suffix_lines >= (long)lo && memo->suffix_lines < (long)n_lines;
@@ -270,7 +271,7 @@ static int own_snippets(const fim_context *c, size_t lo, size_t hi, fim_snippet 
     *out = NULL;
     if (!c->tree) return 0;
     fim_def *defs;
-    int n = fim__defs(c->text, c->len, c->tree, &defs), k = 0;
+    int n = fim__defs(c->text, c->len, c->defs_tree ? c->defs_tree : c->tree, &defs), k = 0;
     fim_query q;
     fim__query_init(&q, c->text, c->len, c->cursor);
     fim_snippet *s = calloc((size_t)n + 1, sizeof *s);
@@ -327,27 +328,33 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
     int related = cfg->related_tokens > 0 ? cfg->related_tokens : 0;
     int used = add_snippets(v, c->snips, c->n_snips, related, out, err);
     if (used < 0) goto done;
-    /* the widest prefix we could have; the document's own definitions outside it may help */
-    /* the cursor line's share, reserved in steps (prefix/32 tokens, 8 to 32) so that typing in it
-     * keeps the window put */
-    int rs = cfg->prefix_tokens / 32 < 8 ? 8 : cfg->prefix_tokens / 32 > 32 ? 32 : cfg->prefix_tokens / 32;
-    int line_tokens = (int)(line.n - skip), reserve = (line_tokens + rs - 1) / rs * rs;
+    /* the widest prefix and suffix we could have (by budget alone, so that parse errors of the
+     * moment cannot change them): the document's own definitions outside them may help */
+    /* the cursor line's share: its tokens and a step more (prefix/16 tokens, 8 to 64), kept for
+     * as long as the cursor stays on the line and the line fits, so that typing in it keeps the
+     * windows put */
+    int rs = cfg->prefix_tokens / 16 < 8 ? 8 : cfg->prefix_tokens / 16 > 64 ? 64 : cfg->prefix_tokens / 16;
+    int line_tokens = (int)(line.n - skip), reserve = (line_tokens + rs) / rs * rs;
+    long cursor_line = 0;
+    for (const char *p = c->text; (p = memchr(p, '\n', (size_t)(c->text + l0 - p))); p++) cursor_line++;
+    if (memo && memo->valid && memo->line == cursor_line && memo->reserve >= line_tokens) reserve = memo->reserve;
     if (reserve > cfg->prefix_tokens) reserve = line_tokens;
+    if (memo) memo->line = cursor_line, memo->reserve = reserve;
     int base = cfg->prefix_tokens - reserve;
     size_t pstart, send;
-    if (prefix_start(v, c, l0, base + related - used, NULL, &pstart, err)) goto done;
+    if (prefix_start(v, c, l0, base + related - used, false, NULL, &pstart, err)) goto done;
     /* (the suffix may get what the prefix leaves: exclude what the widest suffix would show) */
-    if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + base + related, NULL, &suf, &send, err)) goto done;
+    if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + base + related, false, NULL, &suf, &send, err)) goto done;
     suf.n = 0;
     n_own = own_snippets(c, pstart, send, &own);
     int used_own = add_snippets(v, own, n_own, related - used, out, err);
     if (used_own < 0) goto done;
     int budget = base + related - used - used_own; /* what the related definitions left */
     if (budget < 0) budget = 0;
-    if (prefix_start(v, c, l0, budget, memo, &pstart, err)) goto done;
+    if (prefix_start(v, c, l0, budget, true, memo, &pstart, err)) goto done;
     if (prefix_tokens(v, c, pstart, l0, budget, &pre, err)) goto done;
     /* what the prefix leaves (at its boundary, or at the top of the file) goes to the suffix */
-    if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + budget - (int)pre.n, memo, &suf, &send, err)) goto done;
+    if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + budget - (int)pre.n, true, memo, &suf, &send, err)) goto done;
     if (memo) memo->valid = true;
     fim__ids_push(out, pre.v, pre.n);
     fim__ids_push(out, &f.hole, 1);

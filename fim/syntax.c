@@ -32,6 +32,8 @@ struct fim_doc {
     const TSLanguage *grammar;
     TSParser *parser;
     TSTree *tree;       /* matches text once synced */
+    TSTree *good;       /* the last tree without errors, kept aligned by the same edits: where
+                         * definitions are found while code being typed has errors */
     bool dirty;         /* edited since the last parse */
     fim_def *defs;      /* cached definitions (valid when !defs_stale) */
     fim_hashes *def_ids; /* and their identifiers */
@@ -79,7 +81,8 @@ static void parse(fim_doc *d)
     d->dirty = false;
     if (!d->grammar || d->len > FIM_PARSE_MAX) {
         if (d->tree) ts_tree_delete(d->tree);
-        d->tree = NULL;
+        if (d->good) ts_tree_delete(d->good);
+        d->tree = d->good = NULL;
         return;
     }
     if (!d->parser) {
@@ -93,6 +96,10 @@ static void parse(fim_doc *d)
     TSTree *t = ts_parser_parse_string(d->parser, d->tree, d->text, (uint32_t)d->len);
     if (d->tree) ts_tree_delete(d->tree);
     d->tree = t; /* NULL after a timeout: the next parse starts afresh */
+    if (t && (!d->good || !ts_node_has_error(ts_tree_root_node(t)))) {
+        if (d->good) ts_tree_delete(d->good);
+        d->good = ts_tree_copy(t);
+    }
     if (!t) ts_parser_reset(d->parser);
 }
 
@@ -116,6 +123,7 @@ void fim_doc_free(fim_doc *d)
 {
     if (!d) return;
     if (d->tree) ts_tree_delete(d->tree);
+    if (d->good) ts_tree_delete(d->good);
     if (d->parser) ts_parser_delete(d->parser);
     for (int i = 0; i < d->n_defs; i++) fim__hashes_free(&d->def_ids[i]);
     free(d->def_ids);
@@ -177,6 +185,7 @@ void fim_doc_replace(fim_doc *d, size_t start, size_t end, const char *text, siz
         e.old_end_point = point_after(e.start_point, d->text + start, end - start);
         e.new_end_point = point_after(e.start_point, text, n);
         ts_tree_edit(d->tree, &e);
+        if (d->good) ts_tree_edit(d->good, &e);
     }
     reserve(d, d->len - (end - start) + n);
     memmove(d->text + start + n, d->text + end, d->len - end);
@@ -595,6 +604,10 @@ static void collect_defs(TSNode parent, int depth, defs_vec *out)
     TSNode prev = {0};
     for (uint32_t i = 0; i < k; i++) {
         TSNode ch = ts_node_named_child(parent, i);
+        if (!strcmp(ts_node_type(ch), "ERROR")) { /* code being typed: what it wraps keeps its shape */
+            collect_defs(ch, depth, out);
+            continue;
+        }
         TSNode name = skip_def_type(ch) ? (TSNode){0} : def_name(ch, 0);
         /* members count when they span lines (methods, nested types), not as one-line fields */
         bool one_line = ts_node_start_point(ch).row == ts_node_end_point(ch).row;
@@ -751,7 +764,21 @@ void fim__query_init(fim_query *q, const char *text, size_t len, size_t cursor)
 
     size_t from = lines_back(text, cursor, NEAR_LINES_BEFORE);
     size_t to = lines_forward(text, len, cursor, NEAR_LINES_AFTER + 1);
-    fim__ident_hashes(text, from, to, &q->near);
+    /* not the cursor line: what is being typed there must not make definitions come and go at
+     * each keystroke (the cached tokens after them would go too) */
+    size_t ls = cursor, le = cursor;
+    while (ls > from && text[ls - 1] != '\n') ls--;
+    while (le < to && text[le] != '\n') le++;
+    fim_hashes a, b;
+    fim__ident_hashes(text, from, ls, &a);
+    fim__ident_hashes(text, le, to, &b);
+    q->near.v = xmalloc(sizeof *q->near.v * (a.n + b.n + 1));
+    q->near.n = 0;
+    for (size_t i = 0, j = 0; i < a.n || j < b.n;) {
+        uint32_t x = j >= b.n || (i < a.n && a.v[i] <= b.v[j]) ? a.v[i++] : b.v[j++];
+        if (!q->near.n || q->near.v[q->near.n - 1] != x) q->near.v[q->near.n++] = x;
+    }
+    fim__hashes_free(&a), fim__hashes_free(&b);
     /* similarity looks at whole blocks of lines above the cursor line, so it changes only every
      * SIMILAR_STEP lines, not at each keystroke */
     size_t l0 = cursor;
@@ -804,7 +831,7 @@ static const fim_def *doc_defs(fim_doc *d, int *n, const fim_hashes **ids)
     if (d->defs_stale) {
         for (int i = 0; i < d->n_defs; i++) fim__hashes_free(&d->def_ids[i]);
         free(d->defs), free(d->def_ids);
-        d->n_defs = fim__defs(d->text, d->len, d->tree, &d->defs);
+        d->n_defs = fim__defs(d->text, d->len, d->good ? d->good : d->tree, &d->defs);
         fim_def *w;
         int nw = fim__windows(d->text, d->len, &w);
         d->defs = realloc(d->defs, sizeof *d->defs * (size_t)(d->n_defs + nw + 1));
@@ -872,6 +899,7 @@ fim_context *fim_context_new(fim_doc *d, size_t cursor, fim_doc *const *open, in
     c->cursor = cursor;
     c->lang = d->lang;
     c->tree = d->tree ? ts_tree_copy(d->tree) : NULL;
+    c->defs_tree = d->good ? ts_tree_copy(d->good) : NULL;
     fim_query q;
     fim__query_init(&q, c->text, c->len, cursor);
     fim_snippet *cand = NULL;
@@ -920,6 +948,7 @@ void fim_context_free(fim_context *c)
     for (int i = 0; i < c->n_snips; i++) free(c->snips[i].path), free(c->snips[i].name), free(c->snips[i].text);
     free(c->snips);
     if (c->tree) ts_tree_delete(c->tree);
+    if (c->defs_tree) ts_tree_delete(c->defs_tree);
     free(c->text);
     free(c->path);
     free(c);

@@ -717,11 +717,15 @@ int model_tokenize(const model_vocab *v, const char *text, size_t len, bool add_
     size_t nf = 0, capf = 16;
     if (!fr) abort();
     if (len) fr[nf++] = (frag){0, len, -1};
+    /* the bytes the text has: most specials start with one it lacks, and need no search */
+    bool has[256] = {0};
+    for (size_t i = 0; i < len; i++) has[(unsigned char)text[i]] = true;
     for (int s = 0; s < v->n_specials; s++) {
         int32_t id = v->specials[s];
         if (!parse_special && v->type[id] != TOK_USER) continue;
         size_t tl;
         const char *t = tok_text(v, id, &tl);
+        if (!has[(unsigned char)t[0]] || !has[(unsigned char)t[tl - 1]]) continue;
         for (size_t k = 0; k < nf; k++) {
             if (fr[k].token >= 0 || fr[k].len < tl) continue;
             const char *hit = memmem(text + fr[k].off, fr[k].len, t, tl);
