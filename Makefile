@@ -111,7 +111,8 @@ $(BUILD)/.editors-ok: tests/editors/node/package-lock.json
 
 # Each test program runs as its own process with a timeout; the runner prints the totals.
 test: all $(TEST_BIN) editors-deps
-	@FIMD_BIN=$(BUILD)/fimd FIMD_SHARED=$(SHARED) FIMD_TMP=$(BUILD)/tmp sh tests/run.sh $(TEST_BIN) \
+	@FIMD_BIN=$(BUILD)/fimd FIMD_SHARED=$(SHARED) FIMD_TMP=$(BUILD)/tmp LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
+		sh tests/run.sh $(TEST_BIN) \
 		tests/cli_errors.sh tests/context_cli.sh tests/editors.sh tests/editors_tmux.sh tests/vsix.sh
 
 # The README's first command: build, make a demo model unless FIMD_MODEL names a real one, and run a

@@ -254,7 +254,8 @@ int cmd_bench_context(int argc, char **argv)
         model_gguf_close(g);
         return cli_fail("%s", me.msg);
     }
-    fim_doc **docs = calloc((size_t)n_files, sizeof *docs);
+    size_t nf = n_files > 0 ? (size_t)n_files : 0;
+    fim_doc **docs = calloc(nf + 1, sizeof *docs);
     int rc = 0;
     for (int i = 0; i < n_files && !rc; i++) {
         char *text;
@@ -267,7 +268,7 @@ int cmd_bench_context(int argc, char **argv)
     fim_config_budget(&cfg, budget);
     double recall_sum = 0;
     int positions = 0;
-    fim_doc **open = calloc((size_t)n_files + 1, sizeof *open);
+    fim_doc **open = calloc(nf + 1, sizeof *open);
     for (int f = 0; f < n_files && !rc; f++) {
         size_t len;
         const char *t = fim_doc_text(docs[f], &len);

@@ -914,7 +914,7 @@ fim_context *fim_context_new(fim_doc *d, size_t cursor, fim_doc *const *open, in
     }
     fim__query_free(&q);
     /* the most relevant, materialized */
-    qsort(cand, (size_t)n, sizeof *cand, by_score);
+    if (n) qsort(cand, (size_t)n, sizeof *cand, by_score);
     c->n_snips = n < MAX_SNIPPETS ? n : MAX_SNIPPETS;
     c->snips = xmalloc(sizeof *c->snips * (size_t)(c->n_snips + 1));
     for (int i = 0; i < c->n_snips; i++) {

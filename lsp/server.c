@@ -167,6 +167,7 @@ static bool apply_config(server *s, const jdoc *d, int obj)
     if (lsp__jint(d, lsp__jget(d, obj, "maxTokens"), &v) && v > 0 && v <= 4096) s->cfg.max_tokens = (int)v;
     if (lsp__jint(d, lsp__jget(d, obj, "prefixTokens"), &v) && v >= 0 && v <= 1 << 20) s->cfg.prefix_tokens = (int)v;
     if (lsp__jint(d, lsp__jget(d, obj, "suffixTokens"), &v) && v >= 0 && v <= 1 << 20) s->cfg.suffix_tokens = (int)v;
+    if (lsp__jint(d, lsp__jget(d, obj, "relatedTokens"), &v) && v >= 0 && v <= 1 << 20) s->cfg.related_tokens = (int)v;
     if (lsp__jint(d, lsp__jget(d, obj, "cacheMegabytes"), &v) && v > 0) s->cfg.cache_bytes = (size_t)v << 20;
     if (lsp__jnum(d, lsp__jget(d, obj, "temperature"), &f) && f >= 0 && f <= 10) s->cfg.temperature = (float)f;
     if (lsp__jnum(d, lsp__jget(d, obj, "topP"), &f) && f > 0 && f <= 1) s->cfg.top_p = (float)f;

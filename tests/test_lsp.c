@@ -665,6 +665,51 @@ static void fuzz_corpus(void)
     close(out);
 }
 
+/* Two open documents: the server's completion in one is fim_complete on a context that holds the
+ * other's definition of the function called at the cursor. */
+static void cross_file(const char *model_path)
+{
+    client c;
+    spawn(&c, model_path, check_tmp("lsp-cross.log"));
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"processId\":null,\"capabilities\":{}}}");
+    jdoc d;
+    if (response(&c, "1", &d, 20000)) done_msg(&d);
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"initialized\",\"params\":{}}");
+    CHECK(wait_ready(&c), "model loads");
+    const char *util = "/* Adds two numbers. */\nint add_numbers(int a, int b)\n{\n    return a + b;\n}\n";
+    const char *main_c = "#include \"util.h\"\n\nint main(void)\n{\n    int t = add_numbers(1, 2);\n    \n    return t;\n}\n";
+    const char *u1 = "file:///tmp/proj/util.c", *u2 = "file:///tmp/proj/main.c";
+    open_doc(&c, u1, util, strlen(util));
+    open_doc(&c, u2, main_c, strlen(main_c));
+    char *got = inline_text(&c, "2", u2, 5, 4);
+
+    fim_doc *a = fim_doc_new(u1, "c", util, strlen(util)), *b = fim_doc_new(u2, "c", main_c, strlen(main_c));
+    fim_doc *open[] = {a, b};
+    size_t cursor;
+    lsp_offset_of(main_c, strlen(main_c), (lsp_pos){5, 4}, LSP_UTF16, &cursor);
+    fim_context *ctx = fim_context_new(b, cursor, open, 2);
+    fim_config cfg;
+    fim_config_default(&cfg);
+    int32_t *ids;
+    size_t n;
+    fim_err err = {{0}};
+    fim_prompt_ids(model_get_vocab(ref_model), ctx, &cfg, &ids, &n, &err);
+    char *prompt = calloc(n * 64 + 1, 1);
+    for (size_t i = 0, k = 0; i < n; i++) k += (size_t)model_token_bytes(model_get_vocab(ref_model), ids[i], prompt + k, 64);
+    CHECK(strstr(prompt, "int add_numbers(int a, int b)") != NULL, "the other document's definition is in the prompt");
+    fim_request r = {.doc = "ref-cross", .ctx = ctx};
+    fim_stats st;
+    char *want = NULL;
+    fim_engine_close_doc(ref_engine, "ref-cross");
+    fim_complete(ref_engine, &r, &cfg, NULL, &want, &st, &err);
+    CHECK(got && want && !strcmp(got, want), "with two documents open, the server completes as fim_complete does: '%s' vs '%s'",
+          got ? got : "(none)", want ? want : "(none)");
+    free(got), free(want), free(ids), free(prompt);
+    fim_context_free(ctx);
+    fim_doc_free(a), fim_doc_free(b);
+    finish(&c);
+}
+
 int main(void)
 {
     positions();
@@ -676,6 +721,7 @@ int main(void)
     ref_engine = ref_model ? fim_engine_new(ref_model, &fe) : NULL;
     if (CHECK(ref_engine != NULL, "reference engine: %s %s", me.msg, fe.msg)) {
         session(m);
+        cross_file(m);
         bad_input(m);
         slow = make_model("lsp-slow.gguf", 512, 4, 2048);
         cancellation(slow);

@@ -17,6 +17,7 @@ function settings() {
             maxTokens: c.get('maxTokens'),
             prefixTokens: c.get('prefixTokens'),
             suffixTokens: c.get('suffixTokens'),
+            relatedTokens: c.get('relatedTokens'),
             cacheMegabytes: c.get('cacheMegabytes'),
         },
     };
