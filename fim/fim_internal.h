@@ -90,6 +90,8 @@ void fim__hashes_free(fim_hashes *h);
 void fim__query_init(fim_query *q, const char *text, size_t len, size_t cursor);
 void fim__query_free(fim_query *q);
 double fim__def_score(const fim_query *q, const char *text, const fim_def *d, const fim_hashes *ids);
+/* The identifiers of a definition's snippet lines. */
+void fim__def_hashes(const char *text, const fim_def *d, fim_hashes *out);
 
 /* A bracket scanner that skips strings and comments (the registry's comment tokens). */
 typedef struct fim_brackets {

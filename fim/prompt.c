@@ -280,12 +280,7 @@ static int own_snippets(const fim_context *c, size_t lo, size_t hi, fim_snippet 
         fim_def *d = &defs[i];
         if (d->end > lo && d->start < hi) continue;
         fim_hashes ids;
-        size_t e = d->start;
-        for (int lines = 0; e < d->end && lines < 16; lines++) {
-            const char *nl = memchr(c->text + e, '\n', d->end - e);
-            e = nl ? (size_t)(nl - c->text) + 1 : d->end;
-        }
-        fim__ident_hashes(c->text, d->start, e, &ids);
+        fim__def_hashes(c->text, d, &ids);
         double score = fim__def_score(&q, c->text, d, &ids);
         fim__hashes_free(&ids);
         if (score <= 0) continue;

@@ -812,8 +812,7 @@ double fim__def_score(const fim_query *q, const char *text, const fim_def *d, co
     return j >= MIN_SIMILARITY ? j : 0;
 }
 
-/* Identifiers of a definition's snippet lines. */
-static void def_hashes(const char *text, const fim_def *d, fim_hashes *out)
+void fim__def_hashes(const char *text, const fim_def *d, fim_hashes *out)
 {
     size_t e = d->start;
     for (int lines = 0; e < d->end && lines < SNIPPET_LINES; lines++) {
@@ -840,7 +839,7 @@ static const fim_def *doc_defs(fim_doc *d, int *n, const fim_hashes **ids)
         d->n_defs += nw;
         free(w);
         d->def_ids = xmalloc(sizeof *d->def_ids * (size_t)(d->n_defs + 1));
-        for (int i = 0; i < d->n_defs; i++) def_hashes(d->text, &d->defs[i], &d->def_ids[i]);
+        for (int i = 0; i < d->n_defs; i++) fim__def_hashes(d->text, &d->defs[i], &d->def_ids[i]);
         d->defs_stale = false;
     }
     *n = d->n_defs;

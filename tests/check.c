@@ -1,6 +1,7 @@
 /* tests/check.c — implementation of the shared check helpers (see check.h). */
 #define _GNU_SOURCE
 #include "tests/check.h"
+#include "model/model.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -71,4 +72,18 @@ char *check_read(const char *path, size_t *len)
     if (buf) buf[n] = 0;
     if (len) *len = (size_t)n;
     return buf;
+}
+
+model *check_tiny_model(const char *name, const char *merges_a, const char *merges_b)
+{
+    model_synth_opts o;
+    model_synth_preset(&o, "tiny");
+    const char *files[] = {merges_a, merges_b};
+    o.merge_files = files, o.n_merge_files = 2, o.n_merges = 400, o.seed = 4, o.type = MODEL_TYPE_Q8_0;
+    const char *path = check_tmp(name);
+    model_err me = {{0}};
+    if (!CHECK(model_synth(&o, path, &me) == 0, "synth: %s", me.msg)) return NULL;
+    model *m = model_load(path, &me);
+    CHECK(m != NULL, "load: %s", me.msg);
+    return m;
 }

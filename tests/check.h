@@ -23,6 +23,10 @@ int check_done(void);
 const char *check_fixtures(const char *what);
 /* A path inside the test scratch folder (FIMD_TMP, default /tmp/fimd-test); static buffer rotation. */
 const char *check_tmp(const char *name);
+/* A tiny synthesized Q8_0 model (seed 4, 400 merges learned from the two files), written to the
+ * scratch folder as `name` and loaded; NULL after a failed check. The caller frees it. */
+struct model;
+struct model *check_tiny_model(const char *name, const char *merges_a, const char *merges_b);
 /* Whole file, malloc'd and NUL-terminated; NULL if unreadable. */
 char *check_read(const char *path, size_t *len);
 

@@ -646,15 +646,9 @@ static void typing(const char *path, int first, int lines, const char *others)
 
 int main(void)
 {
-    model_synth_opts o;
-    model_synth_preset(&o, "tiny");
-    static const char *files[] = {"model/ds2.c", "fim/syntax.c"};
-    o.merge_files = files, o.n_merge_files = 2, o.n_merges = 400, o.seed = 4, o.type = MODEL_TYPE_Q8_0;
-    const char *path = check_tmp("syntax-model.gguf");
+    m = check_tiny_model("syntax-model.gguf", "model/ds2.c", "fim/syntax.c");
+    if (!m) return check_done();
     model_err me = {{0}};
-    if (!CHECK(model_synth(&o, path, &me) == 0, "synth: %s", me.msg)) return check_done();
-    m = model_load(path, &me);
-    if (!CHECK(m != NULL, "load: %s", me.msg)) return check_done();
     v = model_get_vocab(m);
     model_vocab_fim(v, &fi, &me);
     languages();
