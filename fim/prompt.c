@@ -12,11 +12,11 @@
 #include <string.h>
 
 /* The prefix window starts at a syntax boundary found near a line that moves in steps of
- * budget/64 lines (at least 4): the earliest shallowest node start before two steps past it. So the prefix's
+ * budget/64 lines (at least 4): the earliest shallowest node start before one step past it. So the prefix's
  * tokens, and the cache built on them, stay the same over many keystrokes and lines, and the window
  * never begins in the middle of a construct when a better place is near. The suffix ends likewise
  * at the shallowest node end among its last lines. */
-enum { LINE_BEFORE_MAX_TOKENS = 512, MIN_STEP = 4, SEARCH_STEPS = 2 };
+enum { LINE_BEFORE_MAX_TOKENS = 512, MIN_STEP = 4, SEARCH_STEPS = 1 };
 
 int fim__fail(fim_err *err, const char *fmt, ...)
 {
@@ -325,10 +325,10 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
     if (used < 0) goto done;
     /* the widest prefix and suffix we could have (by budget alone, so that parse errors of the
      * moment cannot change them): the document's own definitions outside them may help */
-    /* the cursor line's share: its tokens and a step more (prefix/16 tokens, 8 to 64), kept for
+    /* the cursor line's share: its tokens and a step more (prefix/16 tokens, 4 to 64), kept for
      * as long as the cursor stays on the line and the line fits, so that typing in it keeps the
      * windows put */
-    int rs = cfg->prefix_tokens / 16 < 8 ? 8 : cfg->prefix_tokens / 16 > 64 ? 64 : cfg->prefix_tokens / 16;
+    int rs = cfg->prefix_tokens / 16 < 4 ? 4 : cfg->prefix_tokens / 16 > 64 ? 64 : cfg->prefix_tokens / 16;
     int line_tokens = (int)(line.n - skip), reserve = (line_tokens + rs) / rs * rs;
     long cursor_line = 0;
     for (const char *p = c->text; (p = memchr(p, '\n', (size_t)(c->text + l0 - p))); p++) cursor_line++;
