@@ -21,6 +21,7 @@ enum {
     SIMILAR_STEP = 8,
     WINDOW_LINES = 12,          /* windows of other documents' code, compared for similarity */
     WINDOW_STRIDE = 6,
+    WINDOWS_MAX_BYTES = 1 << 20, /* larger documents offer definitions only */
 };
 #define MIN_SIMILARITY 0.12
 
@@ -831,8 +832,8 @@ static const fim_def *doc_defs(fim_doc *d, int *n, const fim_hashes **ids)
         for (int i = 0; i < d->n_defs; i++) fim__hashes_free(&d->def_ids[i]);
         free(d->defs), free(d->def_ids);
         d->n_defs = fim__defs(d->text, d->len, d->good ? d->good : d->tree, &d->defs);
-        fim_def *w;
-        int nw = fim__windows(d->text, d->len, &w);
+        fim_def *w = NULL; /* (a huge file would make every request score thousands of windows) */
+        int nw = d->len <= WINDOWS_MAX_BYTES ? fim__windows(d->text, d->len, &w) : 0;
         d->defs = realloc(d->defs, sizeof *d->defs * (size_t)(d->n_defs + nw + 1));
         if (!d->defs) abort();
         memcpy(d->defs + d->n_defs, w, sizeof *w * (size_t)nw);
