@@ -644,6 +644,48 @@ static void typing(const char *path, int first, int lines, const char *others)
     free(other_text);
 }
 
+/* ---- budgets ---- */
+
+/* The prompt never exceeds its budget, whatever the position, the budget and the related code. */
+static void budgets(void)
+{
+    static const char *files[] = {"lsp/server.c", "fim/syntax.c", "tests/test_syntax.c", "parsers/languages.tsv"};
+    enum { NF = sizeof files / sizeof *files };
+    fim_doc *docs[NF];
+    for (int i = 0; i < NF; i++) {
+        size_t len;
+        char *t = check_read(files[i], &len);
+        docs[i] = fim_doc_new(files[i], NULL, t ? t : "", t ? len : 0);
+        free(t);
+    }
+    static const int budget[] = {16, 64, 200, 512, 1024, 2048};
+    int over = 0, runs = 0;
+    size_t worst = 0;
+    for (int f = 0; f < NF; f++) {
+        size_t len;
+        fim_doc_text(docs[f], &len);
+        for (size_t at = 0; at < len; at += 1499) {
+            fim_context *c = fim_context_new(docs[f], at, docs, NF);
+            for (size_t b = 0; b < sizeof budget / sizeof *budget; b++) {
+                fim_config cfg;
+                fim_config_default(&cfg);
+                fim_config_budget(&cfg, budget[b]);
+                int32_t *ids;
+                size_t n;
+                fim_err err = {{0}};
+                if (fim_prompt_ids(v, c, &cfg, &ids, &n, &err)) continue;
+                runs++;
+                if (n > (size_t)budget[b]) over++, worst = n - (size_t)budget[b] > worst ? n - (size_t)budget[b] : worst;
+                free(ids);
+            }
+            fim_context_free(c);
+        }
+    }
+    CHECK(runs > 200 && over == 0, "%d prompts at budgets 16 to 2048: %d over their budget (by %zu tokens at most)", runs, over,
+          worst);
+    for (int i = 0; i < NF; i++) fim_doc_free(docs[i]);
+}
+
 int main(void)
 {
     m = check_tiny_model("syntax-model.gguf", "model/ds2.c", "fim/syntax.c");
@@ -656,6 +698,7 @@ int main(void)
     incremental();
     related();
     post_processing();
+    budgets();
     typing("lsp/server.c", 150, 3, NULL);
     typing("fim/prompt.c", 120, 4, "fim/syntax.c");
     typing("tests/test_syntax.c", 200, 3, NULL);
