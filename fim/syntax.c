@@ -836,7 +836,7 @@ static const fim_def *doc_defs(fim_doc *d, int *n, const fim_hashes **ids)
         int nw = d->len <= WINDOWS_MAX_BYTES ? fim__windows(d->text, d->len, &w) : 0;
         d->defs = realloc(d->defs, sizeof *d->defs * (size_t)(d->n_defs + nw + 1));
         if (!d->defs) abort();
-        memcpy(d->defs + d->n_defs, w, sizeof *w * (size_t)nw);
+        if (nw) memcpy(d->defs + d->n_defs, w, sizeof *w * (size_t)nw);
         d->n_defs += nw;
         free(w);
         d->def_ids = xmalloc(sizeof *d->def_ids * (size_t)(d->n_defs + 1));
