@@ -27,6 +27,14 @@ typedef struct fim_snippet {
     double score;   /* relevance: which snippets get the budget */
 } fim_snippet;
 
+typedef struct fim_hashes {
+    uint32_t *v; /* sorted, distinct identifier hashes */
+    size_t n;
+} fim_hashes;
+typedef struct fim_query {
+    fim_hashes near, similar;
+} fim_query;
+
 struct fim_context {
     char *path;
     char *text;
@@ -36,6 +44,8 @@ struct fim_context {
     TSTree *defs_tree;         /* the document's last tree without errors (edited to match), or NULL */
     fim_snippet *snips;        /* definitions from other documents named near the cursor */
     int n_snips;
+    long cursor_line;          /* the cursor's line number (0-based) */
+    fim_query query;           /* what makes code relevant to this cursor */
 };
 
 /* The document's tree, reparsed first if edited (owned by the document). */
@@ -78,16 +88,10 @@ char *fim__def_snippet(const char *text, const fim_def *d, const parsers_lang *l
  * 10 below; not the cursor line, so that typing there leaves the choice alone) scores 2; others score the Jaccard similarity of their
  * identifiers with those of the 48 lines above the cursor (in steps of 8 lines, so that typing
  * does not change it), when at least MIN_SIMILARITY; 0 means not relevant. */
-typedef struct fim_hashes {
-    uint32_t *v; /* sorted, distinct identifier hashes */
-    size_t n;
-} fim_hashes;
-typedef struct fim_query {
-    fim_hashes near, similar;
-} fim_query;
 void fim__ident_hashes(const char *t, size_t from, size_t to, fim_hashes *out);
 void fim__hashes_free(fim_hashes *h);
-void fim__query_init(fim_query *q, const char *text, size_t len, size_t cursor);
+/* `line` is the cursor's line number (0-based). */
+void fim__query_init(fim_query *q, const char *text, size_t len, size_t cursor, long line);
 void fim__query_free(fim_query *q);
 double fim__def_score(const fim_query *q, const char *text, const fim_def *d, const fim_hashes *ids);
 /* The identifiers of a definition's snippet lines. */

@@ -78,8 +78,7 @@ static long line_step(int budget)
 static int prefix_start(const model_vocab *v, const fim_context *c, size_t end, int budget,
                         bool cut_at_syntax, fim_window_memo *memo, size_t *out, fim_err *err)
 {
-    long line_no = 0;
-    for (const char *p = c->text; (p = memchr(p, '\n', (size_t)(c->text + end - p))); p++) line_no++;
+    long line_no = c->cursor_line; /* `end` is the cursor line's start */
     fim_ids_vec tmp = {0};
     size_t start = end;
     long start_line = line_no, used = 0;
@@ -272,8 +271,6 @@ static int own_snippets(const fim_context *c, size_t lo, size_t hi, fim_snippet 
     if (!c->tree) return 0;
     fim_def *defs;
     int n = fim__defs(c->text, c->len, c->defs_tree ? c->defs_tree : c->tree, &defs), k = 0;
-    fim_query q;
-    fim__query_init(&q, c->text, c->len, c->cursor);
     fim_snippet *s = calloc((size_t)n + 1, sizeof *s);
     if (!s) abort();
     for (int i = 0; i < n; i++) {
@@ -281,7 +278,7 @@ static int own_snippets(const fim_context *c, size_t lo, size_t hi, fim_snippet 
         if (d->end > lo && d->start < hi) continue;
         fim_hashes ids;
         fim__def_hashes(c->text, d, &ids);
-        double score = fim__def_score(&q, c->text, d, &ids);
+        double score = fim__def_score(&c->query, c->text, d, &ids);
         fim__hashes_free(&ids);
         if (score <= 0) continue;
         s[k].path = c->path;
@@ -292,7 +289,6 @@ static int own_snippets(const fim_context *c, size_t lo, size_t hi, fim_snippet 
         s[k].order_end = d->end;
         k++;
     }
-    fim__query_free(&q);
     free(defs);
     *out = s;
     return k;
@@ -330,8 +326,7 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
      * windows put */
     int rs = cfg->prefix_tokens / 16 < 4 ? 4 : cfg->prefix_tokens / 16 > 64 ? 64 : cfg->prefix_tokens / 16;
     int line_tokens = (int)(line.n - skip), reserve = (line_tokens + rs) / rs * rs;
-    long cursor_line = 0;
-    for (const char *p = c->text; (p = memchr(p, '\n', (size_t)(c->text + l0 - p))); p++) cursor_line++;
+    long cursor_line = c->cursor_line;
     if (memo && memo->valid && memo->line == cursor_line && memo->reserve >= line_tokens) reserve = memo->reserve;
     if (reserve > cfg->prefix_tokens) reserve = line_tokens;
     if (memo) memo->line = cursor_line, memo->reserve = reserve;

@@ -760,9 +760,8 @@ static size_t lines_forward(const char *t, size_t len, size_t at, int k)
     return at;
 }
 
-void fim__query_init(fim_query *q, const char *text, size_t len, size_t cursor)
+void fim__query_init(fim_query *q, const char *text, size_t len, size_t cursor, long line)
 {
-
     size_t from = lines_back(text, cursor, NEAR_LINES_BEFORE);
     size_t to = lines_forward(text, len, cursor, NEAR_LINES_AFTER + 1);
     /* not the cursor line: what is being typed there must not make definitions come and go at
@@ -782,10 +781,7 @@ void fim__query_init(fim_query *q, const char *text, size_t len, size_t cursor)
     fim__hashes_free(&a), fim__hashes_free(&b);
     /* similarity looks at whole blocks of lines above the cursor line, so it changes only every
      * SIMILAR_STEP lines, not at each keystroke */
-    size_t l0 = cursor;
-    while (l0 > 0 && text[l0 - 1] != '\n') l0--;
-    long line = 0;
-    for (const char *p = text; (p = memchr(p, '\n', (size_t)(text + l0 - p))); p++) line++;
+    size_t l0 = ls;
     size_t end = lines_back(text, l0, (int)(line % SIMILAR_STEP) - 1);
     if (line % SIMILAR_STEP == 0) end = l0;
     fim__ident_hashes(text, lines_back(text, end, SIMILAR_LINES - 1), end, &q->similar);
@@ -900,8 +896,9 @@ fim_context *fim_context_new(fim_doc *d, size_t cursor, fim_doc *const *open, in
     c->lang = d->lang;
     c->tree = d->tree ? ts_tree_copy(d->tree) : NULL;
     c->defs_tree = d->good ? ts_tree_copy(d->good) : NULL;
-    fim_query q;
-    fim__query_init(&q, c->text, c->len, cursor);
+    for (const char *p = c->text; (p = memchr(p, '\n', (size_t)(c->text + cursor - p))); p++) c->cursor_line++;
+    fim__query_init(&c->query, c->text, c->len, cursor, c->cursor_line);
+    const fim_query *q = &c->query;
     fim_snippet *cand = NULL;
     int n = 0, cap = 0;
     /* documents in path order, so the snippets keep their places from one request to the next */
@@ -910,9 +907,8 @@ fim_context *fim_context_new(fim_doc *d, size_t cursor, fim_doc *const *open, in
         size_t rank = 0;
         for (int j = 0; j < n_open; j++)
             if (open[j] && open[j] != d && strcmp(open[j]->path, open[i]->path) < 0) rank++;
-        add_related(c, &q, open[i], rank, &cand, &n, &cap);
+        add_related(c, q, open[i], rank, &cand, &n, &cap);
     }
-    fim__query_free(&q);
     /* the most relevant, materialized */
     if (n) qsort(cand, (size_t)n, sizeof *cand, by_score);
     c->n_snips = n < MAX_SNIPPETS ? n : MAX_SNIPPETS;
@@ -949,6 +945,7 @@ void fim_context_free(fim_context *c)
     free(c->snips);
     if (c->tree) ts_tree_delete(c->tree);
     if (c->defs_tree) ts_tree_delete(c->defs_tree);
+    fim__query_free(&c->query);
     free(c->text);
     free(c->path);
     free(c);
