@@ -58,7 +58,7 @@ $(BUILD)/%.o: %.c | $(BUILD)/.deps-ok
 
 # SIMD kernels: compiled for their instruction set, chosen at run time from the CPU's features.
 $(BUILD)/model/kernels_avx2.o: CFLAGS += -mavx2 -mfma -mf16c
-$(BUILD)/model/kernels_avx512.o: CFLAGS += -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl
+$(BUILD)/model/kernels_avx512.o: CFLAGS += -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni
 
 # Tests build fixture paths from runtime strings; truncation there would only fail a test.
 $(BUILD)/tests/%.o: CFLAGS += -Wno-format-truncation

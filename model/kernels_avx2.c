@@ -8,6 +8,9 @@
 #include <immintrin.h>
 #include <string.h>
 
+/* Loops over tokens and sub-blocks must be unrolled so that each accumulator lives in a register. */
+#define UNROLL _Pragma("GCC unroll 8")
+
 static inline float h2f(const uint8_t *p)
 {
     uint16_t h;
@@ -145,7 +148,7 @@ static float dot_k45(int n, const void *w, const void *x, bool five)
         const int8_t *q8 = (const int8_t *)(b + 4);
         const __m256i hbits = five ? _mm256_loadu_si256((const __m256i *)(a + 16)) : _mm256_setzero_si256();
         __m256i sumi = _mm256_setzero_si256();
-        for (int j = 0; j < 4; j++) {
+        UNROLL for (int j = 0; j < 4; j++) {
             const __m256i q4 = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
             __m256i lo = _mm256_and_si256(q4, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
             if (five) {
@@ -173,7 +176,7 @@ static void dot4_k45(int n, const void *w, const void *x, size_t xs, float out[4
     const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
     __m256 acc[4];
     __m128 accm[4];
-    for (int t = 0; t < 4; t++) acc[t] = _mm256_setzero_ps(), accm[t] = _mm_setzero_ps();
+    UNROLL for (int t = 0; t < 4; t++) acc[t] = _mm256_setzero_ps(), accm[t] = _mm_setzero_ps();
     for (int i = 0; i < n / 256; i++, a += bytes, b += 292) {
         uint32_t u[4];
         memcpy(u, a + 4, 12);
@@ -188,7 +191,7 @@ static void dot4_k45(int n, const void *w, const void *x, size_t xs, float out[4
         const float d = h2f(a), dmin = h2f(a + 2);
         float dx[4];
         __m256i sumi[4];
-        for (int t = 0; t < 4; t++) {
+        UNROLL for (int t = 0; t < 4; t++) {
             const uint8_t *bt = b + xs * (size_t)t;
             memcpy(&dx[t], bt, 4);
             const __m256i bs = _mm256_loadu_si256((const __m256i *)(bt + 260));
@@ -198,7 +201,7 @@ static void dot4_k45(int n, const void *w, const void *x, size_t xs, float out[4
         }
         const uint8_t *qs = a + (five ? 48 : 16);
         const __m256i hbits = five ? _mm256_loadu_si256((const __m256i *)(a + 16)) : _mm256_setzero_si256();
-        for (int j = 0; j < 4; j++) {
+        UNROLL for (int j = 0; j < 4; j++) {
             const __m256i q4 = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
             __m256i lo = _mm256_and_si256(q4, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
             if (five) {
@@ -206,7 +209,7 @@ static void dot4_k45(int n, const void *w, const void *x, size_t xs, float out[4
                 hi = _mm256_add_epi8(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), one), 4));
             }
             const __m256i sl = _mm256_shuffle_epi8(scales, rep16(2 * j)), sh = _mm256_shuffle_epi8(scales, rep16(2 * j + 1));
-            for (int t = 0; t < 4; t++) {
+            UNROLL for (int t = 0; t < 4; t++) {
                 const int8_t *q8 = (const int8_t *)(b + xs * (size_t)t + 4);
                 const __m256i pl = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j)));
                 const __m256i ph = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j + 32)));
@@ -214,7 +217,7 @@ static void dot4_k45(int n, const void *w, const void *x, size_t xs, float out[4
                 sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(ph, sh));
             }
         }
-        for (int t = 0; t < 4; t++) acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * dx[t]), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+        UNROLL for (int t = 0; t < 4; t++) acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * dx[t]), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
     }
     for (int t = 0; t < 4; t++) {
         __m128 m = _mm_add_ps(accm[t], _mm_movehl_ps(accm[t], accm[t]));
@@ -246,7 +249,7 @@ static void dot4_q32(int n, const void *w, const void *x, size_t xs, float out[4
         else
             qa = _mm256_or_si256(nibbles32(a + 6), _mm256_andnot_si256(bits32(a + 2), _mm256_set1_epi8((char)0xf0)));
         const float da = h2f(a);
-        for (int t = 0; t < 4; t++) {
+        UNROLL for (int t = 0; t < 4; t++) {
             const uint8_t *bt = b + xs * (size_t)t;
             const __m256i qb = _mm256_loadu_si256((const __m256i *)(bt + 2));
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(da * h2f(bt)), _mm256_cvtepi32_ps(dot_i8(qa, qb)), acc[t]);
@@ -294,7 +297,7 @@ static float dot_q6_k(int n, const void *w, const void *x)
         /* stored values are q + 32: subtract 32 * sum(scale * bsum) */
         const __m256i off = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), _mm256_loadu_si256((const __m256i *)(b + 260)));
         __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
-        for (int h = 0; h < 2; h++) {
+        UNROLL for (int h = 0; h < 2; h++) {
             const uint8_t *L = a + 64 * h, *H = a + 128 + 32 * h;
             const __m256i l1 = _mm256_loadu_si256((const __m256i *)L), l2 = _mm256_loadu_si256((const __m256i *)(L + 32));
             const __m256i hb = _mm256_loadu_si256((const __m256i *)H);
@@ -306,7 +309,7 @@ static float dot_q6_k(int n, const void *w, const void *x)
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
             q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l2, 4), m4),
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
-            for (int k = 0; k < 4; k++) {
+            UNROLL for (int k = 0; k < 4; k++) {
                 const __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 32 * k)));
                 const __m256i sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sch, pick[k]));
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sc));

@@ -9,6 +9,9 @@
 #include <immintrin.h>
 #include <string.h>
 
+/* Loops over tokens and sub-blocks must be unrolled so that each accumulator lives in a register. */
+#define UNROLL _Pragma("GCC unroll 8")
+
 static inline float h2f(const uint8_t *p)
 {
     uint16_t h;
@@ -58,9 +61,76 @@ static float dot_q6_k(int n, const void *w, const void *x)
     return _mm512_reduce_add_ps(acc);
 }
 
+
+/* Q4_K rows against nt Q8_K activation rows (nt is a constant at each call: 1 for decode, 4 for
+ * prefill). A 64-byte register holds two 32-element sub-blocks, so one maddubs and one VNNI
+ * dpwssd (which applies the two sub-blocks' scales) cover 64 weights; the block is unpacked once
+ * for all nt rows, and each row's sums are made by the same operations whatever nt is, so the
+ * 4-row results are bitwise those of the 1-row kernel. */
+static inline __attribute__((always_inline)) void q4k_rows(int n, const uint8_t *a, const uint8_t *b, size_t xs,
+                                                          float *out, const int nt)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    /* 16-bit lane picks from [scale0..7, min0..7]: scales of sub-blocks 2j (low 16 lanes) and
+     * 2j+1 (high 16), and each 16-element bsum's min */
+    __m512i pick_sc[4];
+    UNROLL for (int j = 0; j < 4; j++)
+        pick_sc[j] = _mm512_mask_blend_epi16(0xffff0000u, _mm512_set1_epi16((short)(2 * j)), _mm512_set1_epi16((short)(2 * j + 1)));
+    const __m512i pick_min = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 14, 14, 13, 13,
+                                              12, 12, 11, 11, 10, 10, 9, 9, 8, 8);
+    __m512 acc[4];
+    UNROLL for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
+    for (int i = 0; i < n / 256; i++, a += 144, b += 292) {
+        uint32_t u[4]; /* the 12 scale bytes -> 8 scales (u[0..1]) and 8 mins (u[2..3]), as ggml unpacks them */
+        memcpy(u, a + 4, 12);
+        u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+        const uint32_t aux = u[1] & 0x3f3f3f3f;
+        u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+        u[2] = aux;
+        u[0] &= 0x3f3f3f3f;
+        const __m512i ms = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0])));
+        const __m256i mins = _mm512_castsi512_si256(_mm512_permutexvar_epi16(pick_min, ms));
+        __m512i sumi[4];
+        UNROLL for (int t = 0; t < nt; t++) sumi[t] = _mm512_setzero_si512();
+        UNROLL for (int j = 0; j < 4; j++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(a + 16 + 32 * j));
+            const __m512i w = _mm512_and_si512(pair(q, _mm256_srli_epi16(q, 4)), m4);
+            const __m512i sc = _mm512_permutexvar_epi16(pick_sc[j], ms);
+            UNROLL for (int t = 0; t < nt; t++) {
+                const __m512i x = _mm512_loadu_si512((const void *)(b + xs * (size_t)t + 4 + 64 * j));
+                sumi[t] = _mm512_dpwssd_epi32(sumi[t], _mm512_maddubs_epi16(w, x), sc);
+            }
+        }
+        const float d = h2f(a), dmin = h2f(a + 2);
+        UNROLL for (int t = 0; t < nt; t++) {
+            const uint8_t *bt = b + xs * (size_t)t;
+            float dx;
+            memcpy(&dx, bt, 4);
+            const __m256i mn = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(bt + 260)), mins);
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * dx), _mm512_cvtepi32_ps(sumi[t]), acc[t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(-dmin * dx), _mm512_cvtepi32_ps(_mm512_zextsi256_si512(mn)), acc[t]);
+        }
+    }
+    UNROLL for (int t = 0; t < nt; t++) out[t] = _mm512_reduce_add_ps(acc[t]);
+}
+
+static float dot_q4_k(int n, const void *w, const void *x)
+{
+    float r;
+    q4k_rows(n, w, x, 0, &r, 1);
+    return r;
+}
+
+static void dot4_q4_k(int n, const void *w, const void *x, size_t xs, float out[4])
+{
+    q4k_rows(n, w, x, xs, out, 4);
+}
+
 void model__kernels_avx512(model_kernels *k)
 {
     k->vec_dot[MODEL_TYPE_Q6_K] = dot_q6_k;
+    k->vec_dot[MODEL_TYPE_Q4_K] = dot_q4_k;
+    k->vec_dot4[MODEL_TYPE_Q4_K] = dot4_q4_k;
     k->name = "avx512";
 }
 #else

@@ -665,7 +665,8 @@ static void init_kernels(void)
     __builtin_cpu_init();
     have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
     have_avx512 = have_avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                  __builtin_cpu_supports("avx512vl");
+                  __builtin_cpu_supports("avx512vl") &&
+                  __builtin_cpu_supports("avx512vnni");
 #endif
     if (have_avx2) {
         avx2_kernels = scalar_kernels; /* types without a SIMD kernel keep the reference */
