@@ -126,11 +126,91 @@ static void dot4_q4_k(int n, const void *w, const void *x, size_t xs, float out[
     q4k_rows(n, w, x, xs, out, 4);
 }
 
+/* 32 signed weights of one Q8_0 or Q5_0 block */
+static inline __m256i q32_weights(const uint8_t *a, bool q8)
+{
+    if (q8) return _mm256_loadu_si256((const __m256i *)(a + 2));
+    uint32_t hb;
+    memcpy(&hb, a + 2, 4);
+    const __m128i t = _mm_loadu_si128((const __m128i *)(a + 6));
+    const __m256i nib = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1),
+                                         _mm256_set1_epi8(0x0f));
+    /* bit clear: the value is nibble - 16, i.e. nibble | 0xf0 as int8 */
+    const __mmask32 set = (__mmask32)hb;
+    return _mm256_mask_blend_epi8(set, _mm256_or_si256(nib, _mm256_set1_epi8((char)0xf0)), nib);
+}
+
+/* [h(p0) x8, h(p1) x8] as floats, from two fp16 scales */
+static inline __m512 scale_pair(const uint8_t *p0, const uint8_t *p1)
+{
+    uint16_t h0, h1;
+    memcpy(&h0, p0, 2);
+    memcpy(&h1, p1, 2);
+    const __m256i v = _mm256_mask_blend_epi16(0xff00, _mm256_set1_epi16((short)h0), _mm256_set1_epi16((short)h1));
+    return _mm512_cvtph_ps(v);
+}
+
+/* Q8_0 / Q5_0 rows against nt Q8_0 activation rows, two blocks per 64-byte register. VNNI's
+ * dpbusd wants one unsigned operand: the activations are made unsigned (x + 128) and the sum
+ * starts from -128 * (sum of the weights), computed once per block pair for all nt rows, so the
+ * 32-bit lane sums are exact. Each row's float steps do not depend on nt (bitwise equal results). */
+static inline __attribute__((always_inline)) void q32_rows(int n, const uint8_t *a, const uint8_t *b, size_t xs,
+                                                          float *out, const int nt, const bool q8)
+{
+    const int wb = q8 ? 34 : 22, nb = n / 32;
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    __m512 acc[4];
+    UNROLL for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
+    for (int i = 0; i < nb; i += 2, a += 2 * wb, b += 68) {
+        const bool two = i + 1 < nb; /* an odd count ends with one block in the low half */
+        const __m512i w = pair(q32_weights(a, q8), two ? q32_weights(a + wb, q8) : _mm256_setzero_si256());
+        const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, w));
+        const __m512 dw = scale_pair(a, two ? a + wb : a);
+        UNROLL for (int t = 0; t < nt; t++) {
+            const uint8_t *bt = b + xs * (size_t)t;
+            const __m256i x0 = _mm256_loadu_si256((const __m256i *)(bt + 2));
+            const __m256i x1 = two ? _mm256_loadu_si256((const __m256i *)(bt + 36)) : _mm256_setzero_si256();
+            const __m512i s = _mm512_dpbusd_epi32(start, _mm512_xor_si512(pair(x0, x1), bias), w);
+            const __m512 dx = scale_pair(bt, two ? bt + 34 : bt);
+            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(s), acc[t]);
+        }
+    }
+    UNROLL for (int t = 0; t < nt; t++) out[t] = _mm512_reduce_add_ps(acc[t]);
+}
+
+static float dot_q8_0(int n, const void *w, const void *x)
+{
+    float r;
+    q32_rows(n, w, x, 0, &r, 1, true);
+    return r;
+}
+
+static void dot4_q8_0(int n, const void *w, const void *x, size_t xs, float out[4])
+{
+    q32_rows(n, w, x, xs, out, 4, true);
+}
+
+static float dot_q5_0(int n, const void *w, const void *x)
+{
+    float r;
+    q32_rows(n, w, x, 0, &r, 1, false);
+    return r;
+}
+
+static void dot4_q5_0(int n, const void *w, const void *x, size_t xs, float out[4])
+{
+    q32_rows(n, w, x, xs, out, 4, false);
+}
+
 void model__kernels_avx512(model_kernels *k)
 {
     k->vec_dot[MODEL_TYPE_Q6_K] = dot_q6_k;
     k->vec_dot[MODEL_TYPE_Q4_K] = dot_q4_k;
     k->vec_dot4[MODEL_TYPE_Q4_K] = dot4_q4_k;
+    k->vec_dot[MODEL_TYPE_Q8_0] = dot_q8_0;
+    k->vec_dot4[MODEL_TYPE_Q8_0] = dot4_q8_0;
+    k->vec_dot[MODEL_TYPE_Q5_0] = dot_q5_0;
+    k->vec_dot4[MODEL_TYPE_Q5_0] = dot4_q5_0;
     k->name = "avx512";
 }
 #else

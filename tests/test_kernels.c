@@ -134,29 +134,29 @@ static void halves(void)
     CHECK(model__bf16_to_f32(0x4049) == 3.140625f, "bf16 to f32");
 }
 
-/* The 4-row kernels give bitwise the single-row results (batch invariance). */
-static void dot4_exact(const model_kernels *k)
+/* The 4-row kernels give bitwise the single-row results (batch invariance), for n elements. */
+static void dot4_exact(const model_kernels *k, int n)
 {
     for (size_t i = 0; i < sizeof weight_types / sizeof *weight_types; i++) {
         int t = weight_types[i];
-        if (!k->vec_dot4[t]) continue;
         const type_traits *tt = model__type(t);
+        if (!k->vec_dot4[t] || n % tt->block) continue;
         float w[2816], x[4][2816];
         static char wq[16384], xq[4][16384];
-        for (int j = 0; j < 2816; j++) w[j] = frand();
-        model__quant(t, w, wq, 2816);
+        for (int j = 0; j < n; j++) w[j] = frand();
+        model__quant(t, w, wq, n);
         for (int r = 0; r < 4; r++) {
-            for (int j = 0; j < 2816; j++) x[r][j] = frand() * (float)(r + 1);
-            model__quant(tt->vec_dot_type, x[r], xq[r], 2816);
+            for (int j = 0; j < n; j++) x[r][j] = frand() * (float)(r + 1);
+            model__quant(tt->vec_dot_type, x[r], xq[r], n);
         }
         float four[4];
-        k->vec_dot4[t](2816, wq, xq[0], sizeof xq[0], four);
+        k->vec_dot4[t](n, wq, xq[0], sizeof xq[0], four);
         bool same = true;
         for (int r = 0; r < 4; r++) {
-            float one = k->vec_dot[t](2816, wq, xq[r]);
+            float one = k->vec_dot[t](n, wq, xq[r]);
             same &= !memcmp(&one, &four[r], sizeof one);
         }
-        CHECK(same, "%s 4-row %s kernel is bitwise the single-row one", k->name, tt->name);
+        CHECK(same, "%s 4-row %s kernel is bitwise the single-row one (n %d)", k->name, tt->name, n);
     }
 }
 
@@ -233,10 +233,12 @@ int main(void)
             if (!tables[k]->vec_dot[t]) continue;
             dot_vs_reference(tables[k], t, 256);
             dot_vs_reference(tables[k], t, 2816);
+            if (model__type(t)->block <= 32) dot_vs_reference(tables[k], t, 224); /* odd block count */
         }
         f32_helpers(tables[k]);
         dequant_exact(tables[k]);
-        dot4_exact(tables[k]);
+        dot4_exact(tables[k], 2816);
+        dot4_exact(tables[k], 224);
     }
     for (size_t i = 0; i < sizeof weight_types / sizeof *weight_types; i++) weight_round_trip(weight_types[i]);
     activation_quantizers();
