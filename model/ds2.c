@@ -763,6 +763,18 @@ static size_t max3(size_t a, size_t b, size_t c)
     return m > c ? m : c;
 }
 
+/* Heads are attended in groups: each latent cache row is read once for all heads of the group
+ * (the cache does not fit in L2 at long contexts), while every head's sums are made exactly as
+ * if it were alone, so results do not depend on the grouping. */
+enum { ATT_GROUP = 8 };
+
+static int att_group(int n_head)
+{
+    int g = ATT_GROUP;
+    while (n_head % g) g /= 2;
+    return g;
+}
+
 static int reserve_scratch(model *m, int T, int n_ctx, bufs *b, model_err *err)
 {
     const model_hparams *hp = &m->hp;
@@ -786,8 +798,9 @@ static int reserve_scratch(model *m, int T, int n_ctx, bufs *b, model_err *err)
     b->x = part[0], b->a = part[1], b->q = part[2], b->kv = part[3], b->o = part[4], b->h = part[5];
     b->f = part[6], b->out = part[7], b->g = part[8], b->u = part[9], b->probs = part[10], b->xe = part[11];
     b->slots = part[12], b->ye = part[13], b->top = part[14], b->pairs = part[15], b->wts = part[16];
-    /* per-thread attention scratch: [qa row | scores n_ctx | ol R | activation bytes] */
-    size_t per = row + (size_t)n_ctx + R + 2 * max3(R, (size_t)hp->qk_nope, 256) + 64;
+    /* per-thread attention scratch: [G qa rows | G x n_ctx scores | G x R outputs | activation bytes] */
+    size_t G = (size_t)att_group(hp->n_head);
+    size_t per = G * (row + (size_t)n_ctx + R) + 2 * max3(R, (size_t)hp->qk_nope, 256) + 64;
     m->att_stride = (per + 15) & ~(size_t)15;
     grow((void **)&m->att, &m->att_len, m->att_stride * (size_t)model__pool_threads(m->pool) * sizeof(float));
     (void)err;
@@ -819,27 +832,37 @@ static void head_matvec(const model *m, const wt *w, int h, const float *x, floa
     for (int64_t n = 0; n < w->ne[1]; n++) y[n] = dot((int)w->ne[0], rows + (size_t)n * w->row_bytes, xq);
 }
 
-/* One (token, head) pair: absorb W_UK into the query, attend over the latent rows, apply W_UV. */
+/* One (token, group of heads) item: absorb W_UK into the queries, attend over the latent rows,
+ * apply W_UV. */
 static void att_heads(void *ctx, int i0, int i1, int thread)
 {
     const att_task *a = ctx;
     const model *m = a->m;
     const model_hparams *hp = &m->hp;
     int H = hp->n_head, Dn = hp->qk_nope, Dr = hp->qk_rope, R = hp->kv_lora_rank;
-    int Dk = Dn + Dr, Dv = hp->v_head, row = R + Dr;
-    float *qa = m->att + m->att_stride * (size_t)thread, *att = qa + row;
+    int Dk = Dn + Dr, Dv = hp->v_head, row = R + Dr, G = att_group(H), groups = H / G;
+    float *qa = m->att + m->att_stride * (size_t)thread; /* G query rows | G x n_kv scores | G x R outputs | bytes */
     for (int i = i0; i < i1; i++) {
-        int t = i / H, h = i % H, n_kv = a->n_past + t + 1; /* causal: positions 0..p */
-        float *ol = att + n_kv;
-        uint8_t *qbuf = (uint8_t *)(ol + R);
-        const float *q = a->q + (size_t)t * H * Dk + (size_t)h * Dk;
-        head_matvec(m, &a->L->wk_b, h, q, qa, qbuf);
-        memcpy(qa + R, q + Dn, sizeof(float) * (size_t)Dr);
-        for (int s = 0; s < n_kv; s++) att[s] = m->k->dot_f32(row, qa, a->rows + (size_t)s * row) * hp->kq_scale;
-        softmax(att, n_kv);
-        memset(ol, 0, sizeof(float) * (size_t)R);
-        for (int s = 0; s < n_kv; s++) m->k->axpy_f32(R, att[s], a->rows + (size_t)s * row, ol);
-        head_matvec(m, &a->L->wv_b, h, ol, a->o + (size_t)t * H * Dv + (size_t)h * Dv, qbuf);
+        int t = i / groups, h0 = (i % groups) * G, n_kv = a->n_past + t + 1; /* causal: positions 0..p */
+        float *att = qa + (size_t)G * row, *ol = att + (size_t)G * n_kv;
+        uint8_t *qbuf = (uint8_t *)(ol + (size_t)G * R);
+        for (int g = 0; g < G; g++) {
+            const float *q = a->q + (size_t)t * H * Dk + (size_t)(h0 + g) * Dk;
+            head_matvec(m, &a->L->wk_b, h0 + g, q, qa + (size_t)g * row, qbuf);
+            memcpy(qa + (size_t)g * row + R, q + Dn, sizeof(float) * (size_t)Dr);
+        }
+        for (int s = 0; s < n_kv; s++) {
+            const float *kv = a->rows + (size_t)s * row;
+            for (int g = 0; g < G; g++) att[(size_t)g * n_kv + s] = m->k->dot_f32(row, qa + (size_t)g * row, kv) * hp->kq_scale;
+        }
+        for (int g = 0; g < G; g++) softmax(att + (size_t)g * n_kv, n_kv);
+        memset(ol, 0, sizeof(float) * (size_t)G * R);
+        for (int s = 0; s < n_kv; s++) {
+            const float *kv = a->rows + (size_t)s * row;
+            for (int g = 0; g < G; g++) m->k->axpy_f32(R, att[(size_t)g * n_kv + s], kv, ol + (size_t)g * R);
+        }
+        for (int g = 0; g < G; g++)
+            head_matvec(m, &a->L->wv_b, h0 + g, ol + (size_t)g * R, a->o + (size_t)t * H * Dv + (size_t)(h0 + g) * Dv, qbuf);
     }
 }
 
@@ -865,7 +888,7 @@ static void attention(model *m, model_cache *c, const layer *L, int il, int T, i
         for (int h = 0; h < H; h++) rope(m, b->q + (size_t)t * H * Dk + (size_t)h * Dk + Dn, Dr, n_past + t);
     }
     att_task a = {m, L, c->rows[il], b->q, b->o, n_past};
-    model__pool_for(m->pool, T * H, 1, att_heads, &a);
+    model__pool_for(m->pool, T * (H / att_group(H)), 1, att_heads, &a);
     matmul(m, &L->wo, 0, b->o, T, (size_t)H * Dv, b->out, (size_t)D);
 }
 
