@@ -24,43 +24,60 @@ static inline __m512i pair(__m256i lo, __m256i hi)
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
-static float dot_q6_k(int n, const void *w, const void *x)
+/* Q6_K rows against nt Q8_K activation rows (nt constant: 1 or 4), as q4k_rows below: the
+ * block's four 64-weight registers and their scales are made once for all rows. Stored values
+ * are q + 32, so each row's sum starts at -32 * (scales . bsums). */
+static inline __attribute__((always_inline)) void q6k_rows(int n, const uint8_t *a, const uint8_t *b, size_t xs,
+                                                          float *out, const int nt)
 {
-    const uint8_t *a = w, *b = x;
     const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(3);
     /* [s0 x8, s1 x8 | s2 x8, s3 x8] and [s4 x8, s5 x8 | s6 x8, s7 x8] from a half's 8 scales */
     const __m256i pick01 = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2,
                                             3, 3, 3, 3, 3, 3, 3, 3);
     const __m256i pick23 = _mm256_add_epi8(pick01, _mm256_set1_epi8(4));
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[4];
+    UNROLL for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
     for (int i = 0; i < n / 256; i++, a += 210, b += 292) {
-        float dx;
-        memcpy(&dx, b, 4);
-        const int8_t *q8 = (const int8_t *)(b + 4);
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)(a + 192));
-        const __m256i off = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), _mm256_loadu_si256((const __m256i *)(b + 260)));
-        __m512i sumi = _mm512_castsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5)));
-        sumi = _mm512_inserti64x4(sumi, _mm256_setzero_si256(), 1);
-        for (int h = 0; h < 2; h++) {
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        __m512i q[4], sc[4];
+        UNROLL for (int h = 0; h < 2; h++) {
             const __m512i L = _mm512_loadu_si512((const void *)(a + 64 * h));
             const __m256i hb = _mm256_loadu_si256((const __m256i *)(a + 128 + 32 * h));
             const __m512i H01 = pair(hb, _mm256_srli_epi16(hb, 2)), H23 = pair(_mm256_srli_epi16(hb, 4), _mm256_srli_epi16(hb, 6));
-            const __m512i q01 = _mm512_or_si512(_mm512_and_si512(L, m4), _mm512_slli_epi16(_mm512_and_si512(H01, m2), 4));
-            const __m512i q23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4), m4),
-                                                _mm512_slli_epi16(_mm512_and_si512(H23, m2), 4));
+            q[2 * h] = _mm512_or_si512(_mm512_and_si512(L, m4), _mm512_slli_epi16(_mm512_and_si512(H01, m2), 4));
+            q[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4), m4),
+                                           _mm512_slli_epi16(_mm512_and_si512(H23, m2), 4));
             const __m256i sch = _mm256_broadcastsi128_si256(h ? _mm_srli_si128(sc8, 8) : sc8);
-            const __m512i s01 = _mm512_cvtepi8_epi16(_mm256_shuffle_epi8(sch, pick01));
-            const __m512i s23 = _mm512_cvtepi8_epi16(_mm256_shuffle_epi8(sch, pick23));
-            const __m512i p01 = _mm512_maddubs_epi16(q01, _mm512_loadu_si512((const void *)(q8 + 128 * h)));
-            const __m512i p23 = _mm512_maddubs_epi16(q23, _mm512_loadu_si512((const void *)(q8 + 128 * h + 64)));
-            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p01, s01));
-            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p23, s23));
+            sc[2 * h] = _mm512_cvtepi8_epi16(_mm256_shuffle_epi8(sch, pick01));
+            sc[2 * h + 1] = _mm512_cvtepi8_epi16(_mm256_shuffle_epi8(sch, pick23));
         }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(h2f(a + 208) * dx), _mm512_cvtepi32_ps(sumi), acc);
+        const float d = h2f(a + 208);
+        UNROLL for (int t = 0; t < nt; t++) {
+            const uint8_t *bt = b + xs * (size_t)t;
+            float dx;
+            memcpy(&dx, bt, 4);
+            const __m256i off = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)(bt + 260)));
+            __m512i sumi = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5)));
+            UNROLL for (int k = 0; k < 4; k++)
+                sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q[k], _mm512_loadu_si512((const void *)(bt + 4 + 64 * k))), sc[k]);
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * dx), _mm512_cvtepi32_ps(sumi), acc[t]);
+        }
     }
-    return _mm512_reduce_add_ps(acc);
+    UNROLL for (int t = 0; t < nt; t++) out[t] = _mm512_reduce_add_ps(acc[t]);
 }
 
+static float dot_q6_k(int n, const void *w, const void *x)
+{
+    float r;
+    q6k_rows(n, w, x, 0, &r, 1);
+    return r;
+}
+
+static void dot4_q6_k(int n, const void *w, const void *x, size_t xs, float out[4])
+{
+    q6k_rows(n, w, x, xs, out, 4);
+}
 
 /* Q4_K rows against nt Q8_K activation rows (nt is a constant at each call: 1 for decode, 4 for
  * prefill). A 64-byte register holds two 32-element sub-blocks, so one maddubs and one VNNI
@@ -205,6 +222,7 @@ static void dot4_q5_0(int n, const void *w, const void *x, size_t xs, float out[
 void model__kernels_avx512(model_kernels *k)
 {
     k->vec_dot[MODEL_TYPE_Q6_K] = dot_q6_k;
+    k->vec_dot4[MODEL_TYPE_Q6_K] = dot4_q6_k;
     k->vec_dot[MODEL_TYPE_Q4_K] = dot_q4_k;
     k->vec_dot4[MODEL_TYPE_Q4_K] = dot4_q4_k;
     k->vec_dot[MODEL_TYPE_Q8_0] = dot_q8_0;
