@@ -88,13 +88,15 @@ static inline __attribute__((always_inline)) void q4k_rows(int n, const uint8_t 
                                                           float *out, const int nt)
 {
     const __m512i m4 = _mm512_set1_epi8(0x0f);
-    /* 16-bit lane picks from [scale0..7, min0..7]: scales of sub-blocks 2j (low 16 lanes) and
-     * 2j+1 (high 16), and each 16-element bsum's min */
+    /* byte shuffles of [scale0..7, min0..7] (u8) into 16-bit lanes: the scales of sub-blocks 2j
+     * (first 256 bits) and 2j+1 (last 256), and each 16-element bsum's min */
     __m512i pick_sc[4];
-    UNROLL for (int j = 0; j < 4; j++)
-        pick_sc[j] = _mm512_mask_blend_epi16(0xffff0000u, _mm512_set1_epi16((short)(2 * j)), _mm512_set1_epi16((short)(2 * j + 1)));
-    const __m512i pick_min = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 14, 14, 13, 13,
-                                              12, 12, 11, 11, 10, 10, 9, 9, 8, 8);
+    UNROLL for (int j = 0; j < 4; j++) {
+        const __m256i lo = _mm256_set1_epi16((short)(0x8000 | (2 * j))), hi = _mm256_set1_epi16((short)(0x8000 | (2 * j + 1)));
+        pick_sc[j] = pair(lo, hi);
+    }
+    const __m256i pick_min = _mm256_setr_epi8(8, -128, 8, -128, 9, -128, 9, -128, 10, -128, 10, -128, 11, -128, 11, -128,
+                                              12, -128, 12, -128, 13, -128, 13, -128, 14, -128, 14, -128, 15, -128, 15, -128);
     __m512 acc[4];
     UNROLL for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
     for (int i = 0; i < n / 256; i++, a += 144, b += 292) {
@@ -105,14 +107,15 @@ static inline __attribute__((always_inline)) void q4k_rows(int n, const uint8_t 
         u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
         u[2] = aux;
         u[0] &= 0x3f3f3f3f;
-        const __m512i ms = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0])));
-        const __m256i mins = _mm512_castsi512_si256(_mm512_permutexvar_epi16(pick_min, ms));
+        const __m128i sm = _mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]);
+        const __m512i ms = _mm512_broadcast_i32x4(sm);
+        const __m256i mins = _mm256_shuffle_epi8(_mm512_castsi512_si256(ms), pick_min);
         __m512i sumi[4];
         UNROLL for (int t = 0; t < nt; t++) sumi[t] = _mm512_setzero_si512();
         UNROLL for (int j = 0; j < 4; j++) {
             const __m256i q = _mm256_loadu_si256((const __m256i *)(a + 16 + 32 * j));
             const __m512i w = _mm512_and_si512(pair(q, _mm256_srli_epi16(q, 4)), m4);
-            const __m512i sc = _mm512_permutexvar_epi16(pick_sc[j], ms);
+            const __m512i sc = _mm512_shuffle_epi8(ms, pick_sc[j]);
             UNROLL for (int t = 0; t < nt; t++) {
                 const __m512i x = _mm512_loadu_si512((const void *)(b + xs * (size_t)t + 4 + 64 * j));
                 sumi[t] = _mm512_dpwssd_epi32(sumi[t], _mm512_maddubs_epi16(w, x), sc);
