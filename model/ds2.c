@@ -591,41 +591,69 @@ static void *grow(void **p, size_t *cap, size_t need)
     return *p;
 }
 
-typedef struct mm_task {
-    model *m;
+/* One product in a batch: weight matrix w (expert e) times T activation rows. */
+typedef struct mm_op {
     const wt *w;
     int e, T;
-    const uint8_t *xq; /* T activation rows, xstride bytes apart */
-    size_t xstride;
-    float *Y;
+    const float *X;   /* T rows, ldx floats apart */
+    size_t ldx;
+    float *Y;         /* T rows, ldy floats apart */
     size_t ldy;
-} mm_task;
+    /* filled by matmul_ops */
+    const uint8_t *xq; /* X in the weight's vec_dot type (or X itself for f32), xstride bytes apart */
+    size_t xstride;
+    int row0;          /* first row of this product in the batch's joint row range */
+} mm_op;
+
+typedef struct mm_batch {
+    model *m;
+    const mm_op *ops;
+    int n;
+} mm_batch;
 
 enum { MM_TOKEN_TILE = 16 };
 
-static void mm_rows(void *ctx, int n0, int n1, int thread)
+/* Rows [n0, n1) of one product. */
+static void mm_op_rows(const model *m, const mm_op *o, int n0, int n1)
 {
-    (void)thread;
-    const mm_task *t = ctx;
-    const wt *w = t->w;
+    const wt *w = o->w;
     int K = (int)w->ne[0];
-    vec_dot_fn dot = t->m->k->vec_dot[w->type];
-    vec_dot4_fn dot4 = t->m->k->vec_dot4[w->type];
-    const uint8_t *rows = w->data + (size_t)t->e * w->mat_bytes;
+    vec_dot_fn dot = m->k->vec_dot[w->type];
+    vec_dot4_fn dot4 = m->k->vec_dot4[w->type];
+    const uint8_t *rows = w->data + (size_t)o->e * w->mat_bytes;
     /* token tiles: a tile of weight rows stays in cache while it meets every token */
-    for (int t0 = 0; t0 < t->T; t0 += MM_TOKEN_TILE) {
-        int t1 = t0 + MM_TOKEN_TILE < t->T ? t0 + MM_TOKEN_TILE : t->T;
+    for (int t0 = 0; t0 < o->T; t0 += MM_TOKEN_TILE) {
+        int t1 = t0 + MM_TOKEN_TILE < o->T ? t0 + MM_TOKEN_TILE : o->T;
         for (int n = n0; n < n1; n++) {
             const uint8_t *row = rows + (size_t)n * w->row_bytes;
             int tk = t0;
             if (dot4) /* bitwise the same sums as dot: batch size never changes a result */
                 for (; tk + 4 <= t1; tk += 4) {
                     float r[4];
-                    dot4(K, row, t->xq + (size_t)tk * t->xstride, t->xstride, r);
-                    for (int q = 0; q < 4; q++) t->Y[(size_t)(tk + q) * t->ldy + (size_t)n] = r[q];
+                    dot4(K, row, o->xq + (size_t)tk * o->xstride, o->xstride, r);
+                    for (int q = 0; q < 4; q++) o->Y[(size_t)(tk + q) * o->ldy + (size_t)n] = r[q];
                 }
-            for (; tk < t1; tk++) t->Y[(size_t)tk * t->ldy + (size_t)n] = dot(K, row, t->xq + (size_t)tk * t->xstride);
+            for (; tk < t1; tk++) o->Y[(size_t)tk * o->ldy + (size_t)n] = dot(K, row, o->xq + (size_t)tk * o->xstride);
         }
+    }
+}
+
+/* Items [i0, i1) of the joint row range: the pieces of each product they cover. */
+static void mm_rows(void *ctx, int i0, int i1, int thread)
+{
+    (void)thread;
+    const mm_batch *b = ctx;
+    int lo = 0, hi = b->n - 1; /* the last product starting at or before i0 */
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (b->ops[mid].row0 <= i0) lo = mid;
+        else hi = mid - 1;
+    }
+    for (int k = lo; k < b->n && b->ops[k].row0 < i1; k++) {
+        const mm_op *o = &b->ops[k];
+        int r0 = i0 > o->row0 ? i0 - o->row0 : 0, r1 = i1 - o->row0, rows = (int)o->w->ne[1];
+        if (r1 > rows) r1 = rows;
+        if (r0 < r1) mm_op_rows(b->m, o, r0, r1);
     }
 }
 
@@ -660,46 +688,97 @@ static void sg_rows(void *ctx, int n0, int n1, int thread)
     }
 }
 
-/* Y[t][n] = W_e[n] . X[t] for T rows of X (stride ldx floats); Y rows ldy floats apart. Each X row
- * is quantized once to the weight's vec_dot type, as llama.cpp does, then rows of W are split over
- * the threads; long batches (prefill) use dequantized tiles and sgemm instead, when enabled. */
+/* Prefill through sgemm (FIMD_SGEMM=1): round the activations exactly as the int8 path does
+ * (quantize, dequantize), so both paths multiply the same values and differ only in summation
+ * order; a prompt evaluated in one batch or in chunks then gives the same logits within ~1e-5. */
+static void matmul_sgemm(model *m, const mm_op *o)
+{
+    const wt *w = o->w;
+    const type_traits *tt = model__type(w->type);
+    size_t K = (size_t)w->ne[0], rb = act_row_bytes(w);
+    float *Xr = grow((void **)&m->xr, &m->xr_len, sizeof(float) * K * (size_t)o->T);
+    uint8_t *q = grow((void **)&m->qbuf, &m->qbuf_len, rb);
+    for (int i = 0; i < o->T; i++) {
+        model__quant(tt->vec_dot_type, o->X + (size_t)i * o->ldx, q, (int64_t)K);
+        model__dequant(tt->vec_dot_type, q, Xr + (size_t)i * K, (int64_t)K);
+    }
+    int threads = model__pool_threads(m->pool);
+    size_t need = (size_t)SGEMM_TILE * K;
+    if (need > m->tile_stride) {
+        m->tile_stride = need;
+        grow((void **)&m->tiles, &m->tiles_len, need * (size_t)threads * sizeof(float));
+    }
+    sg_task t = {m, w, o->e, o->T, Xr, K, o->Y, o->ldy};
+    model__pool_for(m->pool, (int)w->ne[1], SGEMM_TILE, sg_rows, &t);
+}
+
+/* Bytes of X quantized for o's weight (0 when the kernel reads f32 directly). */
+static size_t op_quant_bytes(const mm_op *o)
+{
+    return model__type(o->w->type)->vec_dot_type == MODEL_TYPE_F32 ? 0 : act_row_bytes(o->w) * (size_t)o->T;
+}
+
+/* An earlier product with the same input in the same activation format, whose rows can be shared. */
+static const mm_op *same_input(const mm_op *ops, int k)
+{
+    const mm_op *o = &ops[k];
+    int vt = model__type(o->w->type)->vec_dot_type;
+    for (int j = 0; j < k; j++)
+        if (ops[j].X == o->X && ops[j].T == o->T && ops[j].ldx == o->ldx && ops[j].w->ne[0] == o->w->ne[0] &&
+            model__type(ops[j].w->type)->vec_dot_type == vt)
+            return &ops[j];
+    return NULL;
+}
+
+/* Y = W_e X for each of n products, in one dispatch over all their rows (a decoded token's six
+ * experts are one dispatch, not eighteen). Each X row is quantized once to the weight's vec_dot
+ * type, as llama.cpp does; products sharing an input share its quantized rows. */
+static void matmul_ops(model *m, mm_op *ops, int n)
+{
+    size_t bytes = 0;
+    for (int k = 0; k < n; k++) bytes += same_input(ops, k) ? 0 : op_quant_bytes(&ops[k]);
+    uint8_t *arena = bytes ? grow((void **)&m->qbuf, &m->qbuf_len, bytes) : NULL;
+    int rows = 0;
+    for (int k = 0; k < n; k++) {
+        mm_op *o = &ops[k];
+        const mm_op *prev = same_input(ops, k);
+        int vt = model__type(o->w->type)->vec_dot_type;
+        if (prev) {
+            o->xq = prev->xq, o->xstride = prev->xstride;
+        } else if (vt == MODEL_TYPE_F32) {
+            o->xq = (const uint8_t *)o->X, o->xstride = o->ldx * sizeof(float);
+        } else {
+            size_t rb = act_row_bytes(o->w);
+            for (int i = 0; i < o->T; i++) model__quant(vt, o->X + (size_t)i * o->ldx, arena + (size_t)i * rb, o->w->ne[0]);
+            o->xq = arena, o->xstride = rb;
+            arena += rb * (size_t)o->T;
+        }
+        o->row0 = rows;
+        rows += (int)o->w->ne[1];
+    }
+    int threads = model__pool_threads(m->pool);
+    int grain = rows / (threads * 8) > 4 ? rows / (threads * 8) : 4;
+    mm_batch b = {m, ops, n};
+    model__pool_for(m->pool, rows, grain, mm_rows, &b);
+}
+
+/* Y[t][n] = W_e[n] . X[t] for T rows of X (stride ldx floats); Y rows ldy floats apart. Long
+ * batches (prefill) may use dequantized tiles and sgemm instead, when enabled. */
 static void matmul(model *m, const wt *w, int e, const float *X, int T, size_t ldx, float *Y, size_t ldy)
 {
-    if (T >= SGEMM_MIN_TOKENS && m->use_sgemm && w->type != MODEL_TYPE_F32) {
-        /* Round the activations exactly as the int8 path does (quantize, dequantize): both paths
-         * then multiply the same values and differ only in summation order, so a prompt evaluated
-         * in one batch or in chunks through the cache gives the same logits (within ~1e-5). */
-        const type_traits *tt = model__type(w->type);
-        size_t K = (size_t)w->ne[0], rb = act_row_bytes(w);
-        float *Xr = grow((void **)&m->xr, &m->xr_len, sizeof(float) * K * (size_t)T);
-        uint8_t *q = grow((void **)&m->qbuf, &m->qbuf_len, rb);
-        for (int i = 0; i < T; i++) {
-            model__quant(tt->vec_dot_type, X + (size_t)i * ldx, q, (int64_t)K);
-            model__dequant(tt->vec_dot_type, q, Xr + (size_t)i * K, (int64_t)K);
-        }
-        X = Xr, ldx = K;
-        int threads = model__pool_threads(m->pool);
-        size_t need = (size_t)SGEMM_TILE * (size_t)w->ne[0];
-        if (need > m->tile_stride) {
-            m->tile_stride = need;
-            grow((void **)&m->tiles, &m->tiles_len, need * (size_t)threads * sizeof(float));
-        }
-        sg_task t = {m, w, e, T, X, ldx, Y, ldy};
-        model__pool_for(m->pool, (int)w->ne[1], SGEMM_TILE, sg_rows, &t);
+    mm_op o = {.w = w, .e = e, .T = T, .X = X, .ldx = ldx, .Y = Y, .ldy = ldy};
+    if (T >= SGEMM_MIN_TOKENS && m->use_sgemm && w->type != MODEL_TYPE_F32) matmul_sgemm(m, &o);
+    else matmul_ops(m, &o, 1);
+}
+
+/* The products of a batch in one dispatch, or one by one through sgemm when that is enabled. */
+static void matmul_batch(model *m, mm_op *ops, int n)
+{
+    if (!m->use_sgemm) {
+        matmul_ops(m, ops, n);
         return;
     }
-    const type_traits *tt = model__type(w->type);
-    mm_task t = {m, w, e, T, (const uint8_t *)X, ldx * sizeof(float), Y, ldy};
-    if (tt->vec_dot_type != MODEL_TYPE_F32) {
-        size_t rb = act_row_bytes(w);
-        uint8_t *q = grow((void **)&m->qbuf, &m->qbuf_len, rb * (size_t)T);
-        for (int i = 0; i < T; i++) model__quant(tt->vec_dot_type, X + (size_t)i * ldx, q + (size_t)i * rb, w->ne[0]);
-        t.xq = q;
-        t.xstride = rb;
-    }
-    int N = (int)w->ne[1], threads = model__pool_threads(m->pool);
-    int grain = N / (threads * 8) > 4 ? N / (threads * 8) : 4;
-    model__pool_for(m->pool, N, grain, mm_rows, &t);
+    for (int k = 0; k < n; k++) matmul(m, ops[k].w, ops[k].e, ops[k].X, ops[k].T, ops[k].ldx, ops[k].Y, ops[k].ldy);
 }
 
 static void rmsnorm(const float *x, const wt *w, float eps, int n, float *y)
@@ -755,6 +834,7 @@ typedef struct bufs {
     float *x, *a, *q, *kv, *o, *h, *f, *out, *g, *u, *probs, *xe, *slots, *ye;
     int *top, *pairs;
     float *wts;
+    mm_op *ops;   /* a batch of products: two per expert and two shared */
 } bufs;
 
 static size_t max3(size_t a, size_t b, size_t c)
@@ -783,10 +863,13 @@ static int reserve_scratch(model *m, int T, int n_ctx, bufs *b, model_err *err)
     size_t K = (size_t)(hp->n_expert_used > 0 ? hp->n_expert_used : 1);
     size_t wide = max3((size_t)hp->n_ff, (size_t)hp->n_ff_exp * (size_t)(hp->n_shared ? hp->n_shared : 1),
                        (size_t)hp->q_lora_rank);
-    wide = max3(wide, (size_t)hp->n_ff_exp, D);
+    /* all routed experts' hidden rows and the shared experts' side by side */
+    wide = max3(wide, (size_t)hp->n_ff_exp * (K + (size_t)hp->n_shared), D);
     size_t wide_t = t * wide, total = 0;
+    size_t n_ops = 2 * (size_t)hp->n_expert + 2, ops = (n_ops * sizeof(mm_op) + sizeof(float) - 1) / sizeof(float);
     size_t sizes[] = {t * D, t * D, t * H * Dk, t * row, t * H * (size_t)hp->v_head, t * D, t * D, t * D,
-                      wide_t, wide_t, t * ((size_t)hp->n_expert + 1), t * D, t * K * D, t * D, t * K, t * 2, t * K};
+                      wide_t, wide_t, t * ((size_t)hp->n_expert + 1), t * K * D, t * K * D, t * (K + 1) * D,
+                      t * K, t * K * 2, t * K, ops};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) total += (sizes[i] + 15) & ~(size_t)15;
     grow((void **)&m->scratch, &m->scratch_len, total * sizeof(float)); /* floats and ints are both 4 bytes */
     char *p = (char *)m->scratch;
@@ -798,6 +881,7 @@ static int reserve_scratch(model *m, int T, int n_ctx, bufs *b, model_err *err)
     b->x = part[0], b->a = part[1], b->q = part[2], b->kv = part[3], b->o = part[4], b->h = part[5];
     b->f = part[6], b->out = part[7], b->g = part[8], b->u = part[9], b->probs = part[10], b->xe = part[11];
     b->slots = part[12], b->ye = part[13], b->top = part[14], b->pairs = part[15], b->wts = part[16];
+    b->ops = part[17];
     /* per-thread attention scratch: [G qa rows | G x n_ctx scores | G x R outputs | activation bytes] */
     size_t G = (size_t)att_group(hp->n_head);
     size_t per = G * (row + (size_t)n_ctx + R) + 2 * max3(R, (size_t)hp->qk_nope, 256) + 64;
@@ -876,10 +960,12 @@ static void attention(model *m, model_cache *c, const layer *L, int il, int T, i
         matmul(m, &L->wq_a, 0, b->a, T, (size_t)D, b->g, (size_t)Q);
         for (int t = 0; t < T; t++) rmsnorm(b->g + (size_t)t * Q, &L->q_a_norm, hp->rms_eps, Q, b->g + (size_t)t * Q);
         matmul(m, &L->wq_b, 0, b->g, T, (size_t)Q, b->q, (size_t)H * Dk);
-    } else {
-        matmul(m, &L->wq, 0, b->a, T, (size_t)D, b->q, (size_t)H * Dk);
+        matmul(m, &L->wkv_a, 0, b->a, T, (size_t)D, b->kv, (size_t)row);
+    } else { /* both read the normed input: one dispatch */
+        mm_op qkv[2] = {{.w = &L->wq, .T = T, .X = b->a, .ldx = (size_t)D, .Y = b->q, .ldy = (size_t)H * Dk},
+                        {.w = &L->wkv_a, .T = T, .X = b->a, .ldx = (size_t)D, .Y = b->kv, .ldy = (size_t)row}};
+        matmul_batch(m, qkv, 2);
     }
-    matmul(m, &L->wkv_a, 0, b->a, T, (size_t)D, b->kv, (size_t)row);
     for (int t = 0; t < T; t++) {
         float *kv = b->kv + (size_t)t * row, *dst = c->rows[il] + (size_t)(n_past + t) * row;
         rmsnorm(kv, &L->kv_a_norm, hp->rms_eps, R, dst); /* the norm covers the latent only */
@@ -899,8 +985,9 @@ static void swiglu(model *m, const wt *g, const wt *u, const wt *d, int e, const
 {
     int D = m->hp.n_embd;
     size_t F = (size_t)g->ne[1];
-    matmul(m, g, e, X, T, (size_t)D, b->g, F);
-    matmul(m, u, e, X, T, (size_t)D, b->u, F);
+    mm_op gu[2] = {{.w = g, .e = e, .T = T, .X = X, .ldx = (size_t)D, .Y = b->g, .ldy = F},
+                   {.w = u, .e = e, .T = T, .X = X, .ldx = (size_t)D, .Y = b->u, .ldy = F}};
+    matmul_batch(m, gu, 2);
     for (size_t i = 0; i < (size_t)T * F; i++) b->g[i] = silu(b->g[i]) * b->u[i];
     matmul(m, d, e, b->g, T, F, out, (size_t)D);
 }
@@ -955,42 +1042,67 @@ static void route(const model *m, float *p, int *top, float *w)
     }
 }
 
-/* Routed experts of all T tokens, grouped by expert (each expert's tokens in one batch), then the
- * shared experts; expert outputs are summed per token in selection order, as llama.cpp does. */
+/* Routed experts of all T tokens, grouped by expert (each expert's tokens in one batch), and the
+ * shared experts: every gate and up product in one dispatch, every down product in a second.
+ * Expert outputs are summed per token in selection order, then the shared ones, as llama.cpp does. */
 static void moe(model *m, const layer *L, const float *F, int T, float *out, bufs *b)
 {
     const model_hparams *hp = &m->hp;
     int D = hp->n_embd, E = hp->n_expert, K = hp->n_expert_used;
+    size_t Fe = (size_t)L->gate_exps.ne[1], Fs = hp->n_shared > 0 ? (size_t)L->gate_sh.ne[1] : 0;
     matmul(m, &L->router, 0, F, T, (size_t)D, b->probs, (size_t)E);
     for (int t = 0; t < T; t++) route(m, b->probs + (size_t)t * E, b->top + (size_t)t * K, b->wts + (size_t)t * K);
-    int *pairs = b->pairs; /* (token, slot) of each row routed to expert e: at most T */
-    for (int e = 0; e < E; e++) {
-        int n = 0;
-        for (int t = 0; t < T; t++)
-            for (int j = 0; j < K; j++)
-                if (b->top[t * K + j] == e) {
-                    pairs[2 * n] = t, pairs[2 * n + 1] = j;
-                    memcpy(b->xe + (size_t)n * D, F + (size_t)t * D, sizeof(float) * (size_t)D);
-                    n++;
-                }
-        if (!n) continue;
-        swiglu(m, &L->gate_exps, &L->up_exps, &L->down_exps, e, b->xe, n, b->ye, b);
-        for (int r = 0; r < n; r++) {
-            int t = pairs[2 * r], j = pairs[2 * r + 1];
-            float w = b->wts[t * K + j], *dst = b->slots + ((size_t)t * K + (size_t)j) * D;
-            for (int i = 0; i < D; i++) dst[i] = b->ye[(size_t)r * D + i] * w;
+    /* rows of xe in expert order; pairs[r] = (token, slot) of row r */
+    int *pairs = b->pairs, start[MAX_EXPERTS + 1] = {0};
+    for (int i = 0; i < T * K; i++) start[b->top[i] + 1]++;
+    for (int e = 0; e < E; e++) start[e + 1] += start[e];
+    int fill[MAX_EXPERTS];
+    memcpy(fill, start, sizeof(int) * (size_t)E);
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < K; j++) {
+            int r = fill[b->top[t * K + j]]++;
+            pairs[2 * r] = t, pairs[2 * r + 1] = j;
+            memcpy(b->xe + (size_t)r * D, F + (size_t)t * D, sizeof(float) * (size_t)D);
         }
+    float *gs = b->g + (size_t)T * K * Fe, *us = b->u + (size_t)T * K * Fe; /* the shared experts' part */
+    mm_op *ops = b->ops;
+    int n = 0;
+    for (int e = 0; e < E; e++) {
+        int c = start[e + 1] - start[e];
+        if (!c) continue;
+        const float *x = b->xe + (size_t)start[e] * D;
+        ops[n++] = (mm_op){.w = &L->gate_exps, .e = e, .T = c, .X = x, .ldx = (size_t)D, .Y = b->g + (size_t)start[e] * Fe, .ldy = Fe};
+        ops[n++] = (mm_op){.w = &L->up_exps, .e = e, .T = c, .X = x, .ldx = (size_t)D, .Y = b->u + (size_t)start[e] * Fe, .ldy = Fe};
+    }
+    if (Fs) {
+        ops[n++] = (mm_op){.w = &L->gate_sh, .T = T, .X = F, .ldx = (size_t)D, .Y = gs, .ldy = Fs};
+        ops[n++] = (mm_op){.w = &L->up_sh, .T = T, .X = F, .ldx = (size_t)D, .Y = us, .ldy = Fs};
+    }
+    matmul_batch(m, ops, n);
+    for (size_t i = 0; i < (size_t)T * (K * Fe + Fs); i++) b->g[i] = silu(b->g[i]) * b->u[i];
+    n = 0;
+    for (int e = 0; e < E; e++) {
+        int c = start[e + 1] - start[e];
+        if (c)
+            ops[n++] = (mm_op){.w = &L->down_exps, .e = e, .T = c, .X = b->g + (size_t)start[e] * Fe, .ldx = Fe,
+                               .Y = b->ye + (size_t)start[e] * D, .ldy = (size_t)D};
+    }
+    float *ys = b->ye + (size_t)T * K * D;
+    if (Fs) ops[n++] = (mm_op){.w = &L->down_sh, .T = T, .X = gs, .ldx = Fs, .Y = ys, .ldy = (size_t)D};
+    matmul_batch(m, ops, n);
+    for (int r = 0; r < T * K; r++) {
+        int t = pairs[2 * r], j = pairs[2 * r + 1];
+        float w = b->wts[t * K + j], *dst = b->slots + ((size_t)t * K + (size_t)j) * D;
+        for (int i = 0; i < D; i++) dst[i] = b->ye[(size_t)r * D + i] * w;
     }
     for (int t = 0; t < T; t++) {
         float *o = out + (size_t)t * D;
-        const float *s = b->slots + (size_t)t * K * D;
-        memcpy(o, s, sizeof(float) * (size_t)D);
+        const float *sl = b->slots + (size_t)t * K * D;
+        memcpy(o, sl, sizeof(float) * (size_t)D);
         for (int j = 1; j < K; j++)
-            for (int i = 0; i < D; i++) o[i] += s[(size_t)j * D + i];
-    }
-    if (hp->n_shared > 0) {
-        swiglu(m, &L->gate_sh, &L->up_sh, &L->down_sh, 0, F, T, b->ye, b);
-        for (size_t i = 0; i < (size_t)T * D; i++) out[i] += b->ye[i];
+            for (int i = 0; i < D; i++) o[i] += sl[(size_t)j * D + i];
+        if (Fs)
+            for (int i = 0; i < D; i++) o[i] += ys[(size_t)t * D + i];
     }
 }
 
