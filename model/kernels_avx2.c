@@ -169,7 +169,7 @@ static float dot_k45(int n, const void *w, const void *x, bool five)
 
 /* One Q4_K/Q5_K row against 4 activation rows: the block is unpacked once; each token's sums are
  * made by exactly the operations of dot_k45, so every result is bitwise the single-row one. */
-static void dot4_k45(int n, const void *w, const void *x, size_t xs, float out[4], bool five)
+static void dot4_k45(int n, const void *w, const void *x, size_t xs, float *out, bool five)
 {
     const uint8_t *a = w, *b = x;
     const int bytes = five ? 176 : 144;
@@ -226,18 +226,18 @@ static void dot4_k45(int n, const void *w, const void *x, size_t xs, float out[4
     }
 }
 
-static void dot4_q4_k(int n, const void *w, const void *x, size_t xs, float out[4])
+static void dot4_q4_k(int n, const void *w, const void *x, size_t xs, float *out)
 {
     dot4_k45(n, w, x, xs, out, false);
 }
 
-static void dot4_q5_k(int n, const void *w, const void *x, size_t xs, float out[4])
+static void dot4_q5_k(int n, const void *w, const void *x, size_t xs, float *out)
 {
     dot4_k45(n, w, x, xs, out, true);
 }
 
 /* Q8_0 / Q5_0 rows against 4 Q8_0 activation rows, each sum made as in the single-row kernels. */
-static void dot4_q32(int n, const void *w, const void *x, size_t xs, float out[4], int type)
+static void dot4_q32(int n, const void *w, const void *x, size_t xs, float *out, int type)
 {
     const uint8_t *a = w, *b = x;
     const int bytes = type == MODEL_TYPE_Q8_0 ? 34 : 22;
@@ -258,12 +258,12 @@ static void dot4_q32(int n, const void *w, const void *x, size_t xs, float out[4
     for (int t = 0; t < 4; t++) out[t] = hsum_ps(acc[t]);
 }
 
-static void dot4_q8_0(int n, const void *w, const void *x, size_t xs, float out[4])
+static void dot4_q8_0(int n, const void *w, const void *x, size_t xs, float *out)
 {
     dot4_q32(n, w, x, xs, out, MODEL_TYPE_Q8_0);
 }
 
-static void dot4_q5_0(int n, const void *w, const void *x, size_t xs, float out[4])
+static void dot4_q5_0(int n, const void *w, const void *x, size_t xs, float *out)
 {
     dot4_q32(n, w, x, xs, out, MODEL_TYPE_Q5_0);
 }

@@ -24,7 +24,7 @@ static inline __m512i pair(__m256i lo, __m256i hi)
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
-/* Q6_K rows against nt Q8_K activation rows (nt constant: 1 or 4), as q4k_rows below: the
+/* Q6_K rows against nt Q8_K activation rows (nt constant: 1, 4 or 8), as q4k_rows below: the
  * block's four 64-weight registers and their scales are made once for all rows. Stored values
  * are q + 32, so each row's sum starts at -32 * (scales . bsums). */
 static inline __attribute__((always_inline)) void q6k_rows(int n, const uint8_t *a, const uint8_t *b, size_t xs,
@@ -35,7 +35,7 @@ static inline __attribute__((always_inline)) void q6k_rows(int n, const uint8_t 
     const __m256i pick01 = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2,
                                             3, 3, 3, 3, 3, 3, 3, 3);
     const __m256i pick23 = _mm256_add_epi8(pick01, _mm256_set1_epi8(4));
-    __m512 acc[4];
+    __m512 acc[8];
     UNROLL for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
     for (int i = 0; i < n / 256; i++, a += 210, b += 292) {
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)(a + 192));
@@ -74,16 +74,21 @@ static float dot_q6_k(int n, const void *w, const void *x)
     return r;
 }
 
-static void dot4_q6_k(int n, const void *w, const void *x, size_t xs, float out[4])
+static void dot4_q6_k(int n, const void *w, const void *x, size_t xs, float *out)
 {
     q6k_rows(n, w, x, xs, out, 4);
 }
 
-/* Q4_K rows against nt Q8_K activation rows (nt is a constant at each call: 1 for decode, 4 for
- * prefill). A 64-byte register holds two 32-element sub-blocks, so one maddubs and one VNNI
+static void dot8_q6_k(int n, const void *w, const void *x, size_t xs, float *out)
+{
+    q6k_rows(n, w, x, xs, out, 8);
+}
+
+/* Q4_K rows against nt Q8_K activation rows (nt is a constant at each call: 1 for decode, 4 or 8
+ * for prefill). A 64-byte register holds two 32-element sub-blocks, so one maddubs and one VNNI
  * dpwssd (which applies the two sub-blocks' scales) cover 64 weights; the block is unpacked once
  * for all nt rows, and each row's sums are made by the same operations whatever nt is, so the
- * 4-row results are bitwise those of the 1-row kernel. */
+ * multi-row results are bitwise those of the 1-row kernel. */
 static inline __attribute__((always_inline)) void q4k_rows(int n, const uint8_t *a, const uint8_t *b, size_t xs,
                                                           float *out, const int nt)
 {
@@ -97,7 +102,7 @@ static inline __attribute__((always_inline)) void q4k_rows(int n, const uint8_t 
     }
     const __m256i pick_min = _mm256_setr_epi8(8, -128, 8, -128, 9, -128, 9, -128, 10, -128, 10, -128, 11, -128, 11, -128,
                                               12, -128, 12, -128, 13, -128, 13, -128, 14, -128, 14, -128, 15, -128, 15, -128);
-    __m512 acc[4];
+    __m512 acc[8];
     UNROLL for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
     for (int i = 0; i < n / 256; i++, a += 144, b += 292) {
         uint32_t u[4]; /* the 12 scale bytes -> 8 scales (u[0..1]) and 8 mins (u[2..3]), as ggml unpacks them */
@@ -110,7 +115,7 @@ static inline __attribute__((always_inline)) void q4k_rows(int n, const uint8_t 
         const __m128i sm = _mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]);
         const __m512i ms = _mm512_broadcast_i32x4(sm);
         const __m256i mins = _mm256_shuffle_epi8(_mm512_castsi512_si256(ms), pick_min);
-        __m512i sumi[4];
+        __m512i sumi[8];
         UNROLL for (int t = 0; t < nt; t++) sumi[t] = _mm512_setzero_si512();
         UNROLL for (int j = 0; j < 4; j++) {
             const __m256i q = _mm256_loadu_si256((const __m256i *)(a + 16 + 32 * j));
@@ -141,9 +146,14 @@ static float dot_q4_k(int n, const void *w, const void *x)
     return r;
 }
 
-static void dot4_q4_k(int n, const void *w, const void *x, size_t xs, float out[4])
+static void dot4_q4_k(int n, const void *w, const void *x, size_t xs, float *out)
 {
     q4k_rows(n, w, x, xs, out, 4);
+}
+
+static void dot8_q4_k(int n, const void *w, const void *x, size_t xs, float *out)
+{
+    q4k_rows(n, w, x, xs, out, 8);
 }
 
 /* 32 signed weights of one Q8_0 or Q5_0 block */
@@ -179,7 +189,7 @@ static inline __attribute__((always_inline)) void q32_rows(int n, const uint8_t 
 {
     const int wb = q8 ? 34 : 22, nb = n / 32;
     const __m512i bias = _mm512_set1_epi8((char)0x80);
-    __m512 acc[4];
+    __m512 acc[8];
     UNROLL for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
     for (int i = 0; i < nb; i += 2, a += 2 * wb, b += 68) {
         const bool two = i + 1 < nb; /* an odd count ends with one block in the low half */
@@ -205,9 +215,14 @@ static float dot_q8_0(int n, const void *w, const void *x)
     return r;
 }
 
-static void dot4_q8_0(int n, const void *w, const void *x, size_t xs, float out[4])
+static void dot4_q8_0(int n, const void *w, const void *x, size_t xs, float *out)
 {
     q32_rows(n, w, x, xs, out, 4, true);
+}
+
+static void dot8_q8_0(int n, const void *w, const void *x, size_t xs, float *out)
+{
+    q32_rows(n, w, x, xs, out, 8, true);
 }
 
 static float dot_q5_0(int n, const void *w, const void *x)
@@ -217,21 +232,30 @@ static float dot_q5_0(int n, const void *w, const void *x)
     return r;
 }
 
-static void dot4_q5_0(int n, const void *w, const void *x, size_t xs, float out[4])
+static void dot4_q5_0(int n, const void *w, const void *x, size_t xs, float *out)
 {
     q32_rows(n, w, x, xs, out, 4, false);
+}
+
+static void dot8_q5_0(int n, const void *w, const void *x, size_t xs, float *out)
+{
+    q32_rows(n, w, x, xs, out, 8, false);
 }
 
 void model__kernels_avx512(model_kernels *k)
 {
     k->vec_dot[MODEL_TYPE_Q6_K] = dot_q6_k;
     k->vec_dot4[MODEL_TYPE_Q6_K] = dot4_q6_k;
+    k->vec_dot8[MODEL_TYPE_Q6_K] = dot8_q6_k;
     k->vec_dot[MODEL_TYPE_Q4_K] = dot_q4_k;
     k->vec_dot4[MODEL_TYPE_Q4_K] = dot4_q4_k;
+    k->vec_dot8[MODEL_TYPE_Q4_K] = dot8_q4_k;
     k->vec_dot[MODEL_TYPE_Q8_0] = dot_q8_0;
     k->vec_dot4[MODEL_TYPE_Q8_0] = dot4_q8_0;
+    k->vec_dot8[MODEL_TYPE_Q8_0] = dot8_q8_0;
     k->vec_dot[MODEL_TYPE_Q5_0] = dot_q5_0;
     k->vec_dot4[MODEL_TYPE_Q5_0] = dot4_q5_0;
+    k->vec_dot8[MODEL_TYPE_Q5_0] = dot8_q5_0;
     k->name = "avx512";
 }
 #else

@@ -134,29 +134,36 @@ static void halves(void)
     CHECK(model__bf16_to_f32(0x4049) == 3.140625f, "bf16 to f32");
 }
 
-/* The 4-row kernels give bitwise the single-row results (batch invariance), for n elements. */
-static void dot4_exact(const model_kernels *k, int n)
+/* The 4- and 8-row kernels give bitwise the single-row results (batch invariance), for n elements. */
+static void multi_row_exact(const model_kernels *k, int n)
 {
     for (size_t i = 0; i < sizeof weight_types / sizeof *weight_types; i++) {
         int t = weight_types[i];
         const type_traits *tt = model__type(t);
-        if (!k->vec_dot4[t] || n % tt->block) continue;
-        float w[2816], x[4][2816];
-        static char wq[16384], xq[4][16384];
+        if (n % tt->block) continue;
+        float w[2816], x[8][2816];
+        static char wq[16384], xq[8][16384];
         for (int j = 0; j < n; j++) w[j] = frand();
         model__quant(t, w, wq, n);
-        for (int r = 0; r < 4; r++) {
+        for (int r = 0; r < 8; r++) {
             for (int j = 0; j < n; j++) x[r][j] = frand() * (float)(r + 1);
             model__quant(tt->vec_dot_type, x[r], xq[r], n);
         }
-        float four[4];
-        k->vec_dot4[t](n, wq, xq[0], sizeof xq[0], four);
-        bool same = true;
-        for (int r = 0; r < 4; r++) {
-            float one = k->vec_dot[t](n, wq, xq[r]);
-            same &= !memcmp(&one, &four[r], sizeof one);
+        const struct {
+            vec_dotn_fn fn;
+            int rows;
+        } multi[] = {{k->vec_dot4[t], 4}, {k->vec_dot8[t], 8}};
+        for (int v = 0; v < 2; v++) {
+            if (!multi[v].fn) continue;
+            float many[8];
+            multi[v].fn(n, wq, xq[0], sizeof xq[0], many);
+            bool same = true;
+            for (int r = 0; r < multi[v].rows; r++) {
+                float one = k->vec_dot[t](n, wq, xq[r]);
+                same &= !memcmp(&one, &many[r], sizeof one);
+            }
+            CHECK(same, "%s %d-row %s kernel is bitwise the single-row one (n %d)", k->name, multi[v].rows, tt->name, n);
         }
-        CHECK(same, "%s 4-row %s kernel is bitwise the single-row one (n %d)", k->name, tt->name, n);
     }
 }
 
@@ -237,8 +244,8 @@ int main(void)
         }
         f32_helpers(tables[k]);
         dequant_exact(tables[k]);
-        dot4_exact(tables[k], 2816);
-        dot4_exact(tables[k], 224);
+        multi_row_exact(tables[k], 2816);
+        multi_row_exact(tables[k], 224);
     }
     for (size_t i = 0; i < sizeof weight_types / sizeof *weight_types; i++) weight_round_trip(weight_types[i]);
     activation_quantizers();
