@@ -591,6 +591,13 @@ static void *grow(void **p, size_t *cap, size_t need)
     return *p;
 }
 
+/* One activation row in a vec_dot type: the kernel table's fast quantizer when it has one (same
+ * bytes as the reference). */
+static void quant_act(const model *m, int type, const float *x, void *dst, int64_t n)
+{
+    if (!m->k->quant_act || !m->k->quant_act(type, x, dst, n)) model__quant(type, x, dst, n);
+}
+
 /* One product in a batch: weight matrix w (expert e) times T activation rows. */
 typedef struct mm_op {
     const wt *w;
@@ -755,7 +762,7 @@ static void matmul_ops(model *m, mm_op *ops, int n)
             o->xq = (const uint8_t *)o->X, o->xstride = o->ldx * sizeof(float);
         } else {
             size_t rb = act_row_bytes(o->w);
-            for (int i = 0; i < o->T; i++) model__quant(vt, o->X + (size_t)i * o->ldx, arena + (size_t)i * rb, o->w->ne[0]);
+            for (int i = 0; i < o->T; i++) quant_act(m, vt, o->X + (size_t)i * o->ldx, arena + (size_t)i * rb, o->w->ne[0]);
             o->xq = arena, o->xstride = rb;
             arena += rb * (size_t)o->T;
         }
@@ -914,7 +921,7 @@ static void head_matvec(const model *m, const wt *w, int h, const float *x, floa
     const type_traits *tt = model__type(w->type);
     const void *xq = x;
     if (tt->vec_dot_type != MODEL_TYPE_F32) {
-        model__quant(tt->vec_dot_type, x, qbuf, w->ne[0]);
+        quant_act(m, tt->vec_dot_type, x, qbuf, w->ne[0]);
         xq = qbuf;
     }
     const uint8_t *rows = w->data + (size_t)h * w->mat_bytes;

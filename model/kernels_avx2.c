@@ -6,6 +6,7 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 /* Loops over tokens and sub-blocks must be unrolled so that each accumulator lives in a register. */
@@ -446,9 +447,84 @@ static bool dequant(int type, const void *src, float *y, int64_t n)
     }
 }
 
+/* ---- activation quantization (bitwise the reference quantizers in quant.c) ---- */
+
+static inline float hmax_ps(__m256 x)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+/* 32 floats times `scale`, rounded half to even, to 32 int8 (the values fit: |x * scale| <= 127) */
+static inline __m256i round_i8x32(const float *x, __m256 scale)
+{
+    __m256i v[4];
+    for (int k = 0; k < 4; k++)
+        v[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), scale),
+                                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+    return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+static __m256 abs_ps(__m256 x)
+{
+    return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+}
+
+static void quant_q8_0(const float *x, uint8_t *b)
+{
+    __m256 m = _mm256_setzero_ps();
+    for (int k = 0; k < 4; k++) m = _mm256_max_ps(m, abs_ps(_mm256_loadu_ps(x + 8 * k)));
+    const float amax = hmax_ps(m), d = amax / 127.0f, id = amax != 0 ? 127.0f / amax : 0;
+    _mm256_storeu_si256((__m256i *)(b + 2), round_i8x32(x, _mm256_set1_ps(id)));
+    const uint16_t h = model__f32_to_fp16(d);
+    memcpy(b, &h, 2);
+}
+
+static void quant_q8_k(const float *x, uint8_t *b)
+{
+    __m256 m = _mm256_setzero_ps();
+    for (int k = 0; k < 32; k++) m = _mm256_max_ps(m, abs_ps(_mm256_loadu_ps(x + 8 * k)));
+    const float amax = hmax_ps(m);
+    float d = 0;
+    if (amax == 0) {
+        memset(b + 4, 0, 256);
+    } else {
+        int j = 0; /* the first element of largest magnitude sets the sign, as the reference's scan */
+        while (fabsf(x[j]) != amax) j++;
+        const float iscale = -127.0f / x[j];
+        /* the reference clamps at 127 (rounding can reach 127 + epsilon); packing saturates likewise */
+        for (int k = 0; k < 8; k++) _mm256_storeu_si256((__m256i *)(b + 4 + 32 * k), round_i8x32(x + 32 * k, _mm256_set1_ps(iscale)));
+        d = 1 / iscale;
+    }
+    memcpy(b, &d, 4);
+    for (int g = 0; g < 16; g++) { /* bsums: 16-element sums */
+        const __m256i q = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + 4 + 16 * g)));
+        const int16_t s = (int16_t)hsum_i32(_mm256_madd_epi16(q, _mm256_set1_epi16(1)));
+        memcpy(b + 260 + 2 * g, &s, 2);
+    }
+}
+
+static bool quant_act(int type, const float *x, void *dst, int64_t n)
+{
+    uint8_t *b = dst;
+    if (type == MODEL_TYPE_Q8_0) {
+        for (int64_t i = 0; i < n / 32; i++) quant_q8_0(x + 32 * i, b + 34 * i);
+        return true;
+    }
+    if (type == MODEL_TYPE_Q8_K) {
+        for (int64_t i = 0; i < n / 256; i++) quant_q8_k(x + 256 * i, b + 292 * i);
+        return true;
+    }
+    return false;
+}
+
 void model__kernels_avx2(model_kernels *k)
 {
     k->dequant = dequant;
+    k->quant_act = quant_act;
     k->vec_dot4[MODEL_TYPE_Q4_K] = dot4_q4_k;
     k->vec_dot4[MODEL_TYPE_Q5_K] = dot4_q5_k;
     k->vec_dot4[MODEL_TYPE_Q8_0] = dot4_q8_0;

@@ -130,6 +130,8 @@ typedef struct model_kernels {
     void (*axpy_f32)(int n, float alpha, const float *x, float *y); /* y += alpha x */
     /* Fast dequantization for some types (false: use model__dequant). Same values exactly. */
     bool (*dequant)(int type, const void *src, float *dst, int64_t n);
+    /* Fast activation quantization for some types (false: use model__quant). Same bytes exactly. */
+    bool (*quant_act)(int type, const float *src, void *dst, int64_t n);
     const char *name;
 } model_kernels;
 
