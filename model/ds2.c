@@ -948,15 +948,27 @@ static void att_heads(void *ctx, int i0, int i1, int thread)
             head_matvec(m, &a->L->wk_b, h0 + g, q, qa + (size_t)g * row, qbuf);
             memcpy(qa + (size_t)g * row + R, q + Dn, sizeof(float) * (size_t)Dr);
         }
+        const model_kernels *k = m->k;
         for (int s = 0; s < n_kv; s++) {
             const float *kv = a->rows + (size_t)s * row;
-            for (int g = 0; g < G; g++) att[(size_t)g * n_kv + s] = m->k->dot_f32(row, qa + (size_t)g * row, kv) * hp->kq_scale;
+            if (k->dot_f32_heads)
+                k->dot_f32_heads(row, kv, qa, (size_t)row, G, att + s, (size_t)n_kv);
+            else
+                for (int g = 0; g < G; g++) att[(size_t)g * n_kv + s] = k->dot_f32(row, qa + (size_t)g * row, kv);
         }
-        for (int g = 0; g < G; g++) softmax(att + (size_t)g * n_kv, n_kv);
-        memset(ol, 0, sizeof(float) * (size_t)G * R);
-        for (int s = 0; s < n_kv; s++) {
-            const float *kv = a->rows + (size_t)s * row;
-            for (int g = 0; g < G; g++) m->k->axpy_f32(R, att[(size_t)g * n_kv + s], kv, ol + (size_t)g * R);
+        for (int g = 0; g < G; g++) {
+            float *sc = att + (size_t)g * n_kv;
+            for (int s = 0; s < n_kv; s++) sc[s] *= hp->kq_scale;
+            softmax(sc, n_kv);
+        }
+        if (k->mix_f32_heads) {
+            k->mix_f32_heads(R, n_kv, a->rows, (size_t)row, att, (size_t)n_kv, G, ol, (size_t)R);
+        } else {
+            memset(ol, 0, sizeof(float) * (size_t)G * R);
+            for (int s = 0; s < n_kv; s++) {
+                const float *kv = a->rows + (size_t)s * row;
+                for (int g = 0; g < G; g++) k->axpy_f32(R, att[(size_t)g * n_kv + s], kv, ol + (size_t)g * R);
+            }
         }
         for (int g = 0; g < G; g++)
             head_matvec(m, &a->L->wv_b, h0 + g, ol + (size_t)g * R, a->o + (size_t)t * H * Dv + (size_t)(h0 + g) * Dv, qbuf);

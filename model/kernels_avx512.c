@@ -242,8 +242,70 @@ static void dot8_q5_0(int n, const void *w, const void *x, size_t xs, float *out
     q32_rows(n, w, x, xs, out, 8, false);
 }
 
+/* ---- attention over the latent cache, G heads at a time ---- */
+
+/* out[g * os] = q_g . x (n elements) for G query rows qs floats apart: x is loaded once for all. */
+static inline __attribute__((always_inline)) void dots_g(int n, const float *x, const float *q, size_t qs, float *out,
+                                                        size_t os, const int G)
+{
+    __m512 acc[8];
+    UNROLL for (int g = 0; g < G; g++) acc[g] = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 v = _mm512_loadu_ps(x + i);
+        UNROLL for (int g = 0; g < G; g++) acc[g] = _mm512_fmadd_ps(_mm512_loadu_ps(q + (size_t)g * qs + i), v, acc[g]);
+    }
+    if (i < n) { /* the tail, masked */
+        const __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+        UNROLL for (int g = 0; g < G; g++) acc[g] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, q + (size_t)g * qs + i), v, acc[g]);
+    }
+    UNROLL for (int g = 0; g < G; g++) out[(size_t)g * os] = _mm512_reduce_add_ps(acc[g]);
+}
+
+static void dot_f32_heads(int n, const float *x, const float *q, size_t qs, int G, float *out, size_t os)
+{
+    switch (G) {
+    case 8: dots_g(n, x, q, qs, out, os, 8); break;
+    case 4: dots_g(n, x, q, qs, out, os, 4); break;
+    case 2: dots_g(n, x, q, qs, out, os, 2); break;
+    default:
+        for (int g = 0; g < G; g++) dots_g(n, x, q + (size_t)g * qs, qs, out + (size_t)g * os, os, 1);
+    }
+}
+
+/* y_g[0..n) = sum over s < S of p[g * ps + s] * x_s[0..n), x_s xs floats apart: 16 columns of
+ * every head stay in registers while the rows stream by. Sums run over s in order. */
+static inline __attribute__((always_inline)) void mix_g(int n, int S, const float *x, size_t xs, const float *p,
+                                                       size_t ps, float *y, size_t ys, const int G)
+{
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 acc[8];
+        UNROLL for (int g = 0; g < G; g++) acc[g] = _mm512_setzero_ps();
+        for (int s = 0; s < S; s++) {
+            const __m512 v = _mm512_maskz_loadu_ps(k, x + (size_t)s * xs + i);
+            UNROLL for (int g = 0; g < G; g++) acc[g] = _mm512_fmadd_ps(_mm512_set1_ps(p[(size_t)g * ps + s]), v, acc[g]);
+        }
+        UNROLL for (int g = 0; g < G; g++) _mm512_mask_storeu_ps(y + (size_t)g * ys + i, k, acc[g]);
+    }
+}
+
+static void mix_f32_heads(int n, int S, const float *x, size_t xs, const float *p, size_t ps, int G, float *y, size_t ys)
+{
+    switch (G) {
+    case 8: mix_g(n, S, x, xs, p, ps, y, ys, 8); break;
+    case 4: mix_g(n, S, x, xs, p, ps, y, ys, 4); break;
+    case 2: mix_g(n, S, x, xs, p, ps, y, ys, 2); break;
+    default:
+        for (int g = 0; g < G; g++) mix_g(n, S, x, xs, p + (size_t)g * ps, ps, y + (size_t)g * ys, ys, 1);
+    }
+}
+
 void model__kernels_avx512(model_kernels *k)
 {
+    k->dot_f32_heads = dot_f32_heads;
+    k->mix_f32_heads = mix_f32_heads;
     k->vec_dot[MODEL_TYPE_Q6_K] = dot_q6_k;
     k->vec_dot4[MODEL_TYPE_Q6_K] = dot4_q6_k;
     k->vec_dot8[MODEL_TYPE_Q6_K] = dot8_q6_k;

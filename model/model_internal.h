@@ -128,6 +128,11 @@ typedef struct model_kernels {
     vec_dotn_fn vec_dot8[MODEL_TYPE_COUNT]; /* optional: the same for 8 rows (out[8]) */
     float (*dot_f32)(int n, const float *a, const float *b);       /* attention scores */
     void (*axpy_f32)(int n, float alpha, const float *x, float *y); /* y += alpha x */
+    /* Optional, for G <= 8 heads against one latent row: out[g * os] = q_g . x (q_g qs floats
+     * apart); and y_g = sum over s < S of p[g * ps + s] x_s (x_s xs floats apart, y_g ys apart). */
+    void (*dot_f32_heads)(int n, const float *x, const float *q, size_t qs, int G, float *out, size_t os);
+    void (*mix_f32_heads)(int n, int S, const float *x, size_t xs, const float *p, size_t ps, int G, float *y,
+                          size_t ys);
     /* Fast dequantization for some types (false: use model__dequant). Same values exactly. */
     bool (*dequant)(int type, const void *src, float *dst, int64_t n);
     /* Fast activation quantization for some types (false: use model__quant). Same bytes exactly. */

@@ -223,6 +223,42 @@ static void f32_helpers(const model_kernels *k)
     CHECK(md < 1e-6f, "%s axpy_f32", k->name);
 }
 
+/* The multi-head attention kernels against double-precision sums, for every head count the
+ * model uses (1, 2, 4, 8) and lengths with a tail. */
+static void head_kernels(const model_kernels *k)
+{
+    if (!k->dot_f32_heads || !k->mix_f32_heads) return;
+    enum { N = 579, S = 37 };
+    static float q[8][N], x[S][N], p[8][S], out[8 * 3], y[8][N];
+    for (int g = 0; g < 8; g++)
+        for (int i = 0; i < N; i++) q[g][i] = frand();
+    for (int s = 0; s < S; s++)
+        for (int i = 0; i < N; i++) x[s][i] = frand();
+    for (int g = 0; g < 8; g++)
+        for (int s = 0; s < S; s++) p[g][s] = frand();
+    static const int gs[] = {1, 2, 4, 8};
+    for (size_t c = 0; c < sizeof gs / sizeof *gs; c++) {
+        int G = gs[c];
+        double worst = 0, worst_mix = 0;
+        for (int n = N - 16; n <= N; n += 8) { /* tails of 3, 11 and 0 elements mod 16 */
+            k->dot_f32_heads(n, x[3], q[0], N, G, out, 3);
+            k->mix_f32_heads(n, S, x[0], N, p[0], S, G, y[0], N);
+            for (int g = 0; g < G; g++) {
+                double ref = 0;
+                for (int i = 0; i < n; i++) ref += (double)q[g][i] * x[3][i];
+                worst = fmax(worst, fabs(out[3 * g] - ref));
+                for (int i = 0; i < n; i++) {
+                    double r = 0;
+                    for (int s = 0; s < S; s++) r += (double)p[g][s] * x[s][i];
+                    worst_mix = fmax(worst_mix, fabs(y[g][i] - r));
+                }
+            }
+        }
+        CHECK(worst < 1e-4, "%s dot_f32_heads with %d heads (error %g)", k->name, G, worst);
+        CHECK(worst_mix < 1e-4, "%s mix_f32_heads with %d heads (error %g)", k->name, G, worst_mix);
+    }
+}
+
 /* The pool: many back-to-back dispatches of varying sizes; every item runs exactly once. */
 typedef struct pool_probe {
     int *hits;
@@ -270,6 +306,7 @@ int main(void)
             if (model__type(t)->block <= 32) dot_vs_reference(tables[k], t, 224); /* odd block count */
         }
         f32_helpers(tables[k]);
+        head_kernels(tables[k]);
         dequant_exact(tables[k]);
         quant_act_exact(tables[k]);
         multi_row_exact(tables[k], 2816);
