@@ -626,7 +626,8 @@ static void mm_op_rows(const model *m, const mm_op *o, int n0, int n1)
     const wt *w = o->w;
     int K = (int)w->ne[0];
     vec_dot_fn dot = m->k->vec_dot[w->type];
-    vec_dotn_fn dot4 = m->k->vec_dot4[w->type], dot8 = m->k->vec_dot8[w->type];
+    vec_dot4_fn dot4 = m->k->vec_dot4[w->type];
+    vec_dotn_fn dotn = m->k->vec_dotn[w->type];
     const uint8_t *rows = w->data + (size_t)o->e * w->mat_bytes;
     /* token tiles: a tile of weight rows stays in cache while it meets every token */
     for (int t0 = 0; t0 < o->T; t0 += MM_TOKEN_TILE) {
@@ -634,11 +635,12 @@ static void mm_op_rows(const model *m, const mm_op *o, int n0, int n1)
         for (int n = n0; n < n1; n++) {
             const uint8_t *row = rows + (size_t)n * w->row_bytes;
             int tk = t0;
-            if (dot8) /* bitwise the same sums as dot: batch size never changes a result */
-                for (; tk + 8 <= t1; tk += 8) {
+            if (dotn) /* bitwise the same sums as dot: batch size never changes a result */
+                for (; tk < t1; tk += 8) {
+                    int c = t1 - tk < 8 ? t1 - tk : 8;
                     float r[8];
-                    dot8(K, row, o->xq + (size_t)tk * o->xstride, o->xstride, r);
-                    for (int q = 0; q < 8; q++) o->Y[(size_t)(tk + q) * o->ldy + (size_t)n] = r[q];
+                    dotn(K, row, o->xq + (size_t)tk * o->xstride, o->xstride, r, c);
+                    for (int q = 0; q < c; q++) o->Y[(size_t)(tk + q) * o->ldy + (size_t)n] = r[q];
                 }
             if (dot4)
                 for (; tk + 4 <= t1; tk += 4) {

@@ -1,8 +1,7 @@
-/* model/kernels_avx512.c — AVX-512BW versions of the hottest decode kernel (Q6_K, the output head
- * of a Q4_K_M file), two 32-byte chunks per instruction; the other types keep their AVX2 kernels
- * (a 512-bit Q4_K measured slower than the AVX2 one here, so there is none).
- * Same integer sums as the reference; compiled with -mavx512f -mavx512bw -mavx512vl, chosen at
- * run time. */
+/* model/kernels_avx512.c — AVX-512 (BW, VL, VNNI) kernels for the types of Q4_K_M and Q8_0 files
+ * (Q4_K, Q6_K, Q8_0, Q5_0), each for 1..8 activation rows from one template, and the attention
+ * over the latent cache for a group of heads. Same integer sums as the reference in quant.c;
+ * compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vnni and chosen at run time. */
 #include "model_internal.h"
 
 #if defined(__x86_64__)
@@ -11,6 +10,20 @@
 
 /* Loops over tokens and sub-blocks must be unrolled so that each accumulator lives in a register. */
 #define UNROLL _Pragma("GCC unroll 8")
+
+/* Multi-row kernels: each row count 1..8 is its own instantiation of a template whose loops over
+ * rows unroll completely (ROWS_CALL(c) is defined around each use). */
+#define ROWS_SWITCH(nt)                                                                                      \
+    switch (nt) {                                                                                            \
+    case 1: ROWS_CALL(1); break;                                                                             \
+    case 2: ROWS_CALL(2); break;                                                                             \
+    case 3: ROWS_CALL(3); break;                                                                             \
+    case 4: ROWS_CALL(4); break;                                                                             \
+    case 5: ROWS_CALL(5); break;                                                                             \
+    case 6: ROWS_CALL(6); break;                                                                             \
+    case 7: ROWS_CALL(7); break;                                                                             \
+    default: ROWS_CALL(8); break;                                                                            \
+    }
 
 static inline float h2f(const uint8_t *p)
 {
@@ -74,14 +87,11 @@ static float dot_q6_k(int n, const void *w, const void *x)
     return r;
 }
 
-static void dot4_q6_k(int n, const void *w, const void *x, size_t xs, float *out)
+static void dotn_q6_k(int n, const void *w, const void *x, size_t xs, float *out, int nt)
 {
-    q6k_rows(n, w, x, xs, out, 4);
-}
-
-static void dot8_q6_k(int n, const void *w, const void *x, size_t xs, float *out)
-{
-    q6k_rows(n, w, x, xs, out, 8);
+#define ROWS_CALL(c) q6k_rows(n, w, x, xs, out, c)
+    ROWS_SWITCH(nt)
+#undef ROWS_CALL
 }
 
 /* Q4_K rows against nt Q8_K activation rows (nt is a constant at each call: 1 for decode, 4 or 8
@@ -146,14 +156,11 @@ static float dot_q4_k(int n, const void *w, const void *x)
     return r;
 }
 
-static void dot4_q4_k(int n, const void *w, const void *x, size_t xs, float *out)
+static void dotn_q4_k(int n, const void *w, const void *x, size_t xs, float *out, int nt)
 {
-    q4k_rows(n, w, x, xs, out, 4);
-}
-
-static void dot8_q4_k(int n, const void *w, const void *x, size_t xs, float *out)
-{
-    q4k_rows(n, w, x, xs, out, 8);
+#define ROWS_CALL(c) q4k_rows(n, w, x, xs, out, c)
+    ROWS_SWITCH(nt)
+#undef ROWS_CALL
 }
 
 /* 32 signed weights of one Q8_0 or Q5_0 block */
@@ -215,14 +222,11 @@ static float dot_q8_0(int n, const void *w, const void *x)
     return r;
 }
 
-static void dot4_q8_0(int n, const void *w, const void *x, size_t xs, float *out)
+static void dotn_q8_0(int n, const void *w, const void *x, size_t xs, float *out, int nt)
 {
-    q32_rows(n, w, x, xs, out, 4, true);
-}
-
-static void dot8_q8_0(int n, const void *w, const void *x, size_t xs, float *out)
-{
-    q32_rows(n, w, x, xs, out, 8, true);
+#define ROWS_CALL(c) q32_rows(n, w, x, xs, out, c, true)
+    ROWS_SWITCH(nt)
+#undef ROWS_CALL
 }
 
 static float dot_q5_0(int n, const void *w, const void *x)
@@ -232,14 +236,11 @@ static float dot_q5_0(int n, const void *w, const void *x)
     return r;
 }
 
-static void dot4_q5_0(int n, const void *w, const void *x, size_t xs, float *out)
+static void dotn_q5_0(int n, const void *w, const void *x, size_t xs, float *out, int nt)
 {
-    q32_rows(n, w, x, xs, out, 4, false);
-}
-
-static void dot8_q5_0(int n, const void *w, const void *x, size_t xs, float *out)
-{
-    q32_rows(n, w, x, xs, out, 8, false);
+#define ROWS_CALL(c) q32_rows(n, w, x, xs, out, c, false)
+    ROWS_SWITCH(nt)
+#undef ROWS_CALL
 }
 
 /* ---- attention over the latent cache, G heads at a time ---- */
@@ -302,22 +303,22 @@ static void mix_f32_heads(int n, int S, const float *x, size_t xs, const float *
     }
 }
 
+/* This table's kernels for a type; AVX2's 4-row kernel would not match its vec_dot bitwise. */
+static void set_type(model_kernels *k, int type, vec_dot_fn one, vec_dotn_fn many)
+{
+    k->vec_dot[type] = one;
+    k->vec_dotn[type] = many;
+    k->vec_dot4[type] = NULL;
+}
+
 void model__kernels_avx512(model_kernels *k)
 {
+    set_type(k, MODEL_TYPE_Q4_K, dot_q4_k, dotn_q4_k);
+    set_type(k, MODEL_TYPE_Q6_K, dot_q6_k, dotn_q6_k);
+    set_type(k, MODEL_TYPE_Q8_0, dot_q8_0, dotn_q8_0);
+    set_type(k, MODEL_TYPE_Q5_0, dot_q5_0, dotn_q5_0);
     k->dot_f32_heads = dot_f32_heads;
     k->mix_f32_heads = mix_f32_heads;
-    k->vec_dot[MODEL_TYPE_Q6_K] = dot_q6_k;
-    k->vec_dot4[MODEL_TYPE_Q6_K] = dot4_q6_k;
-    k->vec_dot8[MODEL_TYPE_Q6_K] = dot8_q6_k;
-    k->vec_dot[MODEL_TYPE_Q4_K] = dot_q4_k;
-    k->vec_dot4[MODEL_TYPE_Q4_K] = dot4_q4_k;
-    k->vec_dot8[MODEL_TYPE_Q4_K] = dot8_q4_k;
-    k->vec_dot[MODEL_TYPE_Q8_0] = dot_q8_0;
-    k->vec_dot4[MODEL_TYPE_Q8_0] = dot4_q8_0;
-    k->vec_dot8[MODEL_TYPE_Q8_0] = dot8_q8_0;
-    k->vec_dot[MODEL_TYPE_Q5_0] = dot_q5_0;
-    k->vec_dot4[MODEL_TYPE_Q5_0] = dot4_q5_0;
-    k->vec_dot8[MODEL_TYPE_Q5_0] = dot8_q5_0;
     k->name = "avx512";
 }
 #else

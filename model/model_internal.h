@@ -119,13 +119,15 @@ void model__quant(int type, const float *src, void *dst, int64_t n);
 /* The kernel table, chosen once (model__kernels_init). vec_dot computes the dot product of n
  * elements of a weight row in `type` with an activation row already in its vec_dot_type. */
 typedef float (*vec_dot_fn)(int n, const void *w, const void *x);
-/* One weight row against 4 (or 8) activation rows, xs bytes apart; each result bitwise equal to
- * vec_dot's, so a token's logits never depend on the batch it was evaluated in. */
-typedef void (*vec_dotn_fn)(int n, const void *w, const void *x, size_t xs, float *out);
+/* One weight row against 4 activation rows (vec_dot4), or against nt = 1..8 of them (vec_dotn),
+ * xs bytes apart; each result bitwise equal to vec_dot's, so a token's logits never depend on the
+ * batch it was evaluated in. */
+typedef void (*vec_dot4_fn)(int n, const void *w, const void *x, size_t xs, float *out);
+typedef void (*vec_dotn_fn)(int n, const void *w, const void *x, size_t xs, float *out, int nt);
 typedef struct model_kernels {
     vec_dot_fn vec_dot[MODEL_TYPE_COUNT];
-    vec_dotn_fn vec_dot4[MODEL_TYPE_COUNT]; /* optional: prefill amortizes unpacking over tokens */
-    vec_dotn_fn vec_dot8[MODEL_TYPE_COUNT]; /* optional: the same for 8 rows (out[8]) */
+    vec_dot4_fn vec_dot4[MODEL_TYPE_COUNT]; /* optional: prefill amortizes unpacking over tokens */
+    vec_dotn_fn vec_dotn[MODEL_TYPE_COUNT]; /* optional, preferred to vec_dot4 */
     float (*dot_f32)(int n, const float *a, const float *b);       /* attention scores */
     void (*axpy_f32)(int n, float alpha, const float *x, float *y); /* y += alpha x */
     /* Optional, for G <= 8 heads against one latent row: out[g * os] = q_g . x (q_g qs floats

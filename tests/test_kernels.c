@@ -134,7 +134,7 @@ static void halves(void)
     CHECK(model__bf16_to_f32(0x4049) == 3.140625f, "bf16 to f32");
 }
 
-/* The 4- and 8-row kernels give bitwise the single-row results (batch invariance), for n elements. */
+/* The 4-row and 1..8-row kernels give bitwise the single-row results (batch invariance), for n elements. */
 static void multi_row_exact(const model_kernels *k, int n)
 {
     for (size_t i = 0; i < sizeof weight_types / sizeof *weight_types; i++) {
@@ -149,20 +149,25 @@ static void multi_row_exact(const model_kernels *k, int n)
             for (int j = 0; j < n; j++) x[r][j] = frand() * (float)(r + 1);
             model__quant(tt->vec_dot_type, x[r], xq[r], n);
         }
-        const struct {
-            vec_dotn_fn fn;
-            int rows;
-        } multi[] = {{k->vec_dot4[t], 4}, {k->vec_dot8[t], 8}};
-        for (int v = 0; v < 2; v++) {
-            if (!multi[v].fn) continue;
-            float many[8];
-            multi[v].fn(n, wq, xq[0], sizeof xq[0], many);
-            bool same = true;
-            for (int r = 0; r < multi[v].rows; r++) {
+        bool same = true;
+        if (k->vec_dot4[t]) {
+            float many[4];
+            k->vec_dot4[t](n, wq, xq[0], sizeof xq[0], many);
+            for (int r = 0; r < 4; r++) {
                 float one = k->vec_dot[t](n, wq, xq[r]);
                 same &= !memcmp(&one, &many[r], sizeof one);
             }
-            CHECK(same, "%s %d-row %s kernel is bitwise the single-row one (n %d)", k->name, multi[v].rows, tt->name, n);
+            CHECK(same, "%s 4-row %s kernel is bitwise the single-row one (n %d)", k->name, tt->name, n);
+        }
+        for (int nt = 1; k->vec_dotn[t] && nt <= 8; nt++) {
+            float many[8];
+            k->vec_dotn[t](n, wq, xq[0], sizeof xq[0], many, nt);
+            same = true;
+            for (int r = 0; r < nt; r++) {
+                float one = k->vec_dot[t](n, wq, xq[r]);
+                same &= !memcmp(&one, &many[r], sizeof one);
+            }
+            CHECK(same, "%s %d-row %s kernel is bitwise the single-row one (n %d)", k->name, nt, tt->name, n);
         }
     }
 }
