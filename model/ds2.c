@@ -849,7 +849,8 @@ typedef struct bufs {
     float *x, *a, *q, *kv, *o, *h, *f, *out, *g, *u, *probs, *xe, *slots, *ye;
     int *top, *pairs;
     float *wts;
-    mm_op *ops;   /* a batch of products: two per expert and two shared */
+    float *qa, *ol; /* [T][H][R + Dr] absorbed queries, [T][H][R] latent attention outputs */
+    mm_op *ops;   /* a batch of products: two per expert and two shared, or one per head */
 } bufs;
 
 static size_t max3(size_t a, size_t b, size_t c)
@@ -881,10 +882,10 @@ static int reserve_scratch(model *m, int T, int n_ctx, bufs *b, model_err *err)
     /* all routed experts' hidden rows and the shared experts' side by side */
     wide = max3(wide, (size_t)hp->n_ff_exp * (K + (size_t)hp->n_shared), D);
     size_t wide_t = t * wide, total = 0;
-    size_t n_ops = 2 * (size_t)hp->n_expert + 2, ops = (n_ops * sizeof(mm_op) + sizeof(float) - 1) / sizeof(float);
+    size_t n_ops = max3(2 * (size_t)hp->n_expert + 2, H, 0), ops = (n_ops * sizeof(mm_op) + sizeof(float) - 1) / sizeof(float);
     size_t sizes[] = {t * D, t * D, t * H * Dk, t * row, t * H * (size_t)hp->v_head, t * D, t * D, t * D,
                       wide_t, wide_t, t * ((size_t)hp->n_expert + 1), t * K * D, t * K * D, t * (K + 1) * D,
-                      t * K, t * K * 2, t * K, ops};
+                      t * K, t * K * 2, t * K, ops, t * H * row, t * H * R};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) total += (sizes[i] + 15) & ~(size_t)15;
     grow((void **)&m->scratch, &m->scratch_len, total * sizeof(float)); /* floats and ints are both 4 bytes */
     char *p = (char *)m->scratch;
@@ -896,10 +897,9 @@ static int reserve_scratch(model *m, int T, int n_ctx, bufs *b, model_err *err)
     b->x = part[0], b->a = part[1], b->q = part[2], b->kv = part[3], b->o = part[4], b->h = part[5];
     b->f = part[6], b->out = part[7], b->g = part[8], b->u = part[9], b->probs = part[10], b->xe = part[11];
     b->slots = part[12], b->ye = part[13], b->top = part[14], b->pairs = part[15], b->wts = part[16];
-    b->ops = part[17];
-    /* per-thread attention scratch: [G qa rows | G x n_ctx scores | G x R outputs | activation bytes] */
-    size_t G = (size_t)att_group(hp->n_head);
-    size_t per = G * (row + (size_t)n_ctx + R) + 2 * max3(R, (size_t)hp->qk_nope, 256) + 64;
+    b->ops = part[17], b->qa = part[18], b->ol = part[19];
+    /* per-thread attention scratch: G x n_ctx scores */
+    size_t per = (size_t)att_group(hp->n_head) * (size_t)n_ctx;
     m->att_stride = (per + 15) & ~(size_t)15;
     grow((void **)&m->att, &m->att_len, m->att_stride * (size_t)model__pool_threads(m->pool) * sizeof(float));
     (void)err;
@@ -910,47 +910,25 @@ static int reserve_scratch(model *m, int T, int n_ctx, bufs *b, model_err *err)
 
 typedef struct att_task {
     model *m;
-    const layer *L;
     const float *rows;  /* this layer's cache rows */
-    const float *q;     /* [T][H*Dk] */
-    float *o;           /* [T][H*Dv] */
+    const float *qa;    /* [T][H][R + Dr]: absorbed queries */
+    float *ol;          /* [T][H][R]: attention outputs in the latent space */
     int n_past;
 } att_task;
 
-/* y[n] = W_h[n] . x for one head's small matrix, on this thread (no dispatch). */
-static void head_matvec(const model *m, const wt *w, int h, const float *x, float *y, uint8_t *qbuf)
-{
-    const type_traits *tt = model__type(w->type);
-    const void *xq = x;
-    if (tt->vec_dot_type != MODEL_TYPE_F32) {
-        quant_act(m, tt->vec_dot_type, x, qbuf, w->ne[0]);
-        xq = qbuf;
-    }
-    const uint8_t *rows = w->data + (size_t)h * w->mat_bytes;
-    vec_dot_fn dot = m->k->vec_dot[w->type];
-    for (int64_t n = 0; n < w->ne[1]; n++) y[n] = dot((int)w->ne[0], rows + (size_t)n * w->row_bytes, xq);
-}
-
-/* One (token, group of heads) item: absorb W_UK into the queries, attend over the latent rows,
- * apply W_UV. */
+/* One (token, group of heads) item: attend over the latent rows with the absorbed queries. */
 static void att_heads(void *ctx, int i0, int i1, int thread)
 {
     const att_task *a = ctx;
     const model *m = a->m;
+    const model_kernels *k = m->k;
     const model_hparams *hp = &m->hp;
-    int H = hp->n_head, Dn = hp->qk_nope, Dr = hp->qk_rope, R = hp->kv_lora_rank;
-    int Dk = Dn + Dr, Dv = hp->v_head, row = R + Dr, G = att_group(H), groups = H / G;
-    float *qa = m->att + m->att_stride * (size_t)thread; /* G query rows | G x n_kv scores | G x R outputs | bytes */
+    int H = hp->n_head, R = hp->kv_lora_rank, row = R + hp->qk_rope, G = att_group(H), groups = H / G;
+    float *att = m->att + m->att_stride * (size_t)thread; /* G x n_kv scores */
     for (int i = i0; i < i1; i++) {
         int t = i / groups, h0 = (i % groups) * G, n_kv = a->n_past + t + 1; /* causal: positions 0..p */
-        float *att = qa + (size_t)G * row, *ol = att + (size_t)G * n_kv;
-        uint8_t *qbuf = (uint8_t *)(ol + (size_t)G * R);
-        for (int g = 0; g < G; g++) {
-            const float *q = a->q + (size_t)t * H * Dk + (size_t)(h0 + g) * Dk;
-            head_matvec(m, &a->L->wk_b, h0 + g, q, qa + (size_t)g * row, qbuf);
-            memcpy(qa + (size_t)g * row + R, q + Dn, sizeof(float) * (size_t)Dr);
-        }
-        const model_kernels *k = m->k;
+        const float *qa = a->qa + ((size_t)t * H + (size_t)h0) * row;
+        float *ol = a->ol + ((size_t)t * H + (size_t)h0) * R;
         for (int s = 0; s < n_kv; s++) {
             const float *kv = a->rows + (size_t)s * row;
             if (k->dot_f32_heads)
@@ -972,11 +950,22 @@ static void att_heads(void *ctx, int i0, int i1, int thread)
                 for (int g = 0; g < G; g++) k->axpy_f32(R, att[(size_t)g * n_kv + s], kv, ol + (size_t)g * R);
             }
         }
-        for (int g = 0; g < G; g++)
-            head_matvec(m, &a->L->wv_b, h0 + g, ol + (size_t)g * R, a->o + (size_t)t * H * Dv + (size_t)(h0 + g) * Dv, qbuf);
     }
 }
 
+/* Per-head products of all T tokens in one dispatch: Y[t][h] = W_h X[t][h] for each head h, the
+ * head slices xs and ys floats wide within rows of H slices. */
+static void per_head(model *m, const wt *w, const float *X, size_t xs, float *Y, size_t ys, int T, bufs *b)
+{
+    int H = m->hp.n_head;
+    for (int h = 0; h < H; h++)
+        b->ops[h] = (mm_op){.w = w, .e = h, .T = T, .X = X + (size_t)h * xs, .ldx = (size_t)H * xs,
+                            .Y = Y + (size_t)h * ys, .ldy = (size_t)H * ys};
+    matmul_batch(m, b->ops, H);
+}
+
+/* Multi-head latent attention with absorbed weights: the queries are taken into the latent space
+ * by W_UK (per head), attend over the cached latent rows, and come back through W_UV. */
 static void attention(model *m, model_cache *c, const layer *L, int il, int T, int n_past, bufs *b)
 {
     const model_hparams *hp = &m->hp;
@@ -993,15 +982,21 @@ static void attention(model *m, model_cache *c, const layer *L, int il, int T, i
                         {.w = &L->wkv_a, .T = T, .X = b->a, .ldx = (size_t)D, .Y = b->kv, .ldy = (size_t)row}};
         matmul_batch(m, qkv, 2);
     }
+    per_head(m, &L->wk_b, b->q, (size_t)Dk, b->qa, (size_t)row, T, b); /* q_nope -> latent */
     for (int t = 0; t < T; t++) {
         float *kv = b->kv + (size_t)t * row, *dst = c->rows[il] + (size_t)(n_past + t) * row;
         rmsnorm(kv, &L->kv_a_norm, hp->rms_eps, R, dst); /* the norm covers the latent only */
         memcpy(dst + R, kv + R, sizeof(float) * (size_t)Dr);
         rope(m, dst + R, Dr, n_past + t);
-        for (int h = 0; h < H; h++) rope(m, b->q + (size_t)t * H * Dk + (size_t)h * Dk + Dn, Dr, n_past + t);
+        for (int h = 0; h < H; h++) {
+            float *qa = b->qa + ((size_t)t * H + (size_t)h) * row + R;
+            memcpy(qa, b->q + (size_t)t * H * Dk + (size_t)h * Dk + Dn, sizeof(float) * (size_t)Dr);
+            rope(m, qa, Dr, n_past + t);
+        }
     }
-    att_task a = {m, L, c->rows[il], b->q, b->o, n_past};
+    att_task a = {m, c->rows[il], b->qa, b->ol, n_past};
     model__pool_for(m->pool, T * (H / att_group(H)), 1, att_heads, &a);
+    per_head(m, &L->wv_b, b->ol, (size_t)R, b->o, (size_t)Dv, T, b); /* latent -> v */
     matmul(m, &L->wo, 0, b->o, T, (size_t)H * Dv, b->out, (size_t)D);
 }
 
