@@ -72,5 +72,17 @@ line=$($FIMD info -m "$L" | grep "latent cache")
 case "$line" in *"(512 + 64) x 1 layers x 4 bytes (f32) = 2304 bytes per token"*) ok ;; *) bad "info cache line: $line" ;; esac
 rm -f "$L"
 
+# the benchmarks' --json objects carry the keys other tools compare runs by
+j=$($FIMD bench -m "$M" -p 8 -n 4 --json)
+for k in prompt_tps decode_tps decode_after_prompt_tps gbps bandwidth_gbps peak_rss_mb; do
+    case "$j" in *"\"$k\":"*) ok ;; *) bad "bench --json lacks $k: $j" ;; esac
+done
+printf 'int main(void)\n{\n    return 0;\n}\n' > "$T/typing.c"
+j=$($FIMD bench-typing -m "$M" "$T/typing.c" --line 2 --lines 1 --n-predict 2 --json)
+for k in requests p50_ms p95_ms evaluated_per_request reuse_ratio; do
+    case "$j" in *"\"$k\":"*) ok ;; *) bad "bench-typing --json lacks $k: $j" ;; esac
+done
+expect 1 "-p" $FIMD bench -m "$M" -p 0
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
