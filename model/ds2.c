@@ -772,7 +772,7 @@ static void matmul_ops(model *m, mm_op *ops, int n)
         rows += (int)o->w->ne[1];
     }
     int threads = model__pool_threads(m->pool);
-    int grain = rows / (threads * 8) > 4 ? rows / (threads * 8) : 4;
+    int grain = rows / (threads * 64) > 4 ? rows / (threads * 64) : 4;
     mm_batch b = {m, ops, n};
     model__pool_for(m->pool, rows, grain, mm_rows, &b);
 }

@@ -158,7 +158,8 @@ typedef void (*pool_fn)(void *ctx, int i0, int i1, int thread);
 model_pool *model__pool_new(int n_threads);
 void model__pool_free(model_pool *p);
 int model__pool_threads(const model_pool *p);
-/* Run fn over [0, total) in chunks of `grain`, on all threads; returns when all are done. */
+/* Run fn over [0, total) on all threads, in chunks that shrink from a share of what is left down to
+ * `grain` items; returns when all are done. */
 void model__pool_for(model_pool *p, int total, int grain, pool_fn fn, void *ctx);
 
 /* ---- tokenizer internals shared with synth (BPE training) ---- */

@@ -45,8 +45,11 @@ static void work(model_pool *p, unsigned g, int thread)
         if ((unsigned)(v >> 32) != g) return;
         int i0 = (int)(uint32_t)v, total = atomic_load(&p->total), grain = atomic_load(&p->grain);
         if (i0 >= total) return;
-        if (!atomic_compare_exchange_weak(&p->next, &v, v + (uint64_t)grain)) continue;
-        int i1 = i0 + grain < total ? i0 + grain : total;
+        /* guided: chunks shrink as the range runs out, so the threads finish together */
+        int size = (total - i0) / (2 * p->n);
+        if (size < grain) size = grain;
+        if (!atomic_compare_exchange_weak(&p->next, &v, v + (uint64_t)size)) continue;
+        int i1 = i0 + size < total ? i0 + size : total;
         atomic_load(&p->fn)(atomic_load(&p->ctx), i0, i1, thread);
         atomic_fetch_add(&p->done, i1 - i0);
     }
