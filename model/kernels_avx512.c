@@ -115,14 +115,13 @@ static inline __attribute__((always_inline)) void q4k_rows(int n, const uint8_t 
     __m512 acc[8];
     UNROLL for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
     for (int i = 0; i < n / 256; i++, a += 144, b += 292) {
-        uint32_t u[4]; /* the 12 scale bytes -> 8 scales (u[0..1]) and 8 mins (u[2..3]), as ggml unpacks them */
-        memcpy(u, a + 4, 12);
-        u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
-        const uint32_t aux = u[1] & 0x3f3f3f3f;
-        u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
-        u[2] = aux;
-        u[0] &= 0x3f3f3f3f;
-        const __m128i sm = _mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]);
+        /* the 12 scale bytes [u0 u1 u2] -> 8 scales and 8 mins of 6 bits, as ggml unpacks them:
+         * [u0 & 3f, (u2 & 0f) | (u0 >> 2 & 30), u1 & 3f, (u2 >> 4 & 0f) | (u1 >> 2 & 30)] */
+        const __m128i v = _mm_loadu_si128((const __m128i *)(a + 4)); /* the last 4 bytes are unused */
+        const __m128i X = _mm_srlv_epi32(_mm_shuffle_epi32(v, 0x98), _mm_setr_epi32(0, 0, 0, 4));
+        const __m128i Y = _mm_srli_epi32(_mm_shuffle_epi32(v, 0x50), 2);
+        const __m128i sm = _mm_or_si128(_mm_and_si128(X, _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f)),
+                                        _mm_and_si128(Y, _mm_setr_epi32(0, 0x30303030, 0, 0x30303030)));
         const __m512i ms = _mm512_broadcast_i32x4(sm);
         const __m256i mins = _mm256_shuffle_epi8(_mm512_castsi512_si256(ms), pick_min);
         __m512i sumi[8];
