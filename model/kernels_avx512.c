@@ -186,44 +186,54 @@ static inline __m512 scale_pair(const uint8_t *p0, const uint8_t *p1)
     return _mm512_cvtph_ps(v);
 }
 
-/* Q8_0 / Q5_0 rows against nt Q8_0 activation rows, two blocks per 64-byte register. VNNI's
- * dpbusd wants one unsigned operand: the activations are made unsigned (x + 128) and the sum
- * starts from -128 * (sum of the weights), computed once per block pair for all nt rows, so the
- * 32-bit lane sums are exact. Each row's float steps do not depend on nt (bitwise equal results). */
-static inline __attribute__((always_inline)) void q32_rows(int n, const uint8_t *a, const uint8_t *b, size_t xs,
-                                                          float *out, const int nt, const bool q8)
+/* nr (1 or 2) Q8_0 / Q5_0 weight rows, ws bytes apart, against nt Q8_0 activation rows, two
+ * blocks per 64-byte register; row r's results go to out[8 r .. 8 r + nt). VNNI's dpbusd wants one
+ * unsigned operand: the activations are made unsigned (x + 128) and each sum starts from
+ * -128 * (sum of the weights), computed once per block pair for all nt rows, so the 32-bit lane
+ * sums are exact. Two weight rows share the activation loads and scales; each (row, token) result
+ * is made by the same float steps whatever nr and nt are (bitwise equal results). */
+static inline __attribute__((always_inline)) void q32_rows(int n, const uint8_t *a, size_t ws, const uint8_t *b,
+                                                          size_t xs, float *out, const int nr, const int nt, const bool q8)
 {
     const int wb = q8 ? 34 : 22, nb = n / 32;
     const __m512i bias = _mm512_set1_epi8((char)0x80);
-    __m512 acc[8];
-    UNROLL for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
+    __m512 acc[2][8];
+    UNROLL for (int r = 0; r < nr; r++) UNROLL for (int t = 0; t < nt; t++) acc[r][t] = _mm512_setzero_ps();
     for (int i = 0; i < nb; i += 2, a += 2 * wb, b += 68) {
         const bool two = i + 1 < nb; /* an odd count ends with one block in the low half */
-        const __m512i w = pair(q32_weights(a, q8), two ? q32_weights(a + wb, q8) : _mm256_setzero_si256());
-        const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, w));
-        const __m512 dw = scale_pair(a, two ? a + wb : a);
+        __m512i w[2], start[2];
+        __m512 dw[2];
+        UNROLL for (int r = 0; r < nr; r++) {
+            const uint8_t *ar = a + ws * (size_t)r;
+            w[r] = pair(q32_weights(ar, q8), two ? q32_weights(ar + wb, q8) : _mm256_setzero_si256());
+            start[r] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, w[r]));
+            dw[r] = scale_pair(ar, two ? ar + wb : ar);
+        }
         UNROLL for (int t = 0; t < nt; t++) {
             const uint8_t *bt = b + xs * (size_t)t;
             const __m256i x0 = _mm256_loadu_si256((const __m256i *)(bt + 2));
             const __m256i x1 = two ? _mm256_loadu_si256((const __m256i *)(bt + 36)) : _mm256_setzero_si256();
-            const __m512i s = _mm512_dpbusd_epi32(start, _mm512_xor_si512(pair(x0, x1), bias), w);
+            const __m512i xu = _mm512_xor_si512(pair(x0, x1), bias);
             const __m512 dx = scale_pair(bt, two ? bt + 34 : bt);
-            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(s), acc[t]);
+            UNROLL for (int r = 0; r < nr; r++) {
+                const __m512i s = _mm512_dpbusd_epi32(start[r], xu, w[r]);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(dw[r], dx), _mm512_cvtepi32_ps(s), acc[r][t]);
+            }
         }
     }
-    UNROLL for (int t = 0; t < nt; t++) out[t] = _mm512_reduce_add_ps(acc[t]);
+    UNROLL for (int r = 0; r < nr; r++) UNROLL for (int t = 0; t < nt; t++) out[8 * r + t] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
 static float dot_q8_0(int n, const void *w, const void *x)
 {
     float r;
-    q32_rows(n, w, x, 0, &r, 1, true);
+    q32_rows(n, w, 0, x, 0, &r, 1, 1, true);
     return r;
 }
 
 static void dotn_q8_0(int n, const void *w, const void *x, size_t xs, float *out, int nt)
 {
-#define ROWS_CALL(c) q32_rows(n, w, x, xs, out, c, true)
+#define ROWS_CALL(c) q32_rows(n, w, 0, x, xs, out, 1, c, true)
     ROWS_SWITCH(nt)
 #undef ROWS_CALL
 }
@@ -231,13 +241,13 @@ static void dotn_q8_0(int n, const void *w, const void *x, size_t xs, float *out
 static float dot_q5_0(int n, const void *w, const void *x)
 {
     float r;
-    q32_rows(n, w, x, 0, &r, 1, false);
+    q32_rows(n, w, 0, x, 0, &r, 1, 1, false);
     return r;
 }
 
 static void dotn_q5_0(int n, const void *w, const void *x, size_t xs, float *out, int nt)
 {
-#define ROWS_CALL(c) q32_rows(n, w, x, xs, out, c, false)
+#define ROWS_CALL(c) q32_rows(n, w, 0, x, xs, out, 1, c, false)
     ROWS_SWITCH(nt)
 #undef ROWS_CALL
 }
@@ -302,6 +312,20 @@ static void mix_f32_heads(int n, int S, const float *x, size_t xs, const float *
     }
 }
 
+static void dotn2_q8_0(int n, const void *w, size_t ws, const void *x, size_t xs, float *out, int nt)
+{
+#define ROWS_CALL(c) q32_rows(n, w, ws, x, xs, out, 2, c, true)
+    ROWS_SWITCH(nt)
+#undef ROWS_CALL
+}
+
+static void dotn2_q5_0(int n, const void *w, size_t ws, const void *x, size_t xs, float *out, int nt)
+{
+#define ROWS_CALL(c) q32_rows(n, w, ws, x, xs, out, 2, c, false)
+    ROWS_SWITCH(nt)
+#undef ROWS_CALL
+}
+
 /* This table's kernels for a type; AVX2's 4-row kernel would not match its vec_dot bitwise. */
 static void set_type(model_kernels *k, int type, vec_dot_fn one, vec_dotn_fn many)
 {
@@ -316,6 +340,8 @@ void model__kernels_avx512(model_kernels *k)
     set_type(k, MODEL_TYPE_Q6_K, dot_q6_k, dotn_q6_k);
     set_type(k, MODEL_TYPE_Q8_0, dot_q8_0, dotn_q8_0);
     set_type(k, MODEL_TYPE_Q5_0, dot_q5_0, dotn_q5_0);
+    k->vec_dotn2[MODEL_TYPE_Q8_0] = dotn2_q8_0;
+    k->vec_dotn2[MODEL_TYPE_Q5_0] = dotn2_q5_0;
     k->dot_f32_heads = dot_f32_heads;
     k->mix_f32_heads = mix_f32_heads;
     k->name = "avx512";

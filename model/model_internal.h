@@ -124,10 +124,13 @@ typedef float (*vec_dot_fn)(int n, const void *w, const void *x);
  * batch it was evaluated in. */
 typedef void (*vec_dot4_fn)(int n, const void *w, const void *x, size_t xs, float *out);
 typedef void (*vec_dotn_fn)(int n, const void *w, const void *x, size_t xs, float *out, int nt);
+/* Two weight rows (ws bytes apart) against nt = 1..8 activation rows: row r's results at out[8 r]. */
+typedef void (*vec_dotn2_fn)(int n, const void *w, size_t ws, const void *x, size_t xs, float *out, int nt);
 typedef struct model_kernels {
     vec_dot_fn vec_dot[MODEL_TYPE_COUNT];
     vec_dot4_fn vec_dot4[MODEL_TYPE_COUNT]; /* optional: prefill amortizes unpacking over tokens */
     vec_dotn_fn vec_dotn[MODEL_TYPE_COUNT]; /* optional, preferred to vec_dot4 */
+    vec_dotn2_fn vec_dotn2[MODEL_TYPE_COUNT]; /* optional, with vec_dotn: pairs of weight rows */
     float (*dot_f32)(int n, const float *a, const float *b);       /* attention scores */
     void (*axpy_f32)(int n, float alpha, const float *x, float *y); /* y += alpha x */
     /* Optional, for G <= 8 heads against one latent row: out[g * os] = q_g . x (q_g qs floats

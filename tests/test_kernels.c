@@ -143,6 +143,7 @@ static void multi_row_exact(const model_kernels *k, int n)
         if (n % tt->block) continue;
         float w[2816], x[8][2816];
         static char wq[16384], xq[8][16384];
+        char *wq2 = wq + 8192; /* the second row of a pair, inside the same buffer */
         for (int j = 0; j < n; j++) w[j] = frand();
         model__quant(t, w, wq, n);
         for (int r = 0; r < 8; r++) {
@@ -158,6 +159,21 @@ static void multi_row_exact(const model_kernels *k, int n)
                 same &= !memcmp(&one, &many[r], sizeof one);
             }
             CHECK(same, "%s 4-row %s kernel is bitwise the single-row one (n %d)", k->name, tt->name, n);
+        }
+        if (k->vec_dotn2[t]) { /* a second weight row: the first row's weights scaled */
+            float w2[2816];
+            for (int j = 0; j < n; j++) w2[j] = w[j] * 0.5f + 0.01f;
+            model__quant(t, w2, wq2, n);
+        }
+        for (int nt = 1; k->vec_dotn2[t] && nt <= 8; nt++) {
+            float many[16];
+            k->vec_dotn2[t](n, wq, (size_t)(wq2 - wq), xq[0], sizeof xq[0], many, nt);
+            same = true;
+            for (int r = 0; r < nt; r++) {
+                float one = k->vec_dot[t](n, wq, xq[r]), two = k->vec_dot[t](n, wq2, xq[r]);
+                same &= !memcmp(&one, &many[r], sizeof one) && !memcmp(&two, &many[8 + r], sizeof two);
+            }
+            CHECK(same, "%s 2x%d-row %s kernel is bitwise the single-row one (n %d)", k->name, nt, tt->name, n);
         }
         for (int nt = 1; k->vec_dotn[t] && nt <= 8; nt++) {
             float many[8];
