@@ -113,13 +113,18 @@ int cmd_bench(int argc, char **argv)
     double tp = (cli_now_ms() / 1e3);
     if (!rc && model_eval(m, c, prompt, (int)p, logits, MODEL_LOGITS_LAST, NULL, &err)) rc = cli_fail("bench: %s", err.msg);
     tp = (cli_now_ms() / 1e3) - tp;
-    /* decode after the prompt (what a completion does), then from an empty cache as llama-bench's
-     * tg test does, so the figure compares with llama.cpp's */
-    double td = decode_run(m, c, logits, n, &rc);
+    /* decode from an empty cache as llama-bench's tg test does, so the figure compares with
+     * llama.cpp's; then after the prompt, which is what a completion does */
+    double t0d = 0;
+    for (int warm = 1; warm >= 0; warm--) { /* a warm-up run first, as llama-bench does */
+        model_cache_truncate(c, 0);
+        logits[0] = 1, logits[1] = 0; /* start from token 0 */
+        for (int v = 2; v < h->n_vocab; v++) logits[v] = 0;
+        t0d = decode_run(m, c, logits, warm ? (n < 8 ? n : 8) : n, &rc);
+    }
     model_cache_truncate(c, 0);
-    logits[0] = 1, logits[1] = 0; /* start from token 0 */
-    for (int v = 2; v < h->n_vocab; v++) logits[v] = 0;
-    double t0d = decode_run(m, c, logits, n, &rc);
+    if (!rc && model_eval(m, c, prompt, (int)p, logits, MODEL_LOGITS_LAST, NULL, &err)) rc = cli_fail("bench: %s", err.msg);
+    double td = decode_run(m, c, logits, n, &rc);
     if (!rc) {
         double prompt_tps = (double)p / tp, decode_tps = n ? (double)n / t0d : 0, after_tps = n ? (double)n / td : 0;
         double bytes = (double)model_weight_bytes_per_token(m), gbps = decode_tps * bytes / 1e9;

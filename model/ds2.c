@@ -914,7 +914,8 @@ static int reserve_scratch(model *m, int T, int n_ctx, bufs *b, model_err *err)
     b->f = part[6], b->out = part[7], b->g = part[8], b->u = part[9], b->probs = part[10], b->xe = part[11];
     b->slots = part[12], b->ye = part[13], b->top = part[14], b->pairs = part[15], b->wts = part[16];
     b->ops = part[17], b->qa = part[18], b->ol = part[19];
-    /* per-thread attention scratch: G x n_ctx scores */
+    /* per-thread attention scratch: G x n_ctx scores (n_ctx is the cache capacity, which grows
+     * by doubling, so this is not reallocated at every token) */
     size_t per = (size_t)att_group(hp->n_head) * (size_t)n_ctx;
     m->att_stride = (per + 15) & ~(size_t)15;
     grow((void **)&m->att, &m->att_len, m->att_stride * (size_t)model__pool_threads(m->pool) * sizeof(float));
@@ -1158,7 +1159,7 @@ int model_eval(model *m, model_cache *c, const int32_t *tokens, int n, float *lo
             return model__fail(err, "token id %d is outside the vocabulary (0..%d)", tokens[t], hp->n_vocab - 1);
     bufs b;
     if (!m->pool) m->pool = model__pool_new(m->n_threads);
-    if (cache_reserve(c, n_past + n, err) || reserve_scratch(m, n, n_past + n, &b, err)) return -1;
+    if (cache_reserve(c, n_past + n, err) || reserve_scratch(m, n, c->cap, &b, err)) return -1;
     for (int t = 0; t < n; t++)
         model__dequant(m->tok_embd.type, m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes,
                        b.x + (size_t)t * D, D);

@@ -285,19 +285,28 @@ static void dot_f32_heads(int n, const float *x, const float *q, size_t qs, int 
 }
 
 /* y_g[0..n) = sum over s < S of p[g * ps + s] * x_s[0..n), x_s xs floats apart: 16 columns of
- * every head stay in registers while the rows stream by. Sums run over s in order. */
+ * every head stay in registers while the rows stream by. The rows come in blocks that are first
+ * fetched in order (a column at a time across rows would miss the cache on every row at long
+ * contexts); each column's sum still runs over s in order, so blocking does not change it. */
+enum { MIX_BLOCK = 32 };
+
 static inline __attribute__((always_inline)) void mix_g(int n, int S, const float *x, size_t xs, const float *p,
                                                        size_t ps, float *y, size_t ys, const int G)
 {
-    for (int i = 0; i < n; i += 16) {
-        const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
-        __m512 acc[8];
-        UNROLL for (int g = 0; g < G; g++) acc[g] = _mm512_setzero_ps();
-        for (int s = 0; s < S; s++) {
-            const __m512 v = _mm512_maskz_loadu_ps(k, x + (size_t)s * xs + i);
-            UNROLL for (int g = 0; g < G; g++) acc[g] = _mm512_fmadd_ps(_mm512_set1_ps(p[(size_t)g * ps + s]), v, acc[g]);
+    for (int s0 = 0; s0 < S; s0 += MIX_BLOCK) {
+        const int s1 = S - s0 < MIX_BLOCK ? S : s0 + MIX_BLOCK;
+        for (int s = s0; s < s1; s++)
+            for (int i = 0; i < n; i += 16) _mm_prefetch((const char *)(x + (size_t)s * xs + i), _MM_HINT_T0);
+        for (int i = 0; i < n; i += 16) {
+            const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+            __m512 acc[8];
+            UNROLL for (int g = 0; g < G; g++) acc[g] = s0 ? _mm512_maskz_loadu_ps(k, y + (size_t)g * ys + i) : _mm512_setzero_ps();
+            for (int s = s0; s < s1; s++) {
+                const __m512 v = _mm512_maskz_loadu_ps(k, x + (size_t)s * xs + i);
+                UNROLL for (int g = 0; g < G; g++) acc[g] = _mm512_fmadd_ps(_mm512_set1_ps(p[(size_t)g * ps + s]), v, acc[g]);
+            }
+            UNROLL for (int g = 0; g < G; g++) _mm512_mask_storeu_ps(y + (size_t)g * ys + i, k, acc[g]);
         }
-        UNROLL for (int g = 0; g < G; g++) _mm512_mask_storeu_ps(y + (size_t)g * ys + i, k, acc[g]);
     }
 }
 
