@@ -22,7 +22,8 @@ static void *bw_read(void *arg)
 {
     bw_arg *a = arg;
     uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (size_t i = 0; i + 4 <= a->n; i += 4) s0 += a->p[i], s1 += a->p[i + 1], s2 += a->p[i + 2], s3 += a->p[i + 3];
+    for (size_t i = 0; i + 4 <= a->n; i += 4)
+        s0 += a->p[i], s1 += a->p[i + 1], s2 += a->p[i + 2], s3 += a->p[i + 3];
     a->sum = s0 + s1 + s2 + s3;
     return NULL;
 }
@@ -63,7 +64,8 @@ static double decode_run(model *m, model_cache *c, float *logits, long n, int *r
         int32_t tok = 0;
         for (int v = 1; v < h->n_vocab; v++)
             if (logits[v] > logits[tok]) tok = v;
-        if (model_eval(m, c, &tok, 1, logits, MODEL_LOGITS_LAST, NULL, &err)) *rc = cli_fail("bench: %s", err.msg);
+        if (model_eval(m, c, &tok, 1, logits, MODEL_LOGITS_LAST, NULL, &err))
+            *rc = cli_fail("bench: %s", err.msg);
     }
     return cli_now_ms() / 1e3 - t0;
 }
@@ -81,18 +83,21 @@ int cmd_bench(int argc, char **argv)
         }
         if (!v) return cli_fail("bench: %s needs a value (or is unknown)", a);
         i++;
-        if (!strcmp(a, "-m")) path = v;
+        if (!strcmp(a, "-m"))
+            path = v;
         else if (!strcmp(a, "-p")) {
             if (cli_parse_int(v, 1, 1 << 16, &p)) return cli_fail("bench: -p needs 1..65536");
         } else if (!strcmp(a, "-n")) {
             if (cli_parse_int(v, 0, 1 << 16, &n)) return cli_fail("bench: -n needs 0..65536");
         } else if (!strcmp(a, "-t")) {
-            if (cli_parse_int(v, 0, 1024, &threads)) return cli_fail("bench: -t needs a thread count");
+            if (cli_parse_int(v, 0, 1024, &threads))
+                return cli_fail("bench: -t needs a thread count");
         } else {
             return cli_fail("bench: unknown option '%s'", a);
         }
     }
-    if (!path) return cli_fail("bench: usage: fimd bench -m MODEL [-p 512] [-n 64] [-t N] [--json]");
+    if (!path)
+        return cli_fail("bench: usage: fimd bench -m MODEL [-p 512] [-n 64] [-t N] [--json]");
     model_err err = {{0}};
     double t0 = (cli_now_ms() / 1e3);
     model *m = model_load(path, &err);
@@ -104,14 +109,19 @@ int cmd_bench(int argc, char **argv)
     float *logits = malloc(sizeof(float) * (size_t)h->n_vocab);
     int32_t *prompt = malloc(sizeof(int32_t) * (size_t)p);
     uint64_t s = 12345;
-    int range = h->n_vocab > 1000 ? h->n_vocab - 1000 : h->n_vocab; /* ordinary tokens, not specials */
-    for (long i = 0; i < p; i++) s = s * 6364136223846793005ULL + 1442695040888963407ULL, prompt[i] = (int32_t)((s >> 33) % (uint64_t)range);
+    int range =
+        h->n_vocab > 1000 ? h->n_vocab - 1000 : h->n_vocab; /* ordinary tokens, not specials */
+    for (long i = 0; i < p; i++)
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL,
+        prompt[i] = (int32_t)((s >> 33) % (uint64_t)range);
     int rc = 0;
     /* warm-up with the full batch, as llama-bench does: threads, scratch and pages are in place */
-    if (model_eval(m, c, prompt, (int)p, logits, MODEL_LOGITS_LAST, NULL, &err)) rc = cli_fail("bench: %s", err.msg);
+    if (model_eval(m, c, prompt, (int)p, logits, MODEL_LOGITS_LAST, NULL, &err))
+        rc = cli_fail("bench: %s", err.msg);
     model_cache_truncate(c, 0);
     double tp = (cli_now_ms() / 1e3);
-    if (!rc && model_eval(m, c, prompt, (int)p, logits, MODEL_LOGITS_LAST, NULL, &err)) rc = cli_fail("bench: %s", err.msg);
+    if (!rc && model_eval(m, c, prompt, (int)p, logits, MODEL_LOGITS_LAST, NULL, &err))
+        rc = cli_fail("bench: %s", err.msg);
     tp = (cli_now_ms() / 1e3) - tp;
     /* decode from an empty cache as llama-bench's tg test does, so the figure compares with
      * llama.cpp's; then after the prompt, which is what a completion does */
@@ -123,28 +133,36 @@ int cmd_bench(int argc, char **argv)
         t0d = decode_run(m, c, logits, warm ? (n < 8 ? n : 8) : n, &rc);
     }
     model_cache_truncate(c, 0);
-    if (!rc && model_eval(m, c, prompt, (int)p, logits, MODEL_LOGITS_LAST, NULL, &err)) rc = cli_fail("bench: %s", err.msg);
+    if (!rc && model_eval(m, c, prompt, (int)p, logits, MODEL_LOGITS_LAST, NULL, &err))
+        rc = cli_fail("bench: %s", err.msg);
     double td = decode_run(m, c, logits, n, &rc);
     if (!rc) {
-        double prompt_tps = (double)p / tp, decode_tps = n ? (double)n / t0d : 0, after_tps = n ? (double)n / td : 0;
+        double prompt_tps = (double)p / tp, decode_tps = n ? (double)n / t0d : 0,
+               after_tps = n ? (double)n / td : 0;
         double bytes = (double)model_weight_bytes_per_token(m), gbps = decode_tps * bytes / 1e9;
         struct rusage ru; /* before the bandwidth probe, whose buffer would count */
         getrusage(RUSAGE_SELF, &ru);
         double rss_mb = (double)ru.ru_maxrss / 1024.0;
         double bw = read_bandwidth(model_get_threads(m));
         if (json) {
-            printf("{\"model\":\"%s\",\"threads\":%d,\"prompt_tokens\":%ld,\"decode_tokens\":%ld,\"prompt_tps\":%.2f,"
-                   "\"decode_tps\":%.2f,\"decode_after_prompt_tps\":%.2f,\"bytes_per_token\":%.0f,\"gbps\":%.2f,\"bandwidth_gbps\":%.2f,"
+            printf("{\"model\":\"%s\",\"threads\":%d,\"prompt_tokens\":%ld,\"decode_tokens\":%ld,"
+                   "\"prompt_tps\":%.2f,"
+                   "\"decode_tps\":%.2f,\"decode_after_prompt_tps\":%.2f,\"bytes_per_token\":%.0f,"
+                   "\"gbps\":%.2f,\"bandwidth_gbps\":%.2f,"
                    "\"roofline\":%.3f,\"peak_rss_mb\":%.1f,\"load_s\":%.3f}\n",
-                   path, model_get_threads(m), p, n, prompt_tps, decode_tps, after_tps, bytes, gbps, bw, bw > 0 ? gbps / bw : 0, rss_mb, load_s);
+                   path, model_get_threads(m), p, n, prompt_tps, decode_tps, after_tps, bytes, gbps,
+                   bw, bw > 0 ? gbps / bw : 0, rss_mb, load_s);
         } else {
-            printf("model %s: %d layers, vocab %d, %d threads\n", path, h->n_layer, h->n_vocab, model_get_threads(m));
+            printf("model %s: %d layers, vocab %d, %d threads\n", path, h->n_layer, h->n_vocab,
+                   model_get_threads(m));
             printf("prompt  %5ld tokens: %8.1f tok/s (%.3f s)\n", p, prompt_tps, tp);
-            printf("decode  %5ld tokens: %8.1f tok/s (%.2f ms/token) from an empty cache, as llama-bench's tg\n", n,
-                   decode_tps, n ? t0d * 1e3 / (double)n : 0);
-            printf("decode  %5ld tokens: %8.1f tok/s (%.2f ms/token) after the %ld-token prompt\n", n, after_tps,
-                   n ? td * 1e3 / (double)n : 0, p);
-            printf("weights read per token: %.1f MB -> %.1f GB/s achieved; machine reads %.1f GB/s (%.0f%% of the roofline)\n",
+            printf("decode  %5ld tokens: %8.1f tok/s (%.2f ms/token) from an empty cache, as "
+                   "llama-bench's tg\n",
+                   n, decode_tps, n ? t0d * 1e3 / (double)n : 0);
+            printf("decode  %5ld tokens: %8.1f tok/s (%.2f ms/token) after the %ld-token prompt\n",
+                   n, after_tps, n ? td * 1e3 / (double)n : 0, p);
+            printf("weights read per token: %.1f MB -> %.1f GB/s achieved; machine reads %.1f GB/s "
+                   "(%.0f%% of the roofline)\n",
                    bytes / 1e6, gbps, bw, bw > 0 ? 100 * gbps / bw : 0);
             printf("peak RSS %.0f MB, load %.2f s\n", rss_mb, load_s);
         }

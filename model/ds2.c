@@ -15,24 +15,24 @@ enum { MAX_EXPERTS = 1024, MAX_USED = 64 }; /* routing buffers live on the stack
 /* One weight: borrowed from the mmap (or owned, for the k_b/v_b derived from a legacy kv_b). */
 typedef struct wt {
     int type;
-    int64_t ne[3];       /* ne0 = input features (contiguous), ne1 = outputs, ne2 = experts/heads */
+    int64_t ne[3]; /* ne0 = input features (contiguous), ne1 = outputs, ne2 = experts/heads */
     const uint8_t *data;
-    size_t row_bytes;    /* bytes of one ne0 row */
-    size_t mat_bytes;    /* bytes of one ne0 x ne1 matrix */
+    size_t row_bytes; /* bytes of one ne0 row */
+    size_t mat_bytes; /* bytes of one ne0 x ne1 matrix */
 } wt;
 
 typedef struct layer {
-    wt attn_norm;        /* [D] */
-    wt wq;               /* Lite: [D -> H*Dk] */
-    wt wq_a, q_a_norm, wq_b; /* full: [D -> Q], [Q], [Q -> H*Dk] */
-    wt wkv_a;            /* [D -> R+Dr]: latent first, rope part last */
-    wt kv_a_norm;        /* [R] */
-    wt wk_b;             /* per head h: [Dn -> R] (W_UK_h^T) */
-    wt wv_b;             /* per head h: [R -> Dv] */
-    wt wo;               /* [H*Dv -> D] */
-    wt ffn_norm;         /* [D] */
-    wt gate, up, down;   /* dense: [D -> F], [D -> F], [F -> D] */
-    wt router;           /* MoE: [D -> E], F32 */
+    wt attn_norm;                     /* [D] */
+    wt wq;                            /* Lite: [D -> H*Dk] */
+    wt wq_a, q_a_norm, wq_b;          /* full: [D -> Q], [Q], [Q -> H*Dk] */
+    wt wkv_a;                         /* [D -> R+Dr]: latent first, rope part last */
+    wt kv_a_norm;                     /* [R] */
+    wt wk_b;                          /* per head h: [Dn -> R] (W_UK_h^T) */
+    wt wv_b;                          /* per head h: [R -> Dv] */
+    wt wo;                            /* [H*Dv -> D] */
+    wt ffn_norm;                      /* [D] */
+    wt gate, up, down;                /* dense: [D -> F], [D -> F], [F -> D] */
+    wt router;                        /* MoE: [D -> E], F32 */
     wt gate_exps, up_exps, down_exps; /* [D -> Fe] x E, [Fe -> D] x E */
     wt gate_sh, up_sh, down_sh;       /* [D -> Fe*S], [Fe*S -> D] */
 } layer;
@@ -42,35 +42,35 @@ struct model {
     model_vocab *vocab;
     model_hparams hp;
     const model_kernels *k;
-    float rope_mag;      /* 1 for every DeepSeek file (the YaRN correction lives in kq_scale) */
+    float rope_mag; /* 1 for every DeepSeek file (the YaRN correction lives in kq_scale) */
     float yarn_low, yarn_high, freq_scale, ext_factor;
-    wt tok_embd;         /* [D] x V */
-    wt out_norm;         /* [D] */
-    wt output;           /* [D -> V] */
+    wt tok_embd; /* [D] x V */
+    wt out_norm; /* [D] */
+    wt output;   /* [D -> V] */
     layer *layers;
-    void **owned;        /* buffers for derived legacy tensors */
+    void **owned; /* buffers for derived legacy tensors */
     int n_owned;
     int n_threads;
-    model_pool *pool;    /* created at the first evaluation */
+    model_pool *pool; /* created at the first evaluation */
     /* scratch, grown on demand, reused across calls */
     float *scratch;
     size_t scratch_len;
-    uint8_t *qbuf;       /* activation rows in a vec_dot type */
+    uint8_t *qbuf; /* activation rows in a vec_dot type */
     size_t qbuf_len;
-    float *att;          /* each thread's attention scratch */
+    float *att; /* each thread's attention scratch */
     size_t att_len, att_stride;
-    bool use_sgemm;      /* prefill through dequantized tiles + OpenBLAS (FIMD_SGEMM=1 enables) */
-    float *xr;           /* activations rounded to the vec_dot type, as f32 (sgemm path) */
+    bool use_sgemm; /* prefill through dequantized tiles + OpenBLAS (FIMD_SGEMM=1 enables) */
+    float *xr;      /* activations rounded to the vec_dot type, as f32 (sgemm path) */
     size_t xr_len;
-    float *tiles;        /* each thread's dequantized weight tile */
+    float *tiles; /* each thread's dequantized weight tile */
     size_t tiles_len, tile_stride;
 };
 
 struct model_cache {
     const model *m;
     int len, cap;
-    int row;             /* R + Dr */
-    float **rows;        /* [n_layer] -> [cap][R | Dr]: normed c_kv, then roped k_pe */
+    int row;      /* R + Dr */
+    float **rows; /* [n_layer] -> [cap][R | Dr]: normed c_kv, then roped k_pe */
 };
 
 /* ---- hyper-parameters ---- */
@@ -91,7 +91,8 @@ static int opt_u32(const model_gguf *g, const char *key, int *out, int def, mode
     uint32_t v;
     int r = model__gguf_u32(g, key, &v, err);
     if (r < 0) return -1;
-    if (r == 0 && v > (1u << 30)) return model__fail(err, "%s: key '%s' = %u is absurd", g->path, key, v);
+    if (r == 0 && v > (1u << 30))
+        return model__fail(err, "%s: key '%s' = %u is absurd", g->path, key, v);
     *out = r == 1 ? def : (int)v;
     return 0;
 }
@@ -143,7 +144,8 @@ static int load_rope(model *m, model_err *err)
     m->rope_mag = attn_factor_key;
     if (yarn) {
         float log_mul = hp->yarn_log_mul, mscale_rope = log_mul != 1 ? log_mul : 1;
-        m->rope_mag = get_mscale(factor, mscale_rope) / get_mscale(factor, log_mul) * attn_factor_key;
+        m->rope_mag =
+            get_mscale(factor, mscale_rope) / get_mscale(factor, log_mul) * attn_factor_key;
         mscale = m->rope_mag * (1.0f + 0.1f * log_mul * logf(factor));
     }
     hp->kq_scale = mscale * mscale / sqrtf((float)(hp->qk_nope + hp->qk_rope));
@@ -197,8 +199,10 @@ static int load_hparams(model *m, model_err *err)
         return -1;
     hp->gating = (int)gating;
     if (hp->rms_eps < 0)
-        return model__fail(err, "%s: required key 'deepseek2.attention.layer_norm_rms_epsilon' is "
-                           "missing", g->path);
+        return model__fail(err,
+                           "%s: required key 'deepseek2.attention.layer_norm_rms_epsilon' is "
+                           "missing",
+                           g->path);
     bool mla = key_mla > 0 && val_mla > 0;
     if (n_rot == 0) n_rot = mla ? key_len - hp->kv_lora_rank : key_len;
     hp->qk_rope = n_rot;
@@ -218,11 +222,13 @@ static int check_hparams(const model *m, model_err *err)
 {
     const model_hparams *hp = &m->hp;
     const char *p = m->g->path;
-    CHECK_HP(hp->n_layer >= 1 && hp->n_layer <= 1024, "%s: block_count %d is invalid", p, hp->n_layer);
-    CHECK_HP(hp->n_embd >= 1 && hp->n_head >= 1, "%s: embedding_length and head_count must be > 0", p);
+    CHECK_HP(hp->n_layer >= 1 && hp->n_layer <= 1024, "%s: block_count %d is invalid", p,
+             hp->n_layer);
+    CHECK_HP(hp->n_embd >= 1 && hp->n_head >= 1, "%s: embedding_length and head_count must be > 0",
+             p);
     CHECK_HP(hp->kv_lora_rank >= 1, "%s: kv_lora_rank must be > 0", p);
-    CHECK_HP(hp->qk_rope >= 2 && hp->qk_rope % 2 == 0,
-             "%s: rope dimension %d must be even and > 0", p, hp->qk_rope);
+    CHECK_HP(hp->qk_rope >= 2 && hp->qk_rope % 2 == 0, "%s: rope dimension %d must be even and > 0",
+             p, hp->qk_rope);
     CHECK_HP(hp->qk_nope >= 1, "%s: key_length%s (%d) must exceed the rope dimension (%d)", p,
              hp->legacy_kvb ? "" : "_mla", hp->qk_nope + hp->qk_rope, hp->qk_rope);
     CHECK_HP(hp->v_head >= 1, "%s: value_length%s must be > 0", p, hp->legacy_kvb ? "" : "_mla");
@@ -234,7 +240,8 @@ static int check_hparams(const model *m, model_err *err)
                  "%s: expert_used_count %d must be in 1..expert_count (%d)", p, hp->n_expert_used,
                  hp->n_expert);
         CHECK_HP(hp->n_ff_exp >= 1, "%s: expert_feed_forward_length must be > 0", p);
-        CHECK_HP(hp->n_expert <= MAX_EXPERTS && hp->n_expert_used <= MAX_USED && hp->n_group <= MAX_USED,
+        CHECK_HP(hp->n_expert <= MAX_EXPERTS && hp->n_expert_used <= MAX_USED &&
+                     hp->n_group <= MAX_USED,
                  "%s: %d experts (%d used, %d groups) exceed fimd's limits (%d, %d, %d)", p,
                  hp->n_expert, hp->n_expert_used, hp->n_group, MAX_EXPERTS, MAX_USED, MAX_USED);
         CHECK_HP(hp->gating == 1 || hp->gating == 2, "%s: expert_gating_func %d is unknown", p,
@@ -285,7 +292,8 @@ static int bind(const model *m, wt *w, const char *name, int n_dims, int64_t ne0
 bad : {
     char a[96], b[96];
     return model__fail(err, "%s: tensor '%s' has shape %s, expected %s", m->g->path, name,
-                       dims_str(t->ne, t->n_dims, a, sizeof a), dims_str(want, n_dims, b, sizeof b));
+                       dims_str(t->ne, t->n_dims, a, sizeof a),
+                       dims_str(want, n_dims, b, sizeof b));
 }
 }
 
@@ -385,11 +393,11 @@ static int bind_layer(model *m, int il, model_err *err)
     if (L->router.type != MODEL_TYPE_F32)
         return model__fail(err, "%s: router '%s' must be F32", m->g->path, NM("ffn_gate_inp"));
     if (model__gguf_tensor(m->g, NM("exp_probs_b.bias")))
-        return model__fail(err, "%s: expert bias (DeepSeek-V3 routing) is not supported", m->g->path);
-    if (hp->n_shared > 0 &&
-        (bind(m, &L->gate_sh, NM("ffn_gate_shexp"), 2, D, Fs, 1, true, err) ||
-         bind(m, &L->up_sh, NM("ffn_up_shexp"), 2, D, Fs, 1, true, err) ||
-         bind(m, &L->down_sh, NM("ffn_down_shexp"), 2, Fs, D, 1, true, err)))
+        return model__fail(err, "%s: expert bias (DeepSeek-V3 routing) is not supported",
+                           m->g->path);
+    if (hp->n_shared > 0 && (bind(m, &L->gate_sh, NM("ffn_gate_shexp"), 2, D, Fs, 1, true, err) ||
+                             bind(m, &L->up_sh, NM("ffn_up_shexp"), 2, D, Fs, 1, true, err) ||
+                             bind(m, &L->down_sh, NM("ffn_down_shexp"), 2, Fs, D, 1, true, err)))
         return -1;
 #undef NM
     return 0;
@@ -497,10 +505,12 @@ size_t model_weight_bytes_per_token(const model *m)
     static const char sfx[] = "_exps.weight"; /* names in the mmap are not NUL-terminated */
     for (uint64_t i = 0; i < m->g->n_tensors; i++) {
         const gguf_tensor *t = &m->g->tensors[i];
-        bool routed = t->name.n > sizeof sfx && !memcmp(t->name.p + t->name.n - (sizeof sfx - 1), sfx, sizeof sfx - 1);
+        bool routed = t->name.n > sizeof sfx &&
+                      !memcmp(t->name.p + t->name.n - (sizeof sfx - 1), sfx, sizeof sfx - 1);
         if (routed)
             experts += t->nbytes;
-        else if (!model__gguf_str_eq(t->name, "token_embd.weight") || m->output.data == m->tok_embd.data)
+        else if (!model__gguf_str_eq(t->name, "token_embd.weight") ||
+                 m->output.data == m->tok_embd.data)
             total += t->nbytes;
     }
     total += m->tok_embd.row_bytes;
@@ -602,14 +612,15 @@ static void quant_act(const model *m, int type, const float *x, void *dst, int64
 typedef struct mm_op {
     const wt *w;
     int e, T;
-    const float *X;   /* T rows, ldx floats apart */
+    const float *X; /* T rows, ldx floats apart */
     size_t ldx;
-    float *Y;         /* T rows, ldy floats apart */
+    float *Y; /* T rows, ldy floats apart */
     size_t ldy;
     /* filled by matmul_ops */
-    const uint8_t *xq; /* X in the weight's vec_dot type (or X itself for f32), xstride bytes apart */
+    const uint8_t
+        *xq; /* X in the weight's vec_dot type (or X itself for f32), xstride bytes apart */
     size_t xstride;
-    int row0;          /* first row of this product in the batch's joint row range */
+    int row0; /* first row of this product in the batch's joint row range */
 } mm_op;
 
 typedef struct mm_batch {
@@ -664,7 +675,9 @@ static void mm_op_rows(const model *m, const mm_op *o, int n0, int n1)
                     dot4(K, row, o->xq + (size_t)tk * o->xstride, o->xstride, r);
                     for (int q = 0; q < 4; q++) o->Y[(size_t)(tk + q) * o->ldy + (size_t)n] = r[q];
                 }
-            for (; tk < t1; tk++) o->Y[(size_t)tk * o->ldy + (size_t)n] = dot(K, row, o->xq + (size_t)tk * o->xstride);
+            for (; tk < t1; tk++)
+                o->Y[(size_t)tk * o->ldy + (size_t)n] =
+                    dot(K, row, o->xq + (size_t)tk * o->xstride);
         }
     }
 }
@@ -677,8 +690,10 @@ static void mm_rows(void *ctx, int i0, int i1, int thread)
     int lo = 0, hi = b->n - 1; /* the last product starting at or before i0 */
     while (lo < hi) {
         int mid = (lo + hi + 1) / 2;
-        if (b->ops[mid].row0 <= i0) lo = mid;
-        else hi = mid - 1;
+        if (b->ops[mid].row0 <= i0)
+            lo = mid;
+        else
+            hi = mid - 1;
     }
     for (int k = lo; k < b->n && b->ops[k].row0 < i1; k++) {
         const mm_op *o = &b->ops[k];
@@ -712,10 +727,11 @@ static void sg_rows(void *ctx, int n0, int n1, int thread)
     for (int r0 = n0; r0 < n1; r0 += SGEMM_TILE) {
         int nr = n1 - r0 < SGEMM_TILE ? n1 - r0 : SGEMM_TILE;
         const model_kernels *k = t->m->k;
-        if (!k->dequant || !k->dequant(w->type, rows + (size_t)r0 * w->row_bytes, tile, (int64_t)nr * K))
+        if (!k->dequant ||
+            !k->dequant(w->type, rows + (size_t)r0 * w->row_bytes, tile, (int64_t)nr * K))
             model__dequant(w->type, rows + (size_t)r0 * w->row_bytes, tile, (int64_t)nr * K);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t->T, nr, K, 1.0f, t->X, (int)t->ldx, tile, K, 0.0f,
-                    t->Y + r0, (int)t->ldy);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t->T, nr, K, 1.0f, t->X, (int)t->ldx,
+                    tile, K, 0.0f, t->Y + r0, (int)t->ldy);
     }
 }
 
@@ -746,17 +762,20 @@ static void matmul_sgemm(model *m, const mm_op *o)
 /* Bytes of X quantized for o's weight (0 when the kernel reads f32 directly). */
 static size_t op_quant_bytes(const mm_op *o)
 {
-    return model__type(o->w->type)->vec_dot_type == MODEL_TYPE_F32 ? 0 : act_row_bytes(o->w) * (size_t)o->T;
+    return model__type(o->w->type)->vec_dot_type == MODEL_TYPE_F32
+               ? 0
+               : act_row_bytes(o->w) * (size_t)o->T;
 }
 
-/* An earlier product with the same input in the same activation format, whose rows can be shared. */
+/* An earlier product with the same input in the same activation format, whose rows can be shared.
+ */
 static const mm_op *same_input(const mm_op *ops, int k)
 {
     const mm_op *o = &ops[k];
     int vt = model__type(o->w->type)->vec_dot_type;
     for (int j = 0; j < k; j++)
-        if (ops[j].X == o->X && ops[j].T == o->T && ops[j].ldx == o->ldx && ops[j].w->ne[0] == o->w->ne[0] &&
-            model__type(ops[j].w->type)->vec_dot_type == vt)
+        if (ops[j].X == o->X && ops[j].T == o->T && ops[j].ldx == o->ldx &&
+            ops[j].w->ne[0] == o->w->ne[0] && model__type(ops[j].w->type)->vec_dot_type == vt)
             return &ops[j];
     return NULL;
 }
@@ -780,7 +799,8 @@ static void matmul_ops(model *m, mm_op *ops, int n)
             o->xq = (const uint8_t *)o->X, o->xstride = o->ldx * sizeof(float);
         } else {
             size_t rb = act_row_bytes(o->w);
-            for (int i = 0; i < o->T; i++) quant_act(m, vt, o->X + (size_t)i * o->ldx, arena + (size_t)i * rb, o->w->ne[0]);
+            for (int i = 0; i < o->T; i++)
+                quant_act(m, vt, o->X + (size_t)i * o->ldx, arena + (size_t)i * rb, o->w->ne[0]);
             o->xq = arena, o->xstride = rb;
             arena += rb * (size_t)o->T;
         }
@@ -795,11 +815,14 @@ static void matmul_ops(model *m, mm_op *ops, int n)
 
 /* Y[t][n] = W_e[n] . X[t] for T rows of X (stride ldx floats); Y rows ldy floats apart. Long
  * batches (prefill) may use dequantized tiles and sgemm instead, when enabled. */
-static void matmul(model *m, const wt *w, int e, const float *X, int T, size_t ldx, float *Y, size_t ldy)
+static void matmul(model *m, const wt *w, int e, const float *X, int T, size_t ldx, float *Y,
+                   size_t ldy)
 {
     mm_op o = {.w = w, .e = e, .T = T, .X = X, .ldx = ldx, .Y = Y, .ldy = ldy};
-    if (T >= SGEMM_MIN_TOKENS && m->use_sgemm && w->type != MODEL_TYPE_F32) matmul_sgemm(m, &o);
-    else matmul_ops(m, &o, 1);
+    if (T >= SGEMM_MIN_TOKENS && m->use_sgemm && w->type != MODEL_TYPE_F32)
+        matmul_sgemm(m, &o);
+    else
+        matmul_ops(m, &o, 1);
 }
 
 /* The products of a batch in one dispatch, or one by one through sgemm when that is enabled. */
@@ -809,7 +832,8 @@ static void matmul_batch(model *m, mm_op *ops, int n)
         matmul_ops(m, ops, n);
         return;
     }
-    for (int k = 0; k < n; k++) matmul(m, ops[k].w, ops[k].e, ops[k].X, ops[k].T, ops[k].ldx, ops[k].Y, ops[k].ldy);
+    for (int k = 0; k < n; k++)
+        matmul(m, ops[k].w, ops[k].e, ops[k].X, ops[k].T, ops[k].ldx, ops[k].Y, ops[k].ldy);
 }
 
 static void rmsnorm(const float *x, const wt *w, float eps, int n, float *y)
@@ -866,7 +890,7 @@ typedef struct bufs {
     int *top, *pairs;
     float *wts;
     float *qa, *ol; /* [T][H][R + Dr] absorbed queries, [T][H][R] latent attention outputs */
-    mm_op *ops;   /* a batch of products: two per expert and two shared, or one per head */
+    mm_op *ops;     /* a batch of products: two per expert and two shared, or one per head */
 } bufs;
 
 static size_t max3(size_t a, size_t b, size_t c)
@@ -893,17 +917,38 @@ static int reserve_scratch(model *m, int T, int n_ctx, bufs *b, model_err *err)
     size_t D = (size_t)hp->n_embd, H = (size_t)hp->n_head, Dk = (size_t)(hp->qk_nope + hp->qk_rope);
     size_t R = (size_t)hp->kv_lora_rank, row = R + (size_t)hp->qk_rope, t = (size_t)T;
     size_t K = (size_t)(hp->n_expert_used > 0 ? hp->n_expert_used : 1);
-    size_t wide = max3((size_t)hp->n_ff, (size_t)hp->n_ff_exp * (size_t)(hp->n_shared ? hp->n_shared : 1),
-                       (size_t)hp->q_lora_rank);
+    size_t wide =
+        max3((size_t)hp->n_ff, (size_t)hp->n_ff_exp * (size_t)(hp->n_shared ? hp->n_shared : 1),
+             (size_t)hp->q_lora_rank);
     /* all routed experts' hidden rows and the shared experts' side by side */
     wide = max3(wide, (size_t)hp->n_ff_exp * (K + (size_t)hp->n_shared), D);
     size_t wide_t = t * wide, total = 0;
-    size_t n_ops = max3(2 * (size_t)hp->n_expert + 2, H, 0), ops = (n_ops * sizeof(mm_op) + sizeof(float) - 1) / sizeof(float);
-    size_t sizes[] = {t * D, t * D, t * H * Dk, t * row, t * H * (size_t)hp->v_head, t * D, t * D, t * D,
-                      wide_t, wide_t, t * ((size_t)hp->n_expert + 1), t * K * D, t * K * D, t * (K + 1) * D,
-                      t * K, t * K * 2, t * K, ops, t * H * row, t * H * R};
-    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) total += (sizes[i] + 15) & ~(size_t)15;
-    grow((void **)&m->scratch, &m->scratch_len, total * sizeof(float)); /* floats and ints are both 4 bytes */
+    size_t n_ops = max3(2 * (size_t)hp->n_expert + 2, H, 0),
+           ops = (n_ops * sizeof(mm_op) + sizeof(float) - 1) / sizeof(float);
+    size_t sizes[] = {t * D,
+                      t * D,
+                      t * H * Dk,
+                      t * row,
+                      t * H * (size_t)hp->v_head,
+                      t * D,
+                      t * D,
+                      t * D,
+                      wide_t,
+                      wide_t,
+                      t * ((size_t)hp->n_expert + 1),
+                      t * K * D,
+                      t * K * D,
+                      t * (K + 1) * D,
+                      t * K,
+                      t * K * 2,
+                      t * K,
+                      ops,
+                      t * H * row,
+                      t * H * R};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+        total += (sizes[i] + 15) & ~(size_t)15;
+    grow((void **)&m->scratch, &m->scratch_len,
+         total * sizeof(float)); /* floats and ints are both 4 bytes */
     char *p = (char *)m->scratch;
     void *part[sizeof sizes / sizeof *sizes];
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
@@ -911,14 +956,17 @@ static int reserve_scratch(model *m, int T, int n_ctx, bufs *b, model_err *err)
         p += ((sizes[i] + 15) & ~(size_t)15) * sizeof(float);
     }
     b->x = part[0], b->a = part[1], b->q = part[2], b->kv = part[3], b->o = part[4], b->h = part[5];
-    b->f = part[6], b->out = part[7], b->g = part[8], b->u = part[9], b->probs = part[10], b->xe = part[11];
-    b->slots = part[12], b->ye = part[13], b->top = part[14], b->pairs = part[15], b->wts = part[16];
+    b->f = part[6], b->out = part[7], b->g = part[8], b->u = part[9], b->probs = part[10],
+    b->xe = part[11];
+    b->slots = part[12], b->ye = part[13], b->top = part[14], b->pairs = part[15],
+    b->wts = part[16];
     b->ops = part[17], b->qa = part[18], b->ol = part[19];
     /* per-thread attention scratch: G x n_ctx scores (n_ctx is the cache capacity, which grows
      * by doubling, so this is not reallocated at every token) */
     size_t per = (size_t)att_group(hp->n_head) * (size_t)n_ctx;
     m->att_stride = (per + 15) & ~(size_t)15;
-    grow((void **)&m->att, &m->att_len, m->att_stride * (size_t)model__pool_threads(m->pool) * sizeof(float));
+    grow((void **)&m->att, &m->att_len,
+         m->att_stride * (size_t)model__pool_threads(m->pool) * sizeof(float));
     (void)err;
     return 0;
 }
@@ -927,9 +975,9 @@ static int reserve_scratch(model *m, int T, int n_ctx, bufs *b, model_err *err)
 
 typedef struct att_task {
     model *m;
-    const float *rows;  /* this layer's cache rows */
-    const float *qa;    /* [T][H][R + Dr]: absorbed queries */
-    float *ol;          /* [T][H][R]: attention outputs in the latent space */
+    const float *rows; /* this layer's cache rows */
+    const float *qa;   /* [T][H][R + Dr]: absorbed queries */
+    float *ol;         /* [T][H][R]: attention outputs in the latent space */
     int n_past;
 } att_task;
 
@@ -940,10 +988,12 @@ static void att_heads(void *ctx, int i0, int i1, int thread)
     const model *m = a->m;
     const model_kernels *k = m->k;
     const model_hparams *hp = &m->hp;
-    int H = hp->n_head, R = hp->kv_lora_rank, row = R + hp->qk_rope, G = att_group(H), groups = H / G;
+    int H = hp->n_head, R = hp->kv_lora_rank, row = R + hp->qk_rope, G = att_group(H),
+        groups = H / G;
     float *att = m->att + m->att_stride * (size_t)thread; /* G x n_kv scores */
     for (int i = i0; i < i1; i++) {
-        int t = i / groups, h0 = (i % groups) * G, n_kv = a->n_past + t + 1; /* causal: positions 0..p */
+        int t = i / groups, h0 = (i % groups) * G,
+            n_kv = a->n_past + t + 1; /* causal: positions 0..p */
         const float *qa = a->qa + ((size_t)t * H + (size_t)h0) * row;
         float *ol = a->ol + ((size_t)t * H + (size_t)h0) * R;
         for (int s = 0; s < n_kv; s++) {
@@ -951,7 +1001,8 @@ static void att_heads(void *ctx, int i0, int i1, int thread)
             if (k->dot_f32_heads)
                 k->dot_f32_heads(row, kv, qa, (size_t)row, G, att + s, (size_t)n_kv);
             else
-                for (int g = 0; g < G; g++) att[(size_t)g * n_kv + s] = k->dot_f32(row, qa + (size_t)g * row, kv);
+                for (int g = 0; g < G; g++)
+                    att[(size_t)g * n_kv + s] = k->dot_f32(row, qa + (size_t)g * row, kv);
         }
         for (int g = 0; g < G; g++) {
             float *sc = att + (size_t)g * n_kv;
@@ -964,7 +1015,8 @@ static void att_heads(void *ctx, int i0, int i1, int thread)
             memset(ol, 0, sizeof(float) * (size_t)G * R);
             for (int s = 0; s < n_kv; s++) {
                 const float *kv = a->rows + (size_t)s * row;
-                for (int g = 0; g < G; g++) k->axpy_f32(R, att[(size_t)g * n_kv + s], kv, ol + (size_t)g * R);
+                for (int g = 0; g < G; g++)
+                    k->axpy_f32(R, att[(size_t)g * n_kv + s], kv, ol + (size_t)g * R);
             }
         }
     }
@@ -972,12 +1024,18 @@ static void att_heads(void *ctx, int i0, int i1, int thread)
 
 /* Per-head products of all T tokens in one dispatch: Y[t][h] = W_h X[t][h] for each head h, the
  * head slices xs and ys floats wide within rows of H slices. */
-static void per_head(model *m, const wt *w, const float *X, size_t xs, float *Y, size_t ys, int T, bufs *b)
+static void per_head(model *m, const wt *w, const float *X, size_t xs, float *Y, size_t ys, int T,
+                     bufs *b)
 {
     int H = m->hp.n_head;
     for (int h = 0; h < H; h++)
-        b->ops[h] = (mm_op){.w = w, .e = h, .T = T, .X = X + (size_t)h * xs, .ldx = (size_t)H * xs,
-                            .Y = Y + (size_t)h * ys, .ldy = (size_t)H * ys};
+        b->ops[h] = (mm_op){.w = w,
+                            .e = h,
+                            .T = T,
+                            .X = X + (size_t)h * xs,
+                            .ldx = (size_t)H * xs,
+                            .Y = Y + (size_t)h * ys,
+                            .ldy = (size_t)H * ys};
     matmul_batch(m, b->ops, H);
 }
 
@@ -991,12 +1049,14 @@ static void attention(model *m, model_cache *c, const layer *L, int il, int T, i
     if (hp->q_lora_rank > 0) {
         int Q = hp->q_lora_rank;
         matmul(m, &L->wq_a, 0, b->a, T, (size_t)D, b->g, (size_t)Q);
-        for (int t = 0; t < T; t++) rmsnorm(b->g + (size_t)t * Q, &L->q_a_norm, hp->rms_eps, Q, b->g + (size_t)t * Q);
+        for (int t = 0; t < T; t++)
+            rmsnorm(b->g + (size_t)t * Q, &L->q_a_norm, hp->rms_eps, Q, b->g + (size_t)t * Q);
         matmul(m, &L->wq_b, 0, b->g, T, (size_t)Q, b->q, (size_t)H * Dk);
         matmul(m, &L->wkv_a, 0, b->a, T, (size_t)D, b->kv, (size_t)row);
     } else { /* both read the normed input: one dispatch */
-        mm_op qkv[2] = {{.w = &L->wq, .T = T, .X = b->a, .ldx = (size_t)D, .Y = b->q, .ldy = (size_t)H * Dk},
-                        {.w = &L->wkv_a, .T = T, .X = b->a, .ldx = (size_t)D, .Y = b->kv, .ldy = (size_t)row}};
+        mm_op qkv[2] = {
+            {.w = &L->wq, .T = T, .X = b->a, .ldx = (size_t)D, .Y = b->q, .ldy = (size_t)H * Dk},
+            {.w = &L->wkv_a, .T = T, .X = b->a, .ldx = (size_t)D, .Y = b->kv, .ldy = (size_t)row}};
         matmul_batch(m, qkv, 2);
     }
     per_head(m, &L->wk_b, b->q, (size_t)Dk, b->qa, (size_t)row, T, b); /* q_nope -> latent */
@@ -1020,7 +1080,8 @@ static void attention(model *m, model_cache *c, const layer *L, int il, int T, i
 /* ---- feed-forward ---- */
 
 /* out[T][D] = down(silu(gate X) * up X) for T rows of X. */
-static void swiglu(model *m, const wt *g, const wt *u, const wt *d, int e, const float *X, int T, float *out, bufs *b)
+static void swiglu(model *m, const wt *g, const wt *u, const wt *d, int e, const float *X, int T,
+                   float *out, bufs *b)
 {
     int D = m->hp.n_embd;
     size_t F = (size_t)g->ne[1];
@@ -1083,14 +1144,16 @@ static void route(const model *m, float *p, int *top, float *w)
 
 /* Routed experts of all T tokens, grouped by expert (each expert's tokens in one batch), and the
  * shared experts: every gate and up product in one dispatch, every down product in a second.
- * Expert outputs are summed per token in selection order, then the shared ones, as llama.cpp does. */
+ * Expert outputs are summed per token in selection order, then the shared ones, as llama.cpp does.
+ */
 static void moe(model *m, const layer *L, const float *F, int T, float *out, bufs *b)
 {
     const model_hparams *hp = &m->hp;
     int D = hp->n_embd, E = hp->n_expert, K = hp->n_expert_used;
     size_t Fe = (size_t)L->gate_exps.ne[1], Fs = hp->n_shared > 0 ? (size_t)L->gate_sh.ne[1] : 0;
     matmul(m, &L->router, 0, F, T, (size_t)D, b->probs, (size_t)E);
-    for (int t = 0; t < T; t++) route(m, b->probs + (size_t)t * E, b->top + (size_t)t * K, b->wts + (size_t)t * K);
+    for (int t = 0; t < T; t++)
+        route(m, b->probs + (size_t)t * E, b->top + (size_t)t * K, b->wts + (size_t)t * K);
     /* rows of xe in expert order; pairs[r] = (token, slot) of row r */
     int *pairs = b->pairs, start[MAX_EXPERTS + 1] = {0};
     for (int i = 0; i < T * K; i++) start[b->top[i] + 1]++;
@@ -1103,15 +1166,28 @@ static void moe(model *m, const layer *L, const float *F, int T, float *out, buf
             pairs[2 * r] = t, pairs[2 * r + 1] = j;
             memcpy(b->xe + (size_t)r * D, F + (size_t)t * D, sizeof(float) * (size_t)D);
         }
-    float *gs = b->g + (size_t)T * K * Fe, *us = b->u + (size_t)T * K * Fe; /* the shared experts' part */
+    float *gs = b->g + (size_t)T * K * Fe,
+          *us = b->u + (size_t)T * K * Fe; /* the shared experts' part */
     mm_op *ops = b->ops;
     int n = 0;
     for (int e = 0; e < E; e++) {
         int c = start[e + 1] - start[e];
         if (!c) continue;
         const float *x = b->xe + (size_t)start[e] * D;
-        ops[n++] = (mm_op){.w = &L->gate_exps, .e = e, .T = c, .X = x, .ldx = (size_t)D, .Y = b->g + (size_t)start[e] * Fe, .ldy = Fe};
-        ops[n++] = (mm_op){.w = &L->up_exps, .e = e, .T = c, .X = x, .ldx = (size_t)D, .Y = b->u + (size_t)start[e] * Fe, .ldy = Fe};
+        ops[n++] = (mm_op){.w = &L->gate_exps,
+                           .e = e,
+                           .T = c,
+                           .X = x,
+                           .ldx = (size_t)D,
+                           .Y = b->g + (size_t)start[e] * Fe,
+                           .ldy = Fe};
+        ops[n++] = (mm_op){.w = &L->up_exps,
+                           .e = e,
+                           .T = c,
+                           .X = x,
+                           .ldx = (size_t)D,
+                           .Y = b->u + (size_t)start[e] * Fe,
+                           .ldy = Fe};
     }
     if (Fs) {
         ops[n++] = (mm_op){.w = &L->gate_sh, .T = T, .X = F, .ldx = (size_t)D, .Y = gs, .ldy = Fs};
@@ -1123,11 +1199,17 @@ static void moe(model *m, const layer *L, const float *F, int T, float *out, buf
     for (int e = 0; e < E; e++) {
         int c = start[e + 1] - start[e];
         if (c)
-            ops[n++] = (mm_op){.w = &L->down_exps, .e = e, .T = c, .X = b->g + (size_t)start[e] * Fe, .ldx = Fe,
-                               .Y = b->ye + (size_t)start[e] * D, .ldy = (size_t)D};
+            ops[n++] = (mm_op){.w = &L->down_exps,
+                               .e = e,
+                               .T = c,
+                               .X = b->g + (size_t)start[e] * Fe,
+                               .ldx = Fe,
+                               .Y = b->ye + (size_t)start[e] * D,
+                               .ldy = (size_t)D};
     }
     float *ys = b->ye + (size_t)T * K * D;
-    if (Fs) ops[n++] = (mm_op){.w = &L->down_sh, .T = T, .X = gs, .ldx = Fs, .Y = ys, .ldy = (size_t)D};
+    if (Fs)
+        ops[n++] = (mm_op){.w = &L->down_sh, .T = T, .X = gs, .ldx = Fs, .Y = ys, .ldy = (size_t)D};
     matmul_batch(m, ops, n);
     for (int r = 0; r < T * K; r++) {
         int t = pairs[2 * r], j = pairs[2 * r + 1];
@@ -1156,12 +1238,14 @@ int model_eval(model *m, model_cache *c, const int32_t *tokens, int n, float *lo
     if (c->m != m) return model__fail(err, "cache belongs to another model");
     for (int t = 0; t < n; t++)
         if (tokens[t] < 0 || tokens[t] >= hp->n_vocab)
-            return model__fail(err, "token id %d is outside the vocabulary (0..%d)", tokens[t], hp->n_vocab - 1);
+            return model__fail(err, "token id %d is outside the vocabulary (0..%d)", tokens[t],
+                               hp->n_vocab - 1);
     bufs b;
     if (!m->pool) m->pool = model__pool_new(m->n_threads);
     if (cache_reserve(c, n_past + n, err) || reserve_scratch(m, n, c->cap, &b, err)) return -1;
     for (int t = 0; t < n; t++)
-        model__dequant(m->tok_embd.type, m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes,
+        model__dequant(m->tok_embd.type,
+                       m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes,
                        b.x + (size_t)t * D, D);
     for (int il = 0; il < hp->n_layer; il++) {
         if (cancel && atomic_load_explicit(cancel, memory_order_relaxed)) { /* c->len untouched */
@@ -1169,10 +1253,12 @@ int model_eval(model *m, model_cache *c, const int32_t *tokens, int n, float *lo
             return -2;
         }
         const layer *L = &m->layers[il];
-        for (int t = 0; t < n; t++) rmsnorm(b.x + (size_t)t * D, &L->attn_norm, hp->rms_eps, D, b.a + (size_t)t * D);
+        for (int t = 0; t < n; t++)
+            rmsnorm(b.x + (size_t)t * D, &L->attn_norm, hp->rms_eps, D, b.a + (size_t)t * D);
         attention(m, c, L, il, n, n_past, &b);
         for (size_t i = 0; i < (size_t)n * D; i++) b.h[i] = b.out[i] + b.x[i];
-        for (int t = 0; t < n; t++) rmsnorm(b.h + (size_t)t * D, &L->ffn_norm, hp->rms_eps, D, b.f + (size_t)t * D);
+        for (int t = 0; t < n; t++)
+            rmsnorm(b.h + (size_t)t * D, &L->ffn_norm, hp->rms_eps, D, b.f + (size_t)t * D);
         if (il < hp->n_dense)
             swiglu(m, &L->gate, &L->up, &L->down, 0, b.f, n, b.out, &b);
         else
@@ -1181,8 +1267,10 @@ int model_eval(model *m, model_cache *c, const int32_t *tokens, int n, float *lo
     }
     c->len = n_past + n;
     if (mode == MODEL_LOGITS_NONE) return 0;
-    int first = mode == MODEL_LOGITS_ALL ? 0 : n - 1; /* only the rows asked for go through the head */
-    for (int t = first; t < n; t++) rmsnorm(b.x + (size_t)t * D, &m->out_norm, hp->rms_eps, D, b.a + (size_t)(t - first) * D);
+    int first =
+        mode == MODEL_LOGITS_ALL ? 0 : n - 1; /* only the rows asked for go through the head */
+    for (int t = first; t < n; t++)
+        rmsnorm(b.x + (size_t)t * D, &m->out_norm, hp->rms_eps, D, b.a + (size_t)(t - first) * D);
     matmul(m, &m->output, 0, b.a, n - first, (size_t)D, logits, (size_t)hp->n_vocab);
     return 0;
 }

@@ -1,7 +1,8 @@
 /* model/kernels_avx2.c — AVX2/FMA/F16C dot products for the weight types a DeepSeek GGUF uses,
  * against activations quantized as llama.cpp does (Q8_0 or Q8_K). Same integer sums as the scalar
- * reference in quant.c, so results differ only in float summation order; tests/test_kernels.c checks
- * every kernel against the reference. Compiled with -mavx2 -mfma -mf16c and chosen at run time. */
+ * reference in quant.c, so results differ only in float summation order; tests/test_kernels.c
+ * checks every kernel against the reference. Compiled with -mavx2 -mfma -mf16c and chosen at run
+ * time. */
 #include "model_internal.h"
 
 #if defined(__x86_64__)
@@ -9,7 +10,8 @@
 #include <math.h>
 #include <string.h>
 
-/* Loops over tokens and sub-blocks must be unrolled so that each accumulator lives in a register. */
+/* Loops over tokens and sub-blocks must be unrolled so that each accumulator lives in a register.
+ */
 #define UNROLL _Pragma("GCC unroll 8")
 
 static inline float h2f(const uint8_t *p)
@@ -55,7 +57,8 @@ static inline __m256i bits32(const uint8_t *p)
 {
     uint32_t x;
     memcpy(&x, p, 4);
-    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    const __m256i shuf =
+        _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
     __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), shuf);
     b = _mm256_or_si256(b, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
     return _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1));
@@ -68,7 +71,8 @@ static float dot_q8_0(int n, const void *w, const void *x)
     for (int i = 0; i < n / 32; i++, a += 34, b += 34) {
         const __m256i qa = _mm256_loadu_si256((const __m256i *)(a + 2));
         const __m256i qb = _mm256_loadu_si256((const __m256i *)(b + 2));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * h2f(b)), _mm256_cvtepi32_ps(dot_i8(qa, qb)), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * h2f(b)), _mm256_cvtepi32_ps(dot_i8(qa, qb)),
+                              acc);
     }
     return hsum_ps(acc);
 }
@@ -80,7 +84,8 @@ static float dot_q4_0(int n, const void *w, const void *x)
     for (int i = 0; i < n / 32; i++, a += 18, b += 34) {
         const __m256i qa = _mm256_sub_epi8(nibbles32(a + 2), _mm256_set1_epi8(8));
         const __m256i qb = _mm256_loadu_si256((const __m256i *)(b + 2));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * h2f(b)), _mm256_cvtepi32_ps(dot_i8(qa, qb)), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * h2f(b)), _mm256_cvtepi32_ps(dot_i8(qa, qb)),
+                              acc);
     }
     return hsum_ps(acc);
 }
@@ -94,21 +99,24 @@ static float dot_q5_0(int n, const void *w, const void *x)
         const __m256i hi = _mm256_andnot_si256(bits32(a + 2), _mm256_set1_epi8((char)0xf0));
         const __m256i qa = _mm256_or_si256(nibbles32(a + 6), hi);
         const __m256i qb = _mm256_loadu_si256((const __m256i *)(b + 2));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * h2f(b)), _mm256_cvtepi32_ps(dot_i8(qa, qb)), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * h2f(b)), _mm256_cvtepi32_ps(dot_i8(qa, qb)),
+                              acc);
     }
     return hsum_ps(acc);
 }
 
 static float dot_iq4_nl(int n, const void *w, const void *x)
 {
-    static const int8_t kv[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+    static const int8_t kv[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                  1,    13,   25,  38,  53,  69,  89,  113};
     const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)kv));
     const uint8_t *a = w, *b = x;
     __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n / 32; i++, a += 18, b += 34) {
         const __m256i qa = _mm256_shuffle_epi8(table, nibbles32(a + 2));
         const __m256i qb = _mm256_loadu_si256((const __m256i *)(b + 2));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * h2f(b)), _mm256_cvtepi32_ps(dot_i8(qa, qb)), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * h2f(b)), _mm256_cvtepi32_ps(dot_i8(qa, qb)),
+                              acc);
     }
     return hsum_ps(acc);
 }
@@ -129,7 +137,8 @@ static float dot_k45(int n, const void *w, const void *x, bool five)
     for (int i = 0; i < n / 256; i++, a += bytes, b += 292) {
         float dx;
         memcpy(&dx, b, 4);
-        /* the 12 scale bytes -> 8 scales (utmp[0..1]) and 8 mins (utmp[2..3]), as ggml unpacks them */
+        /* the 12 scale bytes -> 8 scales (utmp[0..1]) and 8 mins (utmp[2..3]), as ggml unpacks them
+         */
         uint32_t u[4];
         memcpy(u, a + 4, 12);
         u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
@@ -137,29 +146,42 @@ static float dot_k45(int n, const void *w, const void *x, bool five)
         u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
         u[2] = aux;
         u[0] &= 0x3f3f3f3f;
-        const __m256i ms = _mm256_cvtepu8_epi16(_mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]));
+        const __m256i ms =
+            _mm256_cvtepu8_epi16(_mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]));
         /* mins . (pairwise sums of bsums) */
         const __m256i bs = _mm256_loadu_si256((const __m256i *)(b + 260));
-        const __m128i q8s = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+        const __m128i q8s =
+            _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
         const __m128i prod = _mm_madd_epi16(_mm256_extracti128_si256(ms, 1), q8s);
         accm = _mm_fmadd_ps(_mm_set1_ps(-h2f(a + 2) * dx), _mm_cvtepi32_ps(prod), accm);
         const __m128i sc128 = _mm256_castsi256_si128(ms);
         const __m256i scales = _mm256_inserti128_si256(_mm256_castsi128_si256(sc128), sc128, 1);
         const uint8_t *qs = a + (five ? 48 : 16);
         const int8_t *q8 = (const int8_t *)(b + 4);
-        const __m256i hbits = five ? _mm256_loadu_si256((const __m256i *)(a + 16)) : _mm256_setzero_si256();
+        const __m256i hbits =
+            five ? _mm256_loadu_si256((const __m256i *)(a + 16)) : _mm256_setzero_si256();
         __m256i sumi = _mm256_setzero_si256();
-        UNROLL for (int j = 0; j < 4; j++) {
+        UNROLL for (int j = 0; j < 4; j++)
+        {
             const __m256i q4 = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
-            __m256i lo = _mm256_and_si256(q4, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+            __m256i lo = _mm256_and_si256(q4, m4),
+                    hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
             if (five) {
-                lo = _mm256_add_epi8(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), one), 4));
-                hi = _mm256_add_epi8(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), one), 4));
+                lo = _mm256_add_epi8(
+                    lo,
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), one), 4));
+                hi = _mm256_add_epi8(
+                    hi, _mm256_slli_epi16(
+                            _mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), one), 4));
             }
-            const __m256i pl = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j)));
-            const __m256i ph = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j + 32)));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pl, _mm256_shuffle_epi8(scales, rep16(2 * j))));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(ph, _mm256_shuffle_epi8(scales, rep16(2 * j + 1))));
+            const __m256i pl =
+                _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j)));
+            const __m256i ph =
+                _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j + 32)));
+            sumi = _mm256_add_epi32(
+                sumi, _mm256_madd_epi16(pl, _mm256_shuffle_epi8(scales, rep16(2 * j))));
+            sumi = _mm256_add_epi32(
+                sumi, _mm256_madd_epi16(ph, _mm256_shuffle_epi8(scales, rep16(2 * j + 1))));
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * dx), _mm256_cvtepi32_ps(sumi), acc);
     }
@@ -186,39 +208,55 @@ static void dot4_k45(int n, const void *w, const void *x, size_t xs, float *out,
         u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
         u[2] = aux;
         u[0] &= 0x3f3f3f3f;
-        const __m256i ms = _mm256_cvtepu8_epi16(_mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]));
+        const __m256i ms =
+            _mm256_cvtepu8_epi16(_mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]));
         const __m128i mins = _mm256_extracti128_si256(ms, 1), sc128 = _mm256_castsi256_si128(ms);
         const __m256i scales = _mm256_inserti128_si256(_mm256_castsi128_si256(sc128), sc128, 1);
         const float d = h2f(a), dmin = h2f(a + 2);
         float dx[4];
         __m256i sumi[4];
-        UNROLL for (int t = 0; t < 4; t++) {
+        UNROLL for (int t = 0; t < 4; t++)
+        {
             const uint8_t *bt = b + xs * (size_t)t;
             memcpy(&dx[t], bt, 4);
             const __m256i bs = _mm256_loadu_si256((const __m256i *)(bt + 260));
-            const __m128i q8s = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-            accm[t] = _mm_fmadd_ps(_mm_set1_ps(-dmin * dx[t]), _mm_cvtepi32_ps(_mm_madd_epi16(mins, q8s)), accm[t]);
+            const __m128i q8s =
+                _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+            accm[t] = _mm_fmadd_ps(_mm_set1_ps(-dmin * dx[t]),
+                                   _mm_cvtepi32_ps(_mm_madd_epi16(mins, q8s)), accm[t]);
             sumi[t] = _mm256_setzero_si256();
         }
         const uint8_t *qs = a + (five ? 48 : 16);
-        const __m256i hbits = five ? _mm256_loadu_si256((const __m256i *)(a + 16)) : _mm256_setzero_si256();
-        UNROLL for (int j = 0; j < 4; j++) {
+        const __m256i hbits =
+            five ? _mm256_loadu_si256((const __m256i *)(a + 16)) : _mm256_setzero_si256();
+        UNROLL for (int j = 0; j < 4; j++)
+        {
             const __m256i q4 = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
-            __m256i lo = _mm256_and_si256(q4, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+            __m256i lo = _mm256_and_si256(q4, m4),
+                    hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
             if (five) {
-                lo = _mm256_add_epi8(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), one), 4));
-                hi = _mm256_add_epi8(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), one), 4));
+                lo = _mm256_add_epi8(
+                    lo,
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), one), 4));
+                hi = _mm256_add_epi8(
+                    hi, _mm256_slli_epi16(
+                            _mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), one), 4));
             }
-            const __m256i sl = _mm256_shuffle_epi8(scales, rep16(2 * j)), sh = _mm256_shuffle_epi8(scales, rep16(2 * j + 1));
-            UNROLL for (int t = 0; t < 4; t++) {
+            const __m256i sl = _mm256_shuffle_epi8(scales, rep16(2 * j)),
+                          sh = _mm256_shuffle_epi8(scales, rep16(2 * j + 1));
+            UNROLL for (int t = 0; t < 4; t++)
+            {
                 const int8_t *q8 = (const int8_t *)(b + xs * (size_t)t + 4);
-                const __m256i pl = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j)));
-                const __m256i ph = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j + 32)));
+                const __m256i pl =
+                    _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j)));
+                const __m256i ph = _mm256_maddubs_epi16(
+                    hi, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j + 32)));
                 sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(pl, sl));
                 sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(ph, sh));
             }
         }
-        UNROLL for (int t = 0; t < 4; t++) acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * dx[t]), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+        UNROLL for (int t = 0; t < 4; t++) acc[t] =
+            _mm256_fmadd_ps(_mm256_set1_ps(d * dx[t]), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
     }
     for (int t = 0; t < 4; t++) {
         __m128 m = _mm_add_ps(accm[t], _mm_movehl_ps(accm[t], accm[t]));
@@ -242,18 +280,22 @@ static void dot4_q32(int n, const void *w, const void *x, size_t xs, float *out,
 {
     const uint8_t *a = w, *b = x;
     const int bytes = type == MODEL_TYPE_Q8_0 ? 34 : 22;
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
     for (int i = 0; i < n / 32; i++, a += bytes, b += 34) {
         __m256i qa;
         if (type == MODEL_TYPE_Q8_0)
             qa = _mm256_loadu_si256((const __m256i *)(a + 2));
         else
-            qa = _mm256_or_si256(nibbles32(a + 6), _mm256_andnot_si256(bits32(a + 2), _mm256_set1_epi8((char)0xf0)));
+            qa = _mm256_or_si256(nibbles32(a + 6),
+                                 _mm256_andnot_si256(bits32(a + 2), _mm256_set1_epi8((char)0xf0)));
         const float da = h2f(a);
-        UNROLL for (int t = 0; t < 4; t++) {
+        UNROLL for (int t = 0; t < 4; t++)
+        {
             const uint8_t *bt = b + xs * (size_t)t;
             const __m256i qb = _mm256_loadu_si256((const __m256i *)(bt + 2));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(da * h2f(bt)), _mm256_cvtepi32_ps(dot_i8(qa, qb)), acc[t]);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(da * h2f(bt)),
+                                     _mm256_cvtepi32_ps(dot_i8(qa, qb)), acc[t]);
         }
     }
     for (int t = 0; t < 4; t++) out[t] = hsum_ps(acc[t]);
@@ -286,9 +328,11 @@ static float dot_q6_k(int n, const void *w, const void *x)
     /* byte shuffles giving [s(2k) x8 | s(2k+1) x8] from the 16 scales of a half-block */
     __m128i pick[4];
     for (int k = 0; k < 4; k++)
-        pick[k] = _mm_set_epi8((char)(2 * k + 1), (char)(2 * k + 1), (char)(2 * k + 1), (char)(2 * k + 1), (char)(2 * k + 1),
-                               (char)(2 * k + 1), (char)(2 * k + 1), (char)(2 * k + 1), (char)(2 * k), (char)(2 * k),
-                               (char)(2 * k), (char)(2 * k), (char)(2 * k), (char)(2 * k), (char)(2 * k), (char)(2 * k));
+        pick[k] =
+            _mm_set_epi8((char)(2 * k + 1), (char)(2 * k + 1), (char)(2 * k + 1), (char)(2 * k + 1),
+                         (char)(2 * k + 1), (char)(2 * k + 1), (char)(2 * k + 1), (char)(2 * k + 1),
+                         (char)(2 * k), (char)(2 * k), (char)(2 * k), (char)(2 * k), (char)(2 * k),
+                         (char)(2 * k), (char)(2 * k), (char)(2 * k));
     __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n / 256; i++, a += 210, b += 292) {
         float dx;
@@ -296,22 +340,33 @@ static float dot_q6_k(int n, const void *w, const void *x)
         const int8_t *q8 = (const int8_t *)(b + 4);
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)(a + 192));
         /* stored values are q + 32: subtract 32 * sum(scale * bsum) */
-        const __m256i off = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), _mm256_loadu_si256((const __m256i *)(b + 260)));
+        const __m256i off = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8),
+                                              _mm256_loadu_si256((const __m256i *)(b + 260)));
         __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
-        UNROLL for (int h = 0; h < 2; h++) {
+        UNROLL for (int h = 0; h < 2; h++)
+        {
             const uint8_t *L = a + 64 * h, *H = a + 128 + 32 * h;
-            const __m256i l1 = _mm256_loadu_si256((const __m256i *)L), l2 = _mm256_loadu_si256((const __m256i *)(L + 32));
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)L),
+                          l2 = _mm256_loadu_si256((const __m256i *)(L + 32));
             const __m256i hb = _mm256_loadu_si256((const __m256i *)H);
-            const __m128i sch = h ? _mm_srli_si128(sc8, 8) : sc8; /* this half's 8 scales in the low bytes */
+            const __m128i sch =
+                h ? _mm_srli_si128(sc8, 8) : sc8; /* this half's 8 scales in the low bytes */
             __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(l2, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l2, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
-            UNROLL for (int k = 0; k < 4; k++) {
-                const __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 32 * k)));
+            q[0] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+            q[1] = _mm256_or_si256(
+                _mm256_and_si256(l2, m4),
+                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
+            q[2] = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
+            q[3] = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(l2, 4), m4),
+                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
+            UNROLL for (int k = 0; k < 4; k++)
+            {
+                const __m256i p = _mm256_maddubs_epi16(
+                    q[k], _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 32 * k)));
                 const __m256i sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sch, pick[k]));
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sc));
             }
@@ -342,7 +397,8 @@ static float dot_f32v(int n, const float *a, const float *b)
         a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), a0);
         a1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), a1);
     }
-    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), a0);
+    for (; i + 8 <= n; i += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), a0);
     float s = hsum_ps(_mm256_add_ps(a0, a1));
     for (; i < n; i++) s += a[i] * b[i];
     return s;
@@ -357,7 +413,9 @@ static void axpy(int n, float alpha, const float *x, float *y)
 {
     const __m256 va = _mm256_set1_ps(alpha);
     int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i,
+                         _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
     for (; i < n; i++) y[i] += alpha * x[i];
 }
 
@@ -368,9 +426,11 @@ static void store_i8x32(float *y, __m256i q, float d) /* y[0..31] = d * q */
     const __m256 vd = _mm256_set1_ps(d);
     const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
     _mm256_storeu_ps(y, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo))));
-    _mm256_storeu_ps(y + 8, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)))));
+    _mm256_storeu_ps(
+        y + 8, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)))));
     _mm256_storeu_ps(y + 16, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi))));
-    _mm256_storeu_ps(y + 24, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)))));
+    _mm256_storeu_ps(
+        y + 24, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)))));
 }
 
 static void store_u8x32(float *y, __m256i q, float d, float m) /* y = d * q - m, q unsigned bytes */
@@ -378,9 +438,13 @@ static void store_u8x32(float *y, __m256i q, float d, float m) /* y = d * q - m,
     const __m256 vd = _mm256_set1_ps(d), vm = _mm256_set1_ps(m);
     const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
     _mm256_storeu_ps(y, _mm256_fmsub_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo)), vm));
-    _mm256_storeu_ps(y + 8, _mm256_fmsub_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8))), vm));
+    _mm256_storeu_ps(
+        y + 8,
+        _mm256_fmsub_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8))), vm));
     _mm256_storeu_ps(y + 16, _mm256_fmsub_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)), vm));
-    _mm256_storeu_ps(y + 24, _mm256_fmsub_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8))), vm));
+    _mm256_storeu_ps(
+        y + 24,
+        _mm256_fmsub_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8))), vm));
 }
 
 static bool dequant(int type, const void *src, float *y, int64_t n)
@@ -389,10 +453,12 @@ static bool dequant(int type, const void *src, float *y, int64_t n)
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     switch (type) {
     case MODEL_TYPE_Q8_0:
-        for (int64_t i = 0; i < n / 32; i++, a += 34, y += 32) store_i8x32(y, _mm256_loadu_si256((const __m256i *)(a + 2)), h2f(a));
+        for (int64_t i = 0; i < n / 32; i++, a += 34, y += 32)
+            store_i8x32(y, _mm256_loadu_si256((const __m256i *)(a + 2)), h2f(a));
         return true;
     case MODEL_TYPE_Q4_0:
-        for (int64_t i = 0; i < n / 32; i++, a += 18, y += 32) store_i8x32(y, _mm256_sub_epi8(nibbles32(a + 2), _mm256_set1_epi8(8)), h2f(a));
+        for (int64_t i = 0; i < n / 32; i++, a += 18, y += 32)
+            store_i8x32(y, _mm256_sub_epi8(nibbles32(a + 2), _mm256_set1_epi8(8)), h2f(a));
         return true;
     case MODEL_TYPE_Q5_0:
         for (int64_t i = 0; i < n / 32; i++, a += 22, y += 32) {
@@ -412,7 +478,8 @@ static bool dequant(int type, const void *src, float *y, int64_t n)
                 int mn1 = k1 < 4 ? s[k1 + 4] & 63 : (s[k1 + 4] >> 4) | ((s[k1] >> 6) << 4);
                 const __m256i q = _mm256_loadu_si256((const __m256i *)(a + 16 + 32 * j));
                 store_u8x32(y, _mm256_and_si256(q, m4), d * (float)sc0, dmin * (float)mn0);
-                store_u8x32(y + 32, _mm256_and_si256(_mm256_srli_epi16(q, 4), m4), d * (float)sc1, dmin * (float)mn1);
+                store_u8x32(y + 32, _mm256_and_si256(_mm256_srli_epi16(q, 4), m4), d * (float)sc1,
+                            dmin * (float)mn1);
             }
         }
         return true;
@@ -423,27 +490,36 @@ static bool dequant(int type, const void *src, float *y, int64_t n)
             const int8_t *S = (const int8_t *)(a + 192);
             for (int h = 0; h < 2; h++, y += 128) {
                 const uint8_t *L = a + 64 * h, *H = a + 128 + 32 * h;
-                const __m256i l1 = _mm256_loadu_si256((const __m256i *)L), l2 = _mm256_loadu_si256((const __m256i *)(L + 32));
+                const __m256i l1 = _mm256_loadu_si256((const __m256i *)L),
+                              l2 = _mm256_loadu_si256((const __m256i *)(L + 32));
                 const __m256i hb = _mm256_loadu_si256((const __m256i *)H);
                 __m256i q[4];
-                q[0] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
-                q[1] = _mm256_or_si256(_mm256_and_si256(l2, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
-                q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
-                q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l2, 4), m4),
-                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
+                q[0] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+                q[1] = _mm256_or_si256(
+                    _mm256_and_si256(l2, m4),
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
+                q[2] = _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
+                q[3] = _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(l2, 4), m4),
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
                 for (int k = 0; k < 4; k++) {
-                    /* 32 values: the first 16 use scale 2k, the next 16 scale 2k+1 (of this half) */
+                    /* 32 values: the first 16 use scale 2k, the next 16 scale 2k+1 (of this half)
+                     */
                     float tmp[32];
                     store_i8x32(tmp, _mm256_sub_epi8(q[k], o32), 1.0f);
                     float s0 = d * (float)S[8 * h + 2 * k], s1 = d * (float)S[8 * h + 2 * k + 1];
-                    for (int l = 0; l < 16; l++) y[32 * k + l] = tmp[l] * s0, y[32 * k + 16 + l] = tmp[16 + l] * s1;
+                    for (int l = 0; l < 16; l++)
+                        y[32 * k + l] = tmp[l] * s0, y[32 * k + 16 + l] = tmp[16 + l] * s1;
                 }
             }
         }
         return true;
     }
-    default: return false;
+    default:
+        return false;
     }
 }
 
@@ -464,7 +540,8 @@ static inline __m256i round_i8x32(const float *x, __m256 scale)
     for (int k = 0; k < 4; k++)
         v[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), scale),
                                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+    const __m256i p =
+        _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
     return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
@@ -492,11 +569,15 @@ static void quant_q8_k(const float *x, uint8_t *b)
     if (amax == 0) {
         memset(b + 4, 0, 256);
     } else {
-        int j = 0; /* the first element of largest magnitude sets the sign, as the reference's scan */
+        int j =
+            0; /* the first element of largest magnitude sets the sign, as the reference's scan */
         while (fabsf(x[j]) != amax) j++;
         const float iscale = -127.0f / x[j];
-        /* the reference clamps at 127 (rounding can reach 127 + epsilon); packing saturates likewise */
-        for (int k = 0; k < 8; k++) _mm256_storeu_si256((__m256i *)(b + 4 + 32 * k), round_i8x32(x + 32 * k, _mm256_set1_ps(iscale)));
+        /* the reference clamps at 127 (rounding can reach 127 + epsilon); packing saturates
+         * likewise */
+        for (int k = 0; k < 8; k++)
+            _mm256_storeu_si256((__m256i *)(b + 4 + 32 * k),
+                                round_i8x32(x + 32 * k, _mm256_set1_ps(iscale)));
         d = 1 / iscale;
     }
     memcpy(b, &d, 4);

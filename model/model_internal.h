@@ -9,14 +9,27 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-/* printf into err->msg (err may be NULL); always returns -1 so callers can `return model__fail(...)` */
+/* printf into err->msg (err may be NULL); always returns -1 so callers can `return
+ * model__fail(...)` */
 int model__fail(model_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- GGUF reader ---- */
 
 enum gguf_vtype {
-    GGUF_U8 = 0, GGUF_I8, GGUF_U16, GGUF_I16, GGUF_U32, GGUF_I32, GGUF_F32, GGUF_BOOL,
-    GGUF_STRING, GGUF_ARRAY, GGUF_U64, GGUF_I64, GGUF_F64, GGUF_VTYPE_COUNT
+    GGUF_U8 = 0,
+    GGUF_I8,
+    GGUF_U16,
+    GGUF_I16,
+    GGUF_U32,
+    GGUF_I32,
+    GGUF_F32,
+    GGUF_BOOL,
+    GGUF_STRING,
+    GGUF_ARRAY,
+    GGUF_U64,
+    GGUF_I64,
+    GGUF_F64,
+    GGUF_VTYPE_COUNT
 };
 
 typedef struct gguf_str {
@@ -36,8 +49,8 @@ typedef struct gguf_kv {
 typedef struct gguf_tensor {
     gguf_str name;
     int n_dims;
-    int64_t ne[4];  /* unused dims are 1 */
-    int type;       /* enum model_type */
+    int64_t ne[4]; /* unused dims are 1 */
+    int type;      /* enum model_type */
     uint64_t offset;
     uint64_t nbytes;
     const uint8_t *data;
@@ -95,9 +108,9 @@ int model__gw_pad(gguf_writer *w, FILE *f, uint64_t written, model_err *err);
 
 typedef struct type_traits {
     const char *name;
-    int block;         /* elements per block */
-    int bytes;         /* bytes per block */
-    int vec_dot_type;  /* activation type for dot products */
+    int block;        /* elements per block */
+    int bytes;        /* bytes per block */
+    int vec_dot_type; /* activation type for dot products */
 } type_traits;
 
 /* NULL for a type fimd does not know. */
@@ -124,20 +137,23 @@ typedef float (*vec_dot_fn)(int n, const void *w, const void *x);
  * batch it was evaluated in. */
 typedef void (*vec_dot4_fn)(int n, const void *w, const void *x, size_t xs, float *out);
 typedef void (*vec_dotn_fn)(int n, const void *w, const void *x, size_t xs, float *out, int nt);
-/* Two weight rows (ws bytes apart) against nt = 1..8 activation rows: row r's results at out[8 r]. */
-typedef void (*vec_dotn2_fn)(int n, const void *w, size_t ws, const void *x, size_t xs, float *out, int nt);
+/* Two weight rows (ws bytes apart) against nt = 1..8 activation rows: row r's results at out[8 r].
+ */
+typedef void (*vec_dotn2_fn)(int n, const void *w, size_t ws, const void *x, size_t xs, float *out,
+                             int nt);
 typedef struct model_kernels {
     vec_dot_fn vec_dot[MODEL_TYPE_COUNT];
     vec_dot4_fn vec_dot4[MODEL_TYPE_COUNT]; /* optional: prefill amortizes unpacking over tokens */
     vec_dotn_fn vec_dotn[MODEL_TYPE_COUNT]; /* optional, preferred to vec_dot4 */
     vec_dotn2_fn vec_dotn2[MODEL_TYPE_COUNT]; /* optional, with vec_dotn: pairs of weight rows */
-    float (*dot_f32)(int n, const float *a, const float *b);       /* attention scores */
+    float (*dot_f32)(int n, const float *a, const float *b);        /* attention scores */
     void (*axpy_f32)(int n, float alpha, const float *x, float *y); /* y += alpha x */
     /* Optional, for G <= 8 heads against one latent row: out[g * os] = q_g . x (q_g qs floats
      * apart); and y_g = sum over s < S of p[g * ps + s] x_s (x_s xs floats apart, y_g ys apart). */
-    void (*dot_f32_heads)(int n, const float *x, const float *q, size_t qs, int G, float *out, size_t os);
-    void (*mix_f32_heads)(int n, int S, const float *x, size_t xs, const float *p, size_t ps, int G, float *y,
-                          size_t ys);
+    void (*dot_f32_heads)(int n, const float *x, const float *q, size_t qs, int G, float *out,
+                          size_t os);
+    void (*mix_f32_heads)(int n, int S, const float *x, size_t xs, const float *p, size_t ps, int G,
+                          float *y, size_t ys);
     /* Fast dequantization for some types (false: use model__dequant). Same values exactly. */
     bool (*dequant)(int type, const void *src, float *dst, int64_t n);
     /* Fast activation quantization for some types (false: use model__quant). Same bytes exactly. */
@@ -170,7 +186,8 @@ void model__pool_for(model_pool *p, int total, int grain, pool_fn fn, void *ctx)
 /* Split text into pre-tokenizer pieces (deepseek-llm rules). Calls fn(piece, len, ctx) for each. */
 void model__pretokenize(const char *text, size_t len, void (*fn)(const char *, size_t, void *),
                         void *ctx);
-/* GPT-2 byte-to-unicode: write the UTF-8 of byte b's code point into out (2 bytes max); returns length */
+/* GPT-2 byte-to-unicode: write the UTF-8 of byte b's code point into out (2 bytes max); returns
+ * length */
 int model__byte_to_utf8(uint8_t b, char out[4]);
 
 #endif

@@ -18,20 +18,20 @@
 enum { SPIN_ROUNDS = 200000 };
 
 struct model_pool {
-    int n;                       /* threads including the caller */
+    int n; /* threads including the caller */
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    atomic_uint gen;             /* the current dispatch's generation; workers wake on a change */
+    atomic_uint gen; /* the current dispatch's generation; workers wake on a change */
     atomic_int sleeping;
     atomic_bool quit;
-    unsigned last_gen;           /* owned by the calling thread */
+    unsigned last_gen; /* owned by the calling thread */
     /* the current dispatch: set before `next` is published with its generation */
     _Atomic(pool_fn) fn;
     _Atomic(void *) ctx;
     atomic_int total, grain;
-    _Atomic uint64_t next;       /* generation << 32 | next chunk start */
-    atomic_int done;             /* items finished */
+    _Atomic uint64_t next; /* generation << 32 | next chunk start */
+    atomic_int done;       /* items finished */
 };
 
 /* Claim chunks of generation g until none are left. A chunk is claimed by a compare-and-swap on
@@ -50,7 +50,7 @@ static void work(model_pool *p, unsigned g, int thread)
         if (size < grain) size = grain;
         if (!atomic_compare_exchange_weak(&p->next, &v, v + (uint64_t)size)) continue;
         int i1 = i0 + size < total ? i0 + size : total;
-        atomic_load(&p->fn)(atomic_load(&p->ctx), i0, i1, thread);
+        atomic_load (&p->fn)(atomic_load(&p->ctx), i0, i1, thread);
         atomic_fetch_add(&p->done, i1 - i0);
     }
 }
@@ -75,7 +75,8 @@ static void *worker(void *arg)
             }
             pthread_mutex_lock(&p->mu);
             atomic_fetch_add(&p->sleeping, 1);
-            while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit)) pthread_cond_wait(&p->cv, &p->mu);
+            while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit))
+                pthread_cond_wait(&p->cv, &p->mu);
             atomic_fetch_sub(&p->sleeping, 1);
             pthread_mutex_unlock(&p->mu);
         }
@@ -136,8 +137,8 @@ void model__pool_for(model_pool *p, int total, int grain, pool_fn fn, void *ctx)
     }
     unsigned g = ++p->last_gen;
     /* Close the previous dispatch under the new generation first: a worker still holding an old
-     * (generation, index) could otherwise see this dispatch's larger total and claim by CAS an index
-     * of the old, exhausted generation, then run this dispatch's fn on it twice. */
+     * (generation, index) could otherwise see this dispatch's larger total and claim by CAS an
+     * index of the old, exhausted generation, then run this dispatch's fn on it twice. */
     atomic_store(&p->next, (uint64_t)g << 32 | 0x7fffffffu);
     atomic_store(&p->fn, fn);
     atomic_store(&p->ctx, ctx);
@@ -145,7 +146,7 @@ void model__pool_for(model_pool *p, int total, int grain, pool_fn fn, void *ctx)
     atomic_store(&p->total, total);
     atomic_store(&p->done, 0);
     atomic_store(&p->next, (uint64_t)g << 32); /* chunks of generation g become claimable */
-    atomic_store(&p->gen, g);                 /* and the workers wake up for them */
+    atomic_store(&p->gen, g);                  /* and the workers wake up for them */
     if (atomic_load(&p->sleeping) > 0) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->cv);

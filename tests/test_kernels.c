@@ -21,9 +21,10 @@ static float frand(void) /* roughly normal: sum of uniforms */
     return s;
 }
 
-static const int weight_types[] = {MODEL_TYPE_F32,  MODEL_TYPE_F16,  MODEL_TYPE_BF16, MODEL_TYPE_Q8_0,
-                                   MODEL_TYPE_Q4_0, MODEL_TYPE_Q4_1, MODEL_TYPE_Q5_0, MODEL_TYPE_Q5_1,
-                                   MODEL_TYPE_Q4_K, MODEL_TYPE_Q5_K, MODEL_TYPE_Q6_K, MODEL_TYPE_IQ4_NL};
+static const int weight_types[] = {MODEL_TYPE_F32,  MODEL_TYPE_F16,  MODEL_TYPE_BF16,
+                                   MODEL_TYPE_Q8_0, MODEL_TYPE_Q4_0, MODEL_TYPE_Q4_1,
+                                   MODEL_TYPE_Q5_0, MODEL_TYPE_Q5_1, MODEL_TYPE_Q4_K,
+                                   MODEL_TYPE_Q5_K, MODEL_TYPE_Q6_K, MODEL_TYPE_IQ4_NL};
 
 static void dot_vs_reference(const model_kernels *k, int type, int n)
 {
@@ -35,7 +36,8 @@ static void dot_vs_reference(const model_kernels *k, int type, int n)
     double worst = 0;
     for (int trial = 0; trial < 20; trial++) {
         float scale = trial % 5 == 4 ? 1e-3f : trial % 5 == 3 ? 30.0f : 1.0f;
-        for (int i = 0; i < n; i++) w[i] = frand() * scale, x[i] = frand() * (trial % 2 ? 4.0f : 0.25f);
+        for (int i = 0; i < n; i++)
+            w[i] = frand() * scale, x[i] = frand() * (trial % 2 ? 4.0f : 0.25f);
         if (trial == 7) memset(x, 0, sizeof(float) * n); /* an all-zero activation block */
         model__quant(type, w, wq, n);
         model__dequant(type, wq, wd, n);
@@ -48,7 +50,8 @@ static void dot_vs_reference(const model_kernels *k, int type, int n)
             memcpy(xd, x, sizeof(float) * n);
         }
         double ref = 0, mag = 0;
-        for (int i = 0; i < n; i++) ref += (double)wd[i] * xd[i], mag += fabs((double)wd[i] * xd[i]);
+        for (int i = 0; i < n; i++)
+            ref += (double)wd[i] * xd[i], mag += fabs((double)wd[i] * xd[i]);
         /* Q4_1/Q5_1 use s = fp16(d * sum q) from the activation block: a rounding the dequantized
          * product does not have, bounded by 2^-11 of |m| * |sum x| per block */
         double tol = 1e-5 * mag + 1e-6;
@@ -56,8 +59,8 @@ static void dot_vs_reference(const model_kernels *k, int type, int n)
         double got = k->vec_dot[type](n, wq, xa), err = fabs(got - ref) / (tol > 0 ? tol : 1);
         if (err > worst) worst = err, worst_trial = trial;
     }
-    CHECK(worst <= 1.0, "%s kernel %s n=%d: error %.2f x tolerance (trial %d)", k->name, tt->name, n, worst,
-          worst_trial);
+    CHECK(worst <= 1.0, "%s kernel %s n=%d: error %.2f x tolerance (trial %d)", k->name, tt->name,
+          n, worst, worst_trial);
     free(w), free(x), free(wd), free(xd), free(wq), free(xq);
 }
 
@@ -70,10 +73,14 @@ static void weight_round_trip(int type)
     model__quant(type, x, q, n);
     model__dequant(type, q, y, n);
     double e = 0, s = 0;
-    for (int i = 0; i < n; i++) e += (x[i] - y[i]) * (double)(x[i] - y[i]), s += (double)x[i] * x[i];
+    for (int i = 0; i < n; i++)
+        e += (x[i] - y[i]) * (double)(x[i] - y[i]), s += (double)x[i] * x[i];
     double rel = sqrt(e / s);
-    double limit = type == MODEL_TYPE_F32 ? 0 : type == MODEL_TYPE_F16 || type == MODEL_TYPE_BF16 ? 0.005 : 0.25;
-    CHECK(rel <= limit, "%s quantize/dequantize relative RMS error %.4f > %.4f", model_type_name(type), rel, limit);
+    double limit = type == MODEL_TYPE_F32                              ? 0
+                   : type == MODEL_TYPE_F16 || type == MODEL_TYPE_BF16 ? 0.005
+                                                                       : 0.25;
+    CHECK(rel <= limit, "%s quantize/dequantize relative RMS error %.4f > %.4f",
+          model_type_name(type), rel, limit);
 }
 
 static void activation_quantizers(void)
@@ -112,8 +119,8 @@ static void activation_quantizers(void)
     float t[32] = {0};
     t[0] = 127.0f, t[1] = 0.5f, t[2] = 1.5f, t[3] = -2.5f;
     model__quant(MODEL_TYPE_Q8_0, t, b, 32);
-    CHECK((int8_t)b[3] == 0 && (int8_t)b[4] == 2 && (int8_t)b[5] == -2, "Q8_0 rounds half to even (%d %d %d)",
-          (int8_t)b[3], (int8_t)b[4], (int8_t)b[5]);
+    CHECK((int8_t)b[3] == 0 && (int8_t)b[4] == 2 && (int8_t)b[5] == -2,
+          "Q8_0 rounds half to even (%d %d %d)", (int8_t)b[3], (int8_t)b[4], (int8_t)b[5]);
     memset(t, 0, sizeof t);
     model__quant(MODEL_TYPE_Q8_1, t, b, 32);
     CHECK(b[0] == 0 && b[1] == 0 && b[2] == 0 && b[3] == 0, "Q8_1 of zeros has d = s = 0");
@@ -121,11 +128,15 @@ static void activation_quantizers(void)
 
 static void halves(void)
 {
-    CHECK(model__f32_to_fp16(1.0f) == 0x3c00 && model__f32_to_fp16(-2.0f) == 0xc000, "fp16 of 1 and -2");
-    CHECK(model__f32_to_fp16(65504.0f) == 0x7bff && model__f32_to_fp16(65520.0f) == 0x7c00, "fp16 max and overflow");
+    CHECK(model__f32_to_fp16(1.0f) == 0x3c00 && model__f32_to_fp16(-2.0f) == 0xc000,
+          "fp16 of 1 and -2");
+    CHECK(model__f32_to_fp16(65504.0f) == 0x7bff && model__f32_to_fp16(65520.0f) == 0x7c00,
+          "fp16 max and overflow");
     CHECK(model__f32_to_fp16(INFINITY) == 0x7c00 && (model__f32_to_fp16(NAN) & 0x7c00) == 0x7c00 &&
-              (model__f32_to_fp16(NAN) & 0x3ff), "fp16 inf and nan");
-    CHECK(model__f32_to_fp16(5.960464477539063e-08f) == 1 && model__fp16_to_f32(1) == 5.960464477539063e-08f,
+              (model__f32_to_fp16(NAN) & 0x3ff),
+          "fp16 inf and nan");
+    CHECK(model__f32_to_fp16(5.960464477539063e-08f) == 1 &&
+              model__fp16_to_f32(1) == 5.960464477539063e-08f,
           "smallest fp16 subnormal both ways");
     CHECK(model__f32_to_fp16(2.98e-8f) == 0, "below half the smallest subnormal rounds to zero");
     CHECK(model__fp16_to_f32(0x3555) == 0.333251953125f, "fp16 1/3");
@@ -134,7 +145,8 @@ static void halves(void)
     CHECK(model__bf16_to_f32(0x4049) == 3.140625f, "bf16 to f32");
 }
 
-/* The 4-row and 1..8-row kernels give bitwise the single-row results (batch invariance), for n elements. */
+/* The 4-row and 1..8-row kernels give bitwise the single-row results (batch invariance), for n
+ * elements. */
 static void multi_row_exact(const model_kernels *k, int n)
 {
     for (size_t i = 0; i < sizeof weight_types / sizeof *weight_types; i++) {
@@ -158,7 +170,8 @@ static void multi_row_exact(const model_kernels *k, int n)
                 float one = k->vec_dot[t](n, wq, xq[r]);
                 same &= !memcmp(&one, &many[r], sizeof one);
             }
-            CHECK(same, "%s 4-row %s kernel is bitwise the single-row one (n %d)", k->name, tt->name, n);
+            CHECK(same, "%s 4-row %s kernel is bitwise the single-row one (n %d)", k->name,
+                  tt->name, n);
         }
         if (k->vec_dotn2[t]) { /* a second weight row: the first row's weights scaled */
             float w2[2816];
@@ -171,9 +184,11 @@ static void multi_row_exact(const model_kernels *k, int n)
             same = true;
             for (int r = 0; r < nt; r++) {
                 float one = k->vec_dot[t](n, wq, xq[r]), two = k->vec_dot[t](n, wq2, xq[r]);
-                same &= !memcmp(&one, &many[r], sizeof one) && !memcmp(&two, &many[8 + r], sizeof two);
+                same &=
+                    !memcmp(&one, &many[r], sizeof one) && !memcmp(&two, &many[8 + r], sizeof two);
             }
-            CHECK(same, "%s 2x%d-row %s kernel is bitwise the single-row one (n %d)", k->name, nt, tt->name, n);
+            CHECK(same, "%s 2x%d-row %s kernel is bitwise the single-row one (n %d)", k->name, nt,
+                  tt->name, n);
         }
         for (int nt = 1; k->vec_dotn[t] && nt <= 8; nt++) {
             float many[8];
@@ -183,7 +198,8 @@ static void multi_row_exact(const model_kernels *k, int n)
                 float one = k->vec_dot[t](n, wq, xq[r]);
                 same &= !memcmp(&one, &many[r], sizeof one);
             }
-            CHECK(same, "%s %d-row %s kernel is bitwise the single-row one (n %d)", k->name, nt, tt->name, n);
+            CHECK(same, "%s %d-row %s kernel is bitwise the single-row one (n %d)", k->name, nt,
+                  tt->name, n);
         }
     }
 }
@@ -200,7 +216,8 @@ static void dequant_exact(const model_kernels *k)
         model__quant(t, x, q, 2048);
         model__dequant(t, q, ref, 2048);
         if (!k->dequant(t, q, got, 2048)) continue;
-        CHECK(!memcmp(ref, got, sizeof ref), "%s dequant %s equals the reference exactly", k->name, model_type_name(t));
+        CHECK(!memcmp(ref, got, sizeof ref), "%s dequant %s equals the reference exactly", k->name,
+              model_type_name(t));
     }
 }
 
@@ -227,7 +244,8 @@ static void quant_act_exact(const model_kernels *k)
             if (!k->quant_act(t, x, got, 2048)) continue;
             same &= !memcmp(ref, got, model__row_bytes(t, 2048));
         }
-        CHECK(same, "%s activation quantizer %s equals the reference bytes", k->name, model_type_name(t));
+        CHECK(same, "%s activation quantizer %s equals the reference bytes", k->name,
+              model_type_name(t));
     }
 }
 
@@ -324,7 +342,8 @@ int main(void)
             if (!tables[k]->vec_dot[t]) continue;
             dot_vs_reference(tables[k], t, 256);
             dot_vs_reference(tables[k], t, 2816);
-            if (model__type(t)->block <= 32) dot_vs_reference(tables[k], t, 224); /* odd block count */
+            if (model__type(t)->block <= 32)
+                dot_vs_reference(tables[k], t, 224); /* odd block count */
         }
         f32_helpers(tables[k]);
         head_kernels(tables[k]);
@@ -333,10 +352,13 @@ int main(void)
         multi_row_exact(tables[k], 2816);
         multi_row_exact(tables[k], 224);
     }
-    for (size_t i = 0; i < sizeof weight_types / sizeof *weight_types; i++) weight_round_trip(weight_types[i]);
+    for (size_t i = 0; i < sizeof weight_types / sizeof *weight_types; i++)
+        weight_round_trip(weight_types[i]);
     activation_quantizers();
     halves();
-    CHECK(model_type_from_name("q4_k") == MODEL_TYPE_Q4_K && model_type_from_name("IQ4_NL") == MODEL_TYPE_IQ4_NL &&
-              model_type_from_name("Q3_K") < 0, "type names");
+    CHECK(model_type_from_name("q4_k") == MODEL_TYPE_Q4_K &&
+              model_type_from_name("IQ4_NL") == MODEL_TYPE_IQ4_NL &&
+              model_type_from_name("Q3_K") < 0,
+          "type names");
     return check_done();
 }
