@@ -164,7 +164,8 @@ int cmd_bench(int argc, char **argv)
             printf("weights read per token: %.1f MB -> %.1f GB/s achieved; machine reads %.1f GB/s "
                    "(%.0f%% of the roofline)\n",
                    bytes / 1e6, gbps, bw, bw > 0 ? 100 * gbps / bw : 0);
-            printf("peak RSS %.0f MB, load %.2f s\n", rss_mb, load_s);
+            printf("peak RSS %.0f MB, load %.2f s, weights %s\n", rss_mb, load_s,
+                   model_weights_locked(m) ? "locked in memory" : "not locked (no mlock privilege)");
         }
     }
     free(prompt);

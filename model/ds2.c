@@ -5,6 +5,7 @@
 #include "model_internal.h"
 
 #include <cblas.h>
+#include <sys/mman.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,7 @@ struct model {
     size_t qbuf_len;
     float *att; /* each thread's attention scratch */
     size_t att_len, att_stride;
+    bool locked;  /* the weights are locked in memory (mlock) */
     bool use_sgemm; /* prefill through dequantized tiles + OpenBLAS (FIMD_SGEMM=1 enables) */
     float *xr;      /* activations rounded to the vec_dot type, as f32 (sgemm path) */
     size_t xr_len;
@@ -418,6 +420,22 @@ static int bind_all(model *m, model_err *err)
     return 0;
 }
 
+/* Keep the weights resident: memory reclaim would otherwise drop the pages of experts that were
+ * not routed for a while (the kernel treats them as cold file pages), and the next token that
+ * routes to them waits for the disk. Locking needs the privilege or a large enough memlock limit;
+ * without it fimd runs unlocked. FIMD_MLOCK=0 turns it off. */
+static void lock_weights(model *m)
+{
+    const char *e = getenv("FIMD_MLOCK");
+    if (e && !strcmp(e, "0")) return;
+    m->locked = mlock(m->g->base, m->g->size) == 0;
+}
+
+bool model_weights_locked(const model *m)
+{
+    return m->locked;
+}
+
 model *model_load(const char *path, model_err *err)
 {
     model *m = calloc(1, sizeof *m);
@@ -446,6 +464,7 @@ model *model_load(const char *path, model_err *err)
         goto fail;
     }
     if (bind_all(m, err)) goto fail;
+    lock_weights(m);
     return m;
 fail:
     model_free(m);

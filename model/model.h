@@ -118,7 +118,8 @@ typedef struct model_hparams {
 typedef struct model model;
 
 /* Load a deepseek2 GGUF: hyper-parameters, every tensor checked for type and shape, and the
- * vocabulary. The weights stay in the read-only mmap until model_free. */
+ * vocabulary. The weights stay in the read-only mmap until model_free, locked in memory when the
+ * process may lock that much. */
 model *model_load(const char *path, model_err *err);
 void model_free(model *m);
 
@@ -128,6 +129,8 @@ const model_gguf *model_get_gguf(const model *m);
 /* Weight bytes one decoded token reads: everything but the routed experts, plus the used share of
  * them (n_expert_used / n_expert), plus one embedding row. For achieved-bandwidth figures. */
 size_t model_weight_bytes_per_token(const model *m);
+/* Whether the weights are locked in memory (tried at load; FIMD_MLOCK=0 skips it). */
+bool model_weights_locked(const model *m);
 /* Threads for the matrix products (0 = the number of cores). */
 void model_set_threads(model *m, int n);
 int model_get_threads(const model *m);
