@@ -9,8 +9,6 @@ REPO=$(pwd)
 pass=0; fail=0
 
 M="$T/model.gguf"
-$FIMD synth --like tiny --type Q8_0 --merges-from model/ds2.c --merges-from model/tokenizer.c \
-    --merges 400 --seed 4 -o "$M" || { echo "FAIL: synth"; echo "0 passed, 1 failed"; exit 1; }
 
 # the buffer before typing (line 12 is blank, 8 spaces) and after typing "sum" there
 cat > "$T/sample.c" <<'SRC'
@@ -33,8 +31,16 @@ int main(void)
 }
 SRC
 sed '13s/^        $/        sum/' "$T/sample.c" > "$T/typed.c"
-$FIMD complete -m "$M" "$T/typed.c" --line 12 --character 11 > "$T/expect.txt" || { echo "FAIL: fimd complete"; fail=$((fail + 1)); }
-echo "expected completion: [$(cat "$T/expect.txt")]"
+# A random model's greedy text depends on float rounding, so on the kernels this CPU runs: take the
+# first seed whose completion here has a non-empty first line, or the ghost-text checks prove nothing.
+for seed in 4 5 6 7 8 9 10 11 12 13 14 15; do
+    $FIMD synth --like tiny --type Q8_0 --merges-from model/ds2.c --merges-from model/tokenizer.c \
+        --merges 400 --seed $seed -o "$M" || { echo "FAIL: synth"; echo "0 passed, 1 failed"; exit 1; }
+    $FIMD complete -m "$M" "$T/typed.c" --line 12 --character 11 > "$T/expect.txt" || { echo "FAIL: fimd complete"; fail=$((fail + 1)); }
+    [ -n "$(head -n 1 "$T/expect.txt")" ] && break
+done
+echo "expected completion (model seed $seed): [$(cat "$T/expect.txt")]"
+[ -n "$(head -n 1 "$T/expect.txt")" ] || { echo "FAIL: no seed gives a completion here"; fail=$((fail + 1)); }
 
 export FIMD_BIN="$FIMD" FIMD_MODEL="$M" FIMD_FILE="$T/sample.c" FIMD_EXPECT="$T/expect.txt"
 

@@ -12,13 +12,18 @@ bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 if ! command -v tmux >/dev/null 2>&1; then echo "skipped: tmux screen tests (tmux not installed)"; echo "0 passed, 0 failed"; exit 0; fi
 
 M="$T/model.gguf"
-$FIMD synth --like tiny --type Q8_0 --merges-from model/ds2.c --merges-from model/tokenizer.c --merges 400 --seed 7 -o "$M" || bad synth
 printf '#include <stdio.h>\n\nint main(void)\n{\n    int total = 0;\n    for (int i = 0; i < 10; i++) {\n        \n    }\n    return total;\n}\n' > "$T/pristine.c"
 sed '7s/^        $/        sum/' "$T/pristine.c" > "$T/typed.c"
-expected=$($FIMD complete -m "$M" "$T/typed.c" --line 6 --character 11)
-first=$(printf '%s\n' "$expected" | head -n 1)
-echo "expected completion: [$expected]"
-[ -n "$first" ] || bad "the random model completes with nothing here: the screen checks would prove nothing (pick another --seed)"
+# A random model's greedy text depends on float rounding, so on the kernels this CPU runs: take the
+# first seed whose completion has a non-empty first line, or the screen checks would prove nothing.
+for seed in 7 8 9 10 11 12 13 14 15 16 17 18; do
+    $FIMD synth --like tiny --type Q8_0 --merges-from model/ds2.c --merges-from model/tokenizer.c --merges 400 --seed $seed -o "$M" || bad synth
+    expected=$($FIMD complete -m "$M" "$T/typed.c" --line 6 --character 11)
+    first=$(printf '%s\n' "$expected" | head -n 1)
+    [ -n "$first" ] && break
+done
+echo "expected completion (model seed $seed): [$expected]"
+[ -n "$first" ] || bad "no model seed completes with text here: the screen checks would prove nothing"
 
 # wait until the screen contains $1 (fixed string), at most $2 tenths of a second
 wait_screen() {
