@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 
 typedef struct bw_arg {
@@ -142,16 +143,18 @@ int cmd_bench(int argc, char **argv)
         double bytes = (double)model_weight_bytes_per_token(m), gbps = decode_tps * bytes / 1e9;
         struct rusage ru; /* before the bandwidth probe, whose buffer would count */
         getrusage(RUSAGE_SELF, &ru);
-        double rss_mb = (double)ru.ru_maxrss / 1024.0;
+        double rss_mb = (double)ru.ru_maxrss / 1024.0; /* MiB, as the file size below */
+        struct stat st;
+        double file_mb = stat(path, &st) ? 0 : (double)st.st_size / (1024.0 * 1024.0);
         double bw = read_bandwidth(model_get_threads(m));
         if (json) {
             printf("{\"model\":\"%s\",\"threads\":%d,\"prompt_tokens\":%ld,\"decode_tokens\":%ld,"
                    "\"prompt_tps\":%.2f,"
                    "\"decode_tps\":%.2f,\"decode_after_prompt_tps\":%.2f,\"bytes_per_token\":%.0f,"
                    "\"gbps\":%.2f,\"bandwidth_gbps\":%.2f,"
-                   "\"roofline\":%.3f,\"peak_rss_mb\":%.1f,\"load_s\":%.3f}\n",
+                   "\"roofline\":%.3f,\"peak_rss_mb\":%.1f,\"file_mb\":%.1f,\"load_s\":%.3f}\n",
                    path, model_get_threads(m), p, n, prompt_tps, decode_tps, after_tps, bytes, gbps,
-                   bw, bw > 0 ? gbps / bw : 0, rss_mb, load_s);
+                   bw, bw > 0 ? gbps / bw : 0, rss_mb, file_mb, load_s);
         } else {
             printf("model %s: %d layers, vocab %d, %d threads\n", path, h->n_layer, h->n_vocab,
                    model_get_threads(m));
@@ -164,7 +167,8 @@ int cmd_bench(int argc, char **argv)
             printf("weights read per token: %.1f MB -> %.1f GB/s achieved; machine reads %.1f GB/s "
                    "(%.0f%% of the roofline)\n",
                    bytes / 1e6, gbps, bw, bw > 0 ? 100 * gbps / bw : 0);
-            printf("peak RSS %.0f MB, load %.2f s, weights %s\n", rss_mb, load_s,
+            printf("peak RSS %.0f MiB (the file is %.0f MiB: %+.1f %%), load %.2f s, weights %s\n", rss_mb, file_mb,
+                   file_mb > 0 ? 100 * (rss_mb / file_mb - 1) : 0, load_s,
                    model_weights_locked(m) ? "locked in memory" : "not locked (no mlock privilege)");
         }
     }

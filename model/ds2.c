@@ -450,7 +450,7 @@ model *model_load(const char *path, model_err *err)
     const char *sg = getenv("FIMD_SGEMM");
     m->use_sgemm = sg && !strcmp(sg, "1");
     openblas_set_num_threads(1); /* our pool splits the work; OpenBLAS must not add threads */
-    m->g = model_gguf_open(path, err);
+    m->g = model__gguf_open_resident(path, err);
     if (!m->g || load_hparams(m, err) || check_hparams(m, err)) goto fail;
     m->vocab = model_vocab_load(m->g, err);
     if (!m->vocab) goto fail;

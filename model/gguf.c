@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -408,7 +409,47 @@ static int parse(model_gguf *g, model_err *err)
     return 0;
 }
 
-model_gguf *model_gguf_open(const char *path, model_err *err)
+/* MemAvailable from /proc/meminfo in bytes (0 when unknown). */
+static uint64_t available_memory(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    fclose(f);
+    return (uint64_t)kb * 1024;
+}
+
+/* The whole file read into anonymous memory the kernel may back with 2 MB pages (MAP_FAILED when
+ * that fails): the engine then streams its weights through a few hundred TLB entries, not one per
+ * 4 KB page. read(), not a copy out of a file mapping, so the file's pages are never mapped and
+ * the resident size stays the file's size. */
+static void *read_resident(int fd, uint64_t size)
+{
+    /* anonymous memory cannot be given back under pressure as file pages can: only when the file
+     * fits comfortably in what the system has available */
+    if (size > available_memory() / 4 * 3) return MAP_FAILED;
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return p;
+#ifdef MADV_HUGEPAGE
+    madvise(p, size, MADV_HUGEPAGE);
+#endif
+    for (uint64_t at = 0; at < size;) {
+        size_t want = size - at < ((uint64_t)64 << 20) ? (size_t)(size - at) : (size_t)64 << 20;
+        ssize_t got = pread(fd, (uint8_t *)p + at, want, (off_t)at);
+        if (got <= 0) {
+            munmap(p, size);
+            return MAP_FAILED;
+        }
+        at += (uint64_t)got;
+    }
+    mprotect(p, size, PROT_READ);
+    return p;
+}
+
+static model_gguf *open_file(const char *path, bool resident, model_err *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -435,8 +476,10 @@ model_gguf *model_gguf_open(const char *path, model_err *err)
         model_gguf_close(g);
         return NULL;
     }
-    /* MAP_POPULATE: fault the weights in now, not token by token as experts get routed */
-    void *p = mmap(NULL, g->size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    void *p = resident ? read_resident(fd, g->size) : MAP_FAILED;
+    /* otherwise a mapping; MAP_POPULATE: fault the weights in now, not token by token as experts
+     * get routed */
+    if (p == MAP_FAILED) p = mmap(NULL, g->size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
     close(fd);
     if (p == MAP_FAILED) {
         model__fail(err, "%s: mmap: %s", path, strerror(errno));
@@ -450,6 +493,17 @@ model_gguf *model_gguf_open(const char *path, model_err *err)
         return NULL;
     }
     return g;
+}
+
+model_gguf *model_gguf_open(const char *path, model_err *err)
+{
+    return open_file(path, false, err);
+}
+
+model_gguf *model__gguf_open_resident(const char *path, model_err *err)
+{
+    const char *e = getenv("FIMD_HUGEPAGES");
+    return open_file(path, !(e && !strcmp(e, "0")), err);
 }
 
 void model_gguf_close(model_gguf *g)

@@ -118,7 +118,8 @@ typedef struct model_hparams {
 typedef struct model model;
 
 /* Load a deepseek2 GGUF: hyper-parameters, every tensor checked for type and shape, and the
- * vocabulary. The weights stay in the read-only mmap until model_free, locked in memory when the
+ * vocabulary. The file is read into memory that may use 2 MB pages when it fits in what the system
+ * has available (else it is mapped), read-only until model_free, and locked in memory when the
  * process may lock that much. */
 model *model_load(const char *path, model_err *err);
 void model_free(model *m);

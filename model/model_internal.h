@@ -68,6 +68,9 @@ struct model_gguf {
     char *path;
 };
 
+/* model_gguf_open for the engine: the file is read into memory that may use 2 MB pages (falls back
+ * to the mapping; FIMD_HUGEPAGES=0 skips it). Closed by model_gguf_close as usual. */
+model_gguf *model__gguf_open_resident(const char *path, model_err *err);
 const gguf_kv *model__gguf_find(const model_gguf *g, const char *key);
 const gguf_tensor *model__gguf_tensor(const model_gguf *g, const char *name);
 /* Typed getters: return 0 and set *out, 1 when the key is absent, -1 (with message) when it has
