@@ -905,8 +905,8 @@ static void rope(const model *m, float *x, int n_rot, int pos)
 
 /* Scratch for a batch of T tokens (floats), carved from one grow-only block. */
 typedef struct bufs {
-    float *x, *a, *q, *kv, *o, *h, *f, *out, *g, *u, *probs, *xe, *slots, *ye;
-    int *top, *pairs;
+    float *x, *a, *q, *kv, *o, *h, *f, *out, *g, *u, *probs, *xe, *ye;
+    int *top, *row_of;
     float *wts;
     float *qa, *ol; /* [T][H][R + Dr] absorbed queries, [T][H][R] latent attention outputs */
     mm_op *ops;     /* a batch of products: two per expert and two shared, or one per head */
@@ -956,10 +956,9 @@ static int reserve_scratch(model *m, int T, int n_ctx, bufs *b, model_err *err)
                       wide_t,
                       t * ((size_t)hp->n_expert + 1),
                       t * K * D,
-                      t * K * D,
                       t * (K + 1) * D,
                       t * K,
-                      t * K * 2,
+                      t * K,
                       t * K,
                       ops,
                       t * H * row,
@@ -977,9 +976,8 @@ static int reserve_scratch(model *m, int T, int n_ctx, bufs *b, model_err *err)
     b->x = part[0], b->a = part[1], b->q = part[2], b->kv = part[3], b->o = part[4], b->h = part[5];
     b->f = part[6], b->out = part[7], b->g = part[8], b->u = part[9], b->probs = part[10],
     b->xe = part[11];
-    b->slots = part[12], b->ye = part[13], b->top = part[14], b->pairs = part[15],
-    b->wts = part[16];
-    b->ops = part[17], b->qa = part[18], b->ol = part[19];
+    b->ye = part[12], b->top = part[13], b->row_of = part[14], b->wts = part[15];
+    b->ops = part[16], b->qa = part[17], b->ol = part[18];
     /* per-thread attention scratch: G x n_ctx scores (n_ctx is the cache capacity, which grows
      * by doubling, so this is not reallocated at every token) */
     size_t per = (size_t)att_group(hp->n_head) * (size_t)n_ctx;
@@ -1173,8 +1171,8 @@ static void moe(model *m, const layer *L, const float *F, int T, float *out, buf
     matmul(m, &L->router, 0, F, T, (size_t)D, b->probs, (size_t)E);
     for (int t = 0; t < T; t++)
         route(m, b->probs + (size_t)t * E, b->top + (size_t)t * K, b->wts + (size_t)t * K);
-    /* rows of xe in expert order; pairs[r] = (token, slot) of row r */
-    int *pairs = b->pairs, start[MAX_EXPERTS + 1] = {0};
+    /* rows of xe in expert order; row_of[t K + j] = the row of token t's j-th selected expert */
+    int *row_of = b->row_of, start[MAX_EXPERTS + 1] = {0};
     for (int i = 0; i < T * K; i++) start[b->top[i] + 1]++;
     for (int e = 0; e < E; e++) start[e + 1] += start[e];
     int fill[MAX_EXPERTS];
@@ -1182,7 +1180,7 @@ static void moe(model *m, const layer *L, const float *F, int T, float *out, buf
     for (int t = 0; t < T; t++)
         for (int j = 0; j < K; j++) {
             int r = fill[b->top[t * K + j]]++;
-            pairs[2 * r] = t, pairs[2 * r + 1] = j;
+            row_of[t * K + j] = r;
             memcpy(b->xe + (size_t)r * D, F + (size_t)t * D, sizeof(float) * (size_t)D);
         }
     float *gs = b->g + (size_t)T * K * Fe,
@@ -1230,17 +1228,15 @@ static void moe(model *m, const layer *L, const float *F, int T, float *out, buf
     if (Fs)
         ops[n++] = (mm_op){.w = &L->down_sh, .T = T, .X = gs, .ldx = Fs, .Y = ys, .ldy = (size_t)D};
     matmul_batch(m, ops, n);
-    for (int r = 0; r < T * K; r++) {
-        int t = pairs[2 * r], j = pairs[2 * r + 1];
-        float w = b->wts[t * K + j], *dst = b->slots + ((size_t)t * K + (size_t)j) * D;
-        for (int i = 0; i < D; i++) dst[i] = b->ye[(size_t)r * D + i] * w;
-    }
-    for (int t = 0; t < T; t++) {
+    for (int t = 0; t < T; t++) { /* in selection order: each weighted output, then their sum */
         float *o = out + (size_t)t * D;
-        const float *sl = b->slots + (size_t)t * K * D;
-        memcpy(o, sl, sizeof(float) * (size_t)D);
-        for (int j = 1; j < K; j++)
-            for (int i = 0; i < D; i++) o[i] += sl[(size_t)j * D + i];
+        for (int j = 0; j < K; j++) {
+            const float *y = b->ye + (size_t)row_of[t * K + j] * D, w = b->wts[t * K + j];
+            if (j == 0)
+                for (int i = 0; i < D; i++) o[i] = y[i] * w;
+            else
+                for (int i = 0; i < D; i++) o[i] += y[i] * w;
+        }
         if (Fs)
             for (int i = 0; i < D; i++) o[i] += ys[(size_t)t * D + i];
     }
