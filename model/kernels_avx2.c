@@ -321,10 +321,23 @@ static float dot_q5_k(int n, const void *w, const void *x)
     return dot_k45(n, w, x, true);
 }
 
+/* The four 32-weight runs of one Q6_K half-block (stored values 0..63, i.e. q + 32), from its
+ * two 32-byte runs of low nibbles and its 32 bytes of high bit pairs. */
+static inline void q6k_half(__m256i l1, __m256i l2, __m256i hb, __m256i q[4])
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+    q[0] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+    q[1] = _mm256_or_si256(_mm256_and_si256(l2, m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l2, 4), m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
+}
+
 static float dot_q6_k(int n, const void *w, const void *x)
 {
     const uint8_t *a = w, *b = x;
-    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
     /* byte shuffles giving [s(2k) x8 | s(2k+1) x8] from the 16 scales of a half-block */
     __m128i pick[4];
     for (int k = 0; k < 4; k++)
@@ -352,17 +365,7 @@ static float dot_q6_k(int n, const void *w, const void *x)
             const __m128i sch =
                 h ? _mm_srli_si128(sc8, 8) : sc8; /* this half's 8 scales in the low bytes */
             __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
-            q[1] = _mm256_or_si256(
-                _mm256_and_si256(l2, m4),
-                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
-            q[2] = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
-            q[3] = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(l2, 4), m4),
-                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
+            q6k_half(l1, l2, hb, q);
             UNROLL for (int k = 0; k < 4; k++)
             {
                 const __m256i p = _mm256_maddubs_epi16(
@@ -484,7 +487,7 @@ static bool dequant(int type, const void *src, float *y, int64_t n)
         }
         return true;
     case MODEL_TYPE_Q6_K: {
-        const __m256i m2 = _mm256_set1_epi8(3), o32 = _mm256_set1_epi8(32);
+        const __m256i o32 = _mm256_set1_epi8(32);
         for (int64_t i = 0; i < n / 256; i++, a += 210) {
             float d = h2f(a + 208);
             const int8_t *S = (const int8_t *)(a + 192);
@@ -494,17 +497,7 @@ static bool dequant(int type, const void *src, float *y, int64_t n)
                               l2 = _mm256_loadu_si256((const __m256i *)(L + 32));
                 const __m256i hb = _mm256_loadu_si256((const __m256i *)H);
                 __m256i q[4];
-                q[0] = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                       _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
-                q[1] = _mm256_or_si256(
-                    _mm256_and_si256(l2, m4),
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
-                q[2] = _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
-                q[3] = _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(l2, 4), m4),
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
+                q6k_half(l1, l2, hb, q);
                 for (int k = 0; k < 4; k++) {
                     /* 32 values: the first 16 use scale 2k, the next 16 scale 2k+1 (of this half)
                      */
