@@ -127,11 +127,27 @@ static inline __m256i rep16(int i)
     return _mm256_set1_epi16((short)((2 * i) | ((2 * i + 1) << 8)));
 }
 
+/* Sub-blocks 2j (lo) and 2j+1 (hi) of a Q4_K/Q5_K block as bytes: the nibbles, plus the fifth
+ * bit from hbits for Q5_K. */
+static inline void k45_weights(const uint8_t *qs, __m256i hbits, int j, bool five, __m256i *lo,
+                               __m256i *hi)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    const __m256i q4 = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+    *lo = _mm256_and_si256(q4, m4);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+    if (five) {
+        *lo = _mm256_add_epi8(
+            *lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), one), 4));
+        *hi = _mm256_add_epi8(
+            *hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), one), 4));
+    }
+}
+
 static float dot_k45(int n, const void *w, const void *x, bool five)
 {
     const uint8_t *a = w, *b = x;
     const int bytes = five ? 176 : 144;
-    const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
     __m256 acc = _mm256_setzero_ps();
     __m128 accm = _mm_setzero_ps();
     for (int i = 0; i < n / 256; i++, a += bytes, b += 292) {
@@ -163,17 +179,8 @@ static float dot_k45(int n, const void *w, const void *x, bool five)
         __m256i sumi = _mm256_setzero_si256();
         UNROLL for (int j = 0; j < 4; j++)
         {
-            const __m256i q4 = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
-            __m256i lo = _mm256_and_si256(q4, m4),
-                    hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
-            if (five) {
-                lo = _mm256_add_epi8(
-                    lo,
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), one), 4));
-                hi = _mm256_add_epi8(
-                    hi, _mm256_slli_epi16(
-                            _mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), one), 4));
-            }
+            __m256i lo, hi;
+            k45_weights(qs, hbits, j, five, &lo, &hi);
             const __m256i pl =
                 _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j)));
             const __m256i ph =
@@ -196,7 +203,6 @@ static void dot4_k45(int n, const void *w, const void *x, size_t xs, float *out,
 {
     const uint8_t *a = w, *b = x;
     const int bytes = five ? 176 : 144;
-    const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
     __m256 acc[4];
     __m128 accm[4];
     UNROLL for (int t = 0; t < 4; t++) acc[t] = _mm256_setzero_ps(), accm[t] = _mm_setzero_ps();
@@ -231,17 +237,8 @@ static void dot4_k45(int n, const void *w, const void *x, size_t xs, float *out,
             five ? _mm256_loadu_si256((const __m256i *)(a + 16)) : _mm256_setzero_si256();
         UNROLL for (int j = 0; j < 4; j++)
         {
-            const __m256i q4 = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
-            __m256i lo = _mm256_and_si256(q4, m4),
-                    hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
-            if (five) {
-                lo = _mm256_add_epi8(
-                    lo,
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), one), 4));
-                hi = _mm256_add_epi8(
-                    hi, _mm256_slli_epi16(
-                            _mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), one), 4));
-            }
+            __m256i lo, hi;
+            k45_weights(qs, hbits, j, five, &lo, &hi);
             const __m256i sl = _mm256_shuffle_epi8(scales, rep16(2 * j)),
                           sh = _mm256_shuffle_epi8(scales, rep16(2 * j + 1));
             UNROLL for (int t = 0; t < 4; t++)
@@ -326,7 +323,8 @@ static float dot_q5_k(int n, const void *w, const void *x)
 static inline void q6k_half(__m256i l1, __m256i l2, __m256i hb, __m256i q[4])
 {
     const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
-    q[0] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+    q[0] =
+        _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
     q[1] = _mm256_or_si256(_mm256_and_si256(l2, m4),
                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
     q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
