@@ -57,8 +57,10 @@ $(BUILD)/%.o: %.c | $(BUILD)/.deps-ok
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # SIMD kernels: compiled for their instruction set, chosen at run time from the CPU's features.
-$(BUILD)/model/kernels_avx2.o: CFLAGS += -mavx2 -mfma -mf16c
-$(BUILD)/model/kernels_avx512.o: CFLAGS += -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni
+ISA_AVX2   := -mavx2 -mfma -mf16c
+ISA_AVX512 := $(ISA_AVX2) -mavx512f -mavx512bw -mavx512vl -mavx512vnni
+$(BUILD)/model/kernels_avx2.o: CFLAGS += $(ISA_AVX2)
+$(BUILD)/model/kernels_avx512.o: CFLAGS += $(ISA_AVX512)
 
 # Tests build fixture paths from runtime strings; truncation there would only fail a test.
 $(BUILD)/tests/%.o: CFLAGS += -Wno-format-truncation
@@ -172,7 +174,15 @@ bench-context: all $(BENCH_CONTEXT_VOCAB)
 # libFuzzer targets (clang): `make fuzz-lsp`, `make fuzz-gguf`; FUZZ_SECONDS per run (default 60).
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -Wall -Wextra -I.
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(GRAMMAR_LIB) | $(BUILD)/.deps-ok $(BUILD)/gen/parsers/languages.inc
+# the kernels need their instruction-set flags, so they are compiled on their own
+FUZZ_KERNELS := build-fuzz/kernels_avx2.o build-fuzz/kernels_avx512.o
+build-fuzz/kernels_avx2.o: model/kernels_avx2.c model/model_internal.h model/model.h
+	@mkdir -p build-fuzz
+	clang $(FUZZ_FLAGS) $(ISA_AVX2) -c $< -o $@
+build-fuzz/kernels_avx512.o: model/kernels_avx512.c model/model_internal.h model/model.h
+	@mkdir -p build-fuzz
+	clang $(FUZZ_FLAGS) $(ISA_AVX512) -c $< -o $@
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(filter-out model/kernels_%,$(LIB_SRC)) $(FUZZ_KERNELS) $(GRAMMAR_LIB) | $(BUILD)/.deps-ok $(BUILD)/gen/parsers/languages.inc
 	@mkdir -p build-fuzz
 	clang $(FUZZ_FLAGS) -I$(BUILD)/gen -I$(GRAMMAR_DIR) $^ $(LDLIBS) -o $@
 fuzz-%: build-fuzz/fuzz_%

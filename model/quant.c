@@ -4,6 +4,9 @@
 #include "model_internal.h"
 
 #include <math.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -659,14 +662,30 @@ static model_kernels avx2_kernels, avx512_kernels;
 static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
 static bool have_avx2, have_avx512;
 
+#if defined(__x86_64__)
+/* From CPUID, as not every compiler's __builtin_cpu_supports knows "f16c" and "avx512vnni" (the
+ * operating system's support for the wide registers is checked through "avx2" and "avx512f"):
+ * leaf 1 ECX bit 29, leaf 7 ECX bit 11. */
+static bool have_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c >> 29 & 1);
+}
+
+static bool have_avx512_vnni(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c >> 11 & 1);
+}
+#endif
+
 static void init_kernels(void)
 {
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && have_f16c();
     have_avx512 = have_avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                  __builtin_cpu_supports("avx512vl") &&
-                  __builtin_cpu_supports("avx512vnni");
+                  __builtin_cpu_supports("avx512vl") && have_avx512_vnni();
 #endif
     if (have_avx2) {
         avx2_kernels = scalar_kernels; /* types without a SIMD kernel keep the reference */
