@@ -935,14 +935,15 @@ static int reserve_scratch(model *m, int T, int n_ctx, bufs *b, model_err *err)
     const model_hparams *hp = &m->hp;
     size_t D = (size_t)hp->n_embd, H = (size_t)hp->n_head, Dk = (size_t)(hp->qk_nope + hp->qk_rope);
     size_t R = (size_t)hp->kv_lora_rank, row = R + (size_t)hp->qk_rope, t = (size_t)T;
-    size_t K = (size_t)(hp->n_expert_used > 0 ? hp->n_expert_used : 1);
-    size_t wide =
-        max3((size_t)hp->n_ff, (size_t)hp->n_ff_exp * (size_t)(hp->n_shared ? hp->n_shared : 1),
-             (size_t)hp->q_lora_rank);
+    /* the expert counts were checked only if the model has MoE layers: otherwise they mean nothing */
+    bool moe = hp->n_dense < hp->n_layer;
+    size_t K = moe ? (size_t)hp->n_expert_used : 1, E = moe ? (size_t)hp->n_expert : 0;
+    size_t Fe = moe ? (size_t)hp->n_ff_exp : 0, S = moe ? (size_t)hp->n_shared : 0;
+    size_t wide = max3((size_t)hp->n_ff, Fe * (S ? S : 1), (size_t)hp->q_lora_rank);
     /* all routed experts' hidden rows and the shared experts' side by side */
-    wide = max3(wide, (size_t)hp->n_ff_exp * (K + (size_t)hp->n_shared), D);
+    wide = max3(wide, Fe * (K + S), D);
     size_t wide_t = t * wide, total = 0;
-    size_t n_ops = max3(2 * (size_t)hp->n_expert + 2, H, 0),
+    size_t n_ops = max3(2 * E + 2, H, 0),
            ops = (n_ops * sizeof(mm_op) + sizeof(float) - 1) / sizeof(float);
     size_t sizes[] = {t * D,
                       t * D,
@@ -954,7 +955,7 @@ static int reserve_scratch(model *m, int T, int n_ctx, bufs *b, model_err *err)
                       t * D,
                       wide_t,
                       wide_t,
-                      t * ((size_t)hp->n_expert + 1),
+                      t * (E + 1),
                       t * K * D,
                       t * (K + 1) * D,
                       t * K,
