@@ -640,6 +640,7 @@ typedef struct mm_op {
         *xq; /* X in the weight's vec_dot type (or X itself for f32), xstride bytes apart */
     size_t xstride;
     int row0; /* first row of this product in the batch's joint row range */
+    const struct mm_op *shares; /* an earlier product whose quantized input this one reuses */
 } mm_op;
 
 typedef struct mm_batch {
@@ -805,15 +806,17 @@ static const mm_op *same_input(const mm_op *ops, int k)
 static void matmul_ops(model *m, mm_op *ops, int n)
 {
     size_t bytes = 0;
-    for (int k = 0; k < n; k++) bytes += same_input(ops, k) ? 0 : op_quant_bytes(&ops[k]);
+    for (int k = 0; k < n; k++) {
+        ops[k].shares = same_input(ops, k);
+        bytes += ops[k].shares ? 0 : op_quant_bytes(&ops[k]);
+    }
     uint8_t *arena = bytes ? grow((void **)&m->qbuf, &m->qbuf_len, bytes) : NULL;
     int rows = 0;
     for (int k = 0; k < n; k++) {
         mm_op *o = &ops[k];
-        const mm_op *prev = same_input(ops, k);
         int vt = model__type(o->w->type)->vec_dot_type;
-        if (prev) {
-            o->xq = prev->xq, o->xstride = prev->xstride;
+        if (o->shares) {
+            o->xq = o->shares->xq, o->xstride = o->shares->xstride;
         } else if (vt == MODEL_TYPE_F32) {
             o->xq = (const uint8_t *)o->X, o->xstride = o->ldx * sizeof(float);
         } else {
