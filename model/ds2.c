@@ -60,7 +60,7 @@ struct model {
     size_t qbuf_len;
     float *att; /* each thread's attention scratch */
     size_t att_len, att_stride;
-    bool locked;  /* the weights are locked in memory (mlock) */
+    bool locked;    /* the weights are locked in memory (mlock) */
     bool use_sgemm; /* prefill through dequantized tiles + OpenBLAS (FIMD_SGEMM=1 enables) */
     float *xr;      /* activations rounded to the vec_dot type, as f32 (sgemm path) */
     size_t xr_len;
@@ -639,7 +639,7 @@ typedef struct mm_op {
     const uint8_t
         *xq; /* X in the weight's vec_dot type (or X itself for f32), xstride bytes apart */
     size_t xstride;
-    int row0; /* first row of this product in the batch's joint row range */
+    int row0;                   /* first row of this product in the batch's joint row range */
     const struct mm_op *shares; /* an earlier product whose quantized input this one reuses */
 } mm_op;
 
@@ -938,7 +938,8 @@ static int reserve_scratch(model *m, int T, int n_ctx, bufs *b, model_err *err)
     const model_hparams *hp = &m->hp;
     size_t D = (size_t)hp->n_embd, H = (size_t)hp->n_head, Dk = (size_t)(hp->qk_nope + hp->qk_rope);
     size_t R = (size_t)hp->kv_lora_rank, row = R + (size_t)hp->qk_rope, t = (size_t)T;
-    /* the expert counts were checked only if the model has MoE layers: otherwise they mean nothing */
+    /* the expert counts were checked only if the model has MoE layers: otherwise they mean nothing
+     */
     bool moe = hp->n_dense < hp->n_layer;
     size_t K = moe ? (size_t)hp->n_expert_used : 1, E = moe ? (size_t)hp->n_expert : 0;
     size_t Fe = moe ? (size_t)hp->n_ff_exp : 0, S = moe ? (size_t)hp->n_shared : 0;
@@ -948,25 +949,10 @@ static int reserve_scratch(model *m, int T, int n_ctx, bufs *b, model_err *err)
     size_t wide_t = t * wide, total = 0;
     size_t n_ops = max3(2 * E + 2, H, 0),
            ops = (n_ops * sizeof(mm_op) + sizeof(float) - 1) / sizeof(float);
-    size_t sizes[] = {t * D,
-                      t * D,
-                      t * H * Dk,
-                      t * row,
-                      t * H * (size_t)hp->v_head,
-                      t * D,
-                      t * D,
-                      t * D,
-                      wide_t,
-                      wide_t,
-                      t * (E + 1),
-                      t * K * D,
-                      t * (K + 1) * D,
-                      t * K,
-                      t * K,
-                      t * K,
-                      ops,
-                      t * H * row,
-                      t * H * R};
+    size_t sizes[] = {t * D,       t * D,     t * H * Dk,      t * row,  t * H * (size_t)hp->v_head,
+                      t * D,       t * D,     t * D,           wide_t,   wide_t,
+                      t * (E + 1), t * K * D, t * (K + 1) * D, t * K,    t * K,
+                      t * K,       ops,       t * H * row,     t * H * R};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
         total += (sizes[i] + 15) & ~(size_t)15;
     grow((void **)&m->scratch, &m->scratch_len,
@@ -1100,15 +1086,23 @@ static void attention(model *m, model_cache *c, const layer *L, int il, int T, i
 
 /* ---- feed-forward ---- */
 
+/* The gate and up products of one input (expert e): two entries at ops[0..1]; returns 2. */
+static int gate_up(mm_op *ops, const wt *g, const wt *u, int e, const float *X, int T, size_t ldx,
+                   float *Yg, float *Yu, size_t ldy)
+{
+    ops[0] = (mm_op){.w = g, .e = e, .T = T, .X = X, .ldx = ldx, .Y = Yg, .ldy = ldy};
+    ops[1] = (mm_op){.w = u, .e = e, .T = T, .X = X, .ldx = ldx, .Y = Yu, .ldy = ldy};
+    return 2;
+}
+
 /* out[T][D] = down(silu(gate X) * up X) for T rows of X. */
 static void swiglu(model *m, const wt *g, const wt *u, const wt *d, int e, const float *X, int T,
                    float *out, bufs *b)
 {
     int D = m->hp.n_embd;
     size_t F = (size_t)g->ne[1];
-    mm_op gu[2] = {{.w = g, .e = e, .T = T, .X = X, .ldx = (size_t)D, .Y = b->g, .ldy = F},
-                   {.w = u, .e = e, .T = T, .X = X, .ldx = (size_t)D, .Y = b->u, .ldy = F}};
-    matmul_batch(m, gu, 2);
+    mm_op gu[2];
+    matmul_batch(m, gu, gate_up(gu, g, u, e, X, T, (size_t)D, b->g, b->u, F));
     for (size_t i = 0; i < (size_t)T * F; i++) b->g[i] = silu(b->g[i]) * b->u[i];
     matmul(m, d, e, b->g, T, F, out, (size_t)D);
 }
@@ -1194,26 +1188,10 @@ static void moe(model *m, const layer *L, const float *F, int T, float *out, buf
     for (int e = 0; e < E; e++) {
         int c = start[e + 1] - start[e];
         if (!c) continue;
-        const float *x = b->xe + (size_t)start[e] * D;
-        ops[n++] = (mm_op){.w = &L->gate_exps,
-                           .e = e,
-                           .T = c,
-                           .X = x,
-                           .ldx = (size_t)D,
-                           .Y = b->g + (size_t)start[e] * Fe,
-                           .ldy = Fe};
-        ops[n++] = (mm_op){.w = &L->up_exps,
-                           .e = e,
-                           .T = c,
-                           .X = x,
-                           .ldx = (size_t)D,
-                           .Y = b->u + (size_t)start[e] * Fe,
-                           .ldy = Fe};
+        n += gate_up(ops + n, &L->gate_exps, &L->up_exps, e, b->xe + (size_t)start[e] * D, c,
+                     (size_t)D, b->g + (size_t)start[e] * Fe, b->u + (size_t)start[e] * Fe, Fe);
     }
-    if (Fs) {
-        ops[n++] = (mm_op){.w = &L->gate_sh, .T = T, .X = F, .ldx = (size_t)D, .Y = gs, .ldy = Fs};
-        ops[n++] = (mm_op){.w = &L->up_sh, .T = T, .X = F, .ldx = (size_t)D, .Y = us, .ldy = Fs};
-    }
+    if (Fs) n += gate_up(ops + n, &L->gate_sh, &L->up_sh, 0, F, T, (size_t)D, gs, us, Fs);
     matmul_batch(m, ops, n);
     for (size_t i = 0; i < (size_t)T * (K * Fe + Fs); i++) b->g[i] = silu(b->g[i]) * b->u[i];
     n = 0;
