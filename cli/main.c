@@ -130,7 +130,7 @@ static void usage(FILE *f)
 {
     fputs("usage: fimd [--model PATH] [--threads N] [--log FILE]   serve LSP on stdio\n"
           "       fimd <command> [options]\n"
-          "  tokenize   -m MODEL.gguf [--no-bos] [--special] [FILE]\n"
+          "  tokenize   -m MODEL.gguf [--no-bos] [--special] [--nul] [FILE]\n"
           "  detokenize -m MODEL.gguf IDS...\n"
           "  logits     -m MODEL.gguf --tokens \"ID ...\" [--chunk N] -o OUT.f32\n"
           "  generate   -m MODEL.gguf --tokens \"ID ...\" -n N\n"

@@ -14,7 +14,7 @@
 typedef struct opts {
     const char *model, *out, *tokens;
     long n, chunk;
-    bool no_bos, special;
+    bool no_bos, special, nul;
     char **pos;
     int n_pos;
 } opts;
@@ -47,6 +47,8 @@ static int parse_opts(int argc, char **argv, opts *o, const char *allowed)
             o->no_bos = true;
         } else if (OPT("--special", "s")) {
             o->special = true;
+        } else if (OPT("--nul", "z")) {
+            o->nul = true;
         } else if (a[0] == '-' && a[1] && strcmp(a, "-") && !(a[1] >= '0' && a[1] <= '9')) {
             return cli_fail("%s: unknown option '%s'", argv[0], a);
         } else {
@@ -76,27 +78,38 @@ static model *open_model(const char *path)
     return m;
 }
 
+/* One line of ids for text[0..len). */
+static int print_ids(model_vocab *v, const char *text, size_t len, const opts *o)
+{
+    int32_t *ids;
+    size_t n;
+    model_err err = {{0}};
+    if (model_tokenize(v, text, len, !o->no_bos, o->special, &ids, &n, &err))
+        return cli_fail("%s", err.msg);
+    for (size_t i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
+    printf("\n");
+    free(ids);
+    return 0;
+}
+
+/* --nul: the input is pieces separated by NUL bytes (the training corpus tokenizes thousands of
+ * files and FIM parts in one process); each piece gets its own line. */
 int cmd_tokenize(int argc, char **argv)
 {
     opts o;
-    int rc = parse_opts(argc, argv, &o, "m b s");
+    int rc = parse_opts(argc, argv, &o, "m b s z");
     if (!rc && o.n_pos > 1) rc = cli_fail("tokenize: at most one FILE");
     model_vocab *v = rc ? NULL : open_vocab(o.model);
     char *text = NULL;
     size_t len = 0;
     if (!rc && !v) rc = 1;
     if (!rc) rc = cli_read_file(o.n_pos ? o.pos[0] : NULL, &text, &len);
-    if (!rc) {
-        int32_t *ids;
-        size_t n;
-        model_err err = {{0}};
-        if (model_tokenize(v, text, len, !o.no_bos, o.special, &ids, &n, &err)) {
-            rc = cli_fail("%s", err.msg);
-        } else {
-            for (size_t i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
-            printf("\n");
-            free(ids);
-        }
+    if (!rc && !o.nul) rc = print_ids(v, text, len, &o);
+    for (size_t at = 0; !rc && o.nul && at < len;) {
+        const char *end = memchr(text + at, 0, len - at);
+        size_t n = end ? (size_t)(end - (text + at)) : len - at;
+        rc = print_ids(v, text + at, n, &o);
+        at += n + 1;
     }
     free(text);
     model_vocab_free(v);

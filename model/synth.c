@@ -421,7 +421,9 @@ static void write_keys(const model_synth_opts *o, gguf_writer *w, int n_vocab)
     model__gw_u32(w, "general.file_type", (uint32_t)o->type);
     model__gw_u32(w, "deepseek2.leading_dense_block_count", (uint32_t)h->n_dense);
     model__gw_u32(w, "deepseek2.vocab_size", (uint32_t)n_vocab);
-    if (h->q_lora_rank > 0 || !o->omit_q_lora_key)
+    /* llama.cpp reads q_lora_rank unless the layer count says Lite (26 or 27), so only those
+     * shapes may omit it as the converter does. */
+    if (h->q_lora_rank > 0 || !o->omit_q_lora_key || (h->n_layer != 26 && h->n_layer != 27))
         model__gw_u32(w, "deepseek2.attention.q_lora_rank", (uint32_t)h->q_lora_rank);
     model__gw_u32(w, "deepseek2.attention.kv_lora_rank", (uint32_t)h->kv_lora_rank);
     if (h->legacy_kvb) {
