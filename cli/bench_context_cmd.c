@@ -29,16 +29,6 @@ static uint64_t hash(const char *s, size_t n)
     return h;
 }
 
-static bool ident_start(unsigned char c)
-{
-    return c == '_' || (unsigned)((c | 32) - 'a') < 26u;
-}
-
-static bool ident_byte(unsigned char c)
-{
-    return ident_start(c) || (unsigned)(c - '0') < 10u;
-}
-
 static bool set_has(const idset *s, const char *w, size_t n)
 {
     if (!s->cap) return false;
@@ -76,12 +66,12 @@ static void set_free(idset *s)
 static void identifiers(const char *t, size_t n, idset *out)
 {
     for (size_t i = 0; i < n;) {
-        if (!ident_start((unsigned char)t[i]) || (i > 0 && ident_byte((unsigned char)t[i - 1]))) {
+        if (!cli_ident_start((unsigned char)t[i]) || (i > 0 && cli_ident_byte((unsigned char)t[i - 1]))) {
             i++;
             continue;
         }
         size_t j = i;
-        while (j < n && ident_byte((unsigned char)t[j])) j++;
+        while (j < n && cli_ident_byte((unsigned char)t[j])) j++;
         if (j - i >= 2) set_add(out, t + i, j - i);
         i = j;
     }
@@ -92,26 +82,6 @@ static void identifiers(const char *t, size_t n, idset *out)
 typedef struct position {
     size_t cursor, hidden_end; /* hide [cursor, hidden_end) */
 } position;
-
-static size_t line_end(const char *t, size_t len, size_t at)
-{
-    const char *nl = memchr(t + at, '\n', len - at);
-    return nl ? (size_t)(nl - t) : len;
-}
-
-static int indent(const char *t, size_t at, size_t e)
-{
-    int w = 0;
-    while (at < e && (t[at] == ' ' || t[at] == '\t')) w += t[at++] == '\t' ? 4 : 1;
-    return w;
-}
-
-static bool blank_line(const char *t, size_t at, size_t e)
-{
-    for (; at < e; at++)
-        if (t[at] != ' ' && t[at] != '\t' && t[at] != '\r') return false;
-    return true;
-}
 
 static int count_idents(const char *t, size_t a, size_t e)
 {
@@ -132,26 +102,20 @@ static int sample(const char *t, size_t len, position *out, int cap)
     size_t prev_start = 0, prev_end = 0;
     bool have_prev = false;
     for (size_t at = 0; at < len;) {
-        size_t e = line_end(t, len, at), a = at;
+        size_t e = cli_line_end(t, len, at), a = at;
         while (a < e && (t[a] == ' ' || t[a] == '\t')) a++;
         if (a < e && e - a >= 12 && count_idents(t, a, e) >= 2 && ns < 4096) {
             size_t c = a + (e - a) / 3;
-            while (c < e && ident_byte((unsigned char)t[c])) c++; /* not inside a word */
+            while (c < e && cli_ident_byte((unsigned char)t[c])) c++; /* not inside a word */
             if (c < e) single[ns++] = (position){c, e};
         }
         if (a < e && have_prev && nm < 4096) {
             size_t pe = prev_end;
             while (pe > prev_start && (t[pe - 1] == ' ' || t[pe - 1] == '\t' || t[pe - 1] == '\r')) pe--;
             char last = pe > prev_start ? t[pe - 1] : 0;
-            int ind = indent(t, at, e);
-            if ((last == '{' || last == ':') && ind > indent(t, prev_start, prev_end)) {
-                size_t end = e, b = e < len ? e + 1 : len;
-                for (int k = 1; b < len && k < MAX_HIDDEN_LINES; k++) {
-                    size_t be = line_end(t, len, b);
-                    if (!blank_line(t, b, be) && indent(t, b, be) < ind) break;
-                    if (!blank_line(t, b, be)) end = be;
-                    b = be < len ? be + 1 : len;
-                }
+            int ind = cli_indent(t, at, e);
+            if ((last == '{' || last == ':') && ind > cli_indent(t, prev_start, prev_end)) {
+                size_t end = cli_body_end(t, len, e, ind, MAX_HIDDEN_LINES);
                 multi[nm++] = (position){a, end};
             }
         }
@@ -244,7 +208,7 @@ int cmd_bench_context(int argc, char **argv)
         else if (n_files == MAX_FILES) return cli_fail("bench-context: at most %d files", MAX_FILES);
         else files[n_files++] = a;
     }
-    if (!model_path) model_path = getenv("FIMD_MODEL");
+    model_path = cli_model_or_bundled(model_path, NULL);
     if (!budget || !n_files || !model_path)
         return cli_fail("bench-context: usage: fimd bench-context -m MODEL --budget B [--naive] FILE...");
     model_err me = {{0}};

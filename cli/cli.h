@@ -18,6 +18,25 @@ double cli_now_ms(void);
 /* Whole file (or stdin for NULL) -> malloc'd buffer; returns 0 or 1 after printing the error */
 int cli_read_file(const char *path, char **data, size_t *len);
 
+/* Text scanning for the benchmarks' cursors (cli/text_scan.c). Line ends are the '\n' (or len);
+ * indentation counts a tab as 4. cli_body_end: the end of the last non-blank line of the block
+ * body whose first line ends at first_line_end, ended by a line indented less than ind (at most
+ * max_lines lines). */
+bool cli_ident_start(unsigned char c);
+bool cli_ident_byte(unsigned char c);
+size_t cli_line_end(const char *t, size_t len, size_t at);
+int cli_indent(const char *t, size_t at, size_t e);
+bool cli_blank_line(const char *t, size_t at, size_t e);
+size_t cli_body_end(const char *t, size_t len, size_t first_line_end, int ind, int max_lines);
+
+/* The model that ships with fimd (weights/ beside build/, or share/fimd/ under the install
+ * prefix): its path, or NULL when it is not there. */
+#define CLI_BUNDLED_NAME "fimd-tiny-code.gguf"
+const char *cli_bundled_model(void);
+/* `given` when set, else FIMD_MODEL, else the bundled model (saying so on stderr, naming `cmd`,
+ * unless cmd is NULL); NULL when there is none. */
+const char *cli_model_or_bundled(const char *given, const char *cmd);
+
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
@@ -32,5 +51,6 @@ int cmd_languages(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_bench_typing(int argc, char **argv);
+int cmd_bench_quality(int argc, char **argv);
 
 #endif

@@ -71,7 +71,7 @@ static int parse_at_cursor(const char *cmd, int argc, char **argv, at_cursor *o)
         else return cli_fail("%s: unknown option '%s'", cmd, a);
         if (bad) return 1;
     }
-    if (!o->model) o->model = getenv("FIMD_MODEL");
+    o->model = cli_model_or_bundled(o->model, NULL);
     if (!o->model || !o->file || o->line < 0 || o->character < 0)
         return cli_fail("%s: usage: fimd %s -m MODEL FILE --line L --character C [--open OTHER ...]", cmd, cmd);
     return 0;

@@ -24,7 +24,7 @@ static void show(const char *label, const char *text)
 
 int cmd_demo(int argc, char **argv)
 {
-    const char *model = getenv("FIMD_MODEL"), *file = "tools/demo/sample.c", *typing = "total += square";
+    const char *model = NULL, *file = "tools/demo/sample.c", *typing = "total += square";
     long line = 12, character = 8;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -36,7 +36,8 @@ int cmd_demo(int argc, char **argv)
         else if (!strcmp(a, "--type")) typing = v, i++;
         else return cli_fail("demo: unknown or malformed option '%s'", a);
     }
-    if (!model) return cli_fail("demo: no model: pass -m MODEL.gguf or set FIMD_MODEL");
+    model = cli_model_or_bundled(model, "demo");
+    if (!model) return cli_fail("demo: no model: pass -m MODEL.gguf or set FIMD_MODEL (weights/%s is missing)", CLI_BUNDLED_NAME);
     char *text;
     size_t len;
     if (cli_read_file(file, &text, &len)) return 1;

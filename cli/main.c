@@ -123,12 +123,14 @@ static int serve(int argc, char **argv)
             return cli_fail("unknown option '%s'", a);
         }
     }
+    o.bundled_model = cli_bundled_model();
     return lsp_serve(&o);
 }
 
 static void usage(FILE *f)
 {
     fputs("usage: fimd [--model PATH] [--threads N] [--log FILE]   serve LSP on stdio\n"
+          "       (no model given: FIMD_MODEL, else the bundled weights/fimd-tiny-code.gguf)\n"
           "       fimd <command> [options]\n"
           "  tokenize   -m MODEL.gguf [--no-bos] [--special] [--nul] [FILE]\n"
           "  detokenize -m MODEL.gguf IDS...\n"
@@ -141,6 +143,8 @@ static void usage(FILE *f)
           "  context    -m MODEL FILE --line L --character C [--open OTHER ...] [--budget N] [--stats]\n"
           "             the exact prompt text (needs only a vocabulary)\n"
           "  bench-context -m MODEL --budget B [--naive] FILE...   identifier recall of the prompt\n"
+          "  bench-quality -m MODEL [--budget N] [--naive] [--json] [--verbose] [-t N] FILE...\n"
+          "             exact match and edit similarity of completions at sampled cursors\n"
           "  languages  [--grammars]   the language registry (name, grammar, extensions)\n"
           "  demo       [-m MODEL] [FILE --line L --character C --type TEXT]   a scripted LSP session\n"
           "  bench      -m MODEL [-p 512] [-n 64] [-t N] [--json]   prompt/decode speed, GB/s, RSS\n"
@@ -162,6 +166,7 @@ int main(int argc, char **argv)
         {"demo", cmd_demo},         {"bench", cmd_bench},
         {"bench-typing", cmd_bench_typing}, {"context", cmd_context},
         {"bench-context", cmd_bench_context}, {"languages", cmd_languages},
+        {"bench-quality", cmd_bench_quality},
     };
     if (argc < 2 || argv[1][0] == '-' ) {
         if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {

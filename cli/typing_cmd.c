@@ -51,6 +51,7 @@ int cmd_bench_typing(int argc, char **argv)
         if (!strcmp(a, "-m")) path = v;
         else if (!dst || cli_parse_int(v, 0, 1 << 20, dst)) return cli_fail("bench-typing: bad option %s %s", a, v);
     }
+    path = cli_model_or_bundled(path, "bench-typing");
     if (!path || !file || line < 0 || lines < 1 || n_predict < 1)
         return cli_fail("bench-typing: usage: fimd bench-typing -m MODEL FILE --line L [--lines 3] [--n-predict 16] [-t N] [--json]");
     char *orig;

@@ -41,6 +41,18 @@ void fim_config_default(fim_config *c)
     c->seed = 0x5eed;
 }
 
+void fim_config_fit(fim_config *c, int n_ctx)
+{
+    if (n_ctx <= 0) return;
+    int room = n_ctx - c->max_tokens;
+    if (room < n_ctx / 2) { /* keep at least half the context for the prompt */
+        room = n_ctx / 2;
+        c->max_tokens = n_ctx - room;
+    }
+    if (c->prefix_tokens + c->suffix_tokens + c->related_tokens + 4 <= room) return;
+    fim_config_budget(c, room);
+}
+
 void fim_config_budget(fim_config *c, int budget)
 {
     if (budget < 16) budget = 16;
@@ -360,6 +372,9 @@ int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
     memset(st, 0, sizeof *st);
     *out = NULL;
     double t0 = now_ms();
+    fim_config fitted = *cfg;
+    fim_config_fit(&fitted, model_get_hparams(e->m)->n_ctx_train);
+    cfg = &fitted;
     fim_context *made;
     const fim_context *c = request_context(req, &made);
     if (!c) return fim__fail(err, "out of memory");
@@ -373,6 +388,9 @@ int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
     }
     if (fim__build_prompt(v, c, cfg, s ? &s->memo : NULL, &prompt, err)) goto done;
     st->prompt_tokens = (int)prompt.n;
+    int n_ctx = model_get_hparams(e->m)->n_ctx_train;
+    if (n_ctx > 0 && (int)prompt.n + fitted.max_tokens > n_ctx)
+        fitted.max_tokens = n_ctx - (int)prompt.n > 1 ? n_ctx - (int)prompt.n : 1;
     if (req->assume_output) { /* tools: the text stands in for the model's tokens */
         model_err me = {{0}};
         if (model_tokenize(v, req->assume_output, req->assume_len, false, false, &assumed.v, &assumed.n, &me)) {

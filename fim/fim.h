@@ -30,12 +30,20 @@ typedef struct fim_config {
     float temperature;      /* 0 = greedy (default) */
     float top_p;            /* nucleus sampling when temperature > 0 (default 0.95) */
     uint64_t seed;          /* sampling seed */
+    /* For measuring context strategies (bench-quality --naive): instead of syntax-cut windows and
+     * related code, a plain window of the same total budget, 3/4 before the cursor line and 1/4
+     * after the cursor, in whole lines. */
+    bool naive_window;
 } fim_config;
 
 void fim_config_default(fim_config *c);
 /* Split one prompt budget B the way `--budget` does: 3B/16 - 96 for related definitions (none below
  * 512), B/4 suffix, the rest prefix (minus the FIM markers). */
 void fim_config_budget(fim_config *c, int budget);
+/* Shrink the budgets, when they and max_tokens exceed a model's training context n_ctx, to the
+ * same split of what fits (a small model trained on 256 tokens must not see positions it never
+ * learned); larger contexts leave c unchanged. */
+void fim_config_fit(fim_config *c, int n_ctx);
 
 /* ---- documents and contexts ---- */
 

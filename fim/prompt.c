@@ -294,6 +294,39 @@ static int own_snippets(const fim_context *c, size_t lo, size_t hi, fim_snippet 
     return k;
 }
 
+/* The plain window --naive measures against: whole lines, the last 3/4 of `budget` tokens before
+ * the cursor (the cursor line's text included) and the first 1/4 after the cursor. */
+static int naive_window(const model_vocab *v, const fim_context *c, size_t l0, size_t cursor, int budget,
+                        int line_tokens, fim_ids_vec *pre, fim_ids_vec *suf, fim_err *err)
+{
+    int kp = budget * 3 / 4 - line_tokens, ks = budget - budget * 3 / 4, used = 0;
+    size_t start = l0, end = cursor;
+    while (start > 0) {
+        size_t ls = line_start(c->text, start - 1);
+        fim_ids_vec t = {0};
+        int rc = tok(v, c->text + ls, start - ls, &t, err);
+        bool fits = !rc && used + (int)t.n <= kp;
+        used += (int)t.n;
+        free(t.v);
+        if (rc) return -1;
+        if (!fits) break;
+        start = ls;
+    }
+    for (used = 0; end < c->len;) {
+        size_t le = line_end(c->text, c->len, end);
+        fim_ids_vec t = {0};
+        int rc = tok(v, c->text + end, le - end, &t, err);
+        bool fits = !rc && used + (int)t.n <= ks;
+        used += (int)t.n;
+        free(t.v);
+        if (rc) return -1;
+        if (!fits) break;
+        end = le;
+    }
+    if (tok(v, c->text + start, l0 - start, pre, err)) return -1;
+    return tok(v, c->text + cursor, end - cursor, suf, err);
+}
+
 int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_config *cfg,
                       fim_window_memo *memo, fim_ids_vec *out, fim_err *err)
 {
@@ -316,6 +349,11 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
     size_t line_cap = cfg->prefix_tokens < LINE_BEFORE_MAX_TOKENS ? (size_t)(cfg->prefix_tokens > 0 ? cfg->prefix_tokens : 0)
                                                                  : LINE_BEFORE_MAX_TOKENS;
     size_t skip = line.n > line_cap ? line.n - line_cap : 0;
+    if (cfg->naive_window) {
+        int total = cfg->prefix_tokens + cfg->suffix_tokens + (cfg->related_tokens > 0 ? cfg->related_tokens : 0);
+        if (naive_window(v, c, l0, cursor, total, (int)(line.n - skip), &pre, &suf, err)) goto done;
+        goto assemble;
+    }
     int related = cfg->related_tokens > 0 ? cfg->related_tokens : 0;
     int used = add_snippets(v, c->snips, c->n_snips, related, out, err);
     if (used < 0) goto done;
@@ -346,6 +384,7 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
     /* what the prefix leaves (at its boundary, or at the top of the file) goes to the suffix */
     if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + budget - (int)pre.n, true, memo, &suf, &send, err)) goto done;
     if (memo) memo->valid = true;
+assemble:
     fim__ids_push(out, pre.v, pre.n);
     fim__ids_push(out, &f.hole, 1);
     fim__ids_push(out, suf.v, suf.n);

@@ -25,6 +25,7 @@ lsp_pos lsp_pos_of(const char *text, size_t len, size_t offset, enum lsp_encodin
 
 typedef struct lsp_options {
     const char *model;     /* --model or FIMD_MODEL; initializationOptions.model overrides */
+    const char *bundled_model; /* used when no model is configured at all (NULL: none) */
     int threads;           /* 0 = default */
     const char *log_path;  /* --log FILE, or NULL */
     int in_fd, out_fd;     /* normally 0 and 1 */

@@ -38,6 +38,7 @@ typedef struct server {
     lsp_worker *worker;
     fim_config cfg;
     char *model_path;
+    bool bundled; /* model_path is the bundled small model (no model was configured) */
     int threads;
     int progress_seq;
     char progress_token[64];
@@ -176,6 +177,7 @@ static bool apply_config(server *s, const jdoc *d, int obj)
     if (model && *model && (!s->model_path || strcmp(model, s->model_path))) {
         free(s->model_path);
         s->model_path = model;
+        s->bundled = false;
         changed = true;
     } else {
         free(model);
@@ -186,6 +188,13 @@ static bool apply_config(server *s, const jdoc *d, int obj)
 static void start_load(server *s)
 {
     if (s->fuzzing) return;
+    if ((!s->model_path || !*s->model_path) && s->opt.bundled_model) {
+        free(s->model_path);
+        s->model_path = strdup(s->opt.bundled_model);
+        s->bundled = true;
+        log_message(s, 3, "fimd: no model configured; using the bundled fimd-tiny-code, a small model for trying "
+                          "fimd. For real work set `model` (or FIMD_MODEL, --model) to a DeepSeek-Coder-V2-Lite GGUF");
+    }
     if (!s->model_path || !*s->model_path) {
         log_message(s, 2, "fimd: no model configured; set FIMD_MODEL, --model or initializationOptions.model "
                           "to a DeepSeek-Coder-V2 GGUF");
@@ -395,6 +404,9 @@ static void on_status(server *s, const char *id)
     lsp__jw_raw(&r, "{\"model\":", 9);
     const char *mp = ws.model[0] ? ws.model : s->model_path ? s->model_path : "";
     lsp__jw_str(&r, mp, strlen(mp));
+    lsp__jw_fmt(&r, ",\"bundledModel\":%s", s->bundled ? "true" : "false");
+    if (s->bundled)
+        lsp__jw_fmt(&r, ",\"note\":\"%s\"", "the bundled small model, for trying fimd; use DeepSeek-Coder-V2-Lite for real work");
     lsp__jw_fmt(&r, ",\"state\":\"%s\",\"description\":", states[ws.state]);
     lsp__jw_str(&r, ws.desc, strlen(ws.desc));
     lsp__jw_raw(&r, ",\"error\":", 9);
