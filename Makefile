@@ -41,7 +41,8 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps editors-deps test demo bench bench-context vsix format clean
+.PHONY: all deps editors-deps train-deps test demo bench bench-context bench-quality corpus weights \
+	install vsix format clean
 .SECONDARY:
 all: deps $(BUILD)/fimd
 
@@ -111,20 +112,57 @@ $(BUILD)/.editors-ok: tests/editors/node/package-lock.json
 	@cd tests/editors/node && npm ci --no-audit --no-fund --silent || echo "warning: npm packages not installed"
 	@touch $@
 
+# The training tools run on Debian's PyTorch and numpy (the system python3).
+TRAIN_PACKAGES := python3-torch python3-numpy
+train-deps: $(BUILD)/.train-ok
+$(BUILD)/.train-ok: | $(BUILD)/.deps-ok
+	@sh tools/install-deps.sh $(TRAIN_PACKAGES)
+	@touch $@
+
 # Each test program runs as its own process with a timeout; the runner prints the totals.
-test: all $(TEST_BIN) editors-deps
+test: all $(TEST_BIN) editors-deps train-deps
 	@FIMD_BIN=$(BUILD)/fimd FIMD_SHARED=$(SHARED) FIMD_TMP=$(BUILD)/tmp LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
 		sh tests/run.sh $(TEST_BIN) \
-		tests/cli_errors.sh tests/context_cli.sh tests/editors.sh tests/editors_tmux.sh tests/vsix.sh
+		tests/cli_errors.sh tests/context_cli.sh tests/bundled.sh tests/train.sh \
+		tests/editors.sh tests/editors_tmux.sh tests/vsix.sh
 
-# The README's first command: build, make a demo model unless FIMD_MODEL names a real one, and run a
-# scripted LSP session. The demo model's weights are random: its text is meaningless.
+# The README's first command: build and run a scripted LSP session with FIMD_MODEL, or else the
+# bundled model fimd trained itself (weights/), which fimd finds on its own.
+BUNDLED := weights/fimd-tiny-code.gguf
 DEMO_MODEL := $(BUILD)/demo-model.gguf
 demo: all
-	@if [ -z "$$FIMD_MODEL" ] && [ ! -f $(DEMO_MODEL) ]; then \
-		echo "FIMD_MODEL is unset: synthesizing a small random demo model ($(DEMO_MODEL))"; \
-		$(MAKE) --no-print-directory $(DEMO_MODEL); fi
-	@$(BUILD)/fimd demo -m "$${FIMD_MODEL:-$(DEMO_MODEL)}"
+	@$(BUILD)/fimd demo $${FIMD_MODEL:+-m "$$FIMD_MODEL"}
+
+# fimd's own small code model (tools/train/): the corpus from Debian's source packages as the
+# committed manifest describes it, then about 70 minutes of training on 2 cores with a fixed seed,
+# then the GGUF. CI never trains. `make corpus` rewrites the manifest; `make weights` checks it.
+TRAIN_DIR := $(BUILD)/train
+corpus: all train-deps
+	/usr/bin/python3 tools/train/prepare.py --out $(TRAIN_DIR)
+weights: all train-deps
+	/usr/bin/python3 tools/train/prepare.py --out $(TRAIN_DIR) --check
+	/usr/bin/python3 tools/train/train.py --corpus $(TRAIN_DIR)/corpus.bin --out $(TRAIN_DIR)/run \
+		--vocab $(TRAIN_DIR)/vocab.gguf
+	cp $(TRAIN_DIR)/run/model.gguf $(BUNDLED)
+
+# Completion quality end to end on code no training corpus holds (tools/quality/heldout: files of
+# open-source projects not packaged in Debian), fimd's prompt against a plain window.
+QUALITY_FILES := $(wildcard tools/quality/heldout/c/*.[ch] tools/quality/heldout/python/*.py tools/quality/heldout/go/*.go)
+QUALITY_MODEL ?= $(BUNDLED)
+bench-quality: all
+	@for b in 512 1024; do for n in "" --naive; do echo "== budget $$b $${n:-fimd}"; \
+		$(BUILD)/fimd bench-quality -m $(QUALITY_MODEL) --budget $$b $$n $(QUALITY_FILES); \
+		done; done
+
+# `make install PREFIX=...`: the binary, the bundled model (found by fimd under share/fimd/) and the
+# editor plugins.
+PREFIX ?= /usr/local
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/fimd/editors
+	install -m 755 $(BUILD)/fimd $(DESTDIR)$(PREFIX)/bin/fimd
+	install -m 644 $(BUNDLED) $(DESTDIR)$(PREFIX)/share/fimd/
+	cp -R editors/nvim editors/emacs editors/vscode $(DESTDIR)$(PREFIX)/share/fimd/editors/
+	rm -rf $(DESTDIR)$(PREFIX)/share/fimd/editors/vscode/node_modules
 
 # The VS Code extension, packaged with @vscode/vsce (pinned in editors/vscode/package-lock.json;
 # needs Node 20 or newer).

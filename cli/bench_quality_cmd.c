@@ -2,7 +2,8 @@
  * server's code path (documents with syntax trees, the other files of a file's folder open, the FIM
  * prompt, cache, stop rules, post-processing). At reproducibly sampled cursors of three kinds it
  * hides text, completes, and compares: exact match, edit similarity, empty rate and latency, per
- * language and cursor kind. --naive swaps the prompt builder for a plain window of the same budget. */
+ * language and cursor kind. --naive swaps the prompt builder for a plain window of the same budget.
+ */
 #define _GNU_SOURCE
 #include "cli/cli.h"
 #include "fim/fim.h"
@@ -38,7 +39,9 @@ static int idents_in(const char *t, size_t a, size_t e)
 {
     int n = 0;
     for (size_t i = a; i < e; i++)
-        if (cli_ident_start((unsigned char)t[i]) && (i == a || !cli_ident_byte((unsigned char)t[i - 1]))) n++;
+        if (cli_ident_start((unsigned char)t[i]) &&
+            (i == a || !cli_ident_byte((unsigned char)t[i - 1])))
+            n++;
     return n;
 }
 
@@ -70,13 +73,15 @@ static int candidates(const char *t, size_t len, cursor *out, int cap)
         if (code && l.end - l.code >= 12 && idents_in(t, l.code, l.end) >= 2) {
             size_t c = l.code + (l.end - l.code) / 3;
             while (c < l.end && cli_ident_byte((unsigned char)t[c])) c++;
-            if (c < l.end && !cli_blank_line(t, c, l.end)) out[n++] = (cursor){K_LINE_REST, c, l.end};
+            if (c < l.end && !cli_blank_line(t, c, l.end))
+                out[n++] = (cursor){K_LINE_REST, c, l.end};
         }
         if (code && have_prev && n < cap) {
             int ind = cli_indent(t, l.start, l.end), pind = cli_indent(t, prev.start, prev.end);
             char opener = last_char(t, prev.code, prev.end);
             if ((opener == '{' || opener == ':') && ind > pind)
-                out[n++] = (cursor){K_BLOCK, l.code, cli_body_end(t, len, l.end, ind, MAX_BLOCK_LINES)};
+                out[n++] =
+                    (cursor){K_BLOCK, l.code, cli_body_end(t, len, l.end, ind, MAX_BLOCK_LINES)};
             else if (ind == pind && idents_in(t, l.code, l.end) >= 1 && l.end - l.code >= 6)
                 out[n++] = (cursor){K_NEXT_LINE, l.code, l.end};
         }
@@ -127,7 +132,8 @@ static char *normalize(const char *s, size_t n, bool first_line)
         }
         o[k++] = s[i];
     }
-    while (k > 0 && (o[k - 1] == ' ' || o[k - 1] == '\t' || o[k - 1] == '\r' || o[k - 1] == '\n')) k--;
+    while (k > 0 && (o[k - 1] == ' ' || o[k - 1] == '\t' || o[k - 1] == '\r' || o[k - 1] == '\n'))
+        k--;
     o[k] = 0;
     return o;
 }
@@ -214,8 +220,8 @@ static int run_cursor(bench *b, const char *path, const char *t, size_t len, con
         add(&b->by_kind[c->kind], exact, empty, sim, ms);
         add(&b->total, exact, empty, sim, ms);
         if (b->verbose)
-            printf("%s:%zu %s exact=%d sim=%.3f\n  want: %s\n  got:  %s\n", path, c->at, KIND_NAMES[c->kind],
-                   exact, sim, want, got);
+            printf("%s:%zu %s exact=%d sim=%.3f\n  want: %s\n  got:  %s\n", path, c->at,
+                   KIND_NAMES[c->kind], exact, sim, want, got);
         free(want), free(got);
     }
     free(out);
@@ -234,21 +240,24 @@ static bool same_dir(const char *a, const char *b)
 static void print_tally_json(const char *key, const tally *t, bool comma)
 {
     double n = t->n ? t->n : 1;
-    printf("%s\"%s\":{\"cursors\":%d,\"exact_match\":%.4f,\"edit_similarity\":%.4f,\"empty_rate\":%.4f,"
-           "\"mean_ms\":%.2f}", comma ? "," : "", key, t->n, t->exact / n, t->sim / n, t->empty / n, t->ms / n);
+    printf("%s\"%s\":{\"cursors\":%d,\"exact_match\":%.4f,\"edit_similarity\":%.4f,\"empty_rate\":%"
+           ".4f,"
+           "\"mean_ms\":%.2f}",
+           comma ? "," : "", key, t->n, t->exact / n, t->sim / n, t->empty / n, t->ms / n);
 }
 
 static void print_tally(const char *lang, const char *kind, const tally *t)
 {
     double n = t->n ? t->n : 1;
-    printf("%-12s %-10s %7d %8.1f%% %8.3f %8.1f%% %9.1f\n", lang, kind, t->n, 100 * t->exact / n, t->sim / n,
-           100 * t->empty / n, t->ms / n);
+    printf("%-12s %-10s %7d %8.1f%% %8.3f %8.1f%% %9.1f\n", lang, kind, t->n, 100 * t->exact / n,
+           t->sim / n, 100 * t->empty / n, t->ms / n);
 }
 
 static void report(const bench *b, const char *model, int budget, bool naive, bool json)
 {
     if (json) {
-        printf("{\"model\":\"%s\",\"budget\":%d,\"naive\":%s", model, budget, naive ? "true" : "false");
+        printf("{\"model\":\"%s\",\"budget\":%d,\"naive\":%s", model, budget,
+               naive ? "true" : "false");
         print_tally_json("total", &b->total, true);
         printf(",\"kinds\":{");
         for (int k = 0; k < N_KINDS; k++) print_tally_json(KIND_NAMES[k], &b->by_kind[k], k > 0);
@@ -256,14 +265,17 @@ static void report(const bench *b, const char *model, int budget, bool naive, bo
         for (int i = 0; i < b->n_lang; i++) {
             printf("%s\"%s\":{", i ? "," : "", b->lang[i]);
             print_tally_json("all", &b->by_lang[i][N_KINDS], false);
-            for (int k = 0; k < N_KINDS; k++) print_tally_json(KIND_NAMES[k], &b->by_lang[i][k], true);
+            for (int k = 0; k < N_KINDS; k++)
+                print_tally_json(KIND_NAMES[k], &b->by_lang[i][k], true);
             printf("}");
         }
         printf("}}\n");
         return;
     }
-    printf("bench-quality: %s, budget %d, %s prompt\n", model, budget, naive ? "naive window" : "fimd");
-    printf("%-12s %-10s %7s %9s %8s %9s %9s\n", "language", "cursor", "n", "exact", "edit_sim", "empty", "mean_ms");
+    printf("bench-quality: %s, budget %d, %s prompt\n", model, budget,
+           naive ? "naive window" : "fimd");
+    printf("%-12s %-10s %7s %9s %8s %9s %9s\n", "language", "cursor", "n", "exact", "edit_sim",
+           "empty", "mean_ms");
     for (int i = 0; i < b->n_lang; i++) {
         for (int k = 0; k < N_KINDS; k++) print_tally(b->lang[i], KIND_NAMES[k], &b->by_lang[i][k]);
         print_tally(b->lang[i], "all", &b->by_lang[i][N_KINDS]);
@@ -274,8 +286,9 @@ static void report(const bench *b, const char *model, int budget, bool naive, bo
 
 static int usage(void)
 {
-    return cli_fail("bench-quality: usage: fimd bench-quality -m MODEL [--budget N] [--naive] [--json] "
-                    "[--verbose] [-t THREADS] FILE...");
+    return cli_fail(
+        "bench-quality: usage: fimd bench-quality -m MODEL [--budget N] [--naive] [--json] "
+        "[--verbose] [-t THREADS] FILE...");
 }
 
 int cmd_bench_quality(int argc, char **argv)
@@ -287,20 +300,28 @@ int cmd_bench_quality(int argc, char **argv)
     bool naive = false, json = false, verbose = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--naive")) naive = true;
-        else if (!strcmp(a, "--json")) json = true;
-        else if (!strcmp(a, "--verbose")) verbose = true;
+        if (!strcmp(a, "--naive"))
+            naive = true;
+        else if (!strcmp(a, "--json"))
+            json = true;
+        else if (!strcmp(a, "--verbose"))
+            verbose = true;
         else if (a[0] != '-') {
             if (n_files == MAX_FILES) return cli_fail("bench-quality: at most %d files", MAX_FILES);
             files[n_files++] = a;
-        } else if (!val) return usage();
-        else if (!strcmp(a, "-m") || !strcmp(a, "--model")) model_path = argv[++i];
+        } else if (!val)
+            return usage();
+        else if (!strcmp(a, "-m") || !strcmp(a, "--model"))
+            model_path = argv[++i];
         else if (!strcmp(a, "--budget")) {
-            if (cli_parse_int(argv[++i], 64, 1 << 20, &v)) return cli_fail("bench-quality: --budget needs 64 or more");
+            if (cli_parse_int(argv[++i], 64, 1 << 20, &v))
+                return cli_fail("bench-quality: --budget needs 64 or more");
             budget = (int)v;
         } else if (!strcmp(a, "-t")) {
-            if (cli_parse_int(argv[++i], 0, 1024, &threads)) return cli_fail("bench-quality: -t needs a thread count");
-        } else return cli_fail("bench-quality: unknown option '%s'", a);
+            if (cli_parse_int(argv[++i], 0, 1024, &threads))
+                return cli_fail("bench-quality: -t needs a thread count");
+        } else
+            return cli_fail("bench-quality: unknown option '%s'", a);
     }
     model_path = cli_model_or_bundled(model_path, "bench-quality");
     if (!model_path || !n_files) return usage();
@@ -310,13 +331,16 @@ int cmd_bench_quality(int argc, char **argv)
     fim_config_default(&b->cfg);
     if (budget) fim_config_budget(&b->cfg, budget);
     b->cfg.naive_window = naive;
-    fim_doc **docs = calloc((size_t)n_files, sizeof *docs), **open = calloc((size_t)n_files, sizeof *open);
+    fim_doc **docs = calloc((size_t)n_files, sizeof *docs),
+            **open = calloc((size_t)n_files, sizeof *open);
     int rc = 0;
     for (int i = 0; i < n_files && !rc; i++) {
         char *text;
         size_t len;
-        if (cli_read_file(files[i], &text, &len)) rc = 1;
-        else docs[i] = fim_doc_new(files[i], NULL, text, len), free(text);
+        if (cli_read_file(files[i], &text, &len))
+            rc = 1;
+        else
+            docs[i] = fim_doc_new(files[i], NULL, text, len), free(text);
     }
     model_err me = {{0}};
     fim_err fe = {{0}};
@@ -332,10 +356,14 @@ int cmd_bench_quality(int argc, char **argv)
         int nc = sample(files[f], t, len, cur), n_open = 0;
         for (int j = 0; j < n_files; j++)
             if (j != f && same_dir(files[j], files[f])) open[n_open++] = docs[j];
-        for (int k = 0; k < nc && !rc; k++) rc = run_cursor(b, files[f], t, len, &cur[k], open, n_open);
+        for (int k = 0; k < nc && !rc; k++)
+            rc = run_cursor(b, files[f], t, len, &cur[k], open, n_open);
     }
-    if (!rc) report(b, model_path, budget ? budget : b->cfg.prefix_tokens + b->cfg.suffix_tokens + b->cfg.related_tokens + 4,
-                    naive, json);
+    if (!rc)
+        report(b, model_path,
+               budget ? budget
+                      : b->cfg.prefix_tokens + b->cfg.suffix_tokens + b->cfg.related_tokens + 4,
+               naive, json);
     for (int i = 0; i < n_files; i++) fim_doc_free(docs[i]);
     free(docs), free(open);
     fim_engine_free(b->e);

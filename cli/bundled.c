@@ -1,6 +1,6 @@
-/* cli/bundled.c — where the model comes from when none is given: -m, else FIMD_MODEL, else the small
- * model that ships with fimd, found beside the binary's tree (build/fimd -> weights/) or under its
- * install prefix (bin/fimd -> share/fimd/). */
+/* cli/bundled.c — where the model comes from when none is given: -m, else FIMD_MODEL, else the
+ * small model that ships with fimd, found beside the binary's tree (build/fimd -> weights/) or
+ * under its install prefix (bin/fimd -> share/fimd/). */
 #define _GNU_SOURCE
 #include "cli/cli.h"
 
@@ -39,7 +39,9 @@ const char *cli_model_or_bundled(const char *given, const char *cmd)
     if (env && *env) return env;
     const char *b = cli_bundled_model();
     if (b && cmd)
-        fprintf(stderr, "fimd %s: no model given; using the bundled %s (a small model for trying fimd; "
-                        "use a DeepSeek-Coder-V2-Lite GGUF for real work)\n", cmd, b);
+        fprintf(stderr,
+                "fimd %s: no model given; using the bundled %s (a small model for trying fimd; "
+                "use a DeepSeek-Coder-V2-Lite GGUF for real work)\n",
+                cmd, b);
     return b;
 }

@@ -36,7 +36,11 @@ int cmd_demo(int argc, char **argv)
         else if (!strcmp(a, "--type")) typing = v, i++;
         else return cli_fail("demo: unknown or malformed option '%s'", a);
     }
-    model = cli_model_or_bundled(model, "demo");
+    if (!model) model = getenv("FIMD_MODEL");
+    /* with no model given, the server is started without one and picks the bundled model itself,
+     * as it does for an editor */
+    bool bundled = !model || !*model;
+    if (bundled) model = cli_bundled_model();
     if (!model) return cli_fail("demo: no model: pass -m MODEL.gguf or set FIMD_MODEL (weights/%s is missing)", CLI_BUNDLED_NAME);
     char *text;
     size_t len;
@@ -45,7 +49,7 @@ int cmd_demo(int argc, char **argv)
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) return cli_fail("demo: cannot find the fimd binary");
     self[n] = 0;
-    char *args[] = {self, "--model", (char *)model, NULL};
+    char *args[] = {self, bundled ? NULL : "--model", (char *)model, NULL};
     lsp_client *c = lsp_client_start(args);
     if (!c) return cli_fail("demo: cannot start the server");
     char err[512], params[8192];
@@ -65,6 +69,10 @@ int cmd_demo(int argc, char **argv)
         usleep(10000);
     }
     printf("model %s: %s after %.1f ms\n", model, state ? state : err, cli_now_ms() - t0);
+    r = lsp_client_call(c, "fimd/status", "{}", 10000, err, sizeof err);
+    char *note = r ? lsp_json_path(r, "note") : NULL;
+    if (note) printf("  (%s)\n", note);
+    free(r), free(note);
     int rc = state && !strcmp(state, "ready") ? 0 : 1;
     free(state);
     char *quoted = lsp_json_quote(text, len);

@@ -18,7 +18,7 @@
 
 (defgroup fimd nil "Local code completion with fimd." :group 'tools)
 (defcustom fimd-program "fimd" "The fimd binary." :type 'string)
-(defcustom fimd-model nil "A DeepSeek-Coder-V2 GGUF file (nil: FIMD_MODEL from the environment)."
+(defcustom fimd-model nil "A DeepSeek-Coder-V2 GGUF file (nil: FIMD_MODEL, else fimd's bundled small model)."
   :type '(choice (const nil) file))
 (defcustom fimd-idle-delay 0.1 "Seconds of idle typing before ghost text is requested." :type 'number)
 

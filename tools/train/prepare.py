@@ -119,11 +119,29 @@ def collect(caps, seed):
     return out, stats
 
 
+def collect_given(paths):
+    """Files named on the command line (tests and experiments): language by extension."""
+    langs = {".c": "c", ".h": "c", ".go": "go", ".py": "python"}
+    out, stats = [], {}
+    for p in sorted(paths):
+        lang = langs.get(os.path.splitext(p)[1], "other")
+        with open(p, "rb") as f:
+            data = f.read()
+        st = stats.setdefault(lang, {"seen": 0, "kept": 0, "bytes": 0})
+        st["seen"] += 1
+        if b"\0" in data:
+            continue
+        st["kept"] += 1
+        st["bytes"] += len(data)
+        out.append((lang, p, data.decode("utf-8", "replace")))
+    return out, stats
+
+
 def is_val(path, val_percent):
     return int(hashlib.sha256(path.encode()).hexdigest()[:8], 16) % 1000 < val_percent * 10
 
 
-def learn_vocab(fimd, files, vocab_size, out_dir, seed):
+def learn_vocab(fimd, files, vocab_size, out_dir, seed, mib=3):
     """fimd's BPE learner reads the first MiB of each file: give it 1 MiB samples of every language."""
     sample_dir = os.path.join(out_dir, "bpe-sample")
     os.makedirs(sample_dir, exist_ok=True)
@@ -140,8 +158,13 @@ def learn_vocab(fimd, files, vocab_size, out_dir, seed):
                     fh.write(buf[: 1 << 20])
                 paths.append(p)
                 buf, k = "", k + 1
-                if k == 3:
+                if k == mib:
                     break
+        if buf and k < mib:  # a small corpus: what there is
+            p = os.path.join(sample_dir, f"{lang}-{k}.txt")
+            with open(p, "w") as fh:
+                fh.write(buf)
+            paths.append(p)
     vocab = os.path.join(out_dir, "vocab.gguf")
     n_merges = vocab_size - 256 - len(SPECIALS)
     cmd = [fimd, "synth", "--like", "tiny", "--type", "F32", "--seed", str(seed), "--merges",
@@ -262,21 +285,28 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "train"))
     ap.add_argument("--manifest", default=os.path.join(HERE, "manifest.json"))
     ap.add_argument("--vocab-size", type=int, default=6144)
+    ap.add_argument("--bpe-mib", type=int, default=3, help="MiB of each language the BPE learner reads")
     ap.add_argument("--ctx", type=int, default=256, help="tokens per record (the model's context)")
     ap.add_argument("--mb", type=float, nargs=3, default=[22, 22, 22], metavar=("C", "GO", "PY"),
                     help="MB of source per language")
     ap.add_argument("--val-percent", type=float, default=2.0)
     ap.add_argument("--fim-rate", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--files", nargs="+", help="use these files instead of the Debian packages (tests)")
+    ap.add_argument("--check", action="store_true",
+                    help="compare with the committed manifest instead of rewriting it (make weights)")
     a = ap.parse_args(argv)
     os.makedirs(a.out, exist_ok=True)
-    install_packages()
-    caps = {"c": a.mb[0] * 1e6, "go": a.mb[1] * 1e6, "python": a.mb[2] * 1e6}
-    files, stats = collect(caps, a.seed)
+    if a.files:
+        files, stats = collect_given(a.files)
+    else:
+        install_packages()
+        caps = {"c": a.mb[0] * 1e6, "go": a.mb[1] * 1e6, "python": a.mb[2] * 1e6}
+        files, stats = collect(caps, a.seed)
     train = [f for f in files if not is_val(f[1], a.val_percent)]
     val = [f for f in files if is_val(f[1], a.val_percent)]
     log(f"{len(train)} training files, {len(val)} validation files")
-    vocab = learn_vocab(a.fimd, train, a.vocab_size, a.out, a.seed)
+    vocab = learn_vocab(a.fimd, train, a.vocab_size, a.out, a.seed, a.bpe_mib)
     sp, lengths = vocab_info(vocab)
     t_ids, t_starts = build_records(a.fimd, vocab, sp, train, a.ctx, a.fim_rate, a.seed)
     v_ids, v_starts = build_records(a.fimd, vocab, sp, val, a.ctx, a.fim_rate, a.seed + 1)
@@ -302,9 +332,16 @@ def main(argv=None):
         "tokens": {"train": len(t_ids), "val": len(v_ids)},
         "bytes_per_token": round(sum(len(f[2].encode()) for f in train) / max(1, len(t_ids)), 3),
     }
-    with open(a.manifest, "w") as f:
-        json.dump(manifest, f, indent=1, sort_keys=True)
-        f.write("\n")
+    if a.check:
+        with open(a.manifest) as f:
+            want = json.load(f)
+        for key in ("packages", "file_list_sha256", "vocab_sha256", "corpus_sha256"):
+            if want.get(key) != manifest[key]:
+                log(f"warning: {key} differs from {a.manifest}: {manifest[key]} (manifest: {want.get(key)})")
+    else:
+        with open(a.manifest, "w") as f:
+            json.dump(manifest, f, indent=1, sort_keys=True)
+            f.write("\n")
     log(f"wrote {corpus}: {len(t_ids)} training tokens, {len(v_ids)} validation tokens")
 
 

@@ -23,7 +23,7 @@ PRESETS = {
     "cpu": dict(model=dict(n_ctx=256, n_embd=192, n_layer=4, n_head=4, kv_lora_rank=64, qk_nope=32,
                            qk_rope=16, v_head=32, n_ff=512, n_dense=1, n_expert=8, n_expert_used=2,
                            n_shared=1, n_ff_exp=128),
-                batch=16, micro=4, lr=2e-3, tokens=12_500_000, warmup=200, eval_every=200,
+                batch=16, micro=4, lr=2e-3, tokens=10_000_000, warmup=200, eval_every=200,
                 eval_windows=160),
     "gpu": dict(model=dict(n_ctx=1024, n_embd=512, n_layer=8, n_head=8, kv_lora_rank=128,
                            qk_nope=64, qk_rope=32, v_head=64, n_ff=1536, n_dense=1, n_expert=16,

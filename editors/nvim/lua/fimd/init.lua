@@ -8,7 +8,7 @@ local ns = vim.api.nvim_create_namespace('fimd')
 local uv = vim.loop
 M.config = {
   cmd = { 'fimd' },
-  model = nil,            -- a DeepSeek-Coder-V2 GGUF (or FIMD_MODEL in the environment)
+  model = nil,            -- a DeepSeek-Coder-V2 GGUF (nil: FIMD_MODEL, else fimd's bundled small model)
   debounce_ms = 75,
   keys = { accept = '<C-y>', accept_line = '<C-l>', accept_word = '<C-Right>', dismiss = '<C-]>' },
   settings = {},          -- initializationOptions: maxTokens, prefixTokens, ...
