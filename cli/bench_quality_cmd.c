@@ -56,7 +56,7 @@ typedef struct line_info {
 } line_info;
 
 /* Candidates of each kind, over the file's lines:
- * - line_rest: a third into a line of code (not inside a word), the rest of the line hidden;
+ * - line_rest: somewhere in a line of code (not inside a word), the rest of the line hidden;
  * - next_line: the user pressed Enter after a line of code; the next line of the same block
  *   (same indentation) is hidden after its indentation;
  * - block: a blank line as the first line of a block body (the line before opens it with '{' or
@@ -71,10 +71,11 @@ static int candidates(const char *t, size_t len, cursor *out, int cap)
         while (l.code < l.end && (t[l.code] == ' ' || t[l.code] == '\t')) l.code++;
         bool code = l.code < l.end && !cli_blank_line(t, l.code, l.end);
         if (code && l.end - l.code >= 12 && idents_in(t, l.code, l.end) >= 2) {
-            size_t c = l.code + (l.end - l.code) / 3;
+            /* a position drawn from the line's own offset (reproducible), moved to a word's end */
+            uint64_t h = (uint64_t)l.start * 0x9e3779b97f4a7c15ull;
+            size_t c = l.code + 1 + (size_t)((h >> 33) % (uint64_t)(l.end - l.code - 1));
             while (c < l.end && cli_ident_byte((unsigned char)t[c])) c++;
-            if (c < l.end && !cli_blank_line(t, c, l.end))
-                out[n++] = (cursor){K_LINE_REST, c, l.end};
+            if (c < l.end && !cli_blank_line(t, c, l.end)) out[n++] = (cursor){K_LINE_REST, c, l.end};
         }
         if (code && have_prev && n < cap) {
             int ind = cli_indent(t, l.start, l.end), pind = cli_indent(t, prev.start, prev.end);
@@ -253,10 +254,24 @@ static void print_tally(const char *lang, const char *kind, const tally *t)
            t->sim / n, 100 * t->empty / n, t->ms / n);
 }
 
-static void report(const bench *b, const char *model, int budget, bool naive, bool json)
+static void print_json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') putchar('\\');
+        if ((unsigned char)*s >= 0x20) putchar(*s);
+    }
+    putchar('"');
+}
+
+/* `budget` is what was asked; `prompt_budget` what the model's context let the prompt have. */
+static void report(const bench *b, const char *model, int budget, int prompt_budget, bool naive,
+                   bool json)
 {
     if (json) {
-        printf("{\"model\":\"%s\",\"budget\":%d,\"naive\":%s", model, budget,
+        printf("{\"model\":");
+        print_json_string(model);
+        printf(",\"budget\":%d,\"prompt_budget\":%d,\"naive\":%s", budget, prompt_budget,
                naive ? "true" : "false");
         print_tally_json("total", &b->total, true);
         printf(",\"kinds\":{");
@@ -272,8 +287,8 @@ static void report(const bench *b, const char *model, int budget, bool naive, bo
         printf("}}\n");
         return;
     }
-    printf("bench-quality: %s, budget %d, %s prompt\n", model, budget,
-           naive ? "naive window" : "fimd");
+    printf("bench-quality: %s, budget %d (%d within the model's context), %s prompt\n", model,
+           budget, prompt_budget, naive ? "naive window" : "fimd");
     printf("%-12s %-10s %7s %9s %8s %9s %9s\n", "language", "cursor", "n", "exact", "edit_sim",
            "empty", "mean_ms");
     for (int i = 0; i < b->n_lang; i++) {
@@ -359,11 +374,12 @@ int cmd_bench_quality(int argc, char **argv)
         for (int k = 0; k < nc && !rc; k++)
             rc = run_cursor(b, files[f], t, len, &cur[k], open, n_open);
     }
-    if (!rc)
-        report(b, model_path,
-               budget ? budget
-                      : b->cfg.prefix_tokens + b->cfg.suffix_tokens + b->cfg.related_tokens + 4,
-               naive, json);
+    if (!rc) {
+        fim_config fit = b->cfg;
+        fim_config_fit(&fit, model_get_hparams(m)->n_ctx_train);
+        report(b, model_path, b->cfg.prefix_tokens + b->cfg.suffix_tokens + b->cfg.related_tokens + 4,
+               fit.prefix_tokens + fit.suffix_tokens + fit.related_tokens + 4, naive, json);
+    }
     for (int i = 0; i < n_files; i++) fim_doc_free(docs[i]);
     free(docs), free(open);
     fim_engine_free(b->e);

@@ -72,7 +72,10 @@ static int parse_at_cursor(const char *cmd, int argc, char **argv, at_cursor *o)
         if (bad) return 1;
     }
     o->model = cli_model_or_bundled(o->model, NULL);
-    if (!o->model || !o->file || o->line < 0 || o->character < 0)
+    if (!o->model)
+        return cli_fail("%s: no model: pass -m MODEL.gguf or set FIMD_MODEL (the bundled %s was not found)", cmd,
+                        CLI_BUNDLED_NAME);
+    if (!o->file || o->line < 0 || o->character < 0)
         return cli_fail("%s: usage: fimd %s -m MODEL FILE --line L --character C [--open OTHER ...]", cmd, cmd);
     return 0;
 }

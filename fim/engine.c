@@ -297,6 +297,62 @@ static bool repeats_suffix(const fim_ids_vec *gen, const int32_t *head, int n_he
     return !memcmp(gen->v + gen->n - (size_t)k, head, sizeof *head * (size_t)k);
 }
 
+/* Token healing. The cursor line's text before the cursor ends the prompt, and its last token is
+ * often one the model rarely saw there: "    " before a word is " " + "   word" in training text,
+ * and "name" may be the head of "name);". So the last token is taken out of the prompt and the first
+ * generated tokens must spell its bytes again (any token that starts with them, or a piece of them);
+ * only what comes after them is the completion. */
+typedef struct heal {
+    char text[256];
+    size_t len, at; /* the bytes to spell again, and how many are spelled */
+} heal;
+
+static void heal_take(const model_vocab *v, fim_ids_vec *prompt, heal *h)
+{
+    h->len = h->at = 0;
+    model_fim_ids f;
+    model_err me = {{0}};
+    if (model_vocab_fim(v, &f, &me) || prompt->n < 2 || prompt->v[prompt->n - 1] == f.end) return;
+    int32_t last = prompt->v[prompt->n - 1];
+    if (model_token_is_control(v, last)) return;
+    int nb = model_token_bytes(v, last, h->text, sizeof h->text);
+    if (nb <= 0 || nb >= (int)sizeof h->text) return;
+    h->len = (size_t)nb;
+    prompt->n--;
+}
+
+/* While healing, only tokens that agree with the bytes still to spell may be sampled. */
+static void heal_mask(const model_vocab *v, const heal *h, float *logits, int nv)
+{
+    const char *rem = h->text + h->at;
+    size_t rlen = h->len - h->at;
+    for (int i = 0; i < nv; i++) {
+        char b[256];
+        int nb = model_token_is_control(v, i) ? 0 : model_token_bytes(v, i, b, sizeof b);
+        bool ok = nb > 0 && nb < (int)sizeof b &&
+                  !memcmp(b, rem, (size_t)nb < rlen ? (size_t)nb : rlen);
+        if (!ok) logits[i] = -INFINITY;
+    }
+}
+
+/* The bytes of a sampled token that belong to the completion (after what healing spells). */
+static int heal_advance(heal *h, const char *bytes, int nb, const char **out)
+{
+    size_t rlen = h->len - h->at;
+    if (rlen == 0) {
+        *out = bytes;
+        return nb;
+    }
+    if ((size_t)nb < rlen) {
+        h->at += (size_t)nb;
+        *out = bytes + nb;
+        return 0;
+    }
+    h->at = h->len;
+    *out = bytes + rlen;
+    return nb - (int)rlen;
+}
+
 /* The next token: sampled from the logits, or the next of the assumed output (-1 when it ends). */
 static int32_t next_token(fim_engine *e, int nv, const fim_config *cfg, uint64_t *rng,
                           const fim_ids_vec *assumed, size_t *at)
@@ -308,8 +364,8 @@ static int32_t next_token(fim_engine *e, int nv, const fim_config *cfg, uint64_t
 /* Generate into the decoder until a stop rule, EOS, the token limit or cancellation. Returns 0,
  * 1 when cancelled, -1 on error. */
 static int generate(fim_engine *e, session *s, fim_decoder *d, const fim_ids_vec *prompt,
-                    const fim_ids_vec *assumed, const fim_config *cfg, const atomic_int *cancel,
-                    fim_stats *st, fim_err *err)
+                    const fim_ids_vec *assumed, heal *h, const fim_config *cfg,
+                    const atomic_int *cancel, fim_stats *st, fim_err *err)
 {
     const model_vocab *v = model_get_vocab(e->m);
     int nv = model_get_hparams(e->m)->n_vocab;
@@ -327,6 +383,7 @@ static int generate(fim_engine *e, session *s, fim_decoder *d, const fim_ids_vec
             r = 1;
             break;
         }
+        if (!assumed && h->at < h->len) heal_mask(v, h, e->logits, nv);
         int32_t tok = next_token(e, nv, cfg, &rng, assumed, &assumed_at);
         if (tok < 0 || tok == model_vocab_eos(v) || model_token_is_control(v, tok)) {
             d->stop = FIM_STOP_EOS;
@@ -335,10 +392,12 @@ static int generate(fim_engine *e, session *s, fim_decoder *d, const fim_ids_vec
         char bytes[256];
         int nb = model_token_bytes(v, tok, bytes, sizeof bytes);
         nb = nb < (int)sizeof bytes ? nb : (int)sizeof bytes;
+        const char *text;
+        int nt = heal_advance(h, bytes, nb, &text);
         fim__ids_push(&gen, &tok, 1);
-        ends[st->generated] = d->len + (size_t)nb;
+        ends[st->generated] = d->len + (size_t)nt;
         st->generated++;
-        if (fim__decoder_push(d, bytes, (size_t)nb)) break;
+        if (nt > 0 && fim__decoder_push(d, text, (size_t)nt)) break;
         if (repeats_suffix(&gen, head, n_head)) {
             size_t from = gen.n > (size_t)n_head ? ends[gen.n - (size_t)n_head - 1] : 0;
             fim__decoder_cut_tail(d, d->len > from ? d->len - from : 0, FIM_STOP_SUFFIX_REPEAT);
@@ -379,6 +438,7 @@ int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
     const fim_context *c = request_context(req, &made);
     if (!c) return fim__fail(err, "out of memory");
     fim_ids_vec prompt = {0}, assumed = {0};
+    heal healing = {{0}, 0, 0};
     int r = -1;
     session *s = NULL;
     if (!req->assume_output) {
@@ -398,6 +458,8 @@ int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
             goto done;
         }
     } else {
+        heal_take(v, &prompt, &healing);
+        st->prompt_tokens = (int)prompt.n; /* what is evaluated: without the healed token */
         r = prefill(e, s, &prompt, cancel, st, err);
         if (r) {
             if (r == 1) st->stop = FIM_STOP_CANCELLED;
@@ -409,7 +471,7 @@ int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
     fim__decoder_init(&d, c);
     st->multi_line = d.multi_line;
     double t1 = now_ms();
-    r = generate(e, s, &d, &prompt, req->assume_output ? &assumed : NULL, cfg, cancel, st, err);
+    r = generate(e, s, &d, &prompt, req->assume_output ? &assumed : NULL, &healing, cfg, cancel, st, err);
     st->gen_ms = now_ms() - t1;
     if (r == 0) {
         *out = fim__decoder_finish(&d);

@@ -188,6 +188,22 @@ static void sessions(void)
     fim_complete(e, &r, &cfg, NULL, &out, &st, &err);
     CHECK(st.reused == st.prompt_tokens - 1 && st.evaluated == 1, "the same request again evaluates one token (%d)", st.evaluated);
     free(out);
+    /* token healing: the cursor line's last token is spelled again by the first generated tokens,
+     * so the evaluated prompt is the built one less that token; at a line start nothing is healed */
+    int32_t *built = NULL;
+    size_t n_built = 0;
+    fim_prompt(e, &r, &cfg, &built, &n_built, &err);
+    fim_complete(e, &r, &cfg, NULL, &out, &st, &err), free(out);
+    CHECK(st.prompt_tokens == (int)n_built - 1, "healing: the cursor line's last token is left out (%d of %zu)",
+          st.prompt_tokens, n_built);
+    free(built);
+    const char *b0 = "int main(void)\n{\n\n}\n";
+    fim_request r0 = {.doc = "a", .text = b0, .len = strlen(b0), .cursor = 17};
+    fim_prompt(e, &r0, &cfg, &built, &n_built, &err);
+    fim_complete(e, &r0, &cfg, NULL, &out, &st, &err), free(out);
+    CHECK(st.prompt_tokens == (int)n_built, "healing: nothing to heal at a line start (%d of %zu)", st.prompt_tokens,
+          n_built);
+    free(built);
     size_t one = fim_engine_cache_bytes(e);
     fim_request r2 = {.doc = "b", .text = a, .len = strlen(a), .cursor = 20}, r3 = {.doc = "c", .text = a, .len = strlen(a), .cursor = 20};
     fim_complete(e, &r2, &cfg, NULL, &out, &st, &err), free(out);

@@ -1,0 +1,70 @@
+#!/bin/sh
+# tests/bundled.sh — the model that ships with fimd: it is found with no model configured (the
+# commands, and the server, which says so in fimd/status), and it writes real code at fixed cursors
+# of files no corpus holds: a call's closing ");", a loop header's increment, a name defined above,
+# Go's error return. bench-quality runs on it.
+FIMD=${FIMD_BIN:-build/fimd}
+T=${FIMD_TMP:-/tmp/fimd-test}/bundled
+D=$(dirname "$0")/bundled
+W=$(dirname "$0")/../weights/fimd-tiny-code.gguf
+mkdir -p "$T"
+unset FIMD_MODEL
+pass=0; fail=0
+ok()  { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+if [ ! -f "$W" ]; then
+    bad "weights/fimd-tiny-code.gguf is missing"
+    echo "$pass passed, $fail failed"
+    exit 1
+fi
+
+# the file: a deepseek2 model with the FIM tokens, whose context fimd fits prompts to
+$FIMD info -m "$W" >"$T/info.txt" 2>&1 || bad "fimd info on the bundled model"
+grep -q "deepseek2" "$T/info.txt" && ok || bad "bundled model is not deepseek2: $(head -3 "$T/info.txt")"
+
+# complete at FILE LINE CHARACTER with no -m: the bundled model; the completion must match REGEX
+expect() {
+    out=$($FIMD complete "$D/$1" --line "$2" --character "$3" 2>"$T/err.txt")
+    rc=$?
+    first=$(printf '%s\n' "$out" | head -n 1)
+    if [ $rc -ne 0 ]; then
+        bad "$1:$2:$3: exit $rc: $(cat "$T/err.txt")"
+    elif printf '%s' "$first" | grep -Eq "$4"; then
+        ok
+    else
+        bad "$1:$2:$3: expected /$4/, got: $out"
+    fi
+}
+expect call.c 5 35 '^\);'
+expect loop.c 5 30 '^(i\+\+|\+\+i)\)'
+expect defined.py 10 16 '^config_file\(path\)'
+expect errcheck.go 10 2 'return nil, err'
+
+# found under an install prefix too (bin/fimd -> share/fimd/), as `make install` lays it out
+P="$T/prefix"
+rm -rf "$P" && mkdir -p "$P/bin" "$P/share/fimd" && cp "$FIMD" "$P/bin/fimd" && cp "$W" "$P/share/fimd/"
+out=$("$P/bin/fimd" complete "$D/call.c" --line 5 --character 35 2>"$T/err.txt") && ok \
+    || bad "installed fimd did not find share/fimd/fimd-tiny-code.gguf: $(cat "$T/err.txt")"
+rm -f "$P/share/fimd/fimd-tiny-code.gguf"
+"$P/bin/fimd" complete "$D/call.c" --line 5 --character 35 >/dev/null 2>"$T/err.txt" && bad "completed with no model at all" \
+    || { grep -q "usage\|model" "$T/err.txt" && ok || bad "no model: unclear message: $(cat "$T/err.txt")"; }
+
+# the server with no model configured: the bundled one, said so in fimd/status (through fimd demo)
+$FIMD demo >"$T/demo.txt" 2>&1 || bad "fimd demo with the bundled model: $(tail -5 "$T/demo.txt")"
+grep -q "ready" "$T/demo.txt" && ok || bad "demo: the bundled model did not load"
+grep -q "bundled small model" "$T/demo.txt" && ok || bad "demo: fimd/status does not say the model is the bundled one"
+grep -q "ghost text: [^(]" "$T/demo.txt" && ok || bad "demo: no ghost text"
+
+# bench-quality: one held-out file per language, JSON with every cursor kind
+H=$(dirname "$0")/../tools/quality/heldout
+$FIMD bench-quality --json "$H/c/vec__vec.c" "$H/go/goawk__resolve.go" "$H/python/minbpe__base.py" >"$T/q.json" 2>"$T/q.err" \
+    || bad "bench-quality: $(cat "$T/q.err")"
+for key in '"line_rest"' '"next_line"' '"block"' '"C"' '"Go"' '"Python"' '"edit_similarity"'; do
+    grep -q "$key" "$T/q.json" && ok || bad "bench-quality JSON lacks $key: $(cat "$T/q.json")"
+done
+$FIMD bench-quality --budget 12 "$H/c/vec__vec.c" >/dev/null 2>&1 && bad "bench-quality accepted --budget 12" || ok
+$FIMD bench-quality "$T/no-such-file.c" >/dev/null 2>&1 && bad "bench-quality accepted a missing file" || ok
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
