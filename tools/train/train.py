@@ -16,9 +16,9 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import Config, DeepSeek2  # noqa: E402
 
-# Model shape and schedule per preset. "cpu" is sized for ~80 minutes of 2 cores (about 2M active
-# parameters and 20M tokens); "gpu" is the ~30M-parameter model a longer run elsewhere trains;
-# "test" is for unit tests.
+# Model shape and schedule per preset. "cpu" is sized for ~85 minutes of 2 cores (2.5M active
+# parameters; the bundled model ran 10M tokens, then was resumed with --tokens 13500000); "gpu" is
+# the ~30M-parameter model a longer run elsewhere trains; "test" is for unit tests.
 PRESETS = {
     "cpu": dict(model=dict(n_ctx=256, n_embd=192, n_layer=4, n_head=4, kv_lora_rank=64, qk_nope=32,
                            qk_rope=16, v_head=32, n_ff=512, n_dense=1, n_expert=8, n_expert_used=2,
