@@ -1,7 +1,7 @@
 #!/bin/sh
 # tests/bundled.sh — the model that ships with fimd: it is found with no model configured (the
 # commands, and the server, which says so in fimd/status), and it writes real code at fixed cursors
-# of files no corpus holds: a call's closing ");", a loop header's increment, a name defined above,
+# of files no corpus holds: a call's closing ")", a loop header's increment, a call on a local name,
 # Go's error return. bench-quality runs on it.
 FIMD=${FIMD_BIN:-build/fimd}
 T=${FIMD_TMP:-/tmp/fimd-test}/bundled
@@ -36,18 +36,18 @@ expect() {
         bad "$1:$2:$3: expected /$4/, got: $out"
     fi
 }
-expect call.c 5 35 '^\);'
-expect loop.c 5 30 '^(i\+\+|\+\+i)\)'
-expect defined.py 10 16 '^config_file\(path\)'
-expect errcheck.go 10 2 'return nil, err'
+expect call.go 5 20 '^\)$'
+expect loop.c 5 30 '^(i\+\+|\+\+i)\) \{'
+expect defined.py 10 16 '^[a-z_]+\(path\)$'
+expect errcheck.go 10 2 '^return nil'
 
 # found under an install prefix too (bin/fimd -> share/fimd/), as `make install` lays it out
 P="$T/prefix"
 rm -rf "$P" && mkdir -p "$P/bin" "$P/share/fimd" && cp "$FIMD" "$P/bin/fimd" && cp "$W" "$P/share/fimd/"
-out=$("$P/bin/fimd" complete "$D/call.c" --line 5 --character 35 2>"$T/err.txt") && ok \
+out=$("$P/bin/fimd" complete "$D/call.go" --line 5 --character 20 2>"$T/err.txt") && ok \
     || bad "installed fimd did not find share/fimd/fimd-tiny-code.gguf: $(cat "$T/err.txt")"
 rm -f "$P/share/fimd/fimd-tiny-code.gguf"
-"$P/bin/fimd" complete "$D/call.c" --line 5 --character 35 >/dev/null 2>"$T/err.txt" && bad "completed with no model at all" \
+"$P/bin/fimd" complete "$D/call.go" --line 5 --character 20 >/dev/null 2>"$T/err.txt" && bad "completed with no model at all" \
     || { grep -q "usage\|model" "$T/err.txt" && ok || bad "no model: unclear message: $(cat "$T/err.txt")"; }
 
 # the server with no model configured: the bundled one, said so in fimd/status (through fimd demo)
