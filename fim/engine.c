@@ -31,6 +31,7 @@ struct fim_engine {
 
 void fim_config_default(fim_config *c)
 {
+    memset(c, 0, sizeof *c);
     c->max_tokens = 64;
     c->prefix_tokens = 1024;
     c->suffix_tokens = 256;

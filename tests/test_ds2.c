@@ -171,6 +171,13 @@ static void conformance_model(const char *dir)
     snprintf(path, sizeof path, "%s/model.gguf", dir);
     model_err err = {{0}};
     model *m = model_load(path, &err);
+    if (!m && strstr(err.msg, "which fimd does not support")) {
+        /* fixtures of quant types not implemented yet (Q2_K, Q3_K, IQ*: an open issue): the load
+         * must still fail cleanly, naming the tensor and its type */
+        printf("skipped: %s (%s)\n", dir, err.msg);
+        CHECK(strstr(err.msg, "tensor '") && strstr(err.msg, "has type"), "unclear load error: %s", err.msg);
+        return;
+    }
     if (!CHECK(m != NULL, "load %s: %s", path, err.msg)) return;
     bool f32 = strstr(dir, "f32") != NULL;
     int nv = model_get_hparams(m)->n_vocab;
