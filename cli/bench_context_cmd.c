@@ -183,13 +183,6 @@ static char *naive_prompt(const model_vocab *v, const char *t, size_t len, size_
     return s;
 }
 
-static bool same_dir(const char *a, const char *b)
-{
-    const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
-    size_t na = sa ? (size_t)(sa - a) : 0, nb = sb ? (size_t)(sb - b) : 0;
-    return na == nb && !memcmp(a, b, na);
-}
-
 int cmd_bench_context(int argc, char **argv)
 {
     const char *model_path = NULL, *files[MAX_FILES];
@@ -240,7 +233,7 @@ int cmd_bench_context(int argc, char **argv)
         int np = sample(t, len, pos, 2 * PER_FILE);
         int n_open = 0;
         for (int j = 0; j < n_files; j++)
-            if (j != f && same_dir(files[j], files[f])) open[n_open++] = docs[j];
+            if (j != f && cli_same_dir(files[j], files[f])) open[n_open++] = docs[j];
         for (int p = 0; p < np; p++) {
             idset want = {0}, got = {0};
             identifiers(t + pos[p].cursor, pos[p].hidden_end - pos[p].cursor, &want);

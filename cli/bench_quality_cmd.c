@@ -231,13 +231,6 @@ static int run_cursor(bench *b, const char *path, const char *t, size_t len, con
     return rc ? 1 : 0;
 }
 
-static bool same_dir(const char *a, const char *b)
-{
-    const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
-    size_t na = sa ? (size_t)(sa - a) : 0, nb = sb ? (size_t)(sb - b) : 0;
-    return na == nb && !memcmp(a, b, na);
-}
-
 static void print_tally_json(const char *key, const tally *t, bool comma)
 {
     double n = t->n ? t->n : 1;
@@ -370,7 +363,7 @@ int cmd_bench_quality(int argc, char **argv)
         cursor cur[N_KINDS * PER_KIND];
         int nc = sample(files[f], t, len, cur), n_open = 0;
         for (int j = 0; j < n_files; j++)
-            if (j != f && same_dir(files[j], files[f])) open[n_open++] = docs[j];
+            if (j != f && cli_same_dir(files[j], files[f])) open[n_open++] = docs[j];
         for (int k = 0; k < nc && !rc; k++)
             rc = run_cursor(b, files[f], t, len, &cur[k], open, n_open);
     }

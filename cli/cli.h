@@ -28,6 +28,8 @@ size_t cli_line_end(const char *t, size_t len, size_t at);
 int cli_indent(const char *t, size_t at, size_t e);
 bool cli_blank_line(const char *t, size_t at, size_t e);
 size_t cli_body_end(const char *t, size_t len, size_t first_line_end, int ind, int max_lines);
+/* Whether two paths name files of the same folder (the benchmarks open a file's neighbours). */
+bool cli_same_dir(const char *a, const char *b);
 
 /* The model that ships with fimd (weights/ beside build/, or share/fimd/ under the install
  * prefix): its path, or NULL when it is not there. */

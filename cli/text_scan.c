@@ -46,3 +46,10 @@ size_t cli_body_end(const char *t, size_t len, size_t first_line_end, int ind, i
     }
     return end;
 }
+
+bool cli_same_dir(const char *a, const char *b)
+{
+    const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
+    size_t na = sa ? (size_t)(sa - a) : 0, nb = sb ? (size_t)(sb - b) : 0;
+    return na == nb && !memcmp(a, b, na);
+}

@@ -294,36 +294,34 @@ static int own_snippets(const fim_context *c, size_t lo, size_t hi, fim_snippet 
     return k;
 }
 
+/* Whether text[a, b) fits in what is left of `budget` after *used tokens (adding them when it
+ * does); -1 on a tokenizer error. */
+static int fits_more(const model_vocab *v, const char *text, size_t a, size_t b, int budget, int *used,
+                     fim_err *err)
+{
+    fim_ids_vec t = {0};
+    if (tok(v, text + a, b - a, &t, err)) return -1;
+    int fits = *used + (int)t.n <= budget;
+    if (fits) *used += (int)t.n;
+    free(t.v);
+    return fits;
+}
+
 /* The plain window --naive measures against: whole lines, the last 3/4 of `budget` tokens before
  * the cursor (the cursor line's text included) and the first 1/4 after the cursor. */
 static int naive_window(const model_vocab *v, const fim_context *c, size_t l0, size_t cursor, int budget,
                         int line_tokens, fim_ids_vec *pre, fim_ids_vec *suf, fim_err *err)
 {
-    int kp = budget * 3 / 4 - line_tokens, ks = budget - budget * 3 / 4, used = 0;
+    int kp = budget * 3 / 4 - line_tokens, ks = budget - budget * 3 / 4, used = 0, r = 1;
     size_t start = l0, end = cursor;
-    while (start > 0) {
-        size_t ls = line_start(c->text, start - 1);
-        fim_ids_vec t = {0};
-        int rc = tok(v, c->text + ls, start - ls, &t, err);
-        bool fits = !rc && used + (int)t.n <= kp;
-        used += (int)t.n;
-        free(t.v);
-        if (rc) return -1;
-        if (!fits) break;
-        start = ls;
-    }
-    for (used = 0; end < c->len;) {
+    while (start > 0 && (r = fits_more(v, c->text, line_start(c->text, start - 1), start, kp, &used, err)) == 1)
+        start = line_start(c->text, start - 1);
+    for (used = 0; r >= 0 && end < c->len;) {
         size_t le = line_end(c->text, c->len, end);
-        fim_ids_vec t = {0};
-        int rc = tok(v, c->text + end, le - end, &t, err);
-        bool fits = !rc && used + (int)t.n <= ks;
-        used += (int)t.n;
-        free(t.v);
-        if (rc) return -1;
-        if (!fits) break;
+        if ((r = fits_more(v, c->text, end, le, ks, &used, err)) != 1) break;
         end = le;
     }
-    if (tok(v, c->text + start, l0 - start, pre, err)) return -1;
+    if (r < 0 || tok(v, c->text + start, l0 - start, pre, err)) return -1;
     return tok(v, c->text + cursor, end - cursor, suf, err);
 }
 
