@@ -21,10 +21,10 @@ else
 endif
 
 CFLAGS  += -std=c11 -g $(OPT) -Wall -Wextra -Werror -MMD -MP -I.
-LDLIBS  += -ltree-sitter -lev -lopenblas -lm -lpthread
+LDLIBS  += -ltree-sitter -lev -lopenblas -lcurl -lm -lpthread
 LDFLAGS += $(LDSAN)
 
-DEB_PACKAGES := libjsmn-dev libev-dev libtree-sitter-dev libopenblas-dev g++
+DEB_PACKAGES := libjsmn-dev libev-dev libtree-sitter-dev libopenblas-dev libcurl4-openssl-dev g++
 # Real editors for the client tests (tests/editors.sh); Node comes from Debian only when absent.
 EDITOR_PACKAGES := neovim emacs-nox elpa-eglot tmux
 SHARED       ?= $(abspath ../shared)
@@ -48,7 +48,7 @@ all: deps $(BUILD)/fimd
 
 # Install what is missing (apt-get; sudo when not root). Recorded in a stamp so it runs once.
 deps: $(BUILD)/.deps-ok
-$(BUILD)/.deps-ok: tools/install-deps.sh
+$(BUILD)/.deps-ok: tools/install-deps.sh Makefile
 	@mkdir -p $(BUILD)
 	@sh tools/install-deps.sh $(DEB_PACKAGES)
 	@touch $@
@@ -100,6 +100,10 @@ $(BUILD)/fimd: $(CLI_OBJ) $(BUILD)/libfimd.a $(GRAMMAR_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/check.o $(BUILD)/tests/tjson.o $(BUILD)/libfimd.a $(GRAMMAR_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The stand-in serving engine for the remote-backend tests (tests/remote.sh).
+$(BUILD)/tests/mock_engine: $(BUILD)/tests/mock_engine.o $(BUILD)/libfimd.a $(GRAMMAR_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Editors and the Node client library. A failure here only warns: tests/editors.sh then reports

@@ -350,13 +350,10 @@ int cmd_bench_quality(int argc, char **argv)
         else
             docs[i] = fim_doc_new(files[i], NULL, text, len), free(text);
     }
-    model_err me = {{0}};
     fim_err fe = {{0}};
-    model *m = rc ? NULL : model_load(model_path, &me);
-    if (!rc && !m) rc = cli_fail("%s", me.msg);
-    if (m) model_set_threads(m, (int)threads);
-    b->e = m ? fim_engine_new(m, &fe) : NULL;
-    if (m && !b->e) rc = cli_fail("%s", fe.msg);
+    fim_backend_spec spec = {.model_path = model_path, .threads = (int)threads};
+    b->e = rc ? NULL : fim_engine_open(&spec, &fe);
+    if (!rc && !b->e) rc = cli_fail("%s", fe.msg);
     for (int f = 0; f < n_files && !rc; f++) {
         size_t len;
         const char *t = fim_doc_text(docs[f], &len);
@@ -369,14 +366,13 @@ int cmd_bench_quality(int argc, char **argv)
     }
     if (!rc) {
         fim_config fit = b->cfg;
-        fim_config_fit(&fit, model_get_hparams(m)->n_ctx_train);
+        fim_config_fit(&fit, fim_engine_n_ctx(b->e));
         report(b, model_path, b->cfg.prefix_tokens + b->cfg.suffix_tokens + b->cfg.related_tokens + 4,
                fit.prefix_tokens + fit.suffix_tokens + fit.related_tokens + 4, naive, json);
     }
     for (int i = 0; i < n_files; i++) fim_doc_free(docs[i]);
     free(docs), free(open);
     fim_engine_free(b->e);
-    model_free(m);
     free(b);
     return rc;
 }

@@ -3,6 +3,8 @@
 #ifndef FIMD_CLI_H
 #define FIMD_CLI_H
 
+#include "fim/fim.h"
+
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -38,6 +40,24 @@ const char *cli_bundled_model(void);
 /* `given` when set, else FIMD_MODEL, else the bundled model (saying so on stderr, naming `cmd`,
  * unless cmd is NULL); NULL when there is none. */
 const char *cli_model_or_bundled(const char *given, const char *cmd);
+
+/* Options for a serving engine (cli/backend_opts.c); the strings point into argv or the
+ * environment. */
+typedef struct cli_backend {
+    char api[16];
+    const char *url, *model_name, *api_key_env, *ca_file;
+    int timeout_ms;
+} cli_backend;
+#define CLI_BACKEND_USAGE "[--backend API:URL [--backend-model NAME] [--api-key-env VAR] [--ca-file F] [--timeout-ms N]]"
+/* Consume argv[*i] (and its value) when it is a backend option: 1; 0 when it is not one; -1 after
+ * printing what is wrong. */
+int cli_backend_option(cli_backend *b, int argc, char **argv, int *i);
+/* Whether a backend was given (options, else FIMD_BACKEND); false also after a malformed
+ * FIMD_BACKEND (printed). */
+bool cli_backend_remote(cli_backend *b);
+/* The spec for fim_engine_open: in-process on model_path, or remote with model_path's vocabulary
+ * (the bundled model's means prompts go as text). */
+fim_backend_spec cli_backend_spec(const cli_backend *b, const char *model_path, int threads);
 
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);

@@ -22,6 +22,7 @@ typedef struct at_cursor {
     long line, character;
     bool stats;
     fim_config cfg;
+    cli_backend be;
 } at_cursor;
 
 static int parse_count(const char *cmd, const char *opt, const char *val, long lo, long hi, int *out)
@@ -44,6 +45,9 @@ static int parse_at_cursor(const char *cmd, int argc, char **argv, at_cursor *o)
             o->stats = true;
             continue;
         }
+        int bo = cli_backend_option(&o->be, argc, argv, &i);
+        if (bo < 0) return 1;
+        if (bo) continue;
         if (a[0] != '-') {
             if (o->file) return cli_fail("%s: more than one FILE", cmd);
             o->file = a;
@@ -118,13 +122,16 @@ int cmd_complete(int argc, char **argv)
         free(assumed);
         return 1;
     }
-    model_err me = {{0}};
     fim_err fe = {{0}};
-    model *m = model_load(o.model, &me);
-    fim_engine *e = m ? fim_engine_new(m, &fe) : NULL;
-    int rc = 0;
-    if (!m) rc = cli_fail("%s", me.msg);
-    else if (!e) rc = cli_fail("%s", fe.msg);
+    cli_backend_remote(&o.be);
+    fim_backend_spec spec = cli_backend_spec(&o.be, o.model, 0);
+    fim_engine *e = fim_engine_open(&spec, &fe);
+    int rc = e ? 0 : cli_fail("%s", fe.msg);
+    if (e && o.stats) {
+        fim_backend_status bs;
+        fim_engine_status(e, &bs);
+        if (bs.note[0]) fprintf(stderr, "fimd: %s\n", bs.note);
+    }
     if (!rc) {
         fim_request req = {.doc = o.file, .ctx = ctx, .assume_output = assumed, .assume_len = assumed_len};
         fim_stats st;
@@ -134,14 +141,15 @@ int cmd_complete(int argc, char **argv)
         } else {
             fputs(out, stdout);
             if (o.stats)
-                fprintf(stderr, "prompt %d tokens (%d evaluated) %.1f ms, generated %d tokens %.1f ms, %s, stop: %s\n",
-                        st.prompt_tokens, st.evaluated, st.prompt_ms, st.generated, st.gen_ms,
-                        st.multi_line ? "multi-line" : "single line", fim_stop_name(st.stop));
+                fprintf(stderr, "prompt %d tokens (%d evaluated, %d cached by the server) %.1f ms, first token %.1f ms, "
+                        "generated %d tokens %.1f ms, %s, stop: %s%s%s\n",
+                        st.prompt_tokens, st.evaluated, st.server_cached, st.prompt_ms, st.first_token_ms, st.generated,
+                        st.gen_ms, st.multi_line ? "multi-line" : "single line", fim_stop_name(st.stop),
+                        st.note[0] ? "; " : "", st.note);
         }
         free(out);
     }
     fim_engine_free(e);
-    model_free(m);
     fim_context_free(ctx);
     free(assumed);
     return rc;

@@ -26,8 +26,18 @@ int cmd_demo(int argc, char **argv)
 {
     const char *model = NULL, *file = "tools/demo/sample.c", *typing = "total += square";
     long line = 12, character = 8;
+    char *pass[16]; /* backend options, handed to the server as given */
+    int n_pass = 0;
+    cli_backend be;
+    memset(&be, 0, sizeof be);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int at = i, bo = cli_backend_option(&be, argc, argv, &i);
+        if (bo < 0) return 1;
+        if (bo) {
+            pass[n_pass++] = argv[at], pass[n_pass++] = argv[at + 1];
+            continue;
+        }
         if (a[0] != '-') file = a;
         else if (!v) return cli_fail("demo: %s needs a value", a);
         else if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v, i++;
@@ -49,7 +59,11 @@ int cmd_demo(int argc, char **argv)
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) return cli_fail("demo: cannot find the fimd binary");
     self[n] = 0;
-    char *args[] = {self, bundled ? NULL : "--model", (char *)model, NULL};
+    char *args[24] = {self};
+    int n_args = 1;
+    if (!bundled) args[n_args++] = "--model", args[n_args++] = (char *)model;
+    for (int k = 0; k < n_pass; k++) args[n_args++] = pass[k];
+    args[n_args] = NULL;
     lsp_client *c = lsp_client_start(args);
     if (!c) return cli_fail("demo: cannot start the server");
     char err[512], params[8192];
@@ -103,10 +117,15 @@ int cmd_demo(int argc, char **argv)
         r = lsp_client_call(c, "fimd/status", "{}", 10000, err, sizeof err);
         char *ev = r ? lsp_json_path(r, "last.tokensEvaluated") : NULL, *re = r ? lsp_json_path(r, "last.tokensReused") : NULL;
         char *pm = r ? lsp_json_path(r, "last.promptMs") : NULL, *gm = r ? lsp_json_path(r, "last.generationMs") : NULL;
-        printf("  [%-16.*s] %6.1f ms  (prompt: %s reused, %s evaluated, %s ms; generation %s ms)\n", (int)k, typing, ms,
-               re ? re : "?", ev ? ev : "?", pm ? pm : "?", gm ? gm : "?");
+        char *sc = r ? lsp_json_path(r, "last.serverCachedTokens") : NULL;
+        if (sc)
+            printf("  [%-16.*s] %6.1f ms  (server cached %s prompt tokens; first token after %s ms)\n", (int)k, typing,
+                   ms, sc, pm ? pm : "?");
+        else
+            printf("  [%-16.*s] %6.1f ms  (prompt: %s reused, %s evaluated, %s ms; generation %s ms)\n", (int)k, typing,
+                   ms, re ? re : "?", ev ? ev : "?", pm ? pm : "?", gm ? gm : "?");
         show("      ghost text: ", ins ? ins : "(none)");
-        free(r), free(ins), free(ev), free(re), free(pm), free(gm);
+        free(r), free(ins), free(ev), free(re), free(pm), free(gm), free(sc);
     }
     int status = lsp_client_finish(c);
     printf("shutdown and exit: status %d\n", status);

@@ -108,10 +108,15 @@ static int serve(int argc, char **argv)
     o.model = getenv("FIMD_MODEL");
     o.in_fd = 0;
     o.out_fd = 1;
+    cli_backend be;
+    memset(&be, 0, sizeof be);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         long v;
         if (!strcmp(a, "--stdio")) continue; /* what some clients pass by habit */
+        int bo = cli_backend_option(&be, argc, argv, &i);
+        if (bo < 0) return 1;
+        if (bo) continue;
         if (!val) return cli_fail("%s needs a value (or is unknown)", a);
         i++;
         if (!strcmp(a, "--model") || !strcmp(a, "-m")) o.model = val;
@@ -124,13 +129,20 @@ static int serve(int argc, char **argv)
         }
     }
     o.bundled_model = cli_bundled_model();
+    if (cli_backend_remote(&be)) {
+        o.backend_api = be.api, o.backend_url = be.url, o.backend_model = be.model_name;
+        o.api_key_env = be.api_key_env, o.ca_file = be.ca_file, o.timeout_ms = be.timeout_ms;
+    }
     return lsp_serve(&o);
 }
 
 static void usage(FILE *f)
 {
-    fputs("usage: fimd [--model PATH] [--threads N] [--log FILE]   serve LSP on stdio\n"
+    fputs("usage: fimd [--model PATH] [--threads N] [--log FILE] [BACKEND]   serve LSP on stdio\n"
           "       (no model given: FIMD_MODEL, else the bundled weights/fimd-tiny-code.gguf)\n"
+          "       BACKEND: --backend API:URL [--backend-model NAME] [--api-key-env VAR] [--ca-file F]\n"
+          "       [--timeout-ms N]: a serving engine runs the model (API: openai, sglang, llamacpp,\n"
+          "       ollama); -m then names a GGUF with its tokenizer. Also for complete, bench-typing, demo.\n"
           "       fimd <command> [options]\n"
           "  tokenize   -m MODEL.gguf [--no-bos] [--special] [--nul] [FILE]\n"
           "  detokenize -m MODEL.gguf IDS...\n"

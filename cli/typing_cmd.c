@@ -34,12 +34,17 @@ int cmd_bench_typing(int argc, char **argv)
     const char *path = NULL, *file = NULL;
     long line = -1, lines = 3, n_predict = 16, threads = 0;
     bool json = false;
+    cli_backend be;
+    memset(&be, 0, sizeof be);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--json")) {
             json = true;
             continue;
         }
+        int bo = cli_backend_option(&be, argc, argv, &i);
+        if (bo < 0) return 1;
+        if (bo) continue;
         if (a[0] != '-') {
             file = a;
             continue;
@@ -62,15 +67,14 @@ int cmd_bench_typing(int argc, char **argv)
         free(orig);
         return cli_fail("bench-typing: %s has no line %ld", file, line + 1);
     }
-    model_err me = {{0}};
     fim_err fe = {{0}};
-    model *m = model_load(path, &me);
-    if (!m) {
+    cli_backend_remote(&be);
+    fim_backend_spec spec = cli_backend_spec(&be, path, (int)threads);
+    fim_engine *e = fim_engine_open(&spec, &fe);
+    if (!e) {
         free(orig);
-        return cli_fail("%s", me.msg);
+        return cli_fail("%s", fe.msg);
     }
-    model_set_threads(m, (int)threads);
-    fim_engine *e = fim_engine_new(m, &fe);
     fim_config cfg;
     fim_config_default(&cfg);
     cfg.max_tokens = (int)n_predict;
@@ -80,6 +84,8 @@ int cmd_bench_typing(int argc, char **argv)
     fim_doc_replace(doc, from, to, "", 0);
     size_t cursor = from, typed = to - from;
     double *lat = malloc(sizeof(double) * (typed + 1));
+    int *cached = malloc(sizeof(int) * (typed + 1)), *prompts = malloc(sizeof(int) * (typed + 1));
+    bool server_told = false;
     long eval_sum = 0, eval_in_line = 0, n_in_line = 0, eval_max_in_line = 0, reused = 0, prompt = 0;
     int n = 0, rc = 0;
     fim_stats st;
@@ -103,6 +109,9 @@ int cmd_bench_typing(int argc, char **argv)
             rc = cli_fail("bench-typing: %s", fe.msg);
             break;
         }
+        cached[n] = st.server_cached;
+        prompts[n] = st.prompt_tokens;
+        server_told |= st.server_cached >= 0;
         lat[n++] = cli_now_ms() - t0;
         free(out);
         eval_sum += st.evaluated;
@@ -119,22 +128,37 @@ int cmd_bench_typing(int argc, char **argv)
         double p50 = lat[n / 2], p95 = lat[(int)(0.95 * (n - 1))];
         double per = (double)eval_sum / n, in_line = n_in_line ? (double)eval_in_line / (double)n_in_line : 0;
         double ratio = prompt ? (double)reused / (double)prompt : 0;
-        if (json)
+        if (json) {
             printf("{\"file\":\"%s\",\"line\":%ld,\"lines\":%ld,\"n_predict\":%ld,\"requests\":%d,\"p50_ms\":%.2f,"
                    "\"p95_ms\":%.2f,\"evaluated_per_request\":%.2f,\"evaluated_per_keystroke_in_line\":%.2f,"
-                   "\"max_evaluated_in_line\":%ld,\"reuse_ratio\":%.4f}\n",
+                   "\"max_evaluated_in_line\":%ld,\"reuse_ratio\":%.4f",
                    file, line, lines, n_predict, n, p50, p95, per, in_line, eval_max_in_line, ratio);
-        else
+            if (server_told) { /* per request, from the serving engine's own answer */
+                printf(",\"server_cached\":[");
+                for (int k = 0; k < n; k++) printf("%s%d", k ? "," : "", cached[k]);
+                printf("],\"prompt_tokens\":[");
+                for (int k = 0; k < n; k++) printf("%s%d", k ? "," : "", prompts[k]);
+                printf("]");
+            }
+            printf("}\n");
+        } else {
             printf("typed %ld lines of %s from line %ld: %d requests of %ld tokens\n"
                    "latency p50 %.1f ms, p95 %.1f ms\n"
                    "tokens evaluated per request %.2f (within a line: %.2f on average, %ld at most)\n"
                    "reuse ratio %.4f (prompt tokens kept from the cache)\n",
                    lines, file, line + 1, n, n_predict, p50, p95, per, in_line, eval_max_in_line, ratio);
+            if (server_told) {
+                printf("server-side cached prompt tokens per request (the server's own figure / prompt tokens):\n");
+                for (int k = 0; k < n; k++) printf("%s%d/%d", k ? " " : "  ", cached[k], prompts[k]);
+                printf("\n");
+            }
+        }
     }
+    free(cached);
+    free(prompts);
     free(lat);
     fim_doc_free(doc);
     free(orig);
     fim_engine_free(e);
-    model_free(m);
     return rc;
 }

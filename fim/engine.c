@@ -1,7 +1,7 @@
-/* fim/engine.c — completions with a persistent latent cache per document: each request keeps the
- * longest common token prefix with what the document's cache holds and evaluates only the rest;
- * caches of all documents share one byte budget with least-recently-used eviction. Then decoding
- * (greedy, or temperature + top-p) through the stop rules of decode.c. */
+/* fim/engine.c — a completion from a request: the prompt (prompt.c), then tokens from a backend
+ * (the in-process model of local.c, a serving engine through remote.c, or the replay of a given
+ * text) chosen here (greedy, temperature + top-p, token healing) and fed through the stop rules of
+ * decode.c. Whatever the backend, the same rules cut the middle and end the backend's work. */
 #define _GNU_SOURCE
 #include "fim/fim_internal.h"
 
@@ -10,23 +10,14 @@
 #include <string.h>
 #include <time.h>
 
-enum { EVAL_CHUNK = 128, TOP_K = 40, SUFFIX_HEAD = 6 };
-
-typedef struct session {
-    char *doc;
-    model_cache *cache;
-    fim_ids_vec ids;   /* the tokens whose latent rows the cache holds */
-    fim_window_memo memo; /* the prompt windows' last cut points */
-    uint64_t used;     /* LRU clock */
-} session;
+enum { TOP_K = 40, SUFFIX_HEAD = 6, HEAL_TOP = 10 };
 
 struct fim_engine {
-    model *m;
-    session *s;
-    int n, cap;
-    uint64_t clock;
-    float *logits;     /* [n_vocab] */
-    float *probs;      /* sampling scratch [n_vocab] */
+    fim_backend *b;
+    model *owned_model;   /* loaded by fim_engine_open for the in-process backend */
+    fim_window_memo *memo; /* per document: the prompt windows' last cut points */
+    char **memo_doc;
+    int n_memo, cap_memo;
 };
 
 void fim_config_default(fim_config *c)
@@ -71,101 +62,6 @@ const char *fim_stop_name(enum fim_stop s)
     return (unsigned)s < sizeof names / sizeof *names ? names[s] : "unknown";
 }
 
-fim_engine *fim_engine_new(model *m, fim_err *err)
-{
-    fim_engine *e = calloc(1, sizeof *e);
-    int nv = model_get_hparams(m)->n_vocab;
-    if (e) {
-        e->logits = malloc(sizeof(float) * (size_t)nv);
-        e->probs = malloc(sizeof(float) * (size_t)nv);
-    }
-    if (!e || !e->logits || !e->probs) {
-        fim_engine_free(e);
-        fim__fail(err, "out of memory");
-        return NULL;
-    }
-    e->m = m;
-    return e;
-}
-
-static void session_free(session *s)
-{
-    free(s->doc);
-    model_cache_free(s->cache);
-    free(s->ids.v);
-}
-
-void fim_engine_free(fim_engine *e)
-{
-    if (!e) return;
-    for (int i = 0; i < e->n; i++) session_free(&e->s[i]);
-    free(e->s);
-    free(e->logits);
-    free(e->probs);
-    free(e);
-}
-
-void fim_engine_close_doc(fim_engine *e, const char *doc)
-{
-    for (int i = 0; i < e->n; i++)
-        if (!strcmp(e->s[i].doc, doc)) {
-            session_free(&e->s[i]);
-            e->s[i] = e->s[--e->n];
-            return;
-        }
-}
-
-size_t fim_engine_cache_bytes(const fim_engine *e)
-{
-    size_t b = 0;
-    for (int i = 0; i < e->n; i++) b += model_cache_bytes(e->s[i].cache);
-    return b;
-}
-
-int fim_engine_n_docs(const fim_engine *e)
-{
-    return e->n;
-}
-
-static session *session_for(fim_engine *e, const char *doc, fim_err *err)
-{
-    for (int i = 0; i < e->n; i++)
-        if (!strcmp(e->s[i].doc, doc)) return &e->s[i];
-    if (e->n == e->cap) {
-        int cap = e->cap ? e->cap * 2 : 8;
-        session *p = realloc(e->s, sizeof *p * (size_t)cap);
-        if (!p) abort();
-        e->s = p;
-        e->cap = cap;
-    }
-    model_err me = {{0}};
-    session *s = &e->s[e->n];
-    memset(s, 0, sizeof *s);
-    s->cache = model_cache_new(e->m, &me);
-    s->doc = strdup(doc);
-    if (!s->cache || !s->doc) {
-        free(s->doc);
-        model_cache_free(s->cache);
-        fim__fail(err, "%s", me.msg[0] ? me.msg : "out of memory");
-        return NULL;
-    }
-    e->n++;
-    return s;
-}
-
-/* Evict least recently used caches (never `keep`) until all fit the budget. */
-static void evict(fim_engine *e, const char *keep, size_t budget)
-{
-    while (fim_engine_cache_bytes(e) > budget && e->n > 1) {
-        int lru = -1;
-        for (int i = 0; i < e->n; i++)
-            if (strcmp(e->s[i].doc, keep) && (lru < 0 || e->s[i].used < e->s[lru].used)) lru = i;
-        if (lru < 0) return;
-        session_free(&e->s[lru]);
-        e->s[lru] = e->s[--e->n];
-    }
-}
-
 static double now_ms(void)
 {
     struct timespec t;
@@ -180,9 +76,8 @@ static uint64_t next_rand(uint64_t *s)
 }
 
 /* Greedy (lowest id on ties) or temperature sampling over the TOP_K best, cut at top_p. */
-static int32_t sample(fim_engine *e, int nv, const fim_config *cfg, uint64_t *rng)
+static int32_t sample(const float *l, int nv, const fim_config *cfg, uint64_t *rng)
 {
-    const float *l = e->logits;
     if (cfg->temperature <= 0) {
         int32_t best = 0;
         for (int i = 1; i < nv; i++)
@@ -218,31 +113,6 @@ static int32_t sample(fim_engine *e, int nv, const fim_config *cfg, uint64_t *rn
     return top[keep - 1];
 }
 
-/* Bring the session's cache to `prompt`, evaluating only what differs; logits of the last token. */
-static int prefill(fim_engine *e, session *s, const fim_ids_vec *prompt, const atomic_int *cancel,
-                   fim_stats *st, fim_err *err)
-{
-    size_t lcp = 0, held = (size_t)model_cache_len(s->cache);
-    if (held > s->ids.n) held = s->ids.n;
-    while (lcp < held && lcp < prompt->n && s->ids.v[lcp] == prompt->v[lcp]) lcp++;
-    if (lcp == prompt->n) lcp--; /* the last token is evaluated again for its logits */
-    model_cache_truncate(s->cache, (int)lcp);
-    s->ids.n = lcp;
-    st->reused = (int)lcp;
-    model_err me = {{0}};
-    for (size_t at = lcp; at < prompt->n; at += EVAL_CHUNK) {
-        int k = (int)(prompt->n - at < EVAL_CHUNK ? prompt->n - at : EVAL_CHUNK);
-        bool last = at + (size_t)k == prompt->n;
-        int r = model_eval(e->m, s->cache, prompt->v + at, k, e->logits,
-                           last ? MODEL_LOGITS_LAST : MODEL_LOGITS_NONE, cancel, &me);
-        if (r == -2) return 1;
-        if (r) return fim__fail(err, "%s", me.msg);
-        fim__ids_push(&s->ids, prompt->v + at, (size_t)k);
-        st->evaluated += k;
-    }
-    return 0;
-}
-
 /* The request's context: its own, or one made from its text (freed by the caller via *made). */
 static const fim_context *request_context(const fim_request *req, fim_context **made)
 {
@@ -266,16 +136,188 @@ int fim_prompt_ids(const model_vocab *v, const fim_context *ctx, const fim_confi
     return 0;
 }
 
-int fim_prompt(fim_engine *e, const fim_request *req, const fim_config *cfg, int32_t **ids,
-               size_t *n, fim_err *err)
+int fim__engine_prompt(fim_engine *e, const fim_request *req, const fim_config *cfg, int32_t **ids, size_t *n,
+                       fim_err *err)
 {
     fim_context *made;
     const fim_context *c = request_context(req, &made);
     if (!c) return fim__fail(err, "out of memory");
-    int rc = fim_prompt_ids(model_get_vocab(e->m), c, cfg, ids, n, err);
+    int rc = fim_prompt_ids(e->b->vocab, c, cfg, ids, n, err);
     fim_context_free(made);
     return rc;
 }
+
+/* ---- the engine and its backend ---- */
+
+fim_engine *fim__engine_new(fim_backend *b, fim_err *err)
+{
+    fim_engine *e = b ? calloc(1, sizeof *e) : NULL;
+    if (!e) {
+        if (b) b->ops->free(b);
+        if (b) fim__fail(err, "out of memory");
+        return NULL;
+    }
+    e->b = b;
+    return e;
+}
+
+fim_engine *fim__engine_with_model(model *m, fim_err *err)
+{
+    return fim__engine_new(fim__local_new(m, err), err);
+}
+
+/* The vocabulary of a GGUF and its training context, for a remote backend's prompts. */
+static model_vocab *vocab_of(const char *path, int *n_ctx, fim_err *err)
+{
+    model_err me = {{0}};
+    model_gguf *g = model_gguf_open(path, &me);
+    model_vocab *v = g ? model_vocab_load(g, &me) : NULL;
+    *n_ctx = g ? model_gguf_context_length(g) : 0;
+    model_gguf_close(g);
+    if (!v) fim__fail(err, "%s: %s", path, me.msg);
+    return v;
+}
+
+fim_engine *fim_engine_open(const fim_backend_spec *spec, fim_err *err)
+{
+    if (spec->remote.api) {
+        if (!spec->model_path) {
+            fim__fail(err, "a remote backend needs a GGUF with the model's tokenizer (-m)");
+            return NULL;
+        }
+        int n_ctx = 0;
+        model_vocab *v = vocab_of(spec->model_path, &n_ctx, err);
+        if (spec->model_is_bundled) n_ctx = 0; /* the server's model has its own context */
+        return v ? fim__engine_new(fim__remote_new(&spec->remote, v, n_ctx, spec->model_is_bundled, err), err) : NULL;
+    }
+    if (!spec->model_path) {
+        fim__fail(err, "no model given");
+        return NULL;
+    }
+    model_err me = {{0}};
+    model *m = model_load(spec->model_path, &me);
+    if (!m) {
+        fim__fail(err, "%s", me.msg);
+        return NULL;
+    }
+    model_set_threads(m, spec->threads);
+    fim_engine *e = fim__engine_with_model(m, err);
+    if (!e) model_free(m);
+    else e->owned_model = m;
+    return e;
+}
+
+void fim_engine_free(fim_engine *e)
+{
+    if (!e) return;
+    e->b->ops->free(e->b);
+    model_free(e->owned_model);
+    for (int i = 0; i < e->n_memo; i++) free(e->memo_doc[i]);
+    free(e->memo);
+    free(e->memo_doc);
+    free(e);
+}
+
+void fim_engine_close_doc(fim_engine *e, const char *doc)
+{
+    e->b->ops->close_doc(e->b, doc);
+    for (int i = 0; i < e->n_memo; i++)
+        if (!strcmp(e->memo_doc[i], doc)) {
+            free(e->memo_doc[i]);
+            e->memo_doc[i] = e->memo_doc[--e->n_memo];
+            e->memo[i] = e->memo[e->n_memo];
+            return;
+        }
+}
+
+size_t fim_engine_cache_bytes(const fim_engine *e)
+{
+    return e->b->ops->cache_bytes(e->b);
+}
+
+int fim_engine_n_docs(const fim_engine *e)
+{
+    return e->b->ops->n_docs(e->b);
+}
+
+void fim_engine_status(const fim_engine *e, fim_backend_status *out)
+{
+    memset(out, 0, sizeof *out);
+    e->b->ops->status(e->b, out);
+}
+
+const model_vocab *fim_engine_vocab(const fim_engine *e)
+{
+    return e->b->vocab;
+}
+
+int fim_engine_n_ctx(const fim_engine *e)
+{
+    return e->b->n_ctx;
+}
+
+enum { MEMO_MAX = 256 };
+
+/* A document's window memo (created on first use; the oldest is forgotten past MEMO_MAX). */
+static fim_window_memo *memo_for(fim_engine *e, const char *doc)
+{
+    for (int i = 0; i < e->n_memo; i++)
+        if (!strcmp(e->memo_doc[i], doc)) return &e->memo[i];
+    if (e->n_memo == MEMO_MAX) fim_engine_close_doc(e, e->memo_doc[0]);
+    if (e->n_memo == e->cap_memo) {
+        int cap = e->cap_memo ? e->cap_memo * 2 : 8;
+        fim_window_memo *m = realloc(e->memo, sizeof *m * (size_t)cap);
+        char **d = m ? realloc(e->memo_doc, sizeof *d * (size_t)cap) : NULL;
+        if (!m || !d) abort();
+        e->memo = m, e->memo_doc = d, e->cap_memo = cap;
+    }
+    char *key = strdup(doc);
+    if (!key) abort();
+    e->memo_doc[e->n_memo] = key;
+    memset(&e->memo[e->n_memo], 0, sizeof *e->memo);
+    return &e->memo[e->n_memo++];
+}
+
+/* ---- the replay backend: a given text's tokens stand in for the model's ---- */
+
+typedef struct replay {
+    fim_backend base;
+    fim_ids_vec ids;
+    size_t at;
+} replay;
+
+static int replay_start(fim_backend *b, const fim_gen *g, const atomic_int *cancel, fim_stats *st, fim_err *err)
+{
+    (void)b, (void)g, (void)cancel, (void)st, (void)err;
+    return 0;
+}
+
+static int replay_next(fim_backend *b, fim_step *step, const atomic_int *cancel, fim_stats *st, fim_err *err)
+{
+    (void)cancel, (void)st, (void)err;
+    replay *r = (replay *)b;
+    if (r->at >= r->ids.n) return 2;
+    step->token = r->ids.v[r->at];
+    step->n_top = 0;
+    return 0;
+}
+
+static int replay_accept(fim_backend *b, int32_t tok, const atomic_int *cancel, fim_err *err)
+{
+    (void)tok, (void)cancel, (void)err;
+    ((replay *)b)->at++;
+    return 0;
+}
+
+static void replay_finish(fim_backend *b, bool cancelled, fim_stats *st)
+{
+    (void)b, (void)cancelled, (void)st;
+}
+
+static const fim_backend_ops replay_ops = {
+    .start = replay_start, .next = replay_next, .accept = replay_accept, .finish = replay_finish};
+
+/* ---- suffix repetition and token healing ---- */
 
 /* The suffix's first tokens as the prompt has them (between <fim_hole> and <fim_end>). */
 static void suffix_head(const model_vocab *v, const fim_ids_vec *prompt, int32_t *out, int *n)
@@ -302,7 +344,9 @@ static bool repeats_suffix(const fim_ids_vec *gen, const int32_t *head, int n_he
  * often one the model rarely saw there: "    " before a word is " " + "   word" in training text,
  * and "name" may be the head of "name);". So the last token is taken out of the prompt and the first
  * generated tokens must spell its bytes again (any token that starts with them, or a piece of them);
- * only what comes after them is the completion. */
+ * only what comes after them is the completion. A remote engine samples on its side: its choice is
+ * kept when it agrees, else the best agreeing one of the alternatives it sent, else the start of
+ * the bytes themselves (the backend then continues from the engine's choice). */
 typedef struct heal {
     char text[256];
     size_t len, at; /* the bytes to spell again, and how many are spelled */
@@ -322,18 +366,25 @@ static void heal_take(const model_vocab *v, fim_ids_vec *prompt, heal *h)
     prompt->n--;
 }
 
-/* While healing, only tokens that agree with the bytes still to spell may be sampled. */
-static void heal_mask(const model_vocab *v, const heal *h, float *logits, int nv)
+/* Does token i agree with the bytes still to spell (it is a piece of them, or starts with them)? */
+static bool heal_allows(const model_vocab *v, const heal *h, int32_t i)
 {
     const char *rem = h->text + h->at;
     size_t rlen = h->len - h->at;
-    for (int i = 0; i < nv; i++) {
-        char b[256];
-        int nb = model_token_is_control(v, i) ? 0 : model_token_bytes(v, i, b, sizeof b);
-        bool ok = nb > 0 && nb < (int)sizeof b &&
-                  !memcmp(b, rem, (size_t)nb < rlen ? (size_t)nb : rlen);
-        if (!ok) logits[i] = -INFINITY;
-    }
+    char b[256];
+    int nb = model_token_is_control(v, i) ? 0 : model_token_bytes(v, i, b, sizeof b);
+    return nb > 0 && nb < (int)sizeof b && !memcmp(b, rem, (size_t)nb < rlen ? (size_t)nb : rlen);
+}
+
+/* The first token of the bytes still to spell: always agrees. */
+static int32_t heal_fallback(const model_vocab *v, const heal *h)
+{
+    int32_t *ids = NULL, tok = -1;
+    size_t n = 0;
+    model_err me = {{0}};
+    if (!model_tokenize(v, h->text + h->at, h->len - h->at, false, false, &ids, &n, &me) && n) tok = ids[0];
+    free(ids);
+    return tok;
 }
 
 /* The bytes of a sampled token that belong to the completion (after what healing spells). */
@@ -354,38 +405,87 @@ static int heal_advance(heal *h, const char *bytes, int nb, const char **out)
     return nb - (int)rlen;
 }
 
-/* The next token: sampled from the logits, or the next of the assumed output (-1 when it ends). */
-static int32_t next_token(fim_engine *e, int nv, const fim_config *cfg, uint64_t *rng,
-                          const fim_ids_vec *assumed, size_t *at)
+/* The k best ids by logit, best first (lowest id first on ties, as greedy sampling). */
+static int best_ids(const float *l, int nv, int32_t *top, int k)
 {
-    if (assumed) return *at < assumed->n ? assumed->v[(*at)++] : -1;
-    return sample(e, nv, cfg, rng);
+    int n = 0;
+    for (int i = 0; i < nv; i++) {
+        if (n == k && l[i] <= l[top[n - 1]]) continue;
+        int j = n < k ? n++ : n - 1;
+        while (j > 0 && l[top[j - 1]] < l[i]) top[j] = top[j - 1], j--;
+        top[j] = i;
+    }
+    return n;
 }
 
-/* Generate into the decoder until a stop rule, EOS, the token limit or cancellation. Returns 0,
- * 1 when cancelled, -1 on error. */
-static int generate(fim_engine *e, session *s, fim_decoder *d, const fim_ids_vec *prompt,
-                    const fim_ids_vec *assumed, heal *h, const fim_config *cfg,
-                    const atomic_int *cancel, fim_stats *st, fim_err *err)
+/* The token taken at a step: sampled from the logits, or the backend's choice, either way agreeing
+ * with what healing has still to spell. Greedy healing looks only at the HEAL_TOP best tokens
+ * (what a serving engine sends back), so that it picks the same token whichever backend runs:
+ * the best of them that agrees, else the start of the bytes themselves. */
+static int32_t choose(const model_vocab *v, const fim_step *step, const heal *h, const fim_config *cfg,
+                      uint64_t *rng, float **scratch)
 {
-    const model_vocab *v = model_get_vocab(e->m);
-    int nv = model_get_hparams(e->m)->n_vocab;
+    bool healing = h->at < h->len;
+    int nv = model_vocab_size(v);
+    if (step->token < 0 && healing && cfg->temperature > 0) { /* sampling: among agreeing tokens */
+        if (!*scratch && !(*scratch = malloc(sizeof **scratch * (size_t)nv))) abort();
+        for (int i = 0; i < nv; i++) (*scratch)[i] = heal_allows(v, h, i) ? step->logits[i] : -INFINITY;
+        return sample(*scratch, nv, cfg, rng);
+    }
+    if (step->token < 0 && !healing) return sample(step->logits, nv, cfg, rng);
+    fim_step local = *step;
+    if (step->token < 0) {
+        local.n_top = best_ids(step->logits, nv, local.top, HEAL_TOP);
+        local.token = local.top[0];
+    }
+    if (heal_allows(v, h, local.token)) return local.token;
+    for (int k = 0; k < local.n_top && k < HEAL_TOP; k++)
+        if (heal_allows(v, h, local.top[k])) return local.top[k];
+    return heal_fallback(v, h);
+}
+
+/* ---- generation ---- */
+
+typedef struct gen_run {
+    fim_backend *b;
+    fim_decoder *d;
+    heal *h;
+    const fim_config *cfg;
+    const atomic_int *cancel;
+    fim_stats *st;
+    double t0;
+} gen_run;
+
+/* Generate into the decoder until a stop rule, EOS, the token limit, the end of the backend's
+ * stream or cancellation. Returns 0, 1 when cancelled, -1 on error. */
+static int generate(const gen_run *g, const fim_ids_vec *prompt, fim_err *err)
+{
+    const model_vocab *v = g->b->vocab;
+    fim_decoder *d = g->d;
+    fim_stats *st = g->st;
     int32_t head[SUFFIX_HEAD];
     int n_head;
     suffix_head(v, prompt, head, &n_head);
     fim_ids_vec gen = {0};
-    size_t *ends = malloc(sizeof *ends * (size_t)(cfg->max_tokens + 1)), assumed_at = 0;
+    size_t *ends = malloc(sizeof *ends * (size_t)(g->cfg->max_tokens + 1));
     if (!ends) abort();
-    uint64_t rng = cfg->seed | 1;
-    model_err me = {{0}};
+    uint64_t rng = g->cfg->seed | 1;
+    float *scratch = NULL;
     int r = 0;
     for (;;) {
-        if (cancel && atomic_load_explicit(cancel, memory_order_relaxed)) {
+        if (g->cancel && atomic_load_explicit(g->cancel, memory_order_relaxed)) {
             r = 1;
             break;
         }
-        if (!assumed && h->at < h->len) heal_mask(v, h, e->logits, nv);
-        int32_t tok = next_token(e, nv, cfg, &rng, assumed, &assumed_at);
+        fim_step step = {.token = -1};
+        int rc = g->b->ops->next(g->b, &step, g->cancel, st, err);
+        if (rc == 2) d->stop = FIM_STOP_EOS;
+        if (rc) {
+            r = rc == 2 ? 0 : rc;
+            break;
+        }
+        if (st->generated == 0) st->first_token_ms = now_ms() - g->t0;
+        int32_t tok = choose(v, &step, g->h, g->cfg, &rng, &scratch);
         if (tok < 0 || tok == model_vocab_eos(v) || model_token_is_control(v, tok)) {
             d->stop = FIM_STOP_EOS;
             break;
@@ -394,7 +494,7 @@ static int generate(fim_engine *e, session *s, fim_decoder *d, const fim_ids_vec
         int nb = model_token_bytes(v, tok, bytes, sizeof bytes);
         nb = nb < (int)sizeof bytes ? nb : (int)sizeof bytes;
         const char *text;
-        int nt = heal_advance(h, bytes, nb, &text);
+        int nt = heal_advance(g->h, bytes, nb, &text);
         fim__ids_push(&gen, &tok, 1);
         ends[st->generated] = d->len + (size_t)nt;
         st->generated++;
@@ -404,75 +504,84 @@ static int generate(fim_engine *e, session *s, fim_decoder *d, const fim_ids_vec
             fim__decoder_cut_tail(d, d->len > from ? d->len - from : 0, FIM_STOP_SUFFIX_REPEAT);
             break;
         }
-        if (st->generated >= cfg->max_tokens) {
+        if (st->generated >= g->cfg->max_tokens) {
             d->stop = FIM_STOP_MAX_TOKENS;
             break;
         }
-        if (assumed) continue;
-        int er = model_eval(e->m, s->cache, &tok, 1, e->logits, MODEL_LOGITS_LAST, cancel, &me);
-        if (er == -2) {
-            r = 1;
+        rc = g->b->ops->accept(g->b, tok, g->cancel, err);
+        if (rc) {
+            r = rc;
             break;
         }
-        if (er) {
-            r = fim__fail(err, "%s", me.msg);
-            break;
-        }
-        fim__ids_push(&s->ids, &tok, 1);
     }
+    free(scratch);
     free(gen.v);
     free(ends);
     return r;
 }
 
+/* Tools: the assumed output's tokens in a replay backend. */
+static int replay_init(replay *r, const model_vocab *v, const fim_request *req, fim_err *err)
+{
+    memset(r, 0, sizeof *r);
+    r->base.ops = &replay_ops;
+    r->base.vocab = v;
+    model_err me = {{0}};
+    if (model_tokenize(v, req->assume_output, req->assume_len, false, false, &r->ids.v, &r->ids.n, &me))
+        return fim__fail(err, "%s", me.msg);
+    return 0;
+}
+
 int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
                  const atomic_int *cancel, char **out, fim_stats *st, fim_err *err)
 {
-    const model_vocab *v = model_get_vocab(e->m);
+    const model_vocab *v = e->b->vocab;
     memset(st, 0, sizeof *st);
+    st->server_cached = -1;
     *out = NULL;
     double t0 = now_ms();
     fim_config fitted = *cfg;
-    fim_config_fit(&fitted, model_get_hparams(e->m)->n_ctx_train);
-    cfg = &fitted;
+    fim_config_fit(&fitted, e->b->n_ctx);
     fim_context *made;
     const fim_context *c = request_context(req, &made);
     if (!c) return fim__fail(err, "out of memory");
-    fim_ids_vec prompt = {0}, assumed = {0};
+    fim_ids_vec prompt = {0};
     heal healing = {{0}, 0, 0};
+    replay rp = {0};
+    fim_backend *b = e->b;
     int r = -1;
-    session *s = NULL;
-    if (!req->assume_output) {
-        s = session_for(e, req->doc, err);
-        if (!s) goto done;
-        s->used = ++e->clock;
-    }
-    if (fim__build_prompt(v, c, cfg, s ? &s->memo : NULL, &prompt, err)) goto done;
-    st->prompt_tokens = (int)prompt.n;
-    int n_ctx = model_get_hparams(e->m)->n_ctx_train;
+    fim_window_memo *memo = req->assume_output ? NULL : memo_for(e, req->doc);
+    if (fim__build_prompt(v, c, &fitted, memo, &prompt, err)) goto done;
+    int n_ctx = e->b->n_ctx;
     if (n_ctx > 0 && (int)prompt.n + fitted.max_tokens > n_ctx)
         fitted.max_tokens = n_ctx - (int)prompt.n > 1 ? n_ctx - (int)prompt.n : 1;
     if (req->assume_output) { /* tools: the text stands in for the model's tokens */
-        model_err me = {{0}};
-        if (model_tokenize(v, req->assume_output, req->assume_len, false, false, &assumed.v, &assumed.n, &me)) {
-            fim__fail(err, "%s", me.msg);
-            goto done;
-        }
+        if (replay_init(&rp, v, req, err)) goto done;
+        b = &rp.base;
     } else {
         heal_take(v, &prompt, &healing);
-        st->prompt_tokens = (int)prompt.n; /* what is evaluated: without the healed token */
-        r = prefill(e, s, &prompt, cancel, st, err);
-        if (r) {
-            if (r == 1) st->stop = FIM_STOP_CANCELLED;
-            goto done;
-        }
+    }
+    st->prompt_tokens = (int)prompt.n; /* what is evaluated: without the healed token */
+    fim_gen g = {
+        .doc = req->doc, .ids = prompt.v, .n = prompt.n, .max_tokens = fitted.max_tokens,
+        .temperature = fitted.temperature, .top_p = fitted.top_p, .seed = fitted.seed,
+        .want_top = healing.len ? HEAL_TOP : 0, .cache_bytes = fitted.cache_bytes,
+        .text_budget = fitted.prefix_tokens + fitted.suffix_tokens + fitted.related_tokens + 4,
+    };
+    r = b->ops->start(b, &g, cancel, st, err);
+    if (r) {
+        if (r == 1) st->stop = FIM_STOP_CANCELLED;
+        b->ops->finish(b, r == 1, st);
+        goto done;
     }
     st->prompt_ms = now_ms() - t0;
     fim_decoder d;
     fim__decoder_init(&d, c);
     st->multi_line = d.multi_line;
     double t1 = now_ms();
-    r = generate(e, s, &d, &prompt, req->assume_output ? &assumed : NULL, &healing, cfg, cancel, st, err);
+    gen_run run = {.b = b, .d = &d, .h = &healing, .cfg = &fitted, .cancel = cancel, .st = st, .t0 = t0};
+    r = generate(&run, &prompt, err);
+    b->ops->finish(b, r == 1, st);
     st->gen_ms = now_ms() - t1;
     if (r == 0) {
         *out = fim__decoder_finish(&d);
@@ -481,10 +590,9 @@ int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
         st->stop = FIM_STOP_CANCELLED;
     }
     fim__decoder_free(&d);
-    if (s) evict(e, req->doc, cfg->cache_bytes);
 done:
     free(prompt.v);
-    free(assumed.v);
+    free(rp.ids.v);
     fim_context_free(made);
     return r;
 }

@@ -3,7 +3,7 @@
  * within token budgets with definitions from other open documents, a persistent latent cache per
  * document (only tokens after the longest common prefix with the previous request are evaluated),
  * decoding with syntax-aware stop rules, and post-processing. Knows nothing about JSON or stdio;
- * uses model/ and parsers/ only.
+ * uses model/ and parsers/, and libcurl for remote backends.
  *
  * Threads: fim_doc objects belong to one thread (the LSP loop); a fim_context is a detached
  * snapshot that may be handed to another; a fim_engine is used by one thread at a time (the
@@ -78,23 +78,63 @@ size_t fim_context_cursor(const fim_context *c);
 /* Multi-line or single line, as the syntax at the cursor says (see fim_stats.multi_line). */
 bool fim_context_multi_line(const fim_context *c);
 
+/* ---- engines and their backends ---- */
+
+/* What evaluates prompts and produces tokens: the in-process model (its GGUF at model_path, with a
+ * latent cache per document), or a serving engine over HTTP (remote.api set) that fimd sends its
+ * own prompts to; then model_path names any GGUF with the same tokenizer (the model file itself, or
+ * a vocabulary-only GGUF), or NULL for the bundled vocabulary with prompts sent as text. */
+typedef struct fim_remote_config {
+    const char *api;         /* "openai" (vLLM, SGLang, llama.cpp's /v1), "sglang" (openai, plus an
+                                abort by request id on cancel), "llamacpp", "ollama"; NULL: in-process */
+    const char *url;         /* http(s)://host:port[/v1] */
+    const char *model;       /* the server's model name (openai, ollama), or NULL */
+    const char *api_key_env; /* the environment variable that holds a bearer token, or NULL */
+    const char *ca_file;     /* CA bundle for TLS verification, or NULL for the system's */
+    int timeout_ms;          /* connect and first-token timeout (0: 10 s) */
+} fim_remote_config;
+
+typedef struct fim_backend_spec {
+    const char *model_path;
+    bool model_is_bundled;   /* remote: model_path is fimd's own small model, whose tokenizer is not
+                                the server's, so prompts go as text */
+    int threads;             /* in-process matrix threads (0: the number of cores) */
+    fim_remote_config remote;
+} fim_backend_spec;
+
+/* For fimd/status and logs. Never holds the API key. */
+typedef struct fim_backend_status {
+    char kind[16];           /* "in-process", "openai", "sglang", "llamacpp", "ollama" */
+    char url[512];
+    char desc[256];          /* the model's shape, or the server and how prompts are sent */
+    char health[512];        /* "ok", "unknown" (nothing asked yet), or the last failure */
+    char note[512];          /* warnings: a tokenizer mismatch, plain http to another host */
+    int threads;             /* in-process only */
+    bool prompt_ids;         /* prompts go as token ids (else as text) */
+} fim_backend_status;
+
 typedef struct fim_engine fim_engine;
 
-/* The engine borrows `m` (which must outlive it). */
-fim_engine *fim_engine_new(model *m, fim_err *err);
+/* Open the backend the spec names (loading the model, or the vocabulary and the tokenizer handshake
+ * with the server). NULL with a message on failure. The caller frees it with fim_engine_free. */
+fim_engine *fim_engine_open(const fim_backend_spec *spec, fim_err *err);
 void fim_engine_free(fim_engine *e);
 /* Forget a document's cache (didClose). */
 void fim_engine_close_doc(fim_engine *e, const char *doc);
 size_t fim_engine_cache_bytes(const fim_engine *e);
 int fim_engine_n_docs(const fim_engine *e);
+void fim_engine_status(const fim_engine *e, fim_backend_status *out);
+/* The prompt's vocabulary (owned by the engine) and the context the model was trained on (0 when
+ * unknown). */
+const model_vocab *fim_engine_vocab(const fim_engine *e);
+int fim_engine_n_ctx(const fim_engine *e);
 
 typedef struct fim_request {
     const char *doc;   /* the document's key (its URI); selects the cache */
     const char *text;  /* the document, or a window of it that starts at a line start */
     size_t len;
     size_t cursor;     /* byte offset of the cursor in text (clamped to len) */
-    long first_line;   /* line number of text[0] in the document (0 for the whole document) */
-    /* When set, the context replaces text, len, cursor and first_line (it carries the syntax tree
+    /* When set, the context replaces text, len and cursor (it carries the syntax tree
      * and related definitions). When NULL, a context is made from text: the language comes from
      * `language` (an LSP id, may be NULL) and the doc key as a path, and the text is parsed. */
     const fim_context *ctx;
@@ -117,8 +157,11 @@ typedef struct fim_stats {
     int evaluated;       /* of them, computed now */
     int generated;       /* tokens generated */
     double prompt_ms, gen_ms;
+    double first_token_ms; /* from the request to the first generated token */
+    int server_cached;   /* prompt tokens the serving engine reports it had cached (-1: not told) */
     bool multi_line;
     enum fim_stop stop;
+    char note[256];      /* what a remote stream did besides tokens (an error after them, a retry) */
 } fim_stats;
 
 /* Complete at the cursor. On success *out is the malloc'd completion (valid UTF-8, possibly empty;
@@ -126,10 +169,6 @@ typedef struct fim_stats {
  * is 1 with stats->stop = FIM_STOP_CANCELLED and *out NULL. Errors return -1 with a message. */
 int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
                  const atomic_int *cancel, char **out, fim_stats *stats, fim_err *err);
-
-/* The prompt fim_complete would evaluate, as token ids (malloc'd); for tools and tests. */
-int fim_prompt(fim_engine *e, const fim_request *req, const fim_config *cfg, int32_t **ids,
-               size_t *n, fim_err *err);
 
 /* The same prompt built with only a vocabulary (no weights needed), as token ids (malloc'd). */
 int fim_prompt_ids(const model_vocab *v, const fim_context *ctx, const fim_config *cfg,

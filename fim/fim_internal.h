@@ -168,4 +168,97 @@ void fim__decoder_cut_tail(fim_decoder *d, size_t n, enum fim_stop why);
 char *fim__decoder_finish(fim_decoder *d);
 void fim__decoder_free(fim_decoder *d);
 
+/* ---- backends (engine.c drives them; local.c, remote.c and the replay in engine.c) ---- */
+
+enum { FIM_TOP_MAX = 16 };
+
+/* One generation: the prompt and how to sample. */
+typedef struct fim_gen {
+    const char *doc;         /* the document's key: selects its cache */
+    const int32_t *ids;      /* the prompt */
+    size_t n;
+    int max_tokens;
+    float temperature, top_p;
+    uint64_t seed;
+    int want_top;            /* alternatives per token wanted (token healing on a remote engine) */
+    size_t cache_bytes;      /* in-process caches' budget */
+    int text_budget;         /* prompt tokens at most (sizes a remote context, e.g. Ollama's num_ctx) */
+} fim_gen;
+
+/* A step: the logits to choose from (in-process), or the backend's own choice with alternatives. */
+typedef struct fim_step {
+    int32_t token;           /* -1: choose from logits */
+    const float *logits;     /* [n_vocab] when token is -1 */
+    int n_top;
+    int32_t top[FIM_TOP_MAX];    /* alternatives, best first */
+} fim_step;
+
+typedef struct fim_backend fim_backend;
+typedef struct fim_backend_ops {
+    /* Make ready for g: evaluate the prompt, or send the request. 0, 1 cancelled, -1 error. Sets
+     * st->reused and st->evaluated (or server_cached) when known. */
+    int (*start)(fim_backend *b, const fim_gen *g, const atomic_int *cancel, fim_stats *st, fim_err *err);
+    /* The next step. 0; 1 cancelled; 2 no more tokens (the stream ended); -1 error (nothing came). */
+    int (*next)(fim_backend *b, fim_step *s, const atomic_int *cancel, fim_stats *st, fim_err *err);
+    /* The engine took tok at this step and wants the one after it. 0, 1 cancelled, -1 error. */
+    int (*accept)(fim_backend *b, int32_t tok, const atomic_int *cancel, fim_err *err);
+    /* Generation is over (a stop rule, the limit, cancellation or an error): close what is open. */
+    void (*finish)(fim_backend *b, bool cancelled, fim_stats *st);
+    void (*close_doc)(fim_backend *b, const char *doc);
+    size_t (*cache_bytes)(const fim_backend *b);
+    int (*n_docs)(const fim_backend *b);
+    void (*status)(const fim_backend *b, fim_backend_status *out);
+    void (*free)(fim_backend *b);
+} fim_backend_ops;
+
+/* The common head of every backend. */
+struct fim_backend {
+    const fim_backend_ops *ops;
+    const model_vocab *vocab;
+    int n_ctx;               /* training context (0: unknown) */
+};
+
+/* The in-process backend on a loaded model (borrowed: it must outlive the backend). */
+fim_backend *fim__local_new(model *m, fim_err *err);
+/* A backend on a serving engine; takes ownership of vocab. */
+fim_backend *fim__remote_new(const fim_remote_config *rc, model_vocab *vocab, int n_ctx, bool vocab_is_bundled,
+                             fim_err *err);
+/* An engine over a backend (owned by the engine from then on). */
+fim_engine *fim__engine_new(fim_backend *b, fim_err *err);
+/* For tests: an engine on a loaded model (borrowed). */
+fim_engine *fim__engine_with_model(model *m, fim_err *err);
+/* The prompt fim_complete would build for req, as token ids (malloc'd); for tests. */
+int fim__engine_prompt(fim_engine *e, const fim_request *req, const fim_config *cfg, int32_t **ids, size_t *n,
+                       fim_err *err);
+
+/* ---- JSON reading for remote answers (json.c; jsmn underneath) ---- */
+
+typedef struct fim_json fim_json;
+/* Parse text[0..n); NULL when it is not JSON (or out of memory). Free with fim__json_free. */
+fim_json *fim__json_parse(const char *text, size_t n);
+void fim__json_free(fim_json *j);
+/* The value at a dotted path from the root ("choices.0.text"), or -1. */
+int fim__json_at(const fim_json *j, const char *path);
+/* The same from value `from`. */
+int fim__json_at_from(const fim_json *j, int from, const char *path);
+int fim__json_len(const fim_json *j, int arr);   /* elements of an array, -1 when not one */
+bool fim__json_long(const fim_json *j, int i, long *out);
+bool fim__json_double(const fim_json *j, int i, double *out);
+bool fim__json_true(const fim_json *j, int i);
+bool fim__json_is_null(const fim_json *j, int i);
+/* A string value decoded (escapes, \u with surrogate pairs) into a malloc'd buffer. */
+char *fim__json_string(const fim_json *j, int i, size_t *len);
+/* The raw key text of the k-th member of an object (not decoded), or NULL. */
+const char *fim__json_key(const fim_json *j, int obj, int k, size_t *len);
+/* The value of the k-th member of an object, or -1. */
+int fim__json_member(const fim_json *j, int obj, int k);
+/* A JSON string literal of s[0..n) appended to a growing buffer. */
+typedef struct fim_buf {
+    char *p;
+    size_t n, cap;
+} fim_buf;
+void fim__buf_add(fim_buf *b, const char *s, size_t n);
+void fim__buf_fmt(fim_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void fim__buf_json_str(fim_buf *b, const char *s, size_t n);
+
 #endif

@@ -92,6 +92,20 @@ void lsp__docs_free(lsp_docs *s);
 /* ---- the inference worker ---- */
 
 enum job_kind { JOB_LOAD, JOB_COMPLETE, JOB_CLOSE_DOC };
+
+/* What to run completions on: settings and options as the server holds them (owned strings). */
+typedef struct lsp_backend_cfg {
+    char *model_path;     /* weights, or the remote model's vocabulary */
+    bool bundled;         /* model_path is the bundled small model */
+    int threads;
+    char *api, *url, *model_name, *api_key_env, *ca_file; /* api NULL: in-process */
+    int timeout_ms;
+} lsp_backend_cfg;
+
+void lsp__backend_cfg_copy(lsp_backend_cfg *dst, const lsp_backend_cfg *src);
+void lsp__backend_cfg_free(lsp_backend_cfg *c);
+/* The fim spec over c's strings (valid while c is). */
+fim_backend_spec lsp__backend_spec(const lsp_backend_cfg *c);
 enum load_state { LOAD_NONE, LOAD_LOADING, LOAD_READY, LOAD_FAILED };
 
 typedef struct job {
@@ -104,7 +118,7 @@ typedef struct job {
     fim_context *ctx;     /* the document at the cursor, its tree and related definitions */
     lsp_pos pos;          /* the cursor as the client sent it (after clamping) */
     fim_config cfg;
-    char *model_path;     /* JOB_LOAD */
+    lsp_backend_cfg backend; /* JOB_LOAD */
     atomic_int cancel;    /* set by the main thread; the worker stops within one token */
     int cancel_code;      /* -32800 or -32801 */
     /* result */
@@ -120,7 +134,7 @@ typedef struct worker_status {
     char error[512];
     size_t cache_bytes;
     int cached_docs;
-    char desc[256];
+    fim_backend_status backend; /* of the loaded engine */
 } worker_status;
 
 typedef struct lsp_worker lsp_worker;

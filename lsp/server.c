@@ -37,9 +37,7 @@ typedef struct server {
     lsp_docs docs;
     lsp_worker *worker;
     fim_config cfg;
-    char *model_path;
-    bool bundled; /* model_path is the bundled small model (no model was configured) */
-    int threads;
+    lsp_backend_cfg be; /* the model (or the remote backend and its vocabulary) to load */
     int progress_seq;
     char progress_token[64];
     /* the last completion, for fimd/status */
@@ -156,7 +154,42 @@ static void progress(server *s, const char *kind, const char *title, const char 
 
 /* ---- configuration ---- */
 
-/* Apply the keys of a settings object; returns true when the model path changed. */
+/* Replace *field with the string at value i when it differs; true when it changed. A JSON null or
+ * "" clears it. */
+static bool set_str(char **field, const jdoc *d, int i)
+{
+    if (i < 0) return false;
+    char *v = lsp__jstr(d, i, NULL);
+    if (v && !*v) free(v), v = NULL;
+    if (!v && !lsp__jis(d, i, JSMN_PRIMITIVE)) return false; /* not a string or null: ignored */
+    bool same = (!v && !*field) || (v && *field && !strcmp(v, *field));
+    if (same) {
+        free(v);
+        return false;
+    }
+    free(*field);
+    *field = v;
+    return true;
+}
+
+/* `backend: {api, url, model, apiKeyEnv, caFile, timeoutMs}` (api "" or "local": in-process). */
+static bool apply_backend(server *s, const jdoc *d, int obj)
+{
+    lsp_backend_cfg *b = &s->be;
+    if (!lsp__jis(d, obj, JSMN_OBJECT)) return false;
+    bool changed = set_str(&b->api, d, lsp__jget(d, obj, "api"));
+    if (b->api && !strcmp(b->api, "local")) free(b->api), b->api = NULL;
+    changed |= set_str(&b->url, d, lsp__jget(d, obj, "url"));
+    changed |= set_str(&b->model_name, d, lsp__jget(d, obj, "model"));
+    changed |= set_str(&b->api_key_env, d, lsp__jget(d, obj, "apiKeyEnv"));
+    changed |= set_str(&b->ca_file, d, lsp__jget(d, obj, "caFile"));
+    long v;
+    if (lsp__jint(d, lsp__jget(d, obj, "timeoutMs"), &v) && v > 0 && v <= 600000 && v != b->timeout_ms)
+        b->timeout_ms = (int)v, changed = true;
+    return changed;
+}
+
+/* Apply the keys of a settings object; returns true when what to load changed. */
 static bool apply_config(server *s, const jdoc *d, int obj)
 {
     if (!lsp__jis(d, obj, JSMN_OBJECT)) return false;
@@ -172,30 +205,33 @@ static bool apply_config(server *s, const jdoc *d, int obj)
     if (lsp__jint(d, lsp__jget(d, obj, "cacheMegabytes"), &v) && v > 0) s->cfg.cache_bytes = (size_t)v << 20;
     if (lsp__jnum(d, lsp__jget(d, obj, "temperature"), &f) && f >= 0 && f <= 10) s->cfg.temperature = (float)f;
     if (lsp__jnum(d, lsp__jget(d, obj, "topP"), &f) && f > 0 && f <= 1) s->cfg.top_p = (float)f;
-    if (lsp__jint(d, lsp__jget(d, obj, "threads"), &v) && v >= 0 && v <= 1024) s->threads = (int)v;
+    if (lsp__jint(d, lsp__jget(d, obj, "threads"), &v) && v >= 0 && v <= 1024 && v != s->be.threads)
+        s->be.threads = (int)v, changed = true;
     char *model = lsp__jstr(d, lsp__jget(d, obj, "model"), NULL);
-    if (model && *model && (!s->model_path || strcmp(model, s->model_path))) {
-        free(s->model_path);
-        s->model_path = model;
-        s->bundled = false;
+    if (model && *model && (!s->be.model_path || strcmp(model, s->be.model_path))) {
+        free(s->be.model_path);
+        s->be.model_path = model;
+        s->be.bundled = false;
         changed = true;
     } else {
         free(model);
     }
+    changed |= apply_backend(s, d, lsp__jget(d, obj, "backend"));
     return changed;
 }
 
 static void start_load(server *s)
 {
     if (s->fuzzing) return;
-    if ((!s->model_path || !*s->model_path) && s->opt.bundled_model) {
-        free(s->model_path);
-        s->model_path = strdup(s->opt.bundled_model);
-        s->bundled = true;
-        log_message(s, 3, "fimd: no model configured; using the bundled fimd-tiny-code, a small model for trying "
+    if ((!s->be.model_path || !*s->be.model_path) && s->opt.bundled_model) {
+        free(s->be.model_path);
+        s->be.model_path = strdup(s->opt.bundled_model);
+        s->be.bundled = true;
+        if (!s->be.api)
+            log_message(s, 3, "fimd: no model configured; using the bundled fimd-tiny-code, a small model for trying "
                           "fimd. For real work set `model` (or FIMD_MODEL, --model) to a DeepSeek-Coder-V2-Lite GGUF");
     }
-    if (!s->model_path || !*s->model_path) {
+    if (!s->be.model_path || !*s->be.model_path) {
         log_message(s, 2, "fimd: no model configured; set FIMD_MODEL, --model or initializationOptions.model "
                           "to a DeepSeek-Coder-V2 GGUF");
         return;
@@ -210,7 +246,7 @@ static void start_load(server *s)
     }
     job *j = calloc(1, sizeof *j);
     j->kind = JOB_LOAD;
-    j->model_path = strdup(s->model_path);
+    lsp__backend_cfg_copy(&j->backend, &s->be);
     if (s->client_progress) {
         snprintf(s->progress_token, sizeof s->progress_token, "fimd-load-%d", ++s->progress_seq);
         jw p = {0};
@@ -218,9 +254,10 @@ static void start_load(server *s)
                     "\"params\":{\"token\":\"%s\"}}", s->progress_seq, s->progress_token);
         send_raw(s, &p);
         lsp__jw_free(&p);
-        progress(s, "begin", "fimd: loading model", s->model_path);
+        progress(s, "begin", "fimd: loading model", s->be.api ? s->be.url : s->be.model_path);
     }
-    logf_(s, "loading %s", s->model_path);
+    if (s->be.api) logf_(s, "backend %s at %s, vocabulary %s", s->be.api, s->be.url ? s->be.url : "(no url)", s->be.model_path);
+    else logf_(s, "loading %s", s->be.model_path);
     lsp__worker_submit(s->worker, j);
 }
 
@@ -359,9 +396,11 @@ static void answer_job(server *s, job *j)
         reply_error(s, j->id, ERR_INTERNAL, j->err);
         return;
     }
-    logf_(s, "completion %s: %d prompt tokens (%d reused, %d evaluated) %.1f ms, %d generated %.1f ms, stop %s",
-          j->id, j->st.prompt_tokens, j->st.reused, j->st.evaluated, j->st.prompt_ms, j->st.generated,
-          j->st.gen_ms, fim_stop_name(j->st.stop));
+    logf_(s, "completion %s: %d prompt tokens (%d reused, %d evaluated, %d cached by the server) %.1f ms, first token "
+          "%.1f ms, %d generated %.1f ms, stop %s",
+          j->id, j->st.prompt_tokens, j->st.reused, j->st.evaluated, j->st.server_cached, j->st.prompt_ms,
+          j->st.first_token_ms, j->st.generated, j->st.gen_ms, fim_stop_name(j->st.stop));
+    if (j->st.note[0]) logf_(s, "completion %s: %s", j->id, j->st.note);
     size_t n = strlen(j->out);
     jw r = {0};
     if (j->inline_kind) {
@@ -395,6 +434,32 @@ static void answer_job(server *s, job *j)
     lsp__jw_free(&r);
 }
 
+/* The backend part of fimd/status: never the API key (only the variable's name). */
+static void write_backend(jw *r, const fim_backend_status *b, bool ready)
+{
+    const char *kind = b->kind[0] ? b->kind : "none";
+    lsp__jw_fmt(r, ",\"threads\":%d,\"backend\":{\"kind\":", b->threads);
+    lsp__jw_str(r, kind, strlen(kind));
+    lsp__jw_raw(r, ",\"url\":", 7);
+    lsp__jw_str(r, b->url, strlen(b->url));
+    const char *health = ready ? b->health : "not loaded";
+    lsp__jw_raw(r, ",\"health\":", 10);
+    lsp__jw_str(r, health, strlen(health));
+    lsp__jw_raw(r, ",\"note\":", 8);
+    lsp__jw_str(r, b->note, strlen(b->note));
+    lsp__jw_fmt(r, ",\"promptIds\":%s}", b->prompt_ids ? "true" : "false");
+}
+
+static void log_ready(server *s, const lsp_backend_cfg *b)
+{
+    worker_status ws;
+    lsp__worker_status(s->worker, &ws);
+    if (b->api) log_message(s, 3, "fimd: backend ready: %s", ws.backend.desc);
+    else log_message(s, 3, "fimd: model ready: %s", b->model_path);
+    if (ws.backend.note[0]) log_message(s, 2, "fimd: %s", ws.backend.note);
+    if (b->api && strcmp(ws.backend.health, "ok")) log_message(s, 2, "fimd: backend health: %s", ws.backend.health);
+}
+
 static void on_status(server *s, const char *id)
 {
     worker_status ws;
@@ -402,13 +467,14 @@ static void on_status(server *s, const char *id)
     static const char *states[] = {"none", "loading", "ready", "failed"};
     jw r = {0};
     lsp__jw_raw(&r, "{\"model\":", 9);
-    const char *mp = ws.model[0] ? ws.model : s->model_path ? s->model_path : "";
+    const char *mp = ws.model[0] ? ws.model : s->be.model_path ? s->be.model_path : "";
     lsp__jw_str(&r, mp, strlen(mp));
-    lsp__jw_fmt(&r, ",\"bundledModel\":%s", s->bundled ? "true" : "false");
-    if (s->bundled)
+    lsp__jw_fmt(&r, ",\"bundledModel\":%s", s->be.bundled ? "true" : "false");
+    if (s->be.bundled && !s->be.api)
         lsp__jw_fmt(&r, ",\"note\":\"%s\"", "the bundled small model, for trying fimd; use DeepSeek-Coder-V2-Lite for real work");
     lsp__jw_fmt(&r, ",\"state\":\"%s\",\"description\":", states[ws.state]);
-    lsp__jw_str(&r, ws.desc, strlen(ws.desc));
+    lsp__jw_str(&r, ws.backend.desc, strlen(ws.backend.desc));
+    write_backend(&r, &ws.backend, ws.state == LOAD_READY);
     lsp__jw_raw(&r, ",\"error\":", 9);
     lsp__jw_str(&r, ws.error, strlen(ws.error));
     lsp__jw_fmt(&r, ",\"positionEncoding\":\"%s\",\"openDocuments\":%d,\"cachedDocuments\":%d,\"cacheBytes\":%zu,"
@@ -426,11 +492,16 @@ static void on_status(server *s, const char *id)
                     (unsigned long long)h);
     }
     lsp__jw_raw(&r, "]", 1);
-    if (s->have_last)
+    if (s->have_last) {
         lsp__jw_fmt(&r, ",\"last\":{\"promptTokens\":%d,\"tokensReused\":%d,\"tokensEvaluated\":%d,"
-                    "\"tokensGenerated\":%d,\"promptMs\":%.2f,\"generationMs\":%.2f,\"multiLine\":%s,\"stop\":\"%s\"}",
+                    "\"tokensGenerated\":%d,\"promptMs\":%.2f,\"generationMs\":%.2f,\"firstTokenMs\":%.2f,"
+                    "\"totalMs\":%.2f,\"multiLine\":%s,\"stop\":\"%s\"",
                     s->last.prompt_tokens, s->last.reused, s->last.evaluated, s->last.generated, s->last.prompt_ms,
-                    s->last.gen_ms, s->last.multi_line ? "true" : "false", fim_stop_name(s->last.stop));
+                    s->last.gen_ms, s->last.first_token_ms, s->last.prompt_ms + s->last.gen_ms,
+                    s->last.multi_line ? "true" : "false", fim_stop_name(s->last.stop));
+        if (s->last.server_cached >= 0) lsp__jw_fmt(&r, ",\"serverCachedTokens\":%d", s->last.server_cached);
+        lsp__jw_raw(&r, "}", 1);
+    }
     lsp__jw_raw(&r, "}", 1);
     reply_result(s, id, &r);
     lsp__jw_free(&r);
@@ -641,7 +712,7 @@ static void on_done(struct ev_loop *loop, ev_async *w, int revents)
         } else if (j->kind == JOB_LOAD) {
             progress(s, "end", NULL, j->status ? "failed" : "ready");
             if (j->status) log_message(s, 1, "fimd: could not load the model: %s", j->err);
-            else log_message(s, 3, "fimd: model ready: %s", j->model_path);
+            else log_ready(s, &j->backend);
         }
         lsp__job_free(j);
         j = next;
@@ -688,8 +759,12 @@ static int server_init(server *s, const lsp_options *opt)
     s->exit_code = 1;
     s->rd.max_message = opt->max_message;
     fim_config_default(&s->cfg);
-    s->model_path = opt->model && *opt->model ? strdup(opt->model) : NULL;
-    s->threads = opt->threads;
+    lsp_backend_cfg be = {.model_path = (char *)opt->model, .threads = opt->threads, .api = (char *)opt->backend_api,
+                          .url = (char *)opt->backend_url, .model_name = (char *)opt->backend_model,
+                          .api_key_env = (char *)opt->api_key_env, .ca_file = (char *)opt->ca_file,
+                          .timeout_ms = opt->timeout_ms};
+    if (be.model_path && !*be.model_path) be.model_path = NULL;
+    lsp__backend_cfg_copy(&s->be, &be);
     if (opt->log_path) s->log = fopen(opt->log_path, "a");
     s->loop = ev_loop_new(EVFLAG_AUTO);
     if (!s->loop) return -1;
@@ -708,7 +783,7 @@ static void server_free(server *s)
     lsp__worker_free(s->worker);
     lsp__docs_free(&s->docs);
     lsp__reader_free(&s->rd);
-    free(s->model_path);
+    lsp__backend_cfg_free(&s->be);
     if (s->log) fclose(s->log);
     ev_loop_destroy(s->loop);
 }

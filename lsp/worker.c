@@ -18,7 +18,6 @@ struct lsp_worker {
     void *ctx;
     worker_status status;  /* guarded by mu */
     /* owned by the worker thread */
-    model *m;
     fim_engine *engine;
 };
 
@@ -29,7 +28,7 @@ void lsp__job_free(job *j)
     free(j->doc);
     fim_context_free(j->ctx);
     free(j->out);
-    free(j->model_path);
+    lsp__backend_cfg_free(&j->backend);
     free(j);
 }
 
@@ -40,36 +39,52 @@ static void append(job **list, job *j)
     *list = j;
 }
 
+void lsp__backend_cfg_copy(lsp_backend_cfg *dst, const lsp_backend_cfg *src)
+{
+    *dst = *src;
+    char **f[] = {&dst->model_path, &dst->api, &dst->url, &dst->model_name, &dst->api_key_env, &dst->ca_file};
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++)
+        if (*f[i] && !(*f[i] = strdup(*f[i]))) abort();
+}
+
+void lsp__backend_cfg_free(lsp_backend_cfg *c)
+{
+    free(c->model_path), free(c->api), free(c->url), free(c->model_name), free(c->api_key_env), free(c->ca_file);
+    memset(c, 0, sizeof *c);
+}
+
+fim_backend_spec lsp__backend_spec(const lsp_backend_cfg *c)
+{
+    fim_backend_spec s = {.model_path = c->model_path, .model_is_bundled = c->bundled, .threads = c->threads};
+    s.remote = (fim_remote_config){.api = c->api, .url = c->url, .model = c->model_name,
+                                   .api_key_env = c->api_key_env, .ca_file = c->ca_file, .timeout_ms = c->timeout_ms};
+    return s;
+}
+
 static void unload(lsp_worker *w)
 {
     fim_engine_free(w->engine);
-    model_free(w->m);
     w->engine = NULL;
-    w->m = NULL;
 }
 
 static void run_load(lsp_worker *w, job *j)
 {
     unload(w);
-    model_err me = {{0}};
     fim_err fe = {{0}};
-    model *m = model_load(j->model_path, &me);
-    fim_engine *e = m ? fim_engine_new(m, &fe) : NULL;
+    fim_backend_spec spec = lsp__backend_spec(&j->backend);
+    fim_engine *e = fim_engine_open(&spec, &fe);
     pthread_mutex_lock(&w->mu);
-    snprintf(w->status.model, sizeof w->status.model, "%s", j->model_path);
+    snprintf(w->status.model, sizeof w->status.model, "%s", j->backend.model_path ? j->backend.model_path : "");
+    memset(&w->status.backend, 0, sizeof w->status.backend);
     if (e) {
-        w->m = m;
         w->engine = e;
         w->status.state = LOAD_READY;
         w->status.error[0] = 0;
-        const model_hparams *h = model_get_hparams(m);
-        snprintf(w->status.desc, sizeof w->status.desc, "deepseek2 %d layers, %d experts, vocab %d",
-                 h->n_layer, h->n_expert, h->n_vocab);
+        fim_engine_status(e, &w->status.backend);
         j->status = 0;
     } else {
-        model_free(m);
         w->status.state = LOAD_FAILED;
-        snprintf(w->status.error, sizeof w->status.error, "%s", me.msg[0] ? me.msg : fe.msg);
+        snprintf(w->status.error, sizeof w->status.error, "%s", fe.msg);
         snprintf(j->err, sizeof j->err, "%s", w->status.error);
         j->status = -1;
     }
@@ -111,6 +126,7 @@ static void *worker_main(void *arg)
         if (w->engine) {
             w->status.cache_bytes = fim_engine_cache_bytes(w->engine);
             w->status.cached_docs = fim_engine_n_docs(w->engine);
+            fim_engine_status(w->engine, &w->status.backend);
         }
         append(&w->done, j);
         pthread_mutex_unlock(&w->mu);

@@ -531,6 +531,17 @@ int model_gguf_tensor_f32(const model_gguf *g, const char *name, float **out, in
     return 0;
 }
 
+int model_gguf_context_length(const model_gguf *g)
+{
+    gguf_str arch;
+    model_err e = {{0}};
+    if (model__gguf_str(g, "general.architecture", &arch, &e) || arch.n > 64) return 0;
+    char key[96];
+    snprintf(key, sizeof key, "%.*s.context_length", (int)arch.n, arch.p);
+    uint32_t n = 0;
+    return model__gguf_u32(g, key, &n, &e) == 0 && n <= 1u << 30 ? (int)n : 0;
+}
+
 void model_gguf_type_counts(const model_gguf *g, int *counts)
 {
     for (uint64_t i = 0; i < g->n_tensors; i++) counts[g->tensors[i].type]++;

@@ -30,6 +30,9 @@ void model_gguf_close(model_gguf *g);
 int model_gguf_tensor_f32(const model_gguf *g, const char *name, float **out, int64_t ne[4],
                           int *n_dims, model_err *err);
 
+/* `<general.architecture>.context_length`, or 0 when absent (a vocabulary-only GGUF). */
+int model_gguf_context_length(const model_gguf *g);
+
 /* How many tensors of each type (counts indexed by enum model_type, MODEL_TYPE_COUNT long). */
 void model_gguf_type_counts(const model_gguf *g, int *counts);
 

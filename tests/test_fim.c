@@ -174,7 +174,7 @@ static void budgets(void)
 static void sessions(void)
 {
     fim_err err = {{0}};
-    fim_engine *e = fim_engine_new(m, &err);
+    fim_engine *e = fim__engine_with_model(m, &err);
     fim_config cfg;
     fim_config_default(&cfg);
     cfg.max_tokens = 8;
@@ -192,14 +192,14 @@ static void sessions(void)
      * so the evaluated prompt is the built one less that token; at a line start nothing is healed */
     int32_t *built = NULL;
     size_t n_built = 0;
-    fim_prompt(e, &r, &cfg, &built, &n_built, &err);
+    fim__engine_prompt(e, &r, &cfg, &built, &n_built, &err);
     fim_complete(e, &r, &cfg, NULL, &out, &st, &err), free(out);
     CHECK(st.prompt_tokens == (int)n_built - 1, "healing: the cursor line's last token is left out (%d of %zu)",
           st.prompt_tokens, n_built);
     free(built);
     const char *b0 = "int main(void)\n{\n\n}\n";
     fim_request r0 = {.doc = "a", .text = b0, .len = strlen(b0), .cursor = 17};
-    fim_prompt(e, &r0, &cfg, &built, &n_built, &err);
+    fim__engine_prompt(e, &r0, &cfg, &built, &n_built, &err);
     fim_complete(e, &r0, &cfg, NULL, &out, &st, &err), free(out);
     CHECK(st.prompt_tokens == (int)n_built, "healing: nothing to heal at a line start (%d of %zu)", st.prompt_tokens,
           n_built);

@@ -4,7 +4,7 @@
  * fim_complete on the same buffer, cache reuse per keystroke, cancellation and supersession, and bad
  * input of every kind, each followed by a successful completion. */
 #define _GNU_SOURCE
-#include "fim/fim.h"
+#include "fim/fim_internal.h"
 #include "lsp/lsp.h"
 #include "lsp/lsp_internal.h"
 #include "tests/check.h"
@@ -718,7 +718,7 @@ int main(void)
     model_err me = {{0}};
     fim_err fe = {{0}};
     ref_model = model_load(m, &me);
-    ref_engine = ref_model ? fim_engine_new(ref_model, &fe) : NULL;
+    ref_engine = ref_model ? fim__engine_with_model(ref_model, &fe) : NULL;
     if (CHECK(ref_engine != NULL, "reference engine: %s %s", me.msg, fe.msg)) {
         session(m);
         cross_file(m);
