@@ -102,7 +102,8 @@ $(BUILD)/fimd: $(CLI_OBJ) $(BUILD)/libfimd.a $(GRAMMAR_LIB)
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/check.o $(BUILD)/tests/tjson.o $(BUILD)/libfimd.a $(GRAMMAR_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# The stand-in serving engine for the remote-backend tests (tests/remote.sh).
+# The stand-in serving engine for the remote-backend tests (tests/test_remote.c runs it).
+$(BUILD)/tests/test_remote: | $(BUILD)/tests/mock_engine
 $(BUILD)/tests/mock_engine: $(BUILD)/tests/mock_engine.o $(BUILD)/libfimd.a $(GRAMMAR_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -223,6 +223,11 @@ fim_backend *fim__local_new(model *m, fim_err *err);
 /* A backend on a serving engine; takes ownership of vocab. */
 fim_backend *fim__remote_new(const fim_remote_config *rc, model_vocab *vocab, int n_ctx, bool vocab_is_bundled,
                              fim_err *err);
+/* A prompt as text, for engines that take text (Ollama) or tokenize differently: control tokens by
+ * name except BOS (the server adds its own), and every control-token string removed from the
+ * user's text between them. Appends to out. */
+typedef struct fim_buf fim_buf;
+void fim__prompt_text(const model_vocab *v, const int32_t *ids, size_t n, fim_buf *out);
 /* An engine over a backend (owned by the engine from then on). */
 fim_engine *fim__engine_new(fim_backend *b, fim_err *err);
 /* For tests: an engine on a loaded model (borrowed). */
@@ -253,10 +258,10 @@ const char *fim__json_key(const fim_json *j, int obj, int k, size_t *len);
 /* The value of the k-th member of an object, or -1. */
 int fim__json_member(const fim_json *j, int obj, int k);
 /* A JSON string literal of s[0..n) appended to a growing buffer. */
-typedef struct fim_buf {
+struct fim_buf {
     char *p;
     size_t n, cap;
-} fim_buf;
+};
 void fim__buf_add(fim_buf *b, const char *s, size_t n);
 void fim__buf_fmt(fim_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void fim__buf_json_str(fim_buf *b, const char *s, size_t n);

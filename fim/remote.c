@@ -81,7 +81,7 @@ static double now_ms(void)
 
 /* The text of ids: control tokens by name (BOS left to the server, which adds its own), text with
  * every control-token string removed, so code that contains "<｜fim▁hole｜>" cannot steer the model. */
-static void prompt_text(const model_vocab *v, const int32_t *ids, size_t n, fim_buf *out)
+void fim__prompt_text(const model_vocab *v, const int32_t *ids, size_t n, fim_buf *out)
 {
     model_fim_ids f;
     model_err me = {{0}};
@@ -126,7 +126,7 @@ static void put_prompt(const remote *r, fim_buf *b, const char *key)
         return;
     }
     fim_buf t = {0};
-    prompt_text(r->base.vocab, r->ctx.v, r->ctx.n, &t);
+    fim__prompt_text(r->base.vocab, r->ctx.v, r->ctx.n, &t);
     fim__buf_json_str(b, t.p, t.n);
     free(t.p);
 }
@@ -616,6 +616,9 @@ static int remote_next(fim_backend *b, fim_step *step, const atomic_int *cancel,
         if (rc < 0) snprintf(r->health, sizeof r->health, "%s", err->msg);
         return rc;
     }
+    if (r->server_error[0] && !st->note[0]) /* kept going: the tokens so far stand */
+        snprintf(st->note, sizeof st->note, "the server's stream said: %.200s (after %d tokens, kept)", r->server_error,
+                 st->generated);
     if (r->q_head < r->q_n) {
         const token_item *t = &r->q[r->q_head];
         step->token = t->id;
@@ -633,7 +636,7 @@ static int remote_next(fim_backend *b, fim_step *step, const atomic_int *cancel,
     if (!why[0]) return 2;
     bool failed = r->http_status >= 400 || (r->transfer_done && r->result != CURLE_OK);
     if (failed && st->generated == 0) return fim__fail(err, "%s", why);
-    snprintf(st->note, sizeof st->note, "%s (after %d tokens, kept)", why, st->generated);
+    if (!st->note[0] || !r->server_error[0]) snprintf(st->note, sizeof st->note, "%s (after %d tokens, kept)", why, st->generated);
     return 2;
 }
 
