@@ -62,6 +62,7 @@ struct remote {
     size_t in_used;
     long http_status;
     bool transfer_done, stream_done, restart;
+    bool restarted;          /* healing continued in a second request: its cache figure is not the prompt's */
     CURLcode result;
     char server_error[256];  /* an error event in the stream */
     token_item *q;
@@ -247,7 +248,7 @@ static bool error_message(const fim_json *j, int from, char *out, size_t cap)
 static void note_cached(remote *r, const fim_json *j, const char *path)
 {
     long v;
-    if (r->server_cached && fim__json_long(j, fim__json_at(j, path), &v)) *r->server_cached = (int)v;
+    if (r->server_cached && !r->restarted && fim__json_long(j, fim__json_at(j, path), &v)) *r->server_cached = (int)v;
 }
 
 static int event_llamacpp(remote *r, const fim_json *j)
@@ -588,6 +589,7 @@ static int remote_start(fim_backend *b, const fim_gen *g, const atomic_int *canc
     r->ctx.n = 0;
     fim__ids_push(&r->ctx, g->ids, g->n);
     r->taken = 0;
+    r->restarted = false;
     r->server_cached = &st->server_cached;
     snprintf(r->rid, sizeof r->rid, "fimd-%d-%lu", (int)getpid(), ++r->seq);
     return open_stream(r, err);
@@ -652,7 +654,7 @@ static int remote_accept(fim_backend *b, int32_t tok, const atomic_int *cancel, 
     }
     /* the engine chose another token (healing): continue from it in a new request */
     give_up_stream(r);
-    r->restart = true;
+    r->restart = r->restarted = true;
     return 0;
 }
 
