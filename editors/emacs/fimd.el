@@ -22,8 +22,17 @@
   :type '(choice (const nil) file))
 (defcustom fimd-idle-delay 0.1 "Seconds of idle typing before ghost text is requested." :type 'number)
 
+(defcustom fimd-backend nil
+  "A serving engine as \"API:URL\" (API: openai, sglang, llamacpp, ollama), or nil for the in-process model.
+`fimd-model' then names a GGUF with the model's tokenizer."
+  :type '(choice (const nil) string))
+(defcustom fimd-backend-args nil
+  "More backend options for fimd, e.g. (\"--backend-model\" \"NAME\" \"--api-key-env\" \"VAR\")."
+  :type '(repeat string))
+
 (defun fimd--command ()
-  (append (list fimd-program) (when fimd-model (list "--model" (expand-file-name fimd-model)))))
+  (append (list fimd-program) (when fimd-model (list "--model" (expand-file-name fimd-model)))
+          (when fimd-backend (append (list "--backend" fimd-backend) fimd-backend-args))))
 
 ;;;###autoload
 (defun fimd-setup ()

@@ -19,6 +19,7 @@ function settings() {
             suffixTokens: c.get('suffixTokens'),
             relatedTokens: c.get('relatedTokens'),
             cacheMegabytes: c.get('cacheMegabytes'),
+            backend: c.get('backend') || undefined,
         },
     };
 }
