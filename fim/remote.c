@@ -458,7 +458,7 @@ static int open_stream(remote *r, fim_err *err)
 /* Read the complete events (SSE "data:" lines, or NDJSON lines) received so far. */
 static void read_events(remote *r)
 {
-    while (!r->stream_done && r->http_status < 400) {
+    while (!r->stream_done && r->http_status < 400 && r->in_used < r->in.n) {
         char *line = r->in.p + r->in_used, *nl = memchr(line, '\n', r->in.n - r->in_used);
         if (!nl) return;
         r->in_used = (size_t)(nl - r->in.p) + 1;
@@ -638,7 +638,7 @@ static int remote_next(fim_backend *b, fim_step *step, const atomic_int *cancel,
     if (!why[0]) return 2;
     bool failed = r->http_status >= 400 || (r->transfer_done && r->result != CURLE_OK);
     if (failed && st->generated == 0) return fim__fail(err, "%s", why);
-    if (!st->note[0] || !r->server_error[0]) snprintf(st->note, sizeof st->note, "%s (after %d tokens, kept)", why, st->generated);
+    if (!st->note[0] || !r->server_error[0]) snprintf(st->note, sizeof st->note, "%.200s (after %d tokens, kept)", why, st->generated);
     return 2;
 }
 

@@ -8,7 +8,9 @@
 #include "lsp/lsp.h"
 #include "tests/check.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +53,9 @@ static bool mock_start(mock *m, const char *api, const char *const *extra)
     for (int k = 0; extra && extra[k] && n < 30; k++) argv[n++] = (char *)extra[k];
     m->pid = fork();
     if (m->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive a crashed test */
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) dup2(null, 1);
         execv(mock_bin, argv);
         _exit(127);
     }
