@@ -91,8 +91,7 @@ static char *next_message(lsp_client *c, int timeout_ms)
     }
 }
 
-char *lsp_client_call(lsp_client *c, const char *method, const char *params_json, int timeout_ms,
-                      char *err, size_t errcap)
+int lsp_client_send(lsp_client *c, const char *method, const char *params_json)
 {
     int id = ++c->seq;
     jw w = {0};
@@ -100,6 +99,17 @@ char *lsp_client_call(lsp_client *c, const char *method, const char *params_json
                 params_json ? params_json : "{}");
     send_msg(c, &w);
     lsp__jw_free(&w);
+    return id;
+}
+
+char *lsp_client_call(lsp_client *c, const char *method, const char *params_json, int timeout_ms,
+                      char *err, size_t errcap)
+{
+    return lsp_client_wait(c, lsp_client_send(c, method, params_json), timeout_ms, err, errcap);
+}
+
+char *lsp_client_wait(lsp_client *c, int id, int timeout_ms, char *err, size_t errcap)
+{
     for (char *m; (m = next_message(c, timeout_ms)); free(m)) {
         jdoc d;
         if (lsp__json_parse(&d, m, strlen(m))) {

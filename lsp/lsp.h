@@ -51,6 +51,10 @@ void lsp_client_notify(lsp_client *c, const char *method, const char *params_jso
  * null). Returns the malloc'd JSON of the result, or NULL with the error's message in err. */
 char *lsp_client_call(lsp_client *c, const char *method, const char *params_json, int timeout_ms,
                       char *err, size_t errcap);
+/* The same in two steps: send a request (its id), then wait for that id's answer (answers to other
+ * ids that arrive meanwhile are dropped). */
+int lsp_client_send(lsp_client *c, const char *method, const char *params_json);
+char *lsp_client_wait(lsp_client *c, int id, int timeout_ms, char *err, size_t errcap);
 /* shutdown, exit, wait: the server's exit status (-1 if it had to be killed). Frees c. */
 int lsp_client_finish(lsp_client *c);
 

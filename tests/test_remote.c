@@ -391,24 +391,15 @@ static void ollama_markers(void)
     model_vocab_free(v);
 }
 
-/* The API key: sent as a bearer token, never in fimd/status or fimd's log. */
-static void api_key(void)
+/* fimd serving LSP on a backend at m, initialized and ready (NULL after a failed check). */
+static lsp_client *start_server(const mock *m, const char *log, const char *key_env)
 {
-    const char *key = "sk-test-7f3a9c";
-    setenv("FIMD_TEST_API_KEY", key, 1);
-    const char *extra[] = {"--api-key", key, NULL};
-    mock m;
-    if (!mock_start(&m, "llamacpp", extra)) return;
-    char self[4096], fimd[4096], log[512], backend[256];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    self[n > 0 ? n : 0] = 0;
+    char fimd[4096], backend[256];
     const char *bin = getenv("FIMD_BIN");
     snprintf(fimd, sizeof fimd, "%s", bin && *bin ? bin : "build/fimd");
-    snprintf(log, sizeof log, "%s", check_tmp("remote-server.log"));
-    unlink(log);
-    snprintf(backend, sizeof backend, "llamacpp:%s", m.url);
-    char *argv[] = {fimd, "--model", (char *)MODEL, "--log", log, "--backend", backend, "--api-key-env",
-                    "FIMD_TEST_API_KEY", NULL};
+    snprintf(backend, sizeof backend, "llamacpp:%s", m->url);
+    char *argv[] = {fimd, "--model", (char *)MODEL, "--log", (char *)log, "--backend", backend,
+                    key_env ? "--api-key-env" : NULL, (char *)key_env, NULL};
     lsp_client *c = lsp_client_start(argv);
     char err[512];
     char *r = lsp_client_call(c, "initialize", "{\"processId\":null,\"capabilities\":{}}", 10000, err, sizeof err);
@@ -423,14 +414,89 @@ static void api_key(void)
         if (!state || strcmp(state, "loading")) break;
         usleep(10000);
     }
-    CHECK(state && !strcmp(state, "ready"), "server with a remote backend is ready (%s)", state ? state : err);
+    bool ok = CHECK(state && !strcmp(state, "ready"), "server with a remote backend is ready (%s)", state ? state : err);
     free(state);
+    if (!ok) lsp_client_finish(c);
+    return ok ? c : NULL;
+}
+
+static void open_sample(lsp_client *c)
+{
     size_t len;
     char *text = check_read(SAMPLE, &len), *q = lsp_json_quote(text, len);
     char *open = malloc(len * 2 + 512);
     sprintf(open, "{\"textDocument\":{\"uri\":\"file:///s.c\",\"languageId\":\"c\",\"version\":1,\"text\":%s}}", q);
     lsp_client_notify(c, "textDocument/didOpen", open);
-    r = lsp_client_call(c, "textDocument/inlineCompletion",
+    free(text), free(q), free(open);
+}
+
+/* Typing fast over LSP against a slow stream: each keystroke supersedes the request before it,
+ * whose stream is closed; the last gets its answer and the server serves on. */
+static void supersede(void)
+{
+    const char *slow[] = {"--token-delay-ms", "30", NULL};
+    mock m;
+    if (!mock_start(&m, "llamacpp", slow)) return;
+    lsp_client *c = start_server(&m, check_tmp("remote-supersede.log"), NULL);
+    if (!c) {
+        mock_stop(&m);
+        return;
+    }
+    open_sample(c);
+    int ids[8], n = 0;
+    const char *typed = "total";
+    for (int k = 0; k < 5; k++) {
+        char p[512];
+        snprintf(p, sizeof p, "{\"textDocument\":{\"uri\":\"file:///s.c\",\"version\":%d},\"contentChanges\":[{\"range\":"
+                 "{\"start\":{\"line\":12,\"character\":%d},\"end\":{\"line\":12,\"character\":%d}},\"text\":\"%c\"}]}",
+                 k + 2, 8 + k, 8 + k, typed[k]);
+        lsp_client_notify(c, "textDocument/didChange", p);
+        snprintf(p, sizeof p, "{\"textDocument\":{\"uri\":\"file:///s.c\"},\"position\":{\"line\":12,\"character\":%d},"
+                 "\"context\":{\"triggerKind\":2}}", 9 + k);
+        ids[n++] = lsp_client_send(c, "textDocument/inlineCompletion", p);
+        usleep(60000); /* mid-stream: a few tokens in */
+    }
+    int superseded = 0;
+    char err[512];
+    for (int k = 0; k < n; k++) {
+        err[0] = 0;
+        char *r = lsp_client_wait(c, ids[k], 20000, err, sizeof err);
+        if (k < n - 1) superseded += !r && (strstr(err, "cancelled") || strstr(err, "modified"));
+        else CHECK(r != NULL, "the newest request is answered (%s)", r ? "ok" : err);
+        free(r);
+    }
+    CHECK(superseded == n - 1, "%d of %d older requests were superseded", superseded, n - 1);
+    char *r = lsp_client_call(c, "fimd/status", "{}", 10000, err, sizeof err);
+    char *health = r ? lsp_json_path(r, "backend.health") : NULL;
+    CHECK(health && !strcmp(health, "ok"), "still serving, backend healthy (%s)", health ? health : err);
+    free(health), free(r);
+    CHECK(lsp_client_finish(c) == 0, "server exits cleanly");
+    char *log = mock_log(&m);
+    int disconnects = 0;
+    for (char *p = log; (p = strstr(p, "end=disconnect")); p++) disconnects++;
+    CHECK(disconnects >= 3, "the server saw the superseded streams closed (%d)", disconnects);
+    free(log);
+    mock_stop(&m);
+}
+
+/* The API key: sent as a bearer token, never in fimd/status or fimd's log. */
+static void api_key(void)
+{
+    const char *key = "sk-test-7f3a9c";
+    setenv("FIMD_TEST_API_KEY", key, 1);
+    const char *extra[] = {"--api-key", key, NULL};
+    mock m;
+    if (!mock_start(&m, "llamacpp", extra)) return;
+    char log[512], err[512];
+    snprintf(log, sizeof log, "%s", check_tmp("remote-server.log"));
+    unlink(log);
+    lsp_client *c = start_server(&m, log, "FIMD_TEST_API_KEY");
+    if (!c) {
+        mock_stop(&m);
+        return;
+    }
+    open_sample(c);
+    char *r = lsp_client_call(c, "textDocument/inlineCompletion",
                         "{\"textDocument\":{\"uri\":\"file:///s.c\"},\"position\":{\"line\":12,\"character\":8},"
                         "\"context\":{\"triggerKind\":2}}", 20000, err, sizeof err);
     char *ins = r ? lsp_json_path(r, "items.0.insertText") : NULL;
@@ -464,6 +530,7 @@ static void api_key(void)
           ins ? ins : "");
     free(ins), free(r);
     CHECK(lsp_client_finish(c) == 0, "server exits cleanly");
+    size_t len;
     char *logged = check_read(log, &len);
     CHECK(logged && !strstr(logged, key), "the API key is not in fimd's log");
     free(logged);
@@ -472,7 +539,6 @@ static void api_key(void)
     snprintf(want, sizeof want, "auth=Bearer %s", key);
     CHECK(strstr(mlog, want) != NULL, "the key went to the server as a bearer token");
     free(mlog);
-    free(text), free(q), free(open);
     mock_stop(&m);
 }
 
@@ -501,6 +567,7 @@ int main(void)
     unreachable_and_slow(text);
     vocab_mismatch(text);
     ollama_markers();
+    supersede();
     api_key();
     for (int k = 0; k < N_CURSORS; k++) free(expected[k]);
     free(text);
