@@ -719,6 +719,21 @@ static void on_done(struct ev_loop *loop, ev_async *w, int revents)
     }
 }
 
+/* The one frame loop (the fuzzer drives it too): every complete message the reader holds. */
+static void handle_frames(server *s)
+{
+    for (;;) {
+        const char *body;
+        size_t len;
+        char why[256];
+        enum lsp_frame f = lsp__reader_next(&s->rd, &body, &len, why, sizeof why);
+        if (f == FRAME_NEED_MORE) break;
+        if (f == FRAME_MESSAGE) handle(s, body, len);
+        else reply_error(s, NULL, f == FRAME_TOO_BIG ? ERR_INVALID_REQUEST : ERR_PARSE, why);
+        if (s->exiting) break;
+    }
+}
+
 static void on_input(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)revents;
@@ -733,16 +748,7 @@ static void on_input(struct ev_loop *loop, ev_io *w, int revents)
         return;
     }
     lsp__reader_feed(&s->rd, buf, (size_t)n);
-    for (;;) {
-        const char *body;
-        size_t len;
-        char why[256];
-        enum lsp_frame f = lsp__reader_next(&s->rd, &body, &len, why, sizeof why);
-        if (f == FRAME_NEED_MORE) break;
-        if (f == FRAME_MESSAGE) handle(s, body, len);
-        else reply_error(s, NULL, f == FRAME_TOO_BIG ? ERR_INVALID_REQUEST : ERR_PARSE, why);
-        if (s->exiting) break;
-    }
+    handle_frames(s);
 }
 
 static void wake(void *ctx)
@@ -795,15 +801,7 @@ int lsp__fuzz_feed(const char *data, size_t n, int out_fd)
     if (server_init(&s, &o)) return -1;
     s.fuzzing = true;
     lsp__reader_feed(&s.rd, data, n);
-    for (;;) {
-        const char *body;
-        size_t len;
-        char why[256];
-        enum lsp_frame f = lsp__reader_next(&s.rd, &body, &len, why, sizeof why);
-        if (f == FRAME_NEED_MORE || s.exiting) break;
-        if (f == FRAME_MESSAGE) handle(&s, body, len);
-        else reply_error(&s, NULL, ERR_PARSE, why);
-    }
+    handle_frames(&s);
     lsp__worker_stop(s.worker);
     on_done(s.loop, &s.done_w, 0); /* answer what the worker finished */
     server_free(&s);

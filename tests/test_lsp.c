@@ -663,6 +663,18 @@ static void fuzz_corpus(void)
     CHECK(n >= 2, "fuzz corpus found (%d inputs)", n);
     if (dir) closedir(dir);
     close(out);
+    /* the fuzzer drives the server's own frame loop: an oversized message gets the same -32600 */
+    char big[128], answer[4096] = "";
+    int len = snprintf(big, sizeof big, "Content-Length: %d\r\n\r\n{}", 1 << 20);
+    FILE *f = tmpfile();
+    CHECK(f && lsp__fuzz_feed(big, (size_t)len, fileno(f)) == 0, "oversized message through the fuzz entry");
+    if (f) {
+        rewind(f);
+        size_t got = fread(answer, 1, sizeof answer - 1, f);
+        answer[got] = 0;
+        fclose(f);
+    }
+    CHECK(strstr(answer, "-32600") != NULL, "fuzz entry answers an oversized message -32600 as the server does: %s", answer);
 }
 
 /* Two open documents: the server's completion in one is fim_complete on a context that holds the
