@@ -33,7 +33,6 @@ typedef struct server {
     int exit_code;
     enum lsp_encoding enc;
     bool client_progress;
-    char trace[16];
     lsp_docs docs;
     lsp_worker *worker;
     fim_config cfg;
@@ -613,6 +612,87 @@ static void on_cancel(server *s, const jdoc *d, int params)
 
 /* ---- dispatch ---- */
 
+/* ---- the method table: a new method is one line here and its handler ---- */
+
+static void m_exit(server *s, const jdoc *d, int params, const char *id)
+{
+    (void)d, (void)params, (void)id;
+    s->exit_code = s->state == ST_SHUT_DOWN ? 0 : 1;
+    s->exiting = true;
+    ev_break(s->loop, EVBREAK_ALL);
+}
+static void m_shutdown(server *s, const jdoc *d, int params, const char *id)
+{
+    (void)d, (void)params;
+    on_shutdown(s, id);
+}
+static void m_inline(server *s, const jdoc *d, int params, const char *id)
+{
+    on_completion(s, d, params, id, true);
+}
+static void m_completion(server *s, const jdoc *d, int params, const char *id)
+{
+    on_completion(s, d, params, id, false);
+}
+static void m_status(server *s, const jdoc *d, int params, const char *id)
+{
+    (void)d, (void)params;
+    on_status(s, id);
+}
+static void m_initialized(server *s, const jdoc *d, int params, const char *id)
+{
+    (void)d, (void)params, (void)id;
+    start_load(s);
+}
+static void m_configuration(server *s, const jdoc *d, int params, const char *id)
+{
+    (void)id;
+    if (apply_config(s, d, lsp__jget(d, params, "settings"))) start_load(s);
+}
+#define NOTIFICATION(fn)                                                                            \
+    static void m_##fn(server *s, const jdoc *d, int params, const char *id)                       \
+    {                                                                                               \
+        (void)id;                                                                                   \
+        fn(s, d, params);                                                                           \
+    }
+NOTIFICATION(on_did_open)
+NOTIFICATION(on_did_change)
+NOTIFICATION(on_did_close)
+NOTIFICATION(on_cancel)
+#undef NOTIFICATION
+
+typedef struct lsp_method {
+    const char *name;
+    void (*fn)(server *s, const jdoc *d, int params, const char *id); /* id: "" for notifications */
+    bool request;     /* a request (has an id) rather than a notification */
+    bool before_init; /* accepted before `initialize` */
+    bool any_state;   /* accepted even after `shutdown` */
+} lsp_method;
+
+static const lsp_method methods[] = {
+    {"initialize", on_initialize, true, true, false},
+    {"shutdown", m_shutdown, true, false, false},
+    {"textDocument/inlineCompletion", m_inline, true, false, false},
+    {"textDocument/completion", m_completion, true, false, false},
+    {"fimd/status", m_status, true, false, false},
+    {"workspace/executeCommand", on_execute, true, false, false},
+    {"exit", m_exit, false, true, true},
+    {"initialized", m_initialized, false, false, false},
+    {"textDocument/didOpen", m_on_did_open, false, false, false},
+    {"textDocument/didChange", m_on_did_change, false, false, false},
+    {"textDocument/didClose", m_on_did_close, false, false, false},
+    {"$/cancelRequest", m_on_cancel, false, false, false},
+    {"workspace/didChangeConfiguration", m_configuration, false, false, false},
+};
+
+static const lsp_method *find_method(const char *name, bool request)
+{
+    for (size_t i = 0; i < sizeof methods / sizeof *methods; i++)
+        if (!strcmp(methods[i].name, name) && (methods[i].request == request || methods[i].any_state))
+            return &methods[i];
+    return NULL;
+}
+
 static void handle(server *s, const char *body, size_t len)
 {
     jdoc d;
@@ -658,13 +738,12 @@ static void handle(server *s, const char *body, size_t len)
         if (request) reply_error(s, id, ERR_PARAMS, "params must be an object or an array");
         goto out;
     }
-    if (!strcmp(method, "exit")) {
-        s->exit_code = s->state == ST_SHUT_DOWN ? 0 : 1;
-        s->exiting = true;
-        ev_break(s->loop, EVBREAK_ALL);
+    const lsp_method *m = find_method(method, request);
+    if (m && m->any_state) {
+        m->fn(s, &d, params, id);
         goto out;
     }
-    if (s->state == ST_NEW && strcmp(method, "initialize")) {
+    if (s->state == ST_NEW && !(m && m->before_init)) {
         if (request) reply_error(s, id, ERR_NOT_INITIALIZED, "server not initialized");
         goto out;
     }
@@ -672,29 +751,9 @@ static void handle(server *s, const char *body, size_t len)
         if (request) reply_error(s, id, ERR_INVALID_REQUEST, "the server is shut down");
         goto out;
     }
-    if (request) {
-        if (!strcmp(method, "initialize")) on_initialize(s, &d, params, id);
-        else if (!strcmp(method, "shutdown")) on_shutdown(s, id);
-        else if (!strcmp(method, "textDocument/inlineCompletion")) on_completion(s, &d, params, id, true);
-        else if (!strcmp(method, "textDocument/completion")) on_completion(s, &d, params, id, false);
-        else if (!strcmp(method, "fimd/status")) on_status(s, id);
-        else if (!strcmp(method, "workspace/executeCommand")) on_execute(s, &d, params, id);
-        else reply_error(s, id, ERR_METHOD, "method not found");
-        goto out;
-    }
-    if (!strcmp(method, "initialized")) start_load(s);
-    else if (!strcmp(method, "textDocument/didOpen")) on_did_open(s, &d, params);
-    else if (!strcmp(method, "textDocument/didChange")) on_did_change(s, &d, params);
-    else if (!strcmp(method, "textDocument/didClose")) on_did_close(s, &d, params);
-    else if (!strcmp(method, "$/cancelRequest")) on_cancel(s, &d, params);
-    else if (!strcmp(method, "$/setTrace")) {
-        char *v = lsp__jstr(&d, lsp__jget(&d, params, "value"), NULL);
-        if (v) snprintf(s->trace, sizeof s->trace, "%s", v);
-        free(v);
-    } else if (!strcmp(method, "workspace/didChangeConfiguration")) {
-        if (apply_config(s, &d, lsp__jget(&d, params, "settings"))) start_load(s);
-    }
-    /* other notifications (didSave, $/ ones, unknown) need nothing */
+    if (m) m->fn(s, &d, params, id);
+    else if (request) reply_error(s, id, ERR_METHOD, "method not found");
+    /* unknown notifications (didSave, $/setTrace, other $/ ones) need nothing */
 out:
     lsp__json_free(&d);
 }
