@@ -248,7 +248,7 @@ void lsp__jw_fmt(jw *w, const char *fmt, ...)
 
 void lsp__jw_str(jw *w, const char *s, size_t n)
 {
-    lsp__jw_raw(w, "\"", 1);
+    lsp__jw_lit(w, "\"");
     size_t run = 0;
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
@@ -274,23 +274,23 @@ void lsp__jw_str(jw *w, const char *s, size_t n)
         lsp__jw_raw(w, s + i - run, run);
         run = 0;
         if (!ok) {
-            lsp__jw_raw(w, "\\ufffd", 6);
+            lsp__jw_lit(w, "\\ufffd");
         } else if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
             lsp__jw_raw(w, e, 2);
         } else if (c == '\n') {
-            lsp__jw_raw(w, "\\n", 2);
+            lsp__jw_lit(w, "\\n");
         } else if (c == '\t') {
-            lsp__jw_raw(w, "\\t", 2);
+            lsp__jw_lit(w, "\\t");
         } else if (c == '\r') {
-            lsp__jw_raw(w, "\\r", 2);
+            lsp__jw_lit(w, "\\r");
         } else {
             lsp__jw_fmt(w, "\\u%04x", c);
         }
         i++;
     }
     lsp__jw_raw(w, s + n - run, run);
-    lsp__jw_raw(w, "\"", 1);
+    lsp__jw_lit(w, "\"");
 }
 
 void lsp__jw_free(jw *w)

@@ -42,6 +42,8 @@ typedef struct jw {
 } jw;
 
 void lsp__jw_raw(jw *w, const char *s, size_t n);
+/* A string literal, its length counted by the compiler. */
+#define lsp__jw_lit(w, lit) lsp__jw_raw((w), "" lit, sizeof(lit) - 1)
 void lsp__jw_fmt(jw *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A JSON string: quotes, escapes, control characters; invalid UTF-8 becomes U+FFFD. */
 void lsp__jw_str(jw *w, const char *s, size_t n);

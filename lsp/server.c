@@ -92,7 +92,7 @@ static void reply_result(server *s, const char *id, const jw *result)
     jw w = {0};
     lsp__jw_fmt(&w, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":", id ? id : "null");
     lsp__jw_raw(&w, result->p, result->n);
-    lsp__jw_raw(&w, "}", 1);
+    lsp__jw_lit(&w, "}");
     send_raw(s, &w);
     lsp__jw_free(&w);
     s->answered++;
@@ -103,7 +103,7 @@ static void reply_error(server *s, const char *id, int code, const char *msg)
     jw w = {0};
     lsp__jw_fmt(&w, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":%d,\"message\":", id ? id : "null", code);
     lsp__jw_str(&w, msg, strlen(msg));
-    lsp__jw_raw(&w, "}}", 2);
+    lsp__jw_lit(&w, "}}");
     send_raw(s, &w);
     lsp__jw_free(&w);
     logf_(s, "error %d for id %s: %s", code, id ? id : "null", msg);
@@ -115,7 +115,7 @@ static void notify(server *s, const char *method, const jw *params)
     jw w = {0};
     lsp__jw_fmt(&w, "{\"jsonrpc\":\"2.0\",\"method\":\"%s\",\"params\":", method);
     lsp__jw_raw(&w, params->p, params->n);
-    lsp__jw_raw(&w, "}", 1);
+    lsp__jw_lit(&w, "}");
     send_raw(s, &w);
     lsp__jw_free(&w);
 }
@@ -133,7 +133,7 @@ static void log_message(server *s, int type, const char *fmt, ...)
     jw p = {0};
     lsp__jw_fmt(&p, "{\"type\":%d,\"message\":", type);
     lsp__jw_str(&p, msg, strlen(msg));
-    lsp__jw_raw(&p, "}", 1);
+    lsp__jw_lit(&p, "}");
     notify(s, "window/logMessage", &p);
     lsp__jw_free(&p);
 }
@@ -143,9 +143,9 @@ static void progress(server *s, const char *kind, const char *title, const char 
     if (!s->progress_token[0]) return;
     jw p = {0};
     lsp__jw_fmt(&p, "{\"token\":\"%s\",\"value\":{\"kind\":\"%s\"", s->progress_token, kind);
-    if (title) lsp__jw_raw(&p, ",\"title\":", 9), lsp__jw_str(&p, title, strlen(title));
-    if (message) lsp__jw_raw(&p, ",\"message\":", 11), lsp__jw_str(&p, message, strlen(message));
-    lsp__jw_raw(&p, "}}", 2);
+    if (title) lsp__jw_lit(&p, ",\"title\":"), lsp__jw_str(&p, title, strlen(title));
+    if (message) lsp__jw_lit(&p, ",\"message\":"), lsp__jw_str(&p, message, strlen(message));
+    lsp__jw_lit(&p, "}}");
     notify(s, "$/progress", &p);
     lsp__jw_free(&p);
     if (!strcmp(kind, "end")) s->progress_token[0] = 0;
@@ -313,7 +313,7 @@ static void on_shutdown(server *s, const char *id)
     }
     s->state = ST_SHUT_DOWN;
     jw r = {0};
-    lsp__jw_raw(&r, "null", 4);
+    lsp__jw_lit(&r, "null");
     reply_result(s, id, &r);
     lsp__jw_free(&r);
 }
@@ -403,31 +403,31 @@ static void answer_job(server *s, job *j)
     size_t n = strlen(j->out);
     jw r = {0};
     if (j->inline_kind) {
-        lsp__jw_raw(&r, "{\"items\":[", 10);
+        lsp__jw_lit(&r, "{\"items\":[");
         if (n) {
-            lsp__jw_raw(&r, "{\"insertText\":", 14);
+            lsp__jw_lit(&r, "{\"insertText\":");
             lsp__jw_str(&r, j->out, n);
-            lsp__jw_raw(&r, ",\"range\":", 9);
+            lsp__jw_lit(&r, ",\"range\":");
             write_range(&r, j->pos);
             /* the editor runs this command when the user accepts: fimd counts acceptances */
             lsp__jw_fmt(&r, ",\"command\":{\"title\":\"fimd: accepted\",\"command\":\"fimd.accept\",\"arguments\":[%ld]}}",
                         ++s->shown);
         }
-        lsp__jw_raw(&r, "]}", 2);
+        lsp__jw_lit(&r, "]}");
     } else {
-        lsp__jw_raw(&r, "{\"isIncomplete\":true,\"items\":[", 30);
+        lsp__jw_lit(&r, "{\"isIncomplete\":true,\"items\":[");
         if (n) {
             const char *nl = memchr(j->out, '\n', n);
             size_t first = nl ? (size_t)(nl - j->out) : n;
-            lsp__jw_raw(&r, "{\"label\":", 9);
+            lsp__jw_lit(&r, "{\"label\":");
             lsp__jw_str(&r, j->out, first);
-            lsp__jw_raw(&r, ",\"kind\":1,\"detail\":\"fimd\",\"insertTextFormat\":1,\"filterText\":\"\",\"textEdit\":{\"range\":", 83);
+            lsp__jw_lit(&r, ",\"kind\":1,\"detail\":\"fimd\",\"insertTextFormat\":1,\"filterText\":\"\",\"textEdit\":{\"range\":");
             write_range(&r, j->pos);
-            lsp__jw_raw(&r, ",\"newText\":", 11);
+            lsp__jw_lit(&r, ",\"newText\":");
             lsp__jw_str(&r, j->out, n);
-            lsp__jw_raw(&r, "}}", 2);
+            lsp__jw_lit(&r, "}}");
         }
-        lsp__jw_raw(&r, "]}", 2);
+        lsp__jw_lit(&r, "]}");
     }
     reply_result(s, j->id, &r);
     lsp__jw_free(&r);
@@ -439,12 +439,12 @@ static void write_backend(jw *r, const fim_backend_status *b, bool ready)
     const char *kind = b->kind[0] ? b->kind : "none";
     lsp__jw_fmt(r, ",\"threads\":%d,\"backend\":{\"kind\":", b->threads);
     lsp__jw_str(r, kind, strlen(kind));
-    lsp__jw_raw(r, ",\"url\":", 7);
+    lsp__jw_lit(r, ",\"url\":");
     lsp__jw_str(r, b->url, strlen(b->url));
     const char *health = ready ? b->health : "not loaded";
-    lsp__jw_raw(r, ",\"health\":", 10);
+    lsp__jw_lit(r, ",\"health\":");
     lsp__jw_str(r, health, strlen(health));
-    lsp__jw_raw(r, ",\"note\":", 8);
+    lsp__jw_lit(r, ",\"note\":");
     lsp__jw_str(r, b->note, strlen(b->note));
     lsp__jw_fmt(r, ",\"promptIds\":%s}", b->prompt_ids ? "true" : "false");
 }
@@ -465,7 +465,7 @@ static void on_status(server *s, const char *id)
     lsp__worker_status(s->worker, &ws);
     static const char *states[] = {"none", "loading", "ready", "failed"};
     jw r = {0};
-    lsp__jw_raw(&r, "{\"model\":", 9);
+    lsp__jw_lit(&r, "{\"model\":");
     const char *mp = ws.model[0] ? ws.model : s->be.model_path ? s->be.model_path : "";
     lsp__jw_str(&r, mp, strlen(mp));
     lsp__jw_fmt(&r, ",\"bundledModel\":%s", s->be.bundled ? "true" : "false");
@@ -474,13 +474,13 @@ static void on_status(server *s, const char *id)
     lsp__jw_fmt(&r, ",\"state\":\"%s\",\"description\":", states[ws.state]);
     lsp__jw_str(&r, ws.backend.desc, strlen(ws.backend.desc));
     write_backend(&r, &ws.backend, ws.state == LOAD_READY);
-    lsp__jw_raw(&r, ",\"error\":", 9);
+    lsp__jw_lit(&r, ",\"error\":");
     lsp__jw_str(&r, ws.error, strlen(ws.error));
     lsp__jw_fmt(&r, ",\"positionEncoding\":\"%s\",\"openDocuments\":%d,\"cachedDocuments\":%d,\"cacheBytes\":%zu,"
                 "\"requests\":%ld,\"cancelled\":%ld,\"shown\":%ld,\"accepted\":%ld",
                 enc_name(s->enc), s->docs.n, ws.cached_docs, ws.cache_bytes, s->requests, s->cancelled, s->shown,
                 s->accepted);
-    lsp__jw_raw(&r, ",\"documents\":[", 14);
+    lsp__jw_lit(&r, ",\"documents\":[");
     for (int i = 0; i < s->docs.n; i++) {
         const lsp_doc *doc = &s->docs.v[i];
         uint64_t h = 1469598103934665603ULL; /* FNV-1a of the text: lets clients check sync */
@@ -490,7 +490,7 @@ static void on_status(server *s, const char *id)
         lsp__jw_fmt(&r, ",\"version\":%ld,\"bytes\":%zu,\"fnv1a\":\"%016llx\"}", doc->version, doc->len,
                     (unsigned long long)h);
     }
-    lsp__jw_raw(&r, "]", 1);
+    lsp__jw_lit(&r, "]");
     if (s->have_last) {
         lsp__jw_fmt(&r, ",\"last\":{\"promptTokens\":%d,\"tokensReused\":%d,\"tokensEvaluated\":%d,"
                     "\"tokensGenerated\":%d,\"promptMs\":%.2f,\"generationMs\":%.2f,\"firstTokenMs\":%.2f,"
@@ -499,9 +499,9 @@ static void on_status(server *s, const char *id)
                     s->last.gen_ms, s->last.first_token_ms, s->last.prompt_ms + s->last.gen_ms,
                     s->last.multi_line ? "true" : "false", fim_stop_name(s->last.stop));
         if (s->last.server_cached >= 0) lsp__jw_fmt(&r, ",\"serverCachedTokens\":%d", s->last.server_cached);
-        lsp__jw_raw(&r, "}", 1);
+        lsp__jw_lit(&r, "}");
     }
-    lsp__jw_raw(&r, "}", 1);
+    lsp__jw_lit(&r, "}");
     reply_result(s, id, &r);
     lsp__jw_free(&r);
 }
@@ -514,7 +514,7 @@ static void on_execute(server *s, const jdoc *d, int params, const char *id)
     }
     s->accepted++;
     jw r = {0};
-    lsp__jw_raw(&r, "null", 4);
+    lsp__jw_lit(&r, "null");
     reply_result(s, id, &r);
     lsp__jw_free(&r);
 }
