@@ -60,8 +60,8 @@ $(BUILD)/%.o: %.c | $(BUILD)/.deps-ok
 # SIMD kernels: compiled for their instruction set, chosen at run time from the CPU's features.
 ISA_AVX2   := -mavx2 -mfma -mf16c
 ISA_AVX512 := $(ISA_AVX2) -mavx512f -mavx512bw -mavx512vl -mavx512vnni
-$(BUILD)/model/kernels_avx2.o: CFLAGS += $(ISA_AVX2)
-$(BUILD)/model/kernels_avx512.o: CFLAGS += $(ISA_AVX512)
+$(BUILD)/model/kernels_avx2.o $(BUILD)/model/kernels_avx2_k23.o $(BUILD)/model/kernels_avx2_iq.o: CFLAGS += $(ISA_AVX2)
+$(BUILD)/model/kernels_avx512.o $(BUILD)/model/kernels_avx512_k23.o $(BUILD)/model/kernels_avx512_iq.o: CFLAGS += $(ISA_AVX512)
 
 # Tests build fixture paths from runtime strings; truncation there would only fail a test.
 $(BUILD)/tests/%.o: CFLAGS += -Wno-format-truncation
@@ -180,8 +180,8 @@ $(BUILD)/fimd.vsix: editors/vscode/package.json editors/vscode/package-lock.json
 	cd editors/vscode && npm ci --no-audit --no-fund --silent && \
 		npx vsce package --allow-missing-repository --out $(abspath $@)
 
-# Benchmarks on DeepSeek-Coder-V2-Lite's real dimensions with 4 layers (the first dense), as Q4_K_M
-# and Q8_0, with the real 102400-token vocabulary when ../shared is beside the clone. Figures only:
+# Benchmarks on DeepSeek-Coder-V2-Lite's real dimensions with 4 layers (the first dense), as Q4_K_M,
+# Q3_K_M, IQ4_XS and Q8_0, with the real 102400-token vocabulary when ../shared is beside the clone. Figures only:
 # timings here are noisy, so nothing is asserted.
 BENCH_DIR   := $(BUILD)/bench
 BENCH_VOCAB := $(wildcard $(SHARED)/fixtures/vocab/deepseek-coder-v2-vocab.gguf)
@@ -192,9 +192,10 @@ $(BENCH_DIR)/lite4-%.gguf: | $(BUILD)/fimd
 $(BENCH_DIR)/typing.c: lsp/server.c
 	@mkdir -p $(BENCH_DIR)
 	head -n 300 lsp/server.c > $@
-bench: all $(BENCH_DIR)/lite4-Q4_K_M.gguf $(BENCH_DIR)/lite4-Q8_0.gguf $(BENCH_DIR)/typing.c
+BENCH_TYPES := Q4_K_M Q3_K_M IQ4_XS Q8_0
+bench: all $(BENCH_TYPES:%=$(BENCH_DIR)/lite4-%.gguf) $(BENCH_DIR)/typing.c
 	@$(if $(BENCH_VOCAB),,echo "note: no ../shared vocabulary; the models use a small synthesized one, so the output head is far cheaper than the real one")
-	@for t in Q4_K_M Q8_0; do echo "== lite4 $$t: fimd bench -p 512 -n 64"; $(BUILD)/fimd bench -m $(BENCH_DIR)/lite4-$$t.gguf -p 512 -n 64; done
+	@for t in $(BENCH_TYPES); do echo "== lite4 $$t: fimd bench -p 512 -n 64"; $(BUILD)/fimd bench -m $(BENCH_DIR)/lite4-$$t.gguf -p 512 -n 64; done
 	@echo "== lite4 Q4_K_M: fimd bench-typing, 3 lines of a 300-line C file, 16 tokens per keystroke"
 	@$(BUILD)/fimd bench-typing -m $(BENCH_DIR)/lite4-Q4_K_M.gguf $(BENCH_DIR)/typing.c --line 150
 

@@ -10,8 +10,10 @@
 static void synth_usage(FILE *f)
 {
     fputs("usage: fimd synth --like lite|full|tiny [options] -o OUT.gguf\n"
-          "  --type TYPE        weights: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K IQ4_NL,\n"
-          "                     or Q4_K_M / Q5_K_M (output and MoE down projections in Q6_K)\n"
+          "  --type TYPE        weights: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K\n"
+          "                     IQ4_NL IQ4_XS, or a mix as llama-quantize makes them: Q4_K_M Q5_K_M\n"
+          "                     Q3_K_S Q3_K_M Q3_K_L Q2_K IQ4_XS (output in Q6_K; attn_output and\n"
+          "                     down projections at more bits)\n"
           "  --seed S           random seed (default 1)\n"
           "  --vocab-from FILE  copy the tokenizer of this GGUF\n"
           "  --merges-from FILE learn BPE merges from FILE (repeatable; without --vocab-from)\n"
@@ -25,18 +27,14 @@ static void synth_usage(FILE *f)
 
 static int set_type(model_synth_opts *o, const char *name)
 {
-    if (!strcmp(name, "Q4_K_M") || !strcmp(name, "q4_k_m")) {
-        o->type = MODEL_TYPE_Q4_K;
-        o->mixed_k = true;
-        return 0;
-    }
-    if (!strcmp(name, "Q5_K_M") || !strcmp(name, "q5_k_m")) {
-        o->type = MODEL_TYPE_Q5_K;
-        o->mixed_k = true;
+    int base = model_synth_mix_base(name);
+    if (base >= 0) {
+        o->type = base;
+        o->mix = name;
         return 0;
     }
     int t = model_type_from_name(name);
-    if (t < 0 || t == MODEL_TYPE_Q8_1 || t == MODEL_TYPE_Q8_K) return -1;
+    if (t < 0 || !model_type_writable(t) || t == MODEL_TYPE_Q8_1 || t == MODEL_TYPE_Q8_K) return -1;
     o->type = t;
     return 0;
 }

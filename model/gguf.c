@@ -281,6 +281,20 @@ gguf_str model__gguf_arr_next_str(const uint8_t **pos)
 
 /* ---- parsing ---- */
 
+/* Names of ggml types fimd has no record for, so that a load error says which one it met. */
+static const char *ggml_type_name(uint32_t type)
+{
+    static const struct {
+        uint32_t id;
+        const char *name;
+    } other[] = {{4, "Q4_2 (removed)"}, {5, "Q4_3 (removed)"}, {24, "I8"}, {25, "I16"}, {26, "I32"},
+                 {27, "I64"}, {28, "F64"}, {31, "Q4_0_4_4 (removed)"}, {32, "Q4_0_4_8 (removed)"},
+                 {33, "Q4_0_8_8 (removed)"}, {34, "TQ1_0"}, {35, "TQ2_0"}, {39, "MXFP4"}};
+    for (size_t i = 0; i < sizeof other / sizeof *other; i++)
+        if (other[i].id == type) return other[i].name;
+    return "unknown to ggml too";
+}
+
 static int parse_kvs(model_gguf *g, cursor *c)
 {
     uint64_t left = (uint64_t)(c->end - c->p);
@@ -336,8 +350,8 @@ static int parse_tensor_info(model_gguf *g, cursor *c, gguf_tensor *t)
     if (!cur_u32(c, &type, name) || !cur_u64(c, &t->offset, name)) return -1;
     const type_traits *tt = model__type((int)type);
     if (!tt)
-        return model__fail(c->err, "%s: tensor '%s' has type %u, which fimd does not support",
-                           g->path, name, type);
+        return model__fail(c->err, "%s: tensor '%s' has type %u (%s), which fimd does not support",
+                           g->path, name, type, ggml_type_name(type));
     t->type = (int)type;
     if (t->ne[0] % tt->block)
         return model__fail(c->err, "%s: tensor '%s': row length %lld is not a multiple of %s's "

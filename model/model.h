@@ -47,11 +47,21 @@ enum model_type {
     MODEL_TYPE_Q5_1 = 7,
     MODEL_TYPE_Q8_0 = 8,
     MODEL_TYPE_Q8_1 = 9,
+    MODEL_TYPE_Q2_K = 10,
+    MODEL_TYPE_Q3_K = 11,
     MODEL_TYPE_Q4_K = 12,
     MODEL_TYPE_Q5_K = 13,
     MODEL_TYPE_Q6_K = 14,
     MODEL_TYPE_Q8_K = 15,
+    MODEL_TYPE_IQ2_XXS = 16,
+    MODEL_TYPE_IQ2_XS = 17,
+    MODEL_TYPE_IQ3_XXS = 18,
+    MODEL_TYPE_IQ1_S = 19,
     MODEL_TYPE_IQ4_NL = 20,
+    MODEL_TYPE_IQ3_S = 21,
+    MODEL_TYPE_IQ2_S = 22,
+    MODEL_TYPE_IQ4_XS = 23,
+    MODEL_TYPE_IQ1_M = 29,
     MODEL_TYPE_BF16 = 30,
     MODEL_TYPE_COUNT = 40,
 };
@@ -60,6 +70,8 @@ enum model_type {
 const char *model_type_name(int type);
 /* Type id for a name (case-insensitive), or -1. */
 int model_type_from_name(const char *name);
+/* Whether fimd can write the type (synth has a quantizer for it). */
+bool model_type_writable(int type);
 
 /* ---- Vocabulary and tokenizer (gpt2 byte-level BPE, deepseek-llm pre-tokenizer) ---- */
 
@@ -170,7 +182,8 @@ int model_eval(model *m, model_cache *c, const int32_t *tokens, int n, float *lo
 typedef struct model_synth_opts {
     model_hparams hp;          /* shape; kq_scale and derived fields ignored */
     int type;                  /* weight type for matrices (norms and router stay F32) */
-    bool mixed_k;              /* Q4_K_M/Q5_K_M-like: output + MoE down in Q6_K */
+    const char *mix;           /* llama-quantize-like mix (Q4_K_M, Q5_K_M, Q3_K_S, Q3_K_M, Q3_K_L,
+                                  Q2_K, IQ4_XS): some tensors at more bits; NULL: `type` for all */
     const char *vocab_from;    /* copy tokenizer.* keys from this GGUF, or NULL */
     const char *const *merge_files; /* without vocab_from: learn BPE merges from these files */
     int n_merge_files;
@@ -184,5 +197,7 @@ typedef struct model_synth_opts {
 int model_synth_preset(model_synth_opts *o, const char *like);
 /* Write the model to `path`, streaming tensors (memory stays small for any shape). */
 int model_synth(const model_synth_opts *o, const char *path, model_err *err);
+/* The base type of a named mix, or -1 when `name` is not one. */
+int model_synth_mix_base(const char *name);
 
 #endif

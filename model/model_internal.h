@@ -109,11 +109,17 @@ int model__gw_pad(gguf_writer *w, FILE *f, uint64_t written, model_err *err);
 
 /* ---- tensor types ---- */
 
+typedef float (*vec_dot_fn)(int n, const void *w, const void *x);
+
+/* One record per tensor type (quant.c): adding a type is one entry there and its functions. */
 typedef struct type_traits {
     const char *name;
     int block;        /* elements per block */
     int bytes;        /* bytes per block */
     int vec_dot_type; /* activation type for dot products */
+    void (*dequant)(const uint8_t *b, float *y); /* one block */
+    void (*quant)(const float *x, uint8_t *b);   /* one block; NULL: fimd does not write the type */
+    vec_dot_fn dot;   /* the scalar reference against vec_dot_type (NULL for activation-only types) */
 } type_traits;
 
 /* NULL for a type fimd does not know. */
@@ -129,12 +135,40 @@ uint16_t model__f32_to_bf16(float f);
 void model__dequant(int type, const void *src, float *dst, int64_t n);
 /* Quantize n weights (a multiple of the block size). For weight types this is a simple, valid
  * quantizer (synth); for the activation types Q8_0/Q8_1/Q8_K/F16/BF16 it rounds exactly as
- * llama.cpp's CPU backend does. */
-void model__quant(int type, const float *src, void *dst, int64_t n);
+ * llama.cpp's CPU backend does. -1 (nothing written) for a type without a quantizer. */
+int model__quant(int type, const float *src, void *dst, int64_t n);
+
+/* ---- the low-bit types (256-element blocks, dotted with Q8_K activations) ----
+ * quant_k23.c: Q2_K, Q3_K; quant_iq.c: IQ4_XS, IQ3_XXS, IQ3_S; quant_iq12.c: IQ2_XXS, IQ2_XS,
+ * IQ2_S, IQ1_S, IQ1_M. Each: one block dequantized exactly as ggml's dequantize_row_*, and the
+ * scalar reference dot of n weights against n Q8_K activations (ggml's vec_dot_*_q8_K). */
+void model__deq_q2_k(const uint8_t *b, float *y);
+void model__deq_q3_k(const uint8_t *b, float *y);
+void model__deq_iq4_xs(const uint8_t *b, float *y);
+void model__deq_iq3_xxs(const uint8_t *b, float *y);
+void model__deq_iq3_s(const uint8_t *b, float *y);
+void model__deq_iq2_xxs(const uint8_t *b, float *y);
+void model__deq_iq2_xs(const uint8_t *b, float *y);
+void model__deq_iq2_s(const uint8_t *b, float *y);
+void model__deq_iq1_s(const uint8_t *b, float *y);
+void model__deq_iq1_m(const uint8_t *b, float *y);
+float model__dot_q2_k(int n, const void *w, const void *x);
+float model__dot_q3_k(int n, const void *w, const void *x);
+float model__dot_iq4_xs(int n, const void *w, const void *x);
+float model__dot_iq3_xxs(int n, const void *w, const void *x);
+float model__dot_iq3_s(int n, const void *w, const void *x);
+float model__dot_iq2_xxs(int n, const void *w, const void *x);
+float model__dot_iq2_xs(int n, const void *w, const void *x);
+float model__dot_iq2_s(int n, const void *w, const void *x);
+float model__dot_iq1_s(int n, const void *w, const void *x);
+float model__dot_iq1_m(int n, const void *w, const void *x);
+/* Weight quantizers for synth (one block of 256): valid blocks, simple rounding. */
+void model__quant_q2_k(const float *x, uint8_t *b);
+void model__quant_q3_k(const float *x, uint8_t *b);
+void model__quant_iq4_xs(const float *x, uint8_t *b);
 
 /* The kernel table, chosen once (model__kernels_init). vec_dot computes the dot product of n
  * elements of a weight row in `type` with an activation row already in its vec_dot_type. */
-typedef float (*vec_dot_fn)(int n, const void *w, const void *x);
 /* One weight row against 4 activation rows (vec_dot4), or against nt = 1..8 of them (vec_dotn),
  * xs bytes apart; each result bitwise equal to vec_dot's, so a token's logits never depend on the
  * batch it was evaluated in. */
@@ -171,6 +205,12 @@ int model__kernel_tables(const model_kernels **out, int max);
 void model__kernels_avx2(model_kernels *k);
 /* Fill the AVX-512 entries of k (kernels_avx512.c, -mavx512f -mavx512bw -mavx512vl). */
 void model__kernels_avx512(model_kernels *k);
+/* The low-bit types' SIMD entries: Q2_K and Q3_K (kernels_{avx2,avx512}_k23.c), IQ4_XS, IQ3_S and
+ * IQ3_XXS (kernels_{avx2,avx512}_iq.c). The IQ2 and IQ1 types use the scalar references. */
+void model__kernels_avx2_k23(model_kernels *k);
+void model__kernels_avx512_k23(model_kernels *k);
+void model__kernels_avx2_iq(model_kernels *k);
+void model__kernels_avx512_iq(model_kernels *k);
 
 /* ---- thread pool ---- */
 

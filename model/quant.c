@@ -14,22 +14,7 @@
 #define QK 32
 #define QKK 256
 
-static const type_traits traits[MODEL_TYPE_COUNT] = {
-    [MODEL_TYPE_F32] = {"F32", 1, 4, MODEL_TYPE_F32},
-    [MODEL_TYPE_F16] = {"F16", 1, 2, MODEL_TYPE_F16},
-    [MODEL_TYPE_BF16] = {"BF16", 1, 2, MODEL_TYPE_BF16},
-    [MODEL_TYPE_Q4_0] = {"Q4_0", QK, 18, MODEL_TYPE_Q8_0},
-    [MODEL_TYPE_Q4_1] = {"Q4_1", QK, 20, MODEL_TYPE_Q8_1},
-    [MODEL_TYPE_Q5_0] = {"Q5_0", QK, 22, MODEL_TYPE_Q8_0},
-    [MODEL_TYPE_Q5_1] = {"Q5_1", QK, 24, MODEL_TYPE_Q8_1},
-    [MODEL_TYPE_Q8_0] = {"Q8_0", QK, 34, MODEL_TYPE_Q8_0},
-    [MODEL_TYPE_Q8_1] = {"Q8_1", QK, 36, MODEL_TYPE_Q8_1},
-    [MODEL_TYPE_Q4_K] = {"Q4_K", QKK, 144, MODEL_TYPE_Q8_K},
-    [MODEL_TYPE_Q5_K] = {"Q5_K", QKK, 176, MODEL_TYPE_Q8_K},
-    [MODEL_TYPE_Q6_K] = {"Q6_K", QKK, 210, MODEL_TYPE_Q8_K},
-    [MODEL_TYPE_Q8_K] = {"Q8_K", QKK, 292, MODEL_TYPE_Q8_K},
-    [MODEL_TYPE_IQ4_NL] = {"IQ4_NL", QK, 18, MODEL_TYPE_Q8_0},
-};
+static const type_traits traits[MODEL_TYPE_COUNT]; /* the records, at the end of this file */
 
 static const int8_t kvalues_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                          1,    13,   25,  38,  53,  69,  89,  113};
@@ -55,6 +40,12 @@ int model_type_from_name(const char *name)
         if (!*a && !*b) return i;
     }
     return -1;
+}
+
+bool model_type_writable(int type)
+{
+    const type_traits *t = model__type(type);
+    return t && t->quant;
 }
 
 size_t model__row_bytes(int type, int64_t n)
@@ -217,60 +208,94 @@ static void unpack_q6k(const uint8_t *b, int8_t q[QKK])
     }
 }
 
+/* ---- dequantization, one block per call ---- */
+
+static void deq_f32(const uint8_t *b, float *y)
+{
+    memcpy(y, b, 4);
+}
+static void deq_f16(const uint8_t *b, float *y)
+{
+    y[0] = h2f(b);
+}
+static void deq_bf16(const uint8_t *b, float *y)
+{
+    y[0] = model__bf16_to_f32((uint16_t)(b[0] | b[1] << 8));
+}
+static void deq_q8_0(const uint8_t *b, float *y)
+{
+    for (int j = 0; j < QK; j++) y[j] = (float)(int8_t)b[2 + j] * h2f(b);
+}
+static void deq_q8_1(const uint8_t *b, float *y)
+{
+    for (int j = 0; j < QK; j++) y[j] = (float)(int8_t)b[4 + j] * h2f(b);
+}
+static void deq_q32(int type, const uint8_t *b, float *y)
+{
+    int8_t q[QK];
+    unpack_q32(type, b, q);
+    bool affine = type == MODEL_TYPE_Q4_1 || type == MODEL_TYPE_Q5_1;
+    for (int j = 0; j < QK; j++) y[j] = affine ? (float)q[j] * h2f(b) + h2f(b + 2) : (float)q[j] * h2f(b);
+}
+static void deq_q4_0(const uint8_t *b, float *y)
+{
+    deq_q32(MODEL_TYPE_Q4_0, b, y);
+}
+static void deq_q5_0(const uint8_t *b, float *y)
+{
+    deq_q32(MODEL_TYPE_Q5_0, b, y);
+}
+static void deq_iq4_nl(const uint8_t *b, float *y)
+{
+    deq_q32(MODEL_TYPE_IQ4_NL, b, y);
+}
+static void deq_q4_1(const uint8_t *b, float *y)
+{
+    deq_q32(MODEL_TYPE_Q4_1, b, y);
+}
+static void deq_q5_1(const uint8_t *b, float *y)
+{
+    deq_q32(MODEL_TYPE_Q5_1, b, y);
+}
+static void deq_k45(int type, const uint8_t *b, float *y)
+{
+    float d = h2f(b), dmin = h2f(b + 2);
+    uint8_t u[QKK];
+    int sc[8], mn[8];
+    unpack_k45(type, b, u, sc, mn);
+    for (int j = 0; j < QKK; j++) y[j] = d * (float)sc[j / 32] * (float)u[j] - dmin * (float)mn[j / 32];
+}
+static void deq_q4_k(const uint8_t *b, float *y)
+{
+    deq_k45(MODEL_TYPE_Q4_K, b, y);
+}
+static void deq_q5_k(const uint8_t *b, float *y)
+{
+    deq_k45(MODEL_TYPE_Q5_K, b, y);
+}
+static void deq_q6_k(const uint8_t *b, float *y)
+{
+    int8_t q[QKK];
+    float d = h2f(b + 208);
+    unpack_q6k(b, q);
+    for (int j = 0; j < QKK; j++) y[j] = d * (float)(int8_t)b[192 + j / 16] * (float)q[j];
+}
+static void deq_q8_k(const uint8_t *b, float *y)
+{
+    float d;
+    memcpy(&d, b, 4);
+    for (int j = 0; j < QKK; j++) y[j] = d * (float)(int8_t)b[4 + j];
+}
+
 void model__dequant(int type, const void *src, float *dst, int64_t n)
 {
     const uint8_t *b = src;
     const type_traits *t = model__type(type);
-    int64_t nb = n / t->block;
-    for (int64_t i = 0; i < nb; i++, b += t->bytes, dst += t->block) {
-        int8_t q[QKK];
-        uint8_t u[QKK];
-        int sc[8], mn[8];
-        switch (type) {
-        case MODEL_TYPE_F32: memcpy(dst, b, 4); break;
-        case MODEL_TYPE_F16: dst[0] = h2f(b); break;
-        case MODEL_TYPE_BF16: dst[0] = model__bf16_to_f32((uint16_t)(b[0] | b[1] << 8)); break;
-        case MODEL_TYPE_Q8_0:
-            for (int j = 0; j < QK; j++) dst[j] = (float)(int8_t)b[2 + j] * h2f(b);
-            break;
-        case MODEL_TYPE_Q8_1:
-            for (int j = 0; j < QK; j++) dst[j] = (float)(int8_t)b[4 + j] * h2f(b);
-            break;
-        case MODEL_TYPE_Q4_0:
-        case MODEL_TYPE_Q5_0:
-        case MODEL_TYPE_IQ4_NL:
-            unpack_q32(type, b, q);
-            for (int j = 0; j < QK; j++) dst[j] = (float)q[j] * h2f(b);
-            break;
-        case MODEL_TYPE_Q4_1:
-        case MODEL_TYPE_Q5_1:
-            unpack_q32(type, b, q);
-            for (int j = 0; j < QK; j++) dst[j] = (float)q[j] * h2f(b) + h2f(b + 2);
-            break;
-        case MODEL_TYPE_Q4_K:
-        case MODEL_TYPE_Q5_K: {
-            float d = h2f(b), dmin = h2f(b + 2);
-            unpack_k45(type, b, u, sc, mn);
-            for (int j = 0; j < QKK; j++) {
-                int k = j / 32;
-                dst[j] = d * (float)sc[k] * (float)u[j] - dmin * (float)mn[k];
-            }
-            break;
-        }
-        case MODEL_TYPE_Q6_K: {
-            float d = h2f(b + 208);
-            unpack_q6k(b, q);
-            for (int j = 0; j < QKK; j++) dst[j] = d * (float)(int8_t)b[192 + j / 16] * (float)q[j];
-            break;
-        }
-        case MODEL_TYPE_Q8_K: {
-            float d;
-            memcpy(&d, b, 4);
-            for (int j = 0; j < QKK; j++) dst[j] = d * (float)(int8_t)b[4 + j];
-            break;
-        }
-        }
+    if (!t || !t->dequant) { /* loading refuses such types; never leave dst undefined */
+        for (int64_t i = 0; i < n; i++) dst[i] = NAN;
+        return;
     }
+    for (int64_t i = 0; i < n / t->block; i++, b += t->bytes, dst += t->block) t->dequant(b, dst);
 }
 
 /* ---- quantizers ---- */
@@ -458,28 +483,63 @@ static void quant_q6k_weights(const float *x, uint8_t *b)
     }
 }
 
-void model__quant(int type, const float *src, void *dst, int64_t n)
+static void q_f32(const float *x, uint8_t *b)
+{
+    memcpy(b, x, 4);
+}
+static void q_f16(const float *x, uint8_t *b)
+{
+    f2h(b, x[0]);
+}
+static void q_bf16(const float *x, uint8_t *b)
+{
+    uint16_t h = model__f32_to_bf16(x[0]);
+    b[0] = (uint8_t)h, b[1] = (uint8_t)(h >> 8);
+}
+static void q_q8_0(const float *x, uint8_t *b)
+{
+    quant_q8(MODEL_TYPE_Q8_0, x, b);
+}
+static void q_q8_1(const float *x, uint8_t *b)
+{
+    quant_q8(MODEL_TYPE_Q8_1, x, b);
+}
+static void q_q4_0(const float *x, uint8_t *b)
+{
+    quant_q32_weights(MODEL_TYPE_Q4_0, x, b);
+}
+static void q_q4_1(const float *x, uint8_t *b)
+{
+    quant_q32_weights(MODEL_TYPE_Q4_1, x, b);
+}
+static void q_q5_0(const float *x, uint8_t *b)
+{
+    quant_q32_weights(MODEL_TYPE_Q5_0, x, b);
+}
+static void q_q5_1(const float *x, uint8_t *b)
+{
+    quant_q32_weights(MODEL_TYPE_Q5_1, x, b);
+}
+static void q_iq4_nl(const float *x, uint8_t *b)
+{
+    quant_q32_weights(MODEL_TYPE_IQ4_NL, x, b);
+}
+static void q_q4_k(const float *x, uint8_t *b)
+{
+    quant_k45_weights(MODEL_TYPE_Q4_K, x, b);
+}
+static void q_q5_k(const float *x, uint8_t *b)
+{
+    quant_k45_weights(MODEL_TYPE_Q5_K, x, b);
+}
+
+int model__quant(int type, const float *src, void *dst, int64_t n)
 {
     const type_traits *t = model__type(type);
+    if (!t || !t->quant) return -1;
     uint8_t *b = dst;
-    for (int64_t i = 0; i < n / t->block; i++, b += t->bytes, src += t->block) {
-        switch (type) {
-        case MODEL_TYPE_F32: memcpy(b, src, 4); break;
-        case MODEL_TYPE_F16: f2h(b, src[0]); break;
-        case MODEL_TYPE_BF16: {
-            uint16_t h = model__f32_to_bf16(src[0]);
-            b[0] = (uint8_t)h, b[1] = (uint8_t)(h >> 8);
-            break;
-        }
-        case MODEL_TYPE_Q8_0:
-        case MODEL_TYPE_Q8_1: quant_q8(type, src, b); break;
-        case MODEL_TYPE_Q8_K: quant_q8k(src, b); break;
-        case MODEL_TYPE_Q4_K:
-        case MODEL_TYPE_Q5_K: quant_k45_weights(type, src, b); break;
-        case MODEL_TYPE_Q6_K: quant_q6k_weights(src, b); break;
-        default: quant_q32_weights(type, src, b); break;
-        }
-    }
+    for (int64_t i = 0; i < n / t->block; i++, b += t->bytes, src += t->block) t->quant(src, b);
+    return 0;
 }
 
 /* ---- scalar reference dot products (weight row · activation row in its vec_dot type) ---- */
@@ -637,22 +697,38 @@ static void axpy_f32(int n, float alpha, const float *x, float *y)
     for (int i = 0; i < n; i++) y[i] += alpha * x[i];
 }
 
-static const model_kernels scalar_kernels = {
-    .vec_dot =
-        {
-            [MODEL_TYPE_F32] = dot_f32,
-            [MODEL_TYPE_F16] = dot_f16,
-            [MODEL_TYPE_BF16] = dot_bf16,
-            [MODEL_TYPE_Q4_0] = dot_q4_0,
-            [MODEL_TYPE_Q4_1] = dot_q4_1,
-            [MODEL_TYPE_Q5_0] = dot_q5_0,
-            [MODEL_TYPE_Q5_1] = dot_q5_1,
-            [MODEL_TYPE_Q8_0] = dot_q8_0,
-            [MODEL_TYPE_Q4_K] = dot_q4_k,
-            [MODEL_TYPE_Q5_K] = dot_q5_k,
-            [MODEL_TYPE_Q6_K] = dot_q6_k,
-            [MODEL_TYPE_IQ4_NL] = dot_iq4_nl,
-        },
+/* ---- the records: one per type; a new type is one entry here and its functions ---- */
+
+#define T(ID, NAME, BLOCK, BYTES, DOT_TYPE, DEQ, Q, DOT) [ID] = {NAME, BLOCK, BYTES, DOT_TYPE, DEQ, Q, DOT}
+static const type_traits traits[MODEL_TYPE_COUNT] = {
+    T(MODEL_TYPE_F32, "F32", 1, 4, MODEL_TYPE_F32, deq_f32, q_f32, dot_f32),
+    T(MODEL_TYPE_F16, "F16", 1, 2, MODEL_TYPE_F16, deq_f16, q_f16, dot_f16),
+    T(MODEL_TYPE_BF16, "BF16", 1, 2, MODEL_TYPE_BF16, deq_bf16, q_bf16, dot_bf16),
+    T(MODEL_TYPE_Q4_0, "Q4_0", QK, 18, MODEL_TYPE_Q8_0, deq_q4_0, q_q4_0, dot_q4_0),
+    T(MODEL_TYPE_Q4_1, "Q4_1", QK, 20, MODEL_TYPE_Q8_1, deq_q4_1, q_q4_1, dot_q4_1),
+    T(MODEL_TYPE_Q5_0, "Q5_0", QK, 22, MODEL_TYPE_Q8_0, deq_q5_0, q_q5_0, dot_q5_0),
+    T(MODEL_TYPE_Q5_1, "Q5_1", QK, 24, MODEL_TYPE_Q8_1, deq_q5_1, q_q5_1, dot_q5_1),
+    T(MODEL_TYPE_Q8_0, "Q8_0", QK, 34, MODEL_TYPE_Q8_0, deq_q8_0, q_q8_0, dot_q8_0),
+    T(MODEL_TYPE_Q8_1, "Q8_1", QK, 36, MODEL_TYPE_Q8_1, deq_q8_1, q_q8_1, NULL),
+    T(MODEL_TYPE_Q2_K, "Q2_K", QKK, 84, MODEL_TYPE_Q8_K, model__deq_q2_k, model__quant_q2_k, model__dot_q2_k),
+    T(MODEL_TYPE_Q3_K, "Q3_K", QKK, 110, MODEL_TYPE_Q8_K, model__deq_q3_k, model__quant_q3_k, model__dot_q3_k),
+    T(MODEL_TYPE_Q4_K, "Q4_K", QKK, 144, MODEL_TYPE_Q8_K, deq_q4_k, q_q4_k, dot_q4_k),
+    T(MODEL_TYPE_Q5_K, "Q5_K", QKK, 176, MODEL_TYPE_Q8_K, deq_q5_k, q_q5_k, dot_q5_k),
+    T(MODEL_TYPE_Q6_K, "Q6_K", QKK, 210, MODEL_TYPE_Q8_K, deq_q6_k, quant_q6k_weights, dot_q6_k),
+    T(MODEL_TYPE_Q8_K, "Q8_K", QKK, 292, MODEL_TYPE_Q8_K, deq_q8_k, quant_q8k, NULL),
+    T(MODEL_TYPE_IQ2_XXS, "IQ2_XXS", QKK, 66, MODEL_TYPE_Q8_K, model__deq_iq2_xxs, NULL, model__dot_iq2_xxs),
+    T(MODEL_TYPE_IQ2_XS, "IQ2_XS", QKK, 74, MODEL_TYPE_Q8_K, model__deq_iq2_xs, NULL, model__dot_iq2_xs),
+    T(MODEL_TYPE_IQ3_XXS, "IQ3_XXS", QKK, 98, MODEL_TYPE_Q8_K, model__deq_iq3_xxs, NULL, model__dot_iq3_xxs),
+    T(MODEL_TYPE_IQ1_S, "IQ1_S", QKK, 50, MODEL_TYPE_Q8_K, model__deq_iq1_s, NULL, model__dot_iq1_s),
+    T(MODEL_TYPE_IQ4_NL, "IQ4_NL", QK, 18, MODEL_TYPE_Q8_0, deq_iq4_nl, q_iq4_nl, dot_iq4_nl),
+    T(MODEL_TYPE_IQ3_S, "IQ3_S", QKK, 110, MODEL_TYPE_Q8_K, model__deq_iq3_s, NULL, model__dot_iq3_s),
+    T(MODEL_TYPE_IQ2_S, "IQ2_S", QKK, 82, MODEL_TYPE_Q8_K, model__deq_iq2_s, NULL, model__dot_iq2_s),
+    T(MODEL_TYPE_IQ4_XS, "IQ4_XS", QKK, 136, MODEL_TYPE_Q8_K, model__deq_iq4_xs, model__quant_iq4_xs, model__dot_iq4_xs),
+    T(MODEL_TYPE_IQ1_M, "IQ1_M", QKK, 56, MODEL_TYPE_Q8_K, model__deq_iq1_m, NULL, model__dot_iq1_m),
+};
+#undef T
+
+static model_kernels scalar_kernels = {
     .dot_f32 = dot_f32_f32,
     .axpy_f32 = axpy_f32,
     .name = "scalar",
@@ -681,6 +757,7 @@ static bool have_avx512_vnni(void)
 
 static void init_kernels(void)
 {
+    for (int t = 0; t < MODEL_TYPE_COUNT; t++) scalar_kernels.vec_dot[t] = traits[t].dot;
 #if defined(__x86_64__)
     __builtin_cpu_init();
     have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && have_f16c();
@@ -690,10 +767,14 @@ static void init_kernels(void)
     if (have_avx2) {
         avx2_kernels = scalar_kernels; /* types without a SIMD kernel keep the reference */
         model__kernels_avx2(&avx2_kernels);
+        model__kernels_avx2_k23(&avx2_kernels);
+        model__kernels_avx2_iq(&avx2_kernels);
     }
     if (have_avx512) {
         avx512_kernels = avx2_kernels; /* AVX-512 replaces only what it does better */
         model__kernels_avx512(&avx512_kernels);
+        model__kernels_avx512_k23(&avx512_kernels);
+        model__kernels_avx512_iq(&avx512_kernels);
     }
 }
 

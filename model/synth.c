@@ -312,17 +312,52 @@ typedef struct tlist {
 } tlist;
 
 /* The type a quantizer would pick for this row length (llama-quantize's fallbacks). */
+/* Rows too short for a 256-block type fall back as llama-quantize does (Lite's ffn_down_exps rows
+ * are 1408 long). */
 static int fit_type(int type, int64_t ne0)
 {
     const type_traits *t = model__type(type);
     if (ne0 % t->block == 0) return type;
-    switch (type) {
-    case MODEL_TYPE_Q4_K: type = MODEL_TYPE_Q5_0; break;
-    case MODEL_TYPE_Q5_K: type = MODEL_TYPE_Q5_1; break;
-    case MODEL_TYPE_Q6_K: type = MODEL_TYPE_Q8_0; break;
-    default: break;
-    }
+    static const int fallback[][2] = {
+        {MODEL_TYPE_Q4_K, MODEL_TYPE_Q5_0}, {MODEL_TYPE_Q5_K, MODEL_TYPE_Q5_1}, {MODEL_TYPE_Q6_K, MODEL_TYPE_Q8_0},
+        {MODEL_TYPE_Q2_K, MODEL_TYPE_Q4_0}, {MODEL_TYPE_Q3_K, MODEL_TYPE_Q4_0}, {MODEL_TYPE_IQ4_XS, MODEL_TYPE_IQ4_NL},
+    };
+    for (size_t i = 0; i < sizeof fallback / sizeof *fallback; i++)
+        if (fallback[i][0] == type) type = fallback[i][1];
     return ne0 % model__type(type)->block == 0 ? type : MODEL_TYPE_F16;
+}
+
+/* llama-quantize's mixes as they come out on deepseek2 (checked against the fixtures made by it):
+ * a base type, with the output head, attn_output and the down projections kept at more bits.
+ * -1: the base type. */
+typedef struct synth_mix {
+    const char *name;
+    int base, output, attn_output, down_moe, down_dense;
+} synth_mix;
+static const synth_mix mixes[] = {
+    {"Q4_K_M", MODEL_TYPE_Q4_K, MODEL_TYPE_Q6_K, -1, MODEL_TYPE_Q6_K, -1},
+    {"Q5_K_M", MODEL_TYPE_Q5_K, MODEL_TYPE_Q6_K, -1, MODEL_TYPE_Q6_K, -1},
+    {"Q3_K_S", MODEL_TYPE_Q3_K, MODEL_TYPE_Q6_K, -1, -1, -1},
+    {"Q3_K_M", MODEL_TYPE_Q3_K, MODEL_TYPE_Q6_K, MODEL_TYPE_Q4_K, MODEL_TYPE_Q4_K, MODEL_TYPE_Q4_K},
+    {"Q3_K_L", MODEL_TYPE_Q3_K, MODEL_TYPE_Q6_K, MODEL_TYPE_Q5_K, MODEL_TYPE_Q5_K, MODEL_TYPE_Q5_K},
+    {"Q2_K", MODEL_TYPE_Q2_K, MODEL_TYPE_Q6_K, MODEL_TYPE_Q3_K, MODEL_TYPE_Q3_K, MODEL_TYPE_Q3_K},
+    {"IQ4_XS", MODEL_TYPE_IQ4_XS, MODEL_TYPE_Q6_K, -1, -1, -1},
+};
+
+static const synth_mix *find_mix(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof mixes / sizeof *mixes; i++) {
+        const char *a = mixes[i].name, *b = name;
+        while (*a && *b && (*a == *b || (*a >= 'A' && *a <= 'Z' && *a + 32 == *b))) a++, b++;
+        if (!*a && !*b) return &mixes[i];
+    }
+    return NULL;
+}
+
+int model_synth_mix_base(const char *name)
+{
+    const synth_mix *m = find_mix(name);
+    return m ? m->base : -1;
 }
 
 static void add_t(tlist *l, const model_synth_opts *o, int type, const char *name, int n_dims,
@@ -347,11 +382,13 @@ static void plan_tensors(const model_synth_opts *o, int n_vocab, tlist *l)
     const model_hparams *h = &o->hp;
     int64_t D = h->n_embd, H = h->n_head, Dk = h->qk_nope + h->qk_rope, R = h->kv_lora_rank;
     int64_t Fe = h->n_ff_exp, E = h->n_expert;
-    int k6 = o->mixed_k ? MODEL_TYPE_Q6_K : -1;
+    const synth_mix *mix = find_mix(o->mix), plain = {NULL, -1, -1, -1, -1, -1};
+    if (!mix) mix = &plain;
+    int k6 = mix->down_moe;
     add_t(l, o, -1, "token_embd.weight", 2, D, n_vocab, 1);
     l->v[l->n - 1].scale = 1.0f;
     add_t(l, o, -1, "output_norm.weight", 1, D, 1, 1);
-    add_t(l, o, k6, "output.weight", 2, D, n_vocab, 1);
+    add_t(l, o, mix->output, "output.weight", 2, D, n_vocab, 1);
     char n[96];
     for (int il = 0; il < h->n_layer; il++) {
 #define NM(s) (snprintf(n, sizeof n, "blk.%d." s ".weight", il), n)
@@ -371,12 +408,12 @@ static void plan_tensors(const model_synth_opts *o, int n_vocab, tlist *l)
             add_t(l, o, -1, NM("attn_k_b"), 3, h->qk_nope, R, H);
             add_t(l, o, -1, NM("attn_v_b"), 3, R, h->v_head, H);
         }
-        add_t(l, o, -1, NM("attn_output"), 2, H * h->v_head, D, 1);
+        add_t(l, o, mix->attn_output, NM("attn_output"), 2, H * h->v_head, D, 1);
         add_t(l, o, -1, NM("ffn_norm"), 1, D, 1, 1);
         if (il < h->n_dense) {
             add_t(l, o, -1, NM("ffn_gate"), 2, D, h->n_ff, 1);
             add_t(l, o, -1, NM("ffn_up"), 2, D, h->n_ff, 1);
-            add_t(l, o, -1, NM("ffn_down"), 2, h->n_ff, D, 1);
+            add_t(l, o, mix->down_dense, NM("ffn_down"), 2, h->n_ff, D, 1);
             continue;
         }
         add_t(l, o, MODEL_TYPE_F32, NM("ffn_gate_inp"), 2, D, E, 1);

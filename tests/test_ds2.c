@@ -3,7 +3,7 @@
  * and self-contained checks on synthesized models: the latent cache is exact under chunking and
  * truncation, cancellation keeps state, every weight type and both attention forms run. */
 #define _GNU_SOURCE
-#include "model/model.h"
+#include "model/model_internal.h"
 #include "tests/check.h"
 #include "tests/tjson.h"
 
@@ -171,13 +171,6 @@ static void conformance_model(const char *dir)
     snprintf(path, sizeof path, "%s/model.gguf", dir);
     model_err err = {{0}};
     model *m = model_load(path, &err);
-    if (!m && strstr(err.msg, "which fimd does not support")) {
-        /* fixtures of quant types not implemented yet (Q2_K, Q3_K, IQ*: an open issue): the load
-         * must still fail cleanly, naming the tensor and its type */
-        printf("skipped: %s (%s)\n", dir, err.msg);
-        CHECK(strstr(err.msg, "tensor '") && strstr(err.msg, "has type"), "unclear load error: %s", err.msg);
-        return;
-    }
     if (!CHECK(m != NULL, "load %s: %s", path, err.msg)) return;
     bool f32 = strstr(dir, "f32") != NULL;
     int nv = model_get_hparams(m)->n_vocab;
@@ -361,7 +354,8 @@ static void self_contained(void)
         cache_exact(m, "legacy attn_kv_b (Q8_0)");
     }
     model_free(m);
-    static const char *types[] = {"F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", "Q4_K", "Q5_K", "Q6_K"};
+    static const char *types[] = {"F16",  "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0",  "Q5_1",
+                                  "IQ4_NL", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS"};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         char name[64];
         snprintf(name, sizeof name, "ds2-wide-%s.gguf", types[i]);
@@ -371,9 +365,44 @@ static void self_contained(void)
     }
 }
 
+/* synth's mixes put tensors in the types llama-quantize chose for the fixtures it made. */
+static void mixes(void)
+{
+    static const struct {
+        const char *mix, *tensor, *type;
+    } want[] = {
+        {"Q3_K_M", "output.weight", "Q6_K"},          {"Q3_K_M", "blk.0.attn_output.weight", "Q4_K"},
+        {"Q3_K_M", "blk.0.ffn_down.weight", "Q4_K"},  {"Q3_K_M", "blk.1.ffn_down_exps.weight", "Q4_K"},
+        {"Q3_K_M", "blk.1.ffn_up_exps.weight", "Q3_K"}, {"Q3_K_M", "token_embd.weight", "Q3_K"},
+        {"Q2_K", "blk.1.ffn_down_shexp.weight", "Q3_K"}, {"Q2_K", "blk.0.attn_q.weight", "Q2_K"},
+        {"Q2_K", "output.weight", "Q6_K"},            {"Q3_K_S", "blk.0.attn_output.weight", "Q3_K"},
+        {"IQ4_XS", "blk.0.attn_k_b.weight", "IQ4_XS"}, {"IQ4_XS", "output.weight", "Q6_K"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        model_synth_opts o;
+        model_synth_preset(&o, "tiny");
+        shape_wide(&o);
+        o.type = model_synth_mix_base(want[i].mix);
+        o.mix = want[i].mix;
+        o.seed = 7;
+        char name[64];
+        snprintf(name, sizeof name, "ds2-mix-%s.gguf", want[i].mix);
+        const char *path = check_tmp(name);
+        model_err err = {{0}};
+        model_gguf *g = model_synth(&o, path, &err) == 0 ? model_gguf_open(path, &err) : NULL;
+        const gguf_tensor *t = g ? model__gguf_tensor(g, want[i].tensor) : NULL;
+        const char *got = t ? model_type_name(t->type) : "(none)";
+        CHECK(got && !strcmp(got, want[i].type), "%s mix: %s is %s (want %s) %s", want[i].mix, want[i].tensor, got,
+              want[i].type, err.msg);
+        model_gguf_close(g);
+    }
+    CHECK(model_synth_mix_base("q3_k_m") == MODEL_TYPE_Q3_K && model_synth_mix_base("Q9_K_M") < 0, "mix names");
+}
+
 int main(void)
 {
     self_contained();
+    mixes();
     const char *fx = check_fixtures("logits/greedy/dequant conformance against llama.cpp");
     if (fx) conformance(fx);
     return check_done();

@@ -216,6 +216,7 @@ static void header_cases(void)
     patch64("dimension product overflows", L.ti_ndims[ti] + 12, 1ull << 61, "overflow");
     size_t type_off = L.ti_ndims[ti] + 4 + 8 * 2;
     patch32("unknown tensor type", type_off, 99, "type 99");
+    patch32("a ggml type fimd does not read", type_off, 34, "has type 34 (TQ1_0), which fimd does not support");
     patch32("Q4_K rows not a multiple of 256", type_off, MODEL_TYPE_Q4_K, "block size");
     patch64("offset past the end", type_off + 4, 1ull << 40, "past the end");
     patch64("misaligned offset", type_off + 4, u64at(base + type_off + 4) + 4, "aligned");

@@ -21,10 +21,39 @@ static float frand(void) /* roughly normal: sum of uniforms */
     return s;
 }
 
-static const int weight_types[] = {MODEL_TYPE_F32,  MODEL_TYPE_F16,  MODEL_TYPE_BF16,
-                                   MODEL_TYPE_Q8_0, MODEL_TYPE_Q4_0, MODEL_TYPE_Q4_1,
-                                   MODEL_TYPE_Q5_0, MODEL_TYPE_Q5_1, MODEL_TYPE_Q4_K,
-                                   MODEL_TYPE_Q5_K, MODEL_TYPE_Q6_K, MODEL_TYPE_IQ4_NL};
+static const int weight_types[] = {
+    MODEL_TYPE_F32,    MODEL_TYPE_F16,     MODEL_TYPE_BF16,   MODEL_TYPE_Q8_0,    MODEL_TYPE_Q4_0,
+    MODEL_TYPE_Q4_1,   MODEL_TYPE_Q5_0,    MODEL_TYPE_Q5_1,   MODEL_TYPE_Q2_K,    MODEL_TYPE_Q3_K,
+    MODEL_TYPE_Q4_K,   MODEL_TYPE_Q5_K,    MODEL_TYPE_Q6_K,   MODEL_TYPE_IQ4_NL,  MODEL_TYPE_IQ4_XS,
+    MODEL_TYPE_IQ3_XXS, MODEL_TYPE_IQ3_S,  MODEL_TYPE_IQ2_XXS, MODEL_TYPE_IQ2_XS, MODEL_TYPE_IQ2_S,
+    MODEL_TYPE_IQ1_S,  MODEL_TYPE_IQ1_M};
+
+static uint8_t byte_rand(void)
+{
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (uint8_t)(rng >> 32);
+}
+
+/* A weight row in `type`: quantized from w when fimd has a quantizer; else (the IQ types llama
+ * quantizes with an importance matrix) random blocks, every index and sign valid by construction,
+ * with the fp16 scale set to a sane value of w's magnitude. */
+static void make_weights(int type, const float *w, void *wq, int n)
+{
+    const type_traits *tt = model__type(type);
+    if (!model__quant(type, w, wq, n)) return;
+    uint8_t *b = wq;
+    float amax = 0;
+    for (int i = 0; i < n; i++) amax = fmaxf(amax, fabsf(w[i]));
+    uint16_t d = model__f32_to_fp16(amax / 8 + 1e-3f);
+    for (int blk = 0; blk < n / tt->block; blk++, b += tt->bytes) {
+        for (int j = 0; j < tt->bytes; j++) b[j] = byte_rand();
+        if (type == MODEL_TYPE_IQ1_M) { /* its scale is the top nibbles of its four u16 scales */
+            for (int k = 0; k < 4; k++) b[48 + 2 * k + 1] = (uint8_t)((b[48 + 2 * k + 1] & 0x0F) | ((d >> (4 * k)) & 15) << 4);
+        } else {
+            b[0] = (uint8_t)d, b[1] = (uint8_t)(d >> 8);
+        }
+    }
+}
 
 static void dot_vs_reference(const model_kernels *k, int type, int n)
 {
@@ -39,7 +68,7 @@ static void dot_vs_reference(const model_kernels *k, int type, int n)
         for (int i = 0; i < n; i++)
             w[i] = frand() * scale, x[i] = frand() * (trial % 2 ? 4.0f : 0.25f);
         if (trial == 7) memset(x, 0, sizeof(float) * n); /* an all-zero activation block */
-        model__quant(type, w, wq, n);
+        make_weights(type, w, wq, n);
         model__dequant(type, wq, wd, n);
         const void *xa = x;
         if (tt->vec_dot_type != MODEL_TYPE_F32) {
@@ -78,6 +107,7 @@ static void weight_round_trip(int type)
     double rel = sqrt(e / s);
     double limit = type == MODEL_TYPE_F32                              ? 0
                    : type == MODEL_TYPE_F16 || type == MODEL_TYPE_BF16 ? 0.005
+                   : type == MODEL_TYPE_Q2_K                           ? 0.45
                                                                        : 0.25;
     CHECK(rel <= limit, "%s quantize/dequantize relative RMS error %.4f > %.4f",
           model_type_name(type), rel, limit);
@@ -157,7 +187,7 @@ static void multi_row_exact(const model_kernels *k, int n)
         static char wq[16384], xq[8][16384];
         char *wq2 = wq + 8192; /* the second row of a pair, inside the same buffer */
         for (int j = 0; j < n; j++) w[j] = frand();
-        model__quant(t, w, wq, n);
+        make_weights(t, w, wq, n);
         for (int r = 0; r < 8; r++) {
             for (int j = 0; j < n; j++) x[r][j] = frand() * (float)(r + 1);
             model__quant(tt->vec_dot_type, x[r], xq[r], n);
@@ -176,7 +206,7 @@ static void multi_row_exact(const model_kernels *k, int n)
         if (k->vec_dotn2[t]) { /* a second weight row: the first row's weights scaled */
             float w2[2816];
             for (int j = 0; j < n; j++) w2[j] = w[j] * 0.5f + 0.01f;
-            model__quant(t, w2, wq2, n);
+            make_weights(t, w2, wq2, n);
         }
         for (int nt = 1; k->vec_dotn2[t] && nt <= 8; nt++) {
             float many[16];
@@ -213,7 +243,7 @@ static void dequant_exact(const model_kernels *k)
         float x[2048], ref[2048], got[2048];
         char q[8192];
         for (int j = 0; j < 2048; j++) x[j] = frand();
-        model__quant(t, x, q, 2048);
+        make_weights(t, x, q, 2048);
         model__dequant(t, q, ref, 2048);
         if (!k->dequant(t, q, got, 2048)) continue;
         CHECK(!memcmp(ref, got, sizeof ref), "%s dequant %s equals the reference exactly", k->name,
@@ -353,12 +383,19 @@ int main(void)
         multi_row_exact(tables[k], 224);
     }
     for (size_t i = 0; i < sizeof weight_types / sizeof *weight_types; i++)
-        weight_round_trip(weight_types[i]);
+        if (model_type_writable(weight_types[i])) weight_round_trip(weight_types[i]);
+    CHECK(model_type_writable(MODEL_TYPE_Q2_K) && model_type_writable(MODEL_TYPE_Q3_K) &&
+              model_type_writable(MODEL_TYPE_IQ4_XS) && !model_type_writable(MODEL_TYPE_IQ2_XXS),
+          "synth writes Q2_K, Q3_K and IQ4_XS; the importance-matrix IQ types are read only");
+    float one[256] = {1};
+    uint8_t blk[400];
+    CHECK(model__quant(MODEL_TYPE_IQ1_S, one, blk, 256) == -1, "quantizing to a type without a quantizer fails");
     activation_quantizers();
     halves();
     CHECK(model_type_from_name("q4_k") == MODEL_TYPE_Q4_K &&
               model_type_from_name("IQ4_NL") == MODEL_TYPE_IQ4_NL &&
-              model_type_from_name("Q3_K") < 0,
+              model_type_from_name("iq3_s") == MODEL_TYPE_IQ3_S && model_type_from_name("IQ1_M") == MODEL_TYPE_IQ1_M &&
+              model_type_from_name("Q7_K") < 0 && model_type_name(24) == NULL,
           "type names");
     return check_done();
 }
