@@ -187,12 +187,19 @@ float model__dot_iq3_s(int n, const void *w, const void *x)
 
 /* ---- IQ4_XS weight quantizer (synth): no importance matrix, a small search per sub-block ---- */
 
+/* The nearest of the 16 sorted values (the lower one on a tie): a binary search, since synth
+ * calls this some 15 times per weight. */
 static int iq4_nearest(float v)
 {
-    int best = 0;
-    for (int i = 1; i < 16; i++)
-        if (fabsf(v - (float)kvalues_iq4nl[i]) < fabsf(v - (float)kvalues_iq4nl[best])) best = i;
-    return best;
+    if (v <= (float)kvalues_iq4nl[0]) return 0;
+    if (v >= (float)kvalues_iq4nl[15]) return 15;
+    int lo = 0, hi = 15;
+    while (hi - lo > 1) {
+        int mid = (lo + hi) / 2;
+        if (v < (float)kvalues_iq4nl[mid]) hi = mid;
+        else lo = mid;
+    }
+    return v - (float)kvalues_iq4nl[lo] <= (float)kvalues_iq4nl[hi] - v ? lo : hi;
 }
 
 /* A sub-block's float scale: each candidate maps the largest magnitude near -127 (the value
