@@ -349,7 +349,7 @@ static void session(const char *model_path)
     client c;
     spawn(&c, model_path, check_tmp("lsp-session.log"));
     sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"processId\":null,\"capabilities\":"
-              "{\"window\":{\"workDoneProgress\":true}},\"initializationOptions\":{\"maxTokens\":48}}}");
+              "{\"window\":{\"workDoneProgress\":true}},\"initializationOptions\":{\"maxTokens\":48,\"threads\":1}}}");
     jdoc d;
     bool ok = response(&c, "1", &d, 20000);
     int caps = ok ? lsp__jget(&d, lsp__jget(&d, 0, "result"), "capabilities") : -1;
@@ -367,6 +367,8 @@ static void session(const char *model_path)
     }
     CHECK(created, "window/workDoneProgress/create sent while the model loads");
     CHECK(wait_ready(&c), "model loads");
+    CHECK(status_num(&c, "threads", NULL) == 1, "the threads setting reaches the model (status threads %ld)",
+          status_num(&c, "threads", NULL));
 
     /* open, then type on line 12 after 8 spaces, and add text after an emoji on line 2 */
     const char *uri = "file:///tmp/sample.c";
@@ -454,6 +456,10 @@ static void session(const char *model_path)
     CHECK(status_num(&c, "openDocuments", NULL) == 0, "didClose forgets the document");
     request(&c, "16", "textDocument/inlineCompletion", uri, 1, 0);
     expect_error(&c, "16", -32602, "completion on a closed document");
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"workspace/didChangeConfiguration\",\"params\":{\"settings\":"
+              "{\"fimd\":{\"threads\":2}}}}");
+    CHECK(wait_ready(&c) && status_num(&c, "threads", NULL) == 2, "changing threads at run time applies it (%ld)",
+          status_num(&c, "threads", NULL));
     CHECK(finish(&c) == 0, "exit after shutdown gives status 0");
 }
 
