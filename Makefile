@@ -29,11 +29,12 @@ DEB_PACKAGES := libjsmn-dev libev-dev libtree-sitter-dev libopenblas-dev libcurl
 EDITOR_PACKAGES := neovim emacs-nox elpa-eglot tmux
 SHARED       ?= $(abspath ../shared)
 
+BASE_SRC  := $(wildcard base/*.c)
 MODEL_SRC := $(wildcard model/*.c)
 FIM_SRC   := $(wildcard fim/*.c)
 LSP_SRC   := $(wildcard lsp/*.c)
 PARSERS_SRC := $(wildcard parsers/*.c)
-LIB_SRC   := $(MODEL_SRC) $(PARSERS_SRC) $(FIM_SRC) $(LSP_SRC)
+LIB_SRC   := $(BASE_SRC) $(MODEL_SRC) $(PARSERS_SRC) $(FIM_SRC) $(LSP_SRC)
 CLI_SRC   := $(wildcard cli/*.c)
 TEST_SRC  := $(wildcard tests/test_*.c)
 

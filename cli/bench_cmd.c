@@ -3,6 +3,7 @@
  * noisy here, so these are figures to compare side by side, never test assertions. */
 #define _GNU_SOURCE
 #include "cli/cli.h"
+#include "base/base.h"
 #include "model/model.h"
 
 #include <pthread.h>
@@ -41,14 +42,14 @@ static double read_bandwidth(int threads)
         pthread_t th[64];
         bw_arg args[64];
         int t = threads < 64 ? threads : 64;
-        double t0 = (cli_now_ms() / 1e3);
+        double t0 = (base_now_ms() / 1e3);
         for (int i = 0; i < t; i++) {
             args[i] = (bw_arg){buf + n / (size_t)t * (size_t)i, n / (size_t)t, 0};
             pthread_create(&th[i], NULL, bw_read, &args[i]);
         }
         uint64_t sink = 0;
         for (int i = 0; i < t; i++) pthread_join(th[i], NULL), sink += args[i].sum;
-        double gbps = (double)bytes / ((cli_now_ms() / 1e3) - t0) / 1e9;
+        double gbps = (double)bytes / ((base_now_ms() / 1e3) - t0) / 1e9;
         if (gbps > best && sink != 1) best = gbps;
     }
     free(buf);
@@ -60,7 +61,7 @@ static double decode_run(model *m, model_cache *c, float *logits, long n, int *r
 {
     const model_hparams *h = model_get_hparams(m);
     model_err err = {{0}};
-    double t0 = cli_now_ms() / 1e3;
+    double t0 = base_now_ms() / 1e3;
     for (long i = 0; !*rc && i < n; i++) {
         int32_t tok = 0;
         for (int v = 1; v < h->n_vocab; v++)
@@ -68,7 +69,7 @@ static double decode_run(model *m, model_cache *c, float *logits, long n, int *r
         if (model_eval(m, c, &tok, 1, logits, MODEL_LOGITS_LAST, NULL, &err))
             *rc = cli_fail("bench: %s", err.msg);
     }
-    return cli_now_ms() / 1e3 - t0;
+    return base_now_ms() / 1e3 - t0;
 }
 
 int cmd_bench(int argc, char **argv)
@@ -100,10 +101,10 @@ int cmd_bench(int argc, char **argv)
     if (!path)
         return cli_fail("bench: usage: fimd bench -m MODEL [-p 512] [-n 64] [-t N] [--json]");
     model_err err = {{0}};
-    double t0 = (cli_now_ms() / 1e3);
+    double t0 = (base_now_ms() / 1e3);
     model *m = model_load(path, &err);
     if (!m) return cli_fail("%s", err.msg);
-    double load_s = (cli_now_ms() / 1e3) - t0;
+    double load_s = (base_now_ms() / 1e3) - t0;
     model_set_threads(m, (int)threads);
     const model_hparams *h = model_get_hparams(m);
     model_cache *c = model_cache_new(m, &err);
@@ -120,10 +121,10 @@ int cmd_bench(int argc, char **argv)
     if (model_eval(m, c, prompt, (int)p, logits, MODEL_LOGITS_LAST, NULL, &err))
         rc = cli_fail("bench: %s", err.msg);
     model_cache_truncate(c, 0);
-    double tp = (cli_now_ms() / 1e3);
+    double tp = (base_now_ms() / 1e3);
     if (!rc && model_eval(m, c, prompt, (int)p, logits, MODEL_LOGITS_LAST, NULL, &err))
         rc = cli_fail("bench: %s", err.msg);
-    tp = (cli_now_ms() / 1e3) - tp;
+    tp = (base_now_ms() / 1e3) - tp;
     /* decode from an empty cache as llama-bench's tg test does, so the figure compares with
      * llama.cpp's; then after the prompt, which is what a completion does */
     double t0d = 0;

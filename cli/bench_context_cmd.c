@@ -7,6 +7,7 @@
  * the suffix. Only a vocabulary is needed (-m: any GGUF with one, or FIMD_MODEL). */
 #define _GNU_SOURCE
 #include "cli/cli.h"
+#include "base/base.h"
 #include "fim/fim.h"
 
 #include <stdio.h>
@@ -42,8 +43,7 @@ static void set_add(idset *s, const char *w, size_t n)
 {
     if (set_has(s, w, n)) return;
     if ((s->n + 1) * 2 > s->cap) {
-        idset t = {calloc(s->cap ? s->cap * 2 : 64, sizeof(char *)), s->cap ? s->cap * 2 : 64, 0};
-        if (!t.k) abort();
+        idset t = {base_xcalloc(s->cap ? s->cap * 2 : 64, sizeof(char *)), s->cap ? s->cap * 2 : 64, 0};
         for (size_t i = 0; i < s->cap; i++)
             if (s->k[i]) set_add(&t, s->k[i], strlen(s->k[i])), free(s->k[i]);
         free(s->k);
@@ -136,8 +136,7 @@ static int sample(const char *t, size_t len, position *out, int cap)
 static char *detok(const model_vocab *v, const int32_t *ids, size_t n, size_t *len)
 {
     size_t cap = n * 16 + 1, k = 0;
-    char *s = malloc(cap);
-    if (!s) abort();
+    char *s = base_xmalloc(cap);
     for (size_t i = 0; i < n; i++) {
         if (model_token_is_control(v, ids[i])) continue;
         char buf[256];
@@ -145,8 +144,7 @@ static char *detok(const model_vocab *v, const int32_t *ids, size_t n, size_t *l
         b = b < (int)sizeof buf ? b : (int)sizeof buf;
         if (k + (size_t)b + 1 > cap) {
             cap = (k + (size_t)b + 1) * 2;
-            s = realloc(s, cap);
-            if (!s) abort();
+            s = base_xrealloc(s, cap);
         }
         memcpy(s + k, buf, (size_t)b);
         k += (size_t)b;
@@ -172,8 +170,7 @@ static char *naive_prompt(const model_vocab *v, const char *t, size_t len, size_
     size_t p0 = np > kp ? np - kp : 0;
     size_t a, b;
     char *x = detok(v, pre + p0, np - p0, &a), *y = detok(v, suf, ns < ks ? ns : ks, &b);
-    char *s = malloc(a + b + 2);
-    if (!s) abort();
+    char *s = base_xmalloc(a + b + 2);
     memcpy(s, x, a);
     s[a] = '\n';
     memcpy(s + a + 1, y, b);

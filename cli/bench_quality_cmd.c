@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include "cli/cli.h"
+#include "base/base.h"
 #include "fim/fim.h"
 
 #include <stdio.h>
@@ -97,8 +98,7 @@ static int candidates(const char *t, size_t len, cursor *out, int cap)
 static int sample(const char *name, const char *t, size_t len, cursor *out)
 {
     enum { CAP = 1 << 14 };
-    cursor *all = malloc(sizeof *all * CAP);
-    if (!all) abort();
+    cursor *all = base_xmalloc(sizeof *all * CAP);
     int n = candidates(t, len, all, CAP), k = 0;
     const char *base = strrchr(name, '/');
     uint64_t s = fnv(base ? base + 1 : name) | 1;
@@ -123,8 +123,7 @@ static int sample(const char *name, const char *t, size_t len, cursor *out)
  * when `first_line`. */
 static char *normalize(const char *s, size_t n, bool first_line)
 {
-    char *o = malloc(n + 1);
-    if (!o) abort();
+    char *o = base_xmalloc(n + 1);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '\n') {
@@ -144,8 +143,7 @@ static double edit_similarity(const char *a, const char *b)
 {
     size_t n = strlen(a), m = strlen(b);
     if (!n && !m) return 1;
-    size_t *row = malloc(sizeof *row * (m + 1));
-    if (!row) abort();
+    size_t *row = base_xmalloc(sizeof *row * (m + 1));
     for (size_t j = 0; j <= m; j++) row[j] = j;
     for (size_t i = 1; i <= n; i++) {
         size_t diag = row[0];
@@ -204,9 +202,9 @@ static int run_cursor(bench *b, const char *path, const char *t, size_t len, con
     fim_stats st;
     fim_err fe = {{0}};
     char *out = NULL;
-    double t0 = cli_now_ms();
+    double t0 = base_now_ms();
     int rc = fim_complete(b->e, &req, &b->cfg, NULL, &out, &st, &fe);
-    double ms = cli_now_ms() - t0;
+    double ms = base_now_ms() - t0;
     if (rc) {
         cli_fail("bench-quality: %s", fe.msg);
     } else {
@@ -333,8 +331,7 @@ int cmd_bench_quality(int argc, char **argv)
     }
     model_path = cli_model_or_bundled(model_path, "bench-quality");
     if (!model_path || !n_files) return usage();
-    bench *b = calloc(1, sizeof *b);
-    if (!b) abort();
+    bench *b = base_xcalloc(1, sizeof *b);
     b->verbose = verbose;
     fim_config_default(&b->cfg);
     if (budget) fim_config_budget(&b->cfg, budget);

@@ -15,8 +15,6 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_parse_int(const char *s, long min, long max, long *out);
 /* "ID ID ..." -> malloc'd ids; -1 on a malformed list */
 int cli_parse_ids(const char *s, int32_t **ids, size_t *n);
-/* Monotonic clock in milliseconds, for timings. */
-double cli_now_ms(void);
 /* Whole file (or stdin for NULL) -> malloc'd buffer; returns 0 or 1 after printing the error */
 int cli_read_file(const char *path, char **data, size_t *len);
 

@@ -3,6 +3,7 @@
  * ghost text after each, and print every completion with its cache reuse and timings. */
 #define _GNU_SOURCE
 #include "cli/cli.h"
+#include "base/base.h"
 #include "lsp/lsp.h"
 
 #include <stdio.h>
@@ -67,10 +68,10 @@ int cmd_demo(int argc, char **argv)
     lsp_client *c = lsp_client_start(args);
     if (!c) return cli_fail("demo: cannot start the server");
     char err[512], params[8192];
-    double t0 = cli_now_ms();
+    double t0 = base_now_ms();
     char *r = lsp_client_call(c, "initialize", "{\"processId\":null,\"capabilities\":{}}", 10000, err, sizeof err);
     char *enc = r ? lsp_json_path(r, "capabilities.positionEncoding") : NULL;
-    printf("initialize: %s (position encoding %s) in %.1f ms\n", r ? "ok" : err, enc ? enc : "?", cli_now_ms() - t0);
+    printf("initialize: %s (position encoding %s) in %.1f ms\n", r ? "ok" : err, enc ? enc : "?", base_now_ms() - t0);
     free(r), free(enc);
     lsp_client_notify(c, "initialized", "{}");
     char *state = NULL;
@@ -82,7 +83,7 @@ int cmd_demo(int argc, char **argv)
         if (!state || strcmp(state, "loading")) break;
         usleep(10000);
     }
-    printf("model %s: %s after %.1f ms\n", model, state ? state : err, cli_now_ms() - t0);
+    printf("model %s: %s after %.1f ms\n", model, state ? state : err, base_now_ms() - t0);
     r = lsp_client_call(c, "fimd/status", "{}", 10000, err, sizeof err);
     char *note = r ? lsp_json_path(r, "note") : NULL;
     if (note) printf("  (%s)\n", note);
@@ -109,9 +110,9 @@ int cmd_demo(int argc, char **argv)
         }
         snprintf(params, sizeof params, "{\"textDocument\":{\"uri\":\"%s\"},\"position\":{\"line\":%ld,\"character\":%ld},"
                  "\"context\":{\"triggerKind\":2}}", uri, line, character + (long)k);
-        double t1 = cli_now_ms();
+        double t1 = base_now_ms();
         r = lsp_client_call(c, "textDocument/inlineCompletion", params, 60000, err, sizeof err);
-        double ms = cli_now_ms() - t1;
+        double ms = base_now_ms() - t1;
         char *ins = r ? lsp_json_path(r, "items.0.insertText") : NULL;
         free(r);
         r = lsp_client_call(c, "fimd/status", "{}", 10000, err, sizeof err);

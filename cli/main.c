@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "cli/cli.h"
 #include "lsp/lsp.h"
+#include "base/base.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -20,13 +21,6 @@ int cli_fail(const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     return 1;
-}
-
-double cli_now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
 int cli_parse_int(const char *s, long min, long max, long *out)

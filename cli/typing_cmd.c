@@ -5,6 +5,7 @@
  * share of prompt tokens reused from the cache. */
 #define _GNU_SOURCE
 #include "cli/cli.h"
+#include "base/base.h"
 #include "fim/fim.h"
 
 #include <stdio.h>
@@ -98,7 +99,7 @@ int cmd_bench_typing(int argc, char **argv)
     free(out);
     for (size_t k = 0; !rc && k < typed; k++) {
         char ch = orig[from + k];
-        double t0 = cli_now_ms();
+        double t0 = base_now_ms();
         fim_doc_replace(doc, cursor, cursor, &ch, 1);
         cursor++;
         ctx = fim_context_new(doc, cursor, NULL, 0);
@@ -112,7 +113,7 @@ int cmd_bench_typing(int argc, char **argv)
         cached[n] = st.server_cached;
         prompts[n] = st.prompt_tokens;
         server_told |= st.server_cached >= 0;
-        lat[n++] = cli_now_ms() - t0;
+        lat[n++] = base_now_ms() - t0;
         free(out);
         eval_sum += st.evaluated;
         reused += st.reused;

@@ -5,6 +5,7 @@
  * repetition. Post-processing keeps valid UTF-8, drops lines and text the suffix already has, and
  * converts indentation to the document's style (tabs or spaces, and their width). */
 #include "fim/fim_internal.h"
+#include "base/base.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -253,8 +254,7 @@ bool fim__decoder_push(fim_decoder *d, const char *bytes, size_t n)
     if (d->len + n + 1 > d->cap) {
         size_t cap = d->cap ? d->cap : 256;
         while (cap < d->len + n + 1) cap *= 2;
-        char *p = realloc(d->buf, cap);
-        if (!p) abort();
+        char *p = base_xrealloc(d->buf, cap);
         d->buf = p;
         d->cap = cap;
     }
@@ -365,8 +365,7 @@ static char *reindent(const fim_decoder *d, const char *s, size_t n, size_t *out
     else if (!want_tabs && tabs && !spaces) convert = d->doc_unit > 0, unit = TAB_WIDTH;
     else if (!want_tabs && spaces && !tabs && d->doc_unit > 0 && unit > 0 && unit != d->doc_unit) convert = true;
     if (!convert || unit <= 0) return NULL;
-    char *o = malloc(n * 8 + 1);
-    if (!o) abort();
+    char *o = base_xmalloc(n * 8 + 1);
     size_t k = 0, at = 0;
     while (at < n) {
         size_t e = lend(s, n, at);
@@ -414,8 +413,7 @@ char *fim__decoder_finish(fim_decoder *d)
     size_t rn = 0;
     char *re = d->multi_line ? reindent(d, d->buf ? d->buf : "", n, &rn) : NULL;
     if (re) return re;
-    char *out = malloc(n + 1);
-    if (!out) abort();
+    char *out = base_xmalloc(n + 1);
     if (n) memcpy(out, d->buf, n);
     out[n] = 0;
     return out;

@@ -4,6 +4,7 @@
  * decode.c. Whatever the backend, the same rules cut the middle and end the backend's work. */
 #define _GNU_SOURCE
 #include "fim/fim_internal.h"
+#include "base/base.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -60,13 +61,6 @@ const char *fim_stop_name(enum fim_stop s)
     static const char *names[] = {"eos", "max_tokens", "line_end", "indent", "suffix_repeat",
                                   "control", "cancelled", "block_end", "unbalanced", "repetition"};
     return (unsigned)s < sizeof names / sizeof *names ? names[s] : "unknown";
-}
-
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
 static uint64_t next_rand(uint64_t *s)
@@ -266,13 +260,11 @@ static fim_window_memo *memo_for(fim_engine *e, const char *doc)
     if (e->n_memo == MEMO_MAX) fim_engine_close_doc(e, e->memo_doc[0]);
     if (e->n_memo == e->cap_memo) {
         int cap = e->cap_memo ? e->cap_memo * 2 : 8;
-        fim_window_memo *m = realloc(e->memo, sizeof *m * (size_t)cap);
-        char **d = m ? realloc(e->memo_doc, sizeof *d * (size_t)cap) : NULL;
-        if (!m || !d) abort();
-        e->memo = m, e->memo_doc = d, e->cap_memo = cap;
+        e->memo = base_xrealloc(e->memo, sizeof *e->memo * (size_t)cap);
+        e->memo_doc = base_xrealloc(e->memo_doc, sizeof *e->memo_doc * (size_t)cap);
+        e->cap_memo = cap;
     }
-    char *key = strdup(doc);
-    if (!key) abort();
+    char *key = base_xstrdup(doc);
     e->memo_doc[e->n_memo] = key;
     memset(&e->memo[e->n_memo], 0, sizeof *e->memo);
     return &e->memo[e->n_memo++];
@@ -428,7 +420,7 @@ static int32_t choose(const model_vocab *v, const fim_step *step, const heal *h,
     bool healing = h->at < h->len;
     int nv = model_vocab_size(v);
     if (step->token < 0 && healing && cfg->temperature > 0) { /* sampling: among agreeing tokens */
-        if (!*scratch && !(*scratch = malloc(sizeof **scratch * (size_t)nv))) abort();
+        if (!*scratch) *scratch = base_xmalloc(sizeof **scratch * (size_t)nv);
         for (int i = 0; i < nv; i++) (*scratch)[i] = heal_allows(v, h, i) ? step->logits[i] : -INFINITY;
         return sample(*scratch, nv, cfg, rng);
     }
@@ -467,8 +459,7 @@ static int generate(const gen_run *g, const fim_ids_vec *prompt, fim_err *err)
     int n_head;
     suffix_head(v, prompt, head, &n_head);
     fim_ids_vec gen = {0};
-    size_t *ends = malloc(sizeof *ends * (size_t)(g->cfg->max_tokens + 1));
-    if (!ends) abort();
+    size_t *ends = base_xmalloc(sizeof *ends * (size_t)(g->cfg->max_tokens + 1));
     uint64_t rng = g->cfg->seed | 1;
     float *scratch = NULL;
     int r = 0;
@@ -484,7 +475,7 @@ static int generate(const gen_run *g, const fim_ids_vec *prompt, fim_err *err)
             r = rc == 2 ? 0 : rc;
             break;
         }
-        if (st->generated == 0) st->first_token_ms = now_ms() - g->t0;
+        if (st->generated == 0) st->first_token_ms = base_now_ms() - g->t0;
         int32_t tok = choose(v, &step, g->h, g->cfg, &rng, &scratch);
         if (tok < 0 || tok == model_vocab_eos(v) || model_token_is_control(v, tok)) {
             d->stop = FIM_STOP_EOS;
@@ -539,7 +530,7 @@ int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
     memset(st, 0, sizeof *st);
     st->server_cached = -1;
     *out = NULL;
-    double t0 = now_ms();
+    double t0 = base_now_ms();
     fim_config fitted = *cfg;
     fim_config_fit(&fitted, e->b->n_ctx);
     fim_context *made;
@@ -574,15 +565,15 @@ int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
         b->ops->finish(b, r == 1, st);
         goto done;
     }
-    st->prompt_ms = now_ms() - t0;
+    st->prompt_ms = base_now_ms() - t0;
     fim_decoder d;
     fim__decoder_init(&d, c);
     st->multi_line = d.multi_line;
-    double t1 = now_ms();
+    double t1 = base_now_ms();
     gen_run run = {.b = b, .d = &d, .h = &healing, .cfg = &fitted, .cancel = cancel, .st = st, .t0 = t0};
     r = generate(&run, &prompt, err);
     b->ops->finish(b, r == 1, st);
-    st->gen_ms = now_ms() - t1;
+    st->gen_ms = base_now_ms() - t1;
     if (r == 0) {
         *out = fim__decoder_finish(&d);
         st->stop = d.stop;

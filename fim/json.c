@@ -3,6 +3,7 @@
  * with escaped strings. The LSP layer has its own reader; fim/ must not reach up into lsp/. */
 #define _GNU_SOURCE
 #include "fim/fim_internal.h"
+#include "base/base.h"
 
 #define JSMN_STATIC
 #define JSMN_STRICT
@@ -249,8 +250,7 @@ void fim__buf_add(fim_buf *b, const char *s, size_t n)
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) abort();
+        char *p = base_xrealloc(b->p, cap);
         b->p = p;
         b->cap = cap;
     }
@@ -271,8 +271,7 @@ void fim__buf_fmt(fim_buf *b, const char *fmt, ...)
         fim__buf_add(b, small, (size_t)n);
         return;
     }
-    char *big = malloc((size_t)n + 1);
-    if (!big) abort();
+    char *big = base_xmalloc((size_t)n + 1);
     va_start(ap, fmt);
     vsnprintf(big, (size_t)n + 1, fmt, ap);
     va_end(ap);

@@ -4,6 +4,7 @@
  * evicted first. */
 #define _GNU_SOURCE
 #include "fim/fim_internal.h"
+#include "base/base.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,8 +73,7 @@ static session *session_for(local *l, const char *doc, fim_err *err)
         if (!strcmp(l->s[i].doc, doc)) return &l->s[i];
     if (l->n == l->cap) {
         int cap = l->cap ? l->cap * 2 : 8;
-        session *p = realloc(l->s, sizeof *p * (size_t)cap);
-        if (!p) abort();
+        session *p = base_xrealloc(l->s, sizeof *p * (size_t)cap);
         l->s = p;
         l->cap = cap;
     }

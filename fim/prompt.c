@@ -5,6 +5,7 @@
  * prompt is built line by line and trimmed at line boundaries within the budgets. */
 #define _GNU_SOURCE
 #include "fim/fim_internal.h"
+#include "base/base.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,8 +36,7 @@ void fim__ids_push(fim_ids_vec *b, const int32_t *ids, size_t n)
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + n) cap *= 2;
-        int32_t *p = realloc(b->v, cap * sizeof *p);
-        if (!p) abort();
+        int32_t *p = base_xrealloc(b->v, cap * sizeof *p);
         b->v = p;
         b->cap = cap;
     }
@@ -168,9 +168,8 @@ static int suffix_tokens(const model_vocab *v, const fim_context *c, size_t from
         used += (int)(tmp.n - before);
         if (n_lines == cap) {
             cap = cap ? cap * 2 : 64;
-            ends = realloc(ends, cap * sizeof *ends);
-            counts = realloc(counts, cap * sizeof *counts);
-            if (!ends || !counts) abort();
+            ends = base_xrealloc(ends, cap * sizeof *ends);
+            counts = base_xrealloc(counts, cap * sizeof *counts);
         }
         ends[n_lines] = e;
         counts[n_lines++] = tmp.n;
@@ -217,10 +216,9 @@ static void snippet_header(const fim_snippet *sn, char *buf, size_t cap)
 static int add_snippets(const model_vocab *v, const fim_snippet *sn, int n, int budget, fim_ids_vec *out,
                         fim_err *err)
 {
-    int used = 0, *rank = malloc(sizeof *rank * (size_t)(n + 1));
-    fim_ids_vec *toks = calloc((size_t)n + 1, sizeof *toks);
-    bool *take = calloc((size_t)n + 1, sizeof *take);
-    if (!rank || !toks || !take) abort();
+    int used = 0, *rank = base_xmalloc(sizeof *rank * (size_t)(n + 1));
+    fim_ids_vec *toks = base_xcalloc((size_t)n + 1, sizeof *toks);
+    bool *take = base_xcalloc((size_t)n + 1, sizeof *take);
     for (int i = 0; i < n; i++) rank[i] = i;
     for (int i = 1; i < n; i++) /* by score, stable */
         for (int j = i; j > 0 && sn[rank[j]].score > sn[rank[j - 1]].score; j--) {
@@ -271,8 +269,7 @@ static int own_snippets(const fim_context *c, size_t lo, size_t hi, fim_snippet 
     if (!c->tree) return 0;
     fim_def *defs;
     int n = fim__defs(c->text, c->len, c->defs_tree ? c->defs_tree : c->tree, &defs), k = 0;
-    fim_snippet *s = calloc((size_t)n + 1, sizeof *s);
-    if (!s) abort();
+    fim_snippet *s = base_xcalloc((size_t)n + 1, sizeof *s);
     for (int i = 0; i < n; i++) {
         fim_def *d = &defs[i];
         if (d->end > lo && d->start < hi) continue;

@@ -3,6 +3,7 @@
  * read token by token through fimd's stop rules and closed as soon as one ends the middle. */
 #define _GNU_SOURCE
 #include "fim/fim_internal.h"
+#include "base/base.h"
 
 #include <curl/curl.h>
 #include <math.h>
@@ -70,13 +71,6 @@ struct remote {
     double t_request;
     int *server_cached;      /* where the engine's stats want it */
 };
-
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
 
 /* ---- prompts as text (Ollama, or a tokenizer mismatch) ---- */
 
@@ -208,8 +202,7 @@ static token_item *push_token(remote *r, int32_t id)
 {
     if (r->q_n == r->q_cap) {
         size_t cap = r->q_cap ? r->q_cap * 2 : 32;
-        token_item *p = realloc(r->q, sizeof *p * cap);
-        if (!p) abort();
+        token_item *p = base_xrealloc(r->q, sizeof *p * cap);
         r->q = p;
         r->q_cap = cap;
     }
@@ -451,7 +444,7 @@ static int open_stream(remote *r, fim_err *err)
     curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
     curl_multi_add_handle(r->multi, r->easy);
-    r->t_request = now_ms();
+    r->t_request = base_now_ms();
     return 0;
 }
 
@@ -507,7 +500,7 @@ static int pump(remote *r, const atomic_int *cancel, fim_err *err)
         read_events(r);
         if (r->q_head < r->q_n || r->stream_done || r->transfer_done) return 0;
         if (cancel && atomic_load_explicit(cancel, memory_order_relaxed)) return 1;
-        if (now_ms() - r->t_request > r->timeout_ms)
+        if (base_now_ms() - r->t_request > r->timeout_ms)
             return fim__fail(err, "%s: no token within %d ms", r->gen_url, r->timeout_ms);
         int running = 0;
         curl_multi_perform(r->multi, &running);

@@ -4,6 +4,7 @@
  * others, and a bracket scanner for languages without a grammar and for the stop rules. */
 #define _GNU_SOURCE
 #include "fim/fim_internal.h"
+#include "base/base.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -42,26 +43,13 @@ struct fim_doc {
     bool defs_stale;
 };
 
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) abort();
-    return p;
-}
 
 static char *xstrndup(const char *s, size_t n)
 {
-    char *p = xmalloc(n + 1);
+    char *p = base_xmalloc(n + 1);
     memcpy(p, s, n);
     p[n] = 0;
     return p;
-}
-
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
 /* ---- documents ---- */
@@ -71,8 +59,7 @@ static void reserve(fim_doc *d, size_t need)
     if (need + 1 <= d->cap) return;
     size_t cap = d->cap ? d->cap : 4096;
     while (cap < need + 1) cap *= 2;
-    char *p = realloc(d->text, cap);
-    if (!p) abort();
+    char *p = base_xrealloc(d->text, cap);
     d->text = p;
     d->cap = cap;
 }
@@ -206,9 +193,9 @@ TSTree *fim__doc_tree(fim_doc *d)
 double fim_doc_sync(fim_doc *d)
 {
     if (!d->dirty) return 0;
-    double t0 = now_ms();
+    double t0 = base_now_ms();
     parse(d);
-    return now_ms() - t0;
+    return base_now_ms() - t0;
 }
 
 /* ---- tree helpers ---- */
@@ -447,7 +434,7 @@ int fim__middle_line_depth(const fim_context *c, TSParser **parser, const char *
         if (!ts_parser_set_language(*parser, parsers_grammar(c->lang))) return -1;
         ts_parser_set_timeout_micros(*parser, PARSE_TIMEOUT_US / 10);
     }
-    char *t = xmalloc(c->len + n + 1);
+    char *t = base_xmalloc(c->len + n + 1);
     memcpy(t, c->text, c->cursor);
     memcpy(t + c->cursor, mid, n);
     memcpy(t + c->cursor + n, c->text + c->cursor, c->len - c->cursor);
@@ -615,8 +602,7 @@ static void collect_defs(TSNode parent, int depth, defs_vec *out)
         if (!ts_node_is_null(name) && !(depth > 0 && one_line)) {
             if (out->n == out->cap) {
                 out->cap = out->cap ? out->cap * 2 : 64;
-                out->v = realloc(out->v, sizeof *out->v * (size_t)out->cap);
-                if (!out->v) abort();
+                out->v = base_xrealloc(out->v, sizeof *out->v * (size_t)out->cap);
             }
             fim_def *d = &out->v[out->n++];
             d->start = ts_node_start_byte(ch);
@@ -643,7 +629,7 @@ static void collect_defs(TSNode parent, int depth, defs_vec *out)
 int fim__windows(const char *text, size_t len, fim_def **out)
 {
     int n = 0, cap = 64;
-    fim_def *v = xmalloc(sizeof *v * (size_t)cap);
+    fim_def *v = base_xmalloc(sizeof *v * (size_t)cap);
     size_t starts[WINDOW_LINES];
     int line = 0;
     for (size_t at = 0; at < len; line++) {
@@ -651,8 +637,7 @@ int fim__windows(const char *text, size_t len, fim_def **out)
         const char *nl = memchr(text + at, '\n', len - at);
         at = nl ? (size_t)(nl - text) + 1 : len;
         if (line + 1 >= WINDOW_LINES && (line + 1 - WINDOW_LINES) % WINDOW_STRIDE == 0) {
-            if (n == cap) v = realloc(v, sizeof *v * (size_t)(cap *= 2));
-            if (!v) abort();
+            if (n == cap) v = base_xrealloc(v, sizeof *v * (size_t)(cap *= 2));
             v[n++] = (fim_def){starts[(line + 1) % WINDOW_LINES], at, 0, 0};
         }
     }
@@ -684,7 +669,7 @@ char *fim__def_snippet(const char *text, const fim_def *d, const parsers_lang *l
     bool cut = e < d->end;
     const char *mark = l && l->line_comment ? l->line_comment : NULL;
     size_t extra = cut && mark ? strlen(mark) + 6 : 0;
-    char *s = xmalloc(n + extra + 1);
+    char *s = base_xmalloc(n + extra + 1);
     memcpy(s, text + d->start, n);
     if (extra) n += (size_t)sprintf(s + n, "\n%s ...", mark);
     s[n] = 0;
@@ -714,7 +699,7 @@ void fim__hashes_free(fim_hashes *h)
 void fim__ident_hashes(const char *t, size_t from, size_t to, fim_hashes *out)
 {
     size_t cap = 64, n = 0;
-    uint32_t *v = xmalloc(cap * sizeof *v);
+    uint32_t *v = base_xmalloc(cap * sizeof *v);
     for (size_t i = from; i < to;) {
         unsigned char ch = (unsigned char)t[i];
         if (!ident_byte(ch) || (unsigned)(ch - '0') < 10u) {
@@ -725,8 +710,7 @@ void fim__ident_hashes(const char *t, size_t from, size_t to, fim_hashes *out)
         size_t j = i;
         while (j < to && ident_byte((unsigned char)t[j])) h = (h ^ (unsigned char)t[j++]) * 16777619u;
         if (j - i >= 2) {
-            if (n == cap) v = realloc(v, (cap *= 2) * sizeof *v);
-            if (!v) abort();
+            if (n == cap) v = base_xrealloc(v, (cap *= 2) * sizeof *v);
             v[n++] = h;
         }
         i = j;
@@ -772,7 +756,7 @@ void fim__query_init(fim_query *q, const char *text, size_t len, size_t cursor, 
     fim_hashes a, b;
     fim__ident_hashes(text, from, ls, &a);
     fim__ident_hashes(text, le, to, &b);
-    q->near.v = xmalloc(sizeof *q->near.v * (a.n + b.n + 1));
+    q->near.v = base_xmalloc(sizeof *q->near.v * (a.n + b.n + 1));
     q->near.n = 0;
     for (size_t i = 0, j = 0; i < a.n || j < b.n;) {
         uint32_t x = j >= b.n || (i < a.n && a.v[i] <= b.v[j]) ? a.v[i++] : b.v[j++];
@@ -830,12 +814,11 @@ static const fim_def *doc_defs(fim_doc *d, int *n, const fim_hashes **ids)
         d->n_defs = fim__defs(d->text, d->len, d->good ? d->good : d->tree, &d->defs);
         fim_def *w = NULL; /* (a huge file would make every request score thousands of windows) */
         int nw = d->len <= WINDOWS_MAX_BYTES ? fim__windows(d->text, d->len, &w) : 0;
-        d->defs = realloc(d->defs, sizeof *d->defs * (size_t)(d->n_defs + nw + 1));
-        if (!d->defs) abort();
+        d->defs = base_xrealloc(d->defs, sizeof *d->defs * (size_t)(d->n_defs + nw + 1));
         if (nw) memcpy(d->defs + d->n_defs, w, sizeof *w * (size_t)nw);
         d->n_defs += nw;
         free(w);
-        d->def_ids = xmalloc(sizeof *d->def_ids * (size_t)(d->n_defs + 1));
+        d->def_ids = base_xmalloc(sizeof *d->def_ids * (size_t)(d->n_defs + 1));
         for (int i = 0; i < d->n_defs; i++) fim__def_hashes(d->text, &d->defs[i], &d->def_ids[i]);
         d->defs_stale = false;
     }
@@ -870,8 +853,7 @@ static void add_related(fim_context *c, const fim_query *q, fim_doc *other, size
         if (score <= 0) continue;
         if (*n == *cap) {
             *cap = *cap ? *cap * 2 : 32;
-            *v = realloc(*v, sizeof **v * (size_t)*cap);
-            if (!*v) abort();
+            *v = base_xrealloc(*v, sizeof **v * (size_t)*cap);
         }
         fim_snippet *s = &(*v)[(*n)++];
         memset(s, 0, sizeof *s);
@@ -912,7 +894,7 @@ fim_context *fim_context_new(fim_doc *d, size_t cursor, fim_doc *const *open, in
     /* the most relevant, materialized */
     if (n) qsort(cand, (size_t)n, sizeof *cand, by_score);
     c->n_snips = n < MAX_SNIPPETS ? n : MAX_SNIPPETS;
-    c->snips = xmalloc(sizeof *c->snips * (size_t)(c->n_snips + 1));
+    c->snips = base_xmalloc(sizeof *c->snips * (size_t)(c->n_snips + 1));
     for (int i = 0; i < c->n_snips; i++) {
         const fim_doc *o = (const fim_doc *)cand[i].path;
         const fim_def *df = (const fim_def *)cand[i].name;

@@ -2,6 +2,7 @@
  * id, with edits applied to both. A handful of documents are open at a time, so a plain array is enough. */
 #define _GNU_SOURCE
 #include "lsp/lsp_internal.h"
+#include "base/base.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +21,7 @@ lsp_doc *lsp__doc_open(lsp_docs *s, const char *uri, const char *text, size_t le
     if (!d) {
         if (s->n == s->cap) {
             int cap = s->cap ? s->cap * 2 : 16;
-            lsp_doc *p = realloc(s->v, sizeof *p * (size_t)cap);
-            if (!p) abort();
+            lsp_doc *p = base_xrealloc(s->v, sizeof *p * (size_t)cap);
             s->v = p;
             s->cap = cap;
         }

@@ -6,6 +6,7 @@
 #include <jsmn.h> /* the implementation, private to this file */
 
 #include "lsp/lsp_internal.h"
+#include "base/base.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,8 +217,7 @@ void lsp__jw_raw(jw *w, const char *s, size_t n)
     if (w->n + n + 1 > w->cap) {
         size_t cap = w->cap ? w->cap : 256;
         while (cap < w->n + n + 1) cap *= 2;
-        char *p = realloc(w->p, cap);
-        if (!p) abort();
+        char *p = base_xrealloc(w->p, cap);
         w->p = p;
         w->cap = cap;
     }
@@ -237,8 +237,7 @@ void lsp__jw_fmt(jw *w, const char *fmt, ...)
         lsp__jw_raw(w, small, (size_t)n);
         return;
     }
-    char *big = malloc((size_t)n + 1);
-    if (!big) abort();
+    char *big = base_xmalloc((size_t)n + 1);
     va_start(ap, fmt);
     vsnprintf(big, (size_t)n + 1, fmt, ap);
     va_end(ap);

@@ -4,6 +4,7 @@
  * Content-Length it finds. */
 #define _GNU_SOURCE
 #include "lsp/lsp_internal.h"
+#include "base/base.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -24,8 +25,7 @@ void lsp__reader_feed(lsp_reader *r, const char *data, size_t n)
     if (r->len + n > r->cap) {
         size_t cap = r->cap ? r->cap : 65536;
         while (cap < r->len + n) cap *= 2;
-        char *p = realloc(r->buf, cap);
-        if (!p) abort();
+        char *p = base_xrealloc(r->buf, cap);
         r->buf = p;
         r->cap = cap;
     }

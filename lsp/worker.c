@@ -3,6 +3,7 @@
  * cancels them by document or id, and collects finished ones after `notify` (an ev_async_send). */
 #define _GNU_SOURCE
 #include "lsp/lsp_internal.h"
+#include "base/base.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +45,7 @@ void lsp__backend_cfg_copy(lsp_backend_cfg *dst, const lsp_backend_cfg *src)
     *dst = *src;
     char **f[] = {&dst->model_path, &dst->api, &dst->url, &dst->model_name, &dst->api_key_env, &dst->ca_file};
     for (size_t i = 0; i < sizeof f / sizeof *f; i++)
-        if (*f[i] && !(*f[i] = strdup(*f[i]))) abort();
+        if (*f[i]) *f[i] = base_xstrdup(*f[i]);
 }
 
 void lsp__backend_cfg_free(lsp_backend_cfg *c)

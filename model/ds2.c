@@ -3,6 +3,7 @@
  * (MLA in the absorbed form, DeepSeekMoE routing, YaRN RoPE). See shared deepseek2-spec.md. */
 #define _GNU_SOURCE
 #include "model_internal.h"
+#include "base/base.h"
 
 #include <cblas.h>
 #include <sys/mman.h>
@@ -310,10 +311,8 @@ static int bind_f32(const model *m, wt *w, const char *name, int64_t n, model_er
 
 static void *own(model *m, size_t bytes)
 {
-    void *p = calloc(1, bytes);
-    void **o = realloc(m->owned, sizeof(void *) * (size_t)(m->n_owned + 1));
-    if (!p || !o) abort();
-    m->owned = o;
+    void *p = base_xcalloc(1, bytes);
+    m->owned = base_xrealloc(m->owned, sizeof(void *) * (size_t)(m->n_owned + 1));
     m->owned[m->n_owned++] = p;
     return p;
 }
@@ -613,9 +612,8 @@ static void *grow(void **p, size_t *cap, size_t need)
 {
     if (need > *cap) {
         free(*p);
-        *p = malloc(need);
-        *cap = *p ? need : 0;
-        if (!*p) abort(); /* out of memory: style rule 5 */
+        *p = base_xmalloc(need);
+        *cap = need;
     }
     return *p;
 }

@@ -3,6 +3,7 @@
  * and a streaming writer used by `fimd synth` and by tests that craft (and corrupt) files. */
 #define _GNU_SOURCE
 #include "model_internal.h"
+#include "base/base.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -573,8 +574,7 @@ static void wb_put(wbuf *b, const void *src, size_t n)
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->n + n) cap *= 2;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p) abort(); /* out of memory: the one place we give up (style rule 5) */
+        uint8_t *p = base_xrealloc(b->p, cap);
         b->p = p;
         b->cap = cap;
     }
@@ -607,8 +607,7 @@ struct gguf_writer {
 
 gguf_writer *model__gw_new(void)
 {
-    gguf_writer *w = calloc(1, sizeof *w);
-    if (!w) abort();
+    gguf_writer *w = base_xcalloc(1, sizeof *w);
     w->alignment = 32;
     return w;
 }

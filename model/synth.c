@@ -4,6 +4,7 @@
  * make a complete model with nothing from outside. Tensors are generated row by row and streamed. */
 #define _GNU_SOURCE
 #include "model_internal.h"
+#include "base/base.h"
 
 #include <errno.h>
 #include <math.h>
@@ -82,12 +83,10 @@ static void sv_push(strvec *s, const char *p, size_t n)
 {
     if (s->n == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 512;
-        s->v = realloc(s->v, s->cap * sizeof *s->v);
-        s->len = realloc(s->len, s->cap * sizeof *s->len);
-        if (!s->v || !s->len) abort();
+        s->v = base_xrealloc(s->v, s->cap * sizeof *s->v);
+        s->len = base_xrealloc(s->len, s->cap * sizeof *s->len);
     }
-    s->v[s->n] = malloc(n + 1);
-    if (!s->v[s->n]) abort();
+    s->v[s->n] = base_xmalloc(n + 1);
     memcpy(s->v[s->n], p, n);
     s->v[s->n][n] = 0;
     s->len[s->n++] = n;
@@ -126,8 +125,7 @@ static uint32_t fnv(const char *s, size_t n)
 static void corpus_grow(corpus *c)
 {
     uint32_t cap = c->mask ? (c->mask + 1) * 2 : 4096;
-    uint32_t *slots = calloc(cap, sizeof *slots);
-    if (!slots) abort();
+    uint32_t *slots = base_xcalloc(cap, sizeof *slots);
     for (size_t i = 0; i < c->n; i++) {
         uint32_t k = fnv(c->w[i].text, c->w[i].len) & (cap - 1);
         while (slots[k]) k = (k + 1) & (cap - 1);
@@ -153,13 +151,11 @@ static void corpus_add(const char *s, size_t n, void *ctx)
     }
     if (c->n == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 1024;
-        c->w = realloc(c->w, c->cap * sizeof *c->w);
-        if (!c->w) abort();
+        c->w = base_xrealloc(c->w, c->cap * sizeof *c->w);
     }
     word *w = &c->w[c->n];
-    w->text = malloc(n);
-    w->sym = malloc(sizeof(int) * n);
-    if (!w->text || !w->sym) abort();
+    w->text = base_xmalloc(n);
+    w->sym = base_xmalloc(sizeof(int) * n);
     memcpy(w->text, s, n);
     w->len = n;
     w->n = (int)n;
@@ -179,9 +175,8 @@ static void learn_merges(corpus *c, strvec *tokens, strvec *merges, int n_merges
         size_t total = 0;
         for (size_t i = 0; i < c->n; i++) total += (size_t)c->w[i].n;
         while (cap < total * 2 + 16) cap <<= 1;
-        uint64_t *keys = calloc(cap, sizeof *keys);
-        long *cnt = calloc(cap, sizeof *cnt);
-        if (!keys || !cnt) abort();
+        uint64_t *keys = base_xcalloc(cap, sizeof *keys);
+        long *cnt = base_xcalloc(cap, sizeof *cnt);
         uint64_t best = 0;
         long best_n = 0;
         for (size_t i = 0; i < c->n; i++) {
@@ -248,8 +243,7 @@ static int build_vocab(const model_synth_opts *o, gguf_writer *w, int *n_vocab, 
                                      "<｜fim▁hole｜>", "<｜fim▁begin｜>", "<｜fim▁end｜>"};
     int bos = (int)tokens.n;
     for (int i = 0; i < 5; i++) sv_push(&tokens, specials[i], strlen(specials[i]));
-    int32_t *types = malloc(sizeof(int32_t) * tokens.n);
-    if (!types) abort();
+    int32_t *types = base_xmalloc(sizeof(int32_t) * tokens.n);
     for (size_t i = 0; i < tokens.n; i++) types[i] = (int)i >= bos ? 3 : 1;
     model__gw_str(w, "tokenizer.ggml.model", "gpt2");
     model__gw_str(w, "tokenizer.ggml.pre", "deepseek-llm");
@@ -365,8 +359,7 @@ static void add_t(tlist *l, const model_synth_opts *o, int type, const char *nam
 {
     if (l->n == l->cap) {
         l->cap = l->cap ? l->cap * 2 : 64;
-        l->v = realloc(l->v, sizeof *l->v * (size_t)l->cap);
-        if (!l->v) abort();
+        l->v = base_xrealloc(l->v, sizeof *l->v * (size_t)l->cap);
     }
     tdesc *t = &l->v[l->n++];
     snprintf(t->name, sizeof t->name, "%s", name);

@@ -5,6 +5,7 @@
  * hand over code points instead of through a regex engine. */
 #define _GNU_SOURCE
 #include "model_internal.h"
+#include "base/base.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -527,8 +528,7 @@ static void spans_push(spans *s, size_t a, size_t b)
 {
     if (s->n == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 64;
-        span *p = realloc(s->v, s->cap * sizeof *p);
-        if (!p) abort();
+        span *p = base_xrealloc(s->v, s->cap * sizeof *p);
         s->v = p;
     }
     s->v[s->n++] = (span){a, b};
@@ -561,8 +561,7 @@ static spans split_pieces(const uint32_t *cps, size_t n)
 
 static uint32_t *decode_cps(const char *text, size_t len, size_t *n)
 {
-    uint32_t *cps = malloc(sizeof(uint32_t) * (len ? len : 1));
-    if (!cps) abort();
+    uint32_t *cps = base_xmalloc(sizeof(uint32_t) * (len ? len : 1));
     size_t i = 0, k = 0;
     while (i < len) cps[k++] = utf8_next((const uint8_t *)text, len, &i);
     *n = k;
@@ -613,8 +612,7 @@ static void heap_push(heap *h, bigram g)
 {
     if (h->n == h->cap) {
         h->cap = h->cap ? h->cap * 2 : 64;
-        bigram *p = realloc(h->v, h->cap * sizeof *p);
-        if (!p) abort();
+        bigram *p = base_xrealloc(h->v, h->cap * sizeof *p);
         h->v = p;
     }
     size_t i = h->n++;
@@ -650,8 +648,7 @@ static void ids_push(ids_buf *b, int32_t id)
 {
     if (b->n == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 256;
-        int32_t *p = realloc(b->v, b->cap * sizeof *p);
-        if (!p) abort();
+        int32_t *p = base_xrealloc(b->v, b->cap * sizeof *p);
         b->v = p;
     }
     b->v[b->n++] = id;
@@ -679,8 +676,7 @@ static void bpe_piece(const char *s, size_t n, void *ctx)
     if (n > c->cap) {
         c->cap = n * 2;
         free(c->syms);
-        c->syms = malloc(c->cap * sizeof *c->syms);
-        if (!c->syms) abort();
+        c->syms = base_xmalloc(c->cap * sizeof *c->syms);
     }
     for (size_t i = 0; i < n; i++)
         c->syms[i] = (sym){v->byte_token[(uint8_t)s[i]], (int)i - 1, i + 1 < n ? (int)i + 1 : -1};
@@ -713,9 +709,8 @@ int model_tokenize(const model_vocab *v, const char *text, size_t len, bool add_
                    bool parse_special, int32_t **ids, size_t *n_ids, model_err *err)
 {
     (void)err;
-    frag *fr = malloc(sizeof *fr * 16);
+    frag *fr = base_xmalloc(sizeof *fr * 16);
     size_t nf = 0, capf = 16;
-    if (!fr) abort();
     if (len) fr[nf++] = (frag){0, len, -1};
     /* the bytes the text has: most specials start with one it lacks, and need no search */
     bool has[256] = {0};
@@ -733,8 +728,7 @@ int model_tokenize(const model_vocab *v, const char *text, size_t len, bool add_
             size_t at = (size_t)(hit - text);
             if (nf + 2 > capf) {
                 capf *= 2;
-                frag *p = realloc(fr, sizeof *fr * capf);
-                if (!p) abort();
+                frag *p = base_xrealloc(fr, sizeof *fr * capf);
                 fr = p;
             }
             frag rest = {at + tl, fr[k].off + fr[k].len - at - tl, -1};
