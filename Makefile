@@ -42,7 +42,7 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps editors-deps train-deps test demo bench bench-context bench-quality corpus weights \
+.PHONY: all deps editors-deps train-deps check test demo bench bench-context bench-quality corpus weights \
 	install vsix format clean
 .SECONDARY:
 all: deps $(BUILD)/fimd
@@ -124,6 +124,12 @@ train-deps: $(BUILD)/.train-ok
 $(BUILD)/.train-ok: | $(BUILD)/.deps-ok
 	@sh tools/install-deps.sh $(TRAIN_PACKAGES)
 	@touch $@
+
+# The fast tier: the C test programs only (no editors, no npm clients, no training tools). One
+# program: build/tests/test_fim; one case: build/tests/test_fim sessions.
+check: $(BUILD)/fimd $(TEST_BIN)
+	@FIMD_BIN=$(BUILD)/fimd FIMD_SHARED=$(SHARED) FIMD_TMP=$(BUILD)/tmp LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
+		sh tests/run.sh $(TEST_BIN)
 
 # Each test program runs as its own process with a timeout; the runner prints the totals.
 test: all $(TEST_BIN) editors-deps train-deps

@@ -33,6 +33,34 @@ int check_done(void)
     return check_failed ? 1 : 0;
 }
 
+static char **wanted;
+static int n_wanted;
+
+bool check_args(int argc, char **argv, const char *const *cases, int n)
+{
+    for (int i = 1; i < argc; i++) {
+        bool known = false;
+        for (int k = 0; k < n; k++) known |= !strcmp(argv[i], cases[k]);
+        if (!known) {
+            fprintf(stderr, "%s: unknown case '%s'; the cases are:", argv[0], argv[i]);
+            for (int k = 0; k < n; k++) fprintf(stderr, " %s", cases[k]);
+            fputc('\n', stderr);
+            return false;
+        }
+    }
+    wanted = argv + 1;
+    n_wanted = argc - 1;
+    return true;
+}
+
+bool check_want(const char *name)
+{
+    if (n_wanted <= 0) return true;
+    for (int i = 0; i < n_wanted; i++)
+        if (!strcmp(wanted[i], name)) return true;
+    return false;
+}
+
 const char *check_fixtures(const char *what)
 {
     static char path[4096];

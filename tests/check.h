@@ -18,6 +18,13 @@ bool check_report(bool ok, const char *file, int line, const char *fmt, ...)
 
 int check_done(void);
 
+/* Case names on the command line: `build/tests/test_fim sessions` runs that case only, no names run
+ * them all. check_args checks the names against the program's cases (an unknown one: a message
+ * listing them, and false: exit 2); check_want says whether a case runs. */
+bool check_args(int argc, char **argv, const char *const *cases, int n);
+bool check_want(const char *name);
+#define CHECK_CASES(argv_cases) (int)(sizeof(argv_cases) / sizeof *(argv_cases))
+
 /* The shared fixtures folder (FIMD_SHARED/fixtures, default ../shared/fixtures), or NULL with a
  * "skipped: ..." line printed naming the tests that cannot run. */
 const char *check_fixtures(const char *what);

@@ -40,6 +40,9 @@ expect 1 "outside the vocabulary" $FIMD detokenize -m "$M" 5 7000000
 expect 1 "not a token id" $FIMD detokenize -m "$M" abc
 expect 1 "no tensor named" $FIMD tensor -m "$M" no.such.tensor -o "$T/t.f32"
 expect 1 "unknown or unusable" $FIMD synth --type Q7_K -o "$T/x.gguf"
+# the test programs' case names (make check): an unknown one lists the valid ones
+TESTS=$(dirname "$FIMD")/tests
+[ -x "$TESTS/test_fim" ] && expect 2 "the cases are: stop_rules" "$TESTS/test_fim" no_such_case
 expect 1 "unknown or unusable" $FIMD synth --type IQ2_XXS -o "$T/x.gguf"
 expect 1 "unknown --like" $FIMD synth --like huge -o "$T/x.gguf"
 expect 1 "invalid" $FIMD synth --like tiny --qk-rope 7 -o "$T/x.gguf"

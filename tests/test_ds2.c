@@ -399,11 +399,13 @@ static void mixes(void)
     CHECK(model_synth_mix_base("q3_k_m") == MODEL_TYPE_Q3_K && model_synth_mix_base("Q9_K_M") < 0, "mix names");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    self_contained();
-    mixes();
-    const char *fx = check_fixtures("logits/greedy/dequant conformance against llama.cpp");
+    static const char *const cases[] = {"self_contained", "mixes", "conformance"};
+    if (!check_args(argc, argv, cases, CHECK_CASES(cases))) return 2;
+    if (check_want("self_contained")) self_contained();
+    if (check_want("mixes")) mixes();
+    const char *fx = check_want("conformance") ? check_fixtures("logits/greedy/dequant conformance against llama.cpp") : NULL;
     if (fx) conformance(fx);
     return check_done();
 }

@@ -226,17 +226,19 @@ static void sessions(void)
     fim_engine_free(e);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    static const char *const cases[] = {"stop_rules", "prompt_layout", "budgets", "sessions"};
+    if (!check_args(argc, argv, cases, CHECK_CASES(cases))) return 2;
     m = check_tiny_model("fim-model.gguf", "model/ds2.c", "model/tokenizer.c");
     if (!m) return check_done();
     model_err me = {{0}};
     v = model_get_vocab(m);
     model_vocab_fim(v, &fi, &me);
-    stop_rules();
-    prompt_layout();
-    budgets();
-    sessions();
+    if (check_want("stop_rules")) stop_rules();
+    if (check_want("prompt_layout")) prompt_layout();
+    if (check_want("budgets")) budgets();
+    if (check_want("sessions")) sessions();
     model_free(m);
     return check_done();
 }

@@ -361,8 +361,10 @@ static void dense_only(void)
           "a dense-only model loads and evaluates whatever its expert keys say (status %d)", status);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    static const char *const cases[] = {"header", "model", "writer", "dense_only"};
+    if (!check_args(argc, argv, cases, CHECK_CASES(cases))) return 2;
     model_synth_opts o;
     model_synth_preset(&o, "tiny");
     o.hp.n_layer = 2;
@@ -374,10 +376,10 @@ int main(void)
     model *m = model_load(base_path, &err);
     CHECK(m != NULL, "the base model loads: %s", err.msg);
     model_free(m);
-    header_cases();
-    model_cases();
-    writer_round_trip();
-    dense_only();
+    if (check_want("header")) header_cases();
+    if (check_want("model")) model_cases();
+    if (check_want("writer")) writer_round_trip();
+    if (check_want("dense_only")) dense_only();
     free(base);
     free((char *)base_path);
     return check_done();

@@ -357,15 +357,17 @@ static void pool_stress(void)
     free(hits);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    pool_stress();
+    static const char *const cases[] = {"pool", "kernels", "quantizers", "names"};
+    if (!check_args(argc, argv, cases, CHECK_CASES(cases))) return 2;
+    if (check_want("pool")) pool_stress();
     const model_kernels *tables[8];
     int n_tables = model__kernel_tables(tables, 8);
     printf("kernel tables on this CPU:");
     for (int i = 0; i < n_tables; i++) printf(" %s", tables[i]->name);
     printf("\n");
-    for (int k = 0; k < n_tables; k++) {
+    for (int k = 0; k < n_tables && check_want("kernels"); k++) {
         for (size_t i = 0; i < sizeof weight_types / sizeof *weight_types; i++) {
             int t = weight_types[i];
             CHECK(tables[k]->vec_dot[t] != NULL, "%s has a kernel", model_type_name(t));
@@ -382,7 +384,7 @@ int main(void)
         multi_row_exact(tables[k], 2816);
         multi_row_exact(tables[k], 224);
     }
-    for (size_t i = 0; i < sizeof weight_types / sizeof *weight_types; i++)
+    for (size_t i = 0; i < sizeof weight_types / sizeof *weight_types && check_want("quantizers"); i++)
         if (model_type_writable(weight_types[i])) weight_round_trip(weight_types[i]);
     CHECK(model_type_writable(MODEL_TYPE_Q2_K) && model_type_writable(MODEL_TYPE_Q3_K) &&
               model_type_writable(MODEL_TYPE_IQ4_XS) && !model_type_writable(MODEL_TYPE_IQ2_XXS),
@@ -390,8 +392,9 @@ int main(void)
     float one[256] = {1};
     uint8_t blk[400];
     CHECK(model__quant(MODEL_TYPE_IQ1_S, one, blk, 256) == -1, "quantizing to a type without a quantizer fails");
-    activation_quantizers();
-    halves();
+    if (check_want("quantizers")) activation_quantizers();
+    if (check_want("quantizers")) halves();
+    if (check_want("names"))
     CHECK(model_type_from_name("q4_k") == MODEL_TYPE_Q4_K &&
               model_type_from_name("IQ4_NL") == MODEL_TYPE_IQ4_NL &&
               model_type_from_name("iq3_s") == MODEL_TYPE_IQ3_S && model_type_from_name("IQ1_M") == MODEL_TYPE_IQ1_M &&

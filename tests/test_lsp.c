@@ -728,21 +728,25 @@ static void cross_file(const char *model_path)
     finish(&c);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    positions();
-    fuzz_corpus();
+    static const char *const cases[] = {"positions", "fuzz_corpus", "session", "cross_file", "bad_input", "cancellation"};
+    if (!check_args(argc, argv, cases, CHECK_CASES(cases))) return 2;
+    if (check_want("positions")) positions();
+    if (check_want("fuzz_corpus")) fuzz_corpus();
     char *m = make_model("lsp-model.gguf", 0, 0, 0), *slow = NULL;
     model_err me = {{0}};
     fim_err fe = {{0}};
     ref_model = model_load(m, &me);
     ref_engine = ref_model ? fim__engine_with_model(ref_model, &fe) : NULL;
     if (CHECK(ref_engine != NULL, "reference engine: %s %s", me.msg, fe.msg)) {
-        session(m);
-        cross_file(m);
-        bad_input(m);
-        slow = make_model("lsp-slow.gguf", 512, 4, 2048);
-        cancellation(slow);
+        if (check_want("session")) session(m);
+        if (check_want("cross_file")) cross_file(m);
+        if (check_want("bad_input")) bad_input(m);
+        if (check_want("cancellation")) {
+            slow = make_model("lsp-slow.gguf", 512, 4, 2048);
+            cancellation(slow);
+        }
     }
     free(m);
     free(slow);

@@ -542,8 +542,10 @@ static void api_key(void)
     mock_stop(&m);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    static const char *const cases[] = {"equality", "server_cache", "cancellation", "failures", "unreachable", "vocab_mismatch", "ollama_markers", "supersede", "api_key"};
+    if (!check_args(argc, argv, cases, CHECK_CASES(cases))) return 2;
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     self[n > 0 ? n : 0] = 0;
@@ -556,19 +558,23 @@ int main(void)
     if (!CHECK(text && access(MODEL, R_OK) == 0 && access(mock_bin, X_OK) == 0, "sample, bundled model and mock engine"))
         return check_done();
     reference(text);
-    equality("llamacpp", text);
-    equality("openai", text);
-    equality("ollama", text);
-    server_cache(text);
-    cancellation("llamacpp", text);
-    cancellation("sglang", text);
-    cancellation("ollama", text);
-    failures(text);
-    unreachable_and_slow(text);
-    vocab_mismatch(text);
-    ollama_markers();
-    supersede();
-    api_key();
+    if (check_want("equality")) {
+        equality("llamacpp", text);
+        equality("openai", text);
+        equality("ollama", text);
+    }
+    if (check_want("server_cache")) server_cache(text);
+    if (check_want("cancellation")) {
+        cancellation("llamacpp", text);
+        cancellation("sglang", text);
+        cancellation("ollama", text);
+    }
+    if (check_want("failures")) failures(text);
+    if (check_want("unreachable")) unreachable_and_slow(text);
+    if (check_want("vocab_mismatch")) vocab_mismatch(text);
+    if (check_want("ollama_markers")) ollama_markers();
+    if (check_want("supersede")) supersede();
+    if (check_want("api_key")) api_key();
     for (int k = 0; k < N_CURSORS; k++) free(expected[k]);
     free(text);
     return check_done();

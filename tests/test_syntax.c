@@ -686,22 +686,26 @@ static void budgets(void)
     for (int i = 0; i < NF; i++) fim_doc_free(docs[i]);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    static const char *const cases[] = {"languages", "detection", "incremental", "related", "post_processing", "budgets", "typing"};
+    if (!check_args(argc, argv, cases, CHECK_CASES(cases))) return 2;
     m = check_tiny_model("syntax-model.gguf", "model/ds2.c", "fim/syntax.c");
     if (!m) return check_done();
     model_err me = {{0}};
     v = model_get_vocab(m);
     model_vocab_fim(v, &fi, &me);
-    languages();
-    detection();
-    incremental();
-    related();
-    post_processing();
-    budgets();
-    typing("lsp/server.c", 150, 3, NULL);
-    typing("fim/prompt.c", 120, 4, "fim/syntax.c");
-    typing("tests/test_syntax.c", 200, 3, NULL);
+    if (check_want("languages")) languages();
+    if (check_want("detection")) detection();
+    if (check_want("incremental")) incremental();
+    if (check_want("related")) related();
+    if (check_want("post_processing")) post_processing();
+    if (check_want("budgets")) budgets();
+    if (check_want("typing")) {
+        typing("lsp/server.c", 150, 3, NULL);
+        typing("fim/prompt.c", 120, 4, "fim/syntax.c");
+        typing("tests/test_syntax.c", 200, 3, NULL);
+    }
     model_free(m);
     return check_done();
 }

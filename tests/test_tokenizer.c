@@ -216,11 +216,13 @@ static void utf8_streaming(void)
     CHECK(model_utf8_emittable("ab\xff", 3) == 3, "invalid lead byte is not held");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    self_contained();
-    utf8_streaming();
-    const char *fx = check_fixtures("tokenizer conformance against llama.cpp");
+    static const char *const cases[] = {"self_contained", "utf8_streaming", "conformance"};
+    if (!check_args(argc, argv, cases, CHECK_CASES(cases))) return 2;
+    if (check_want("self_contained")) self_contained();
+    if (check_want("utf8_streaming")) utf8_streaming();
+    const char *fx = check_want("conformance") ? check_fixtures("tokenizer conformance against llama.cpp") : NULL;
     if (fx) {
         char a[4096], b[4096];
         public_files(fx);
