@@ -20,7 +20,7 @@ expect() {
 }
 
 M="$T/tiny.gguf"
-$FIMD synth --like tiny --type Q8_0 --merges-from model/tokenizer.c --seed 3 -o "$M" || bad "synth tiny"
+$FIMD synth --like tiny --type Q8_0 --merges-from tests/data/tokenizer.c --seed 3 -o "$M" || bad "synth tiny"
 
 # usage and arguments
 expect 2 "unknown command" $FIMD frobnicate

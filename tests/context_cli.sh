@@ -12,7 +12,7 @@ bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 check() { if eval "$1"; then ok; else bad "$2"; fi; }
 
 M="$T/tiny.gguf"
-$FIMD synth --like tiny --type Q8_0 --merges-from fim/syntax.c --seed 3 -o "$M" || bad "synth tiny"
+$FIMD synth --like tiny --type Q8_0 --merges-from tests/data/syntax.c --seed 3 -o "$M" || bad "synth tiny"
 
 cat >"$T/util.c" <<'C'
 #include <stdio.h>

@@ -34,7 +34,7 @@ sed '13s/^        $/        sum/' "$T/sample.c" > "$T/typed.c"
 # A random model's greedy text depends on float rounding, so on the kernels this CPU runs: take the
 # first seed whose completion here has a non-empty first line, or the ghost-text checks prove nothing.
 for seed in 4 5 6 7 8 9 10 11 12 13 14 15; do
-    $FIMD synth --like tiny --type Q8_0 --merges-from model/ds2.c --merges-from model/tokenizer.c \
+    $FIMD synth --like tiny --type Q8_0 --merges-from tests/data/ds2.c --merges-from tests/data/tokenizer.c \
         --merges 400 --seed $seed -o "$M" || { echo "FAIL: synth"; echo "0 passed, 1 failed"; exit 1; }
     $FIMD complete -m "$M" "$T/typed.c" --line 12 --character 11 > "$T/expect.txt" || { echo "FAIL: fimd complete"; fail=$((fail + 1)); }
     [ -n "$(head -n 1 "$T/expect.txt")" ] && break

@@ -17,7 +17,7 @@ sed '7s/^        $/        sum/' "$T/pristine.c" > "$T/typed.c"
 # A random model's greedy text depends on float rounding, so on the kernels this CPU runs: take the
 # first seed whose completion has a non-empty first line, or the screen checks would prove nothing.
 for seed in 7 8 9 10 11 12 13 14 15 16 17 18; do
-    $FIMD synth --like tiny --type Q8_0 --merges-from model/ds2.c --merges-from model/tokenizer.c --merges 400 --seed $seed -o "$M" || bad synth
+    $FIMD synth --like tiny --type Q8_0 --merges-from tests/data/ds2.c --merges-from tests/data/tokenizer.c --merges 400 --seed $seed -o "$M" || bad synth
     expected=$($FIMD complete -m "$M" "$T/typed.c" --line 6 --character 11)
     first=$(printf '%s\n' "$expected" | head -n 1)
     [ -n "$first" ] && break

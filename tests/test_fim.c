@@ -230,7 +230,7 @@ int main(int argc, char **argv)
 {
     static const char *const cases[] = {"stop_rules", "prompt_layout", "budgets", "sessions"};
     if (!check_args(argc, argv, cases, CHECK_CASES(cases))) return 2;
-    m = check_tiny_model("fim-model.gguf", "model/ds2.c", "model/tokenizer.c");
+    m = check_tiny_model("fim-model.gguf", "tests/data/ds2.c", "tests/data/tokenizer.c");
     if (!m) return check_done();
     model_err me = {{0}};
     v = model_get_vocab(m);

@@ -310,7 +310,7 @@ static char *make_model(const char *name, int embd, int layers, int ff)
 {
     model_synth_opts o;
     model_synth_preset(&o, "tiny");
-    static const char *files[] = {"model/ds2.c", "model/tokenizer.c"};
+    static const char *files[] = {"tests/data/ds2.c", "tests/data/tokenizer.c"};
     o.merge_files = files;
     o.n_merge_files = 2;
     o.n_merges = 400;

@@ -649,7 +649,7 @@ static void typing(const char *path, int first, int lines, const char *others)
 /* The prompt never exceeds its budget, whatever the position, the budget and the related code. */
 static void budgets(void)
 {
-    static const char *files[] = {"lsp/server.c", "fim/syntax.c", "tests/test_syntax.c", "parsers/languages.tsv"};
+    static const char *files[] = {"tests/data/server.c", "tests/data/syntax.c", "tests/data/test_syntax.c", "tests/data/languages.tsv"};
     enum { NF = sizeof files / sizeof *files };
     fim_doc *docs[NF];
     for (int i = 0; i < NF; i++) {
@@ -690,7 +690,7 @@ int main(int argc, char **argv)
 {
     static const char *const cases[] = {"languages", "detection", "incremental", "related", "post_processing", "budgets", "typing"};
     if (!check_args(argc, argv, cases, CHECK_CASES(cases))) return 2;
-    m = check_tiny_model("syntax-model.gguf", "model/ds2.c", "fim/syntax.c");
+    m = check_tiny_model("syntax-model.gguf", "tests/data/ds2.c", "tests/data/syntax.c");
     if (!m) return check_done();
     model_err me = {{0}};
     v = model_get_vocab(m);
@@ -702,9 +702,9 @@ int main(int argc, char **argv)
     if (check_want("post_processing")) post_processing();
     if (check_want("budgets")) budgets();
     if (check_want("typing")) {
-        typing("lsp/server.c", 150, 3, NULL);
-        typing("fim/prompt.c", 120, 4, "fim/syntax.c");
-        typing("tests/test_syntax.c", 200, 3, NULL);
+        typing("tests/data/server.c", 150, 3, NULL);
+        typing("tests/data/prompt.c", 120, 4, "tests/data/syntax.c");
+        typing("tests/data/test_syntax.c", 200, 3, NULL);
     }
     model_free(m);
     return check_done();

@@ -144,7 +144,7 @@ static model_vocab *synth_vocab(void)
 {
     model_synth_opts o;
     model_synth_preset(&o, "tiny");
-    static const char *files[] = {"model/tokenizer.c", "model/ds2.c"};
+    static const char *files[] = {"tests/data/tokenizer.c", "tests/data/ds2.c"};
     o.merge_files = files;
     o.n_merge_files = 2;
     o.n_merges = 300;
