@@ -1,0 +1,394 @@
+/* fim/prompt.c — the DeepSeek PSM prompt: BOS <｜fim▁begin｜> prefix <｜fim▁hole｜> suffix
+ * <｜fim▁end｜> followed by the cursor line's text before the cursor. The FIM markers are added by
+ * id, and user text is tokenized without special-token parsing, so code containing the marker
+ * strings cannot inject markers. Pieces never cross a newline in DeepSeek's pre-tokenizer, so the
+ * prompt is built line by line and trimmed at line boundaries within the budgets. */
+#define _GNU_SOURCE
+#include "fim/fim_internal.h"
+#include "base/base.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The prefix window starts at a syntax boundary found near a line that moves in steps of
+ * budget/64 lines (at least 4): the earliest shallowest node start before one step past it. So the prefix's
+ * tokens, and the cache built on them, stay the same over many keystrokes and lines, and the window
+ * never begins in the middle of a construct when a better place is near. The suffix ends likewise
+ * at the shallowest node end among its last lines. */
+enum { LINE_BEFORE_MAX_TOKENS = 512, MIN_STEP = 4, SEARCH_STEPS = 1 };
+
+int fim__fail(fim_err *err, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+void fim__ids_push(fim_ids_vec *b, const int32_t *ids, size_t n)
+{
+    if (n == 0) return;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + n) cap *= 2;
+        int32_t *p = base_xrealloc(b->v, cap * sizeof *p);
+        b->v = p;
+        b->cap = cap;
+    }
+    memcpy(b->v + b->n, ids, n * sizeof *ids);
+    b->n += n;
+}
+
+static int tok(const model_vocab *v, const char *s, size_t n, fim_ids_vec *out, fim_err *err)
+{
+    int32_t *ids;
+    size_t k;
+    model_err me = {{0}};
+    if (model_tokenize(v, s, n, false, false, &ids, &k, &me)) return fim__fail(err, "%s", me.msg);
+    fim__ids_push(out, ids, k);
+    free(ids);
+    return 0;
+}
+
+/* One line of text ending at `end` (exclusive): where it starts. */
+static size_t line_start(const char *t, size_t end)
+{
+    while (end > 0 && t[end - 1] != '\n') end--;
+    return end;
+}
+
+static size_t line_end(const char *t, size_t len, size_t at) /* after the '\n', or len */
+{
+    const char *nl = memchr(t + at, '\n', len - at);
+    return nl ? (size_t)(nl - t) + 1 : len;
+}
+
+static long line_step(int budget)
+{
+    return budget / 64 > MIN_STEP ? budget / 64 : MIN_STEP;
+}
+
+/* Where the prefix begins: walking back whole lines from `end` while they fit the budget; when
+ * trimmed, a syntax boundary near the next step line. */
+static int prefix_start(const model_vocab *v, const fim_context *c, size_t end, int budget,
+                        bool cut_at_syntax, fim_window_memo *memo, size_t *out, fim_err *err)
+{
+    long line_no = c->cursor_line; /* `end` is the cursor line's start */
+    fim_ids_vec tmp = {0};
+    size_t start = end;
+    long start_line = line_no, used = 0;
+    while (start > 0) {
+        size_t s = line_start(c->text, start - 1);
+        tmp.n = 0;
+        if (tok(v, c->text + s, start - s, &tmp, err)) {
+            free(tmp.v);
+            return -1;
+        }
+        if (used + (long)tmp.n > budget) break;
+        used += (long)tmp.n;
+        start = s;
+        start_line--;
+    }
+    free(tmp.v);
+    *out = start;
+    if (start == 0 || !cut_at_syntax) return 0;
+    /* the earliest of the shallowest line starts from here to one step past the grid line: it
+     * stays put while the window's limit moves, until the limit passes it */
+    long step = line_step(budget), limit = ((start_line + step - 1) / step + SEARCH_STEPS) * step;
+    if (memo && memo->valid && memo->prefix_line >= start_line && memo->prefix_line < limit &&
+        memo->prefix_line <= line_no) { /* the last choice still fits: keep it (a parse error of
+                                          * the moment must not move the window) */
+        for (long l = start_line; l < memo->prefix_line; l++) start = line_end(c->text, end, start);
+        *out = start;
+        return 0;
+    }
+    size_t best = start;
+    long best_line = start_line;
+    int best_depth = -1;
+    for (size_t at = start; at < end && start_line < limit; start_line++) {
+        int d = fim__depth_at_line_start(c, at);
+        if (d >= 0 && (best_depth < 0 || d < best_depth)) {
+            best = at;
+            best_line = start_line;
+            best_depth = d;
+            if (d == 0) break; /* top level: nothing better */
+        }
+        at = line_end(c->text, end, at);
+    }
+    if (memo) memo->prefix_line = best_line;
+    *out = best;
+    return 0;
+}
+
+/* Tokens of the prefix text [start, end); a single huge line keeps its tail. */
+static int prefix_tokens(const model_vocab *v, const fim_context *c, size_t start, size_t end, int budget,
+                         fim_ids_vec *out, fim_err *err)
+{
+    fim_ids_vec tmp = {0};
+    int rc = tok(v, c->text + start, end - start, &tmp, err);
+    if (!rc && (long)tmp.n > budget) {
+        memmove(tmp.v, tmp.v + tmp.n - (size_t)budget, sizeof(int32_t) * (size_t)budget);
+        tmp.n = (size_t)budget;
+    }
+    if (!rc) fim__ids_push(out, tmp.v, tmp.n);
+    free(tmp.v);
+    return rc;
+}
+
+/* Tokens of the suffix: the rest of the cursor line, then whole lines while they fit, cut back to
+ * the line whose end closes the shallowest node among the last ones. */
+static int suffix_tokens(const model_vocab *v, const fim_context *c, size_t from, int budget,
+                         bool cut_at_syntax, fim_window_memo *memo, fim_ids_vec *out, size_t *end_out,
+                         fim_err *err)
+{
+    fim_ids_vec tmp = {0};
+    size_t at = from;
+    int used = 0;
+    bool trimmed = false;
+    size_t *ends = NULL, *counts = NULL; /* per line: end offset and tokens so far */
+    size_t n_lines = 0, cap = 0;
+    while (at < c->len) {
+        size_t e = line_end(c->text, c->len, at);
+        size_t before = tmp.n;
+        if (tok(v, c->text + at, e - at, &tmp, err)) {
+            free(tmp.v), free(ends), free(counts);
+            return -1;
+        }
+        if (used + (int)(tmp.n - before) > budget) {
+            if (at == from) used = budget, tmp.n = (size_t)budget; /* huge first line: its head */
+            else tmp.n = before;
+            trimmed = true;
+            break;
+        }
+        used += (int)(tmp.n - before);
+        if (n_lines == cap) {
+            cap = cap ? cap * 2 : 64;
+            ends = base_xrealloc(ends, cap * sizeof *ends);
+            counts = base_xrealloc(counts, cap * sizeof *counts);
+        }
+        ends[n_lines] = e;
+        counts[n_lines++] = tmp.n;
+        at = e;
+    }
+    *end_out = at;
+    if (trimmed && n_lines > 1 && cut_at_syntax) {
+        long span = line_step(budget) * SEARCH_STEPS;
+        size_t lo = n_lines > (size_t)span ? n_lines - (size_t)span : 0, best = n_lines - 1;
+        bool kept = memo && memo->valid && memo->suffix_lines >= (long)lo && memo->suffix_lines < (long)n_lines;
+        if (kept) best = (size_t)memo->suffix_lines;
+        int best_depth = -1;
+        for (size_t i = n_lines - 1; !kept && i + 1 > lo; i--) { /* latest first: ties keep more text */
+            size_t ls = line_start(c->text, ends[i] - 1);
+            int d = fim__depth_at_line_end(c, ls < from ? from : ls, ends[i]);
+            if (d >= 0 && (best_depth < 0 || d < best_depth)) best = i, best_depth = d;
+        }
+        tmp.n = counts[best];
+        *end_out = ends[best];
+        if (memo) memo->suffix_lines = (long)best;
+    }
+    fim__ids_push(out, tmp.v, tmp.n);
+    free(tmp.v), free(ends), free(counts);
+    return 0;
+}
+
+/* "// dir/file.c" in the snippet's language (its block comment when it has no line comment). */
+static void snippet_header(const fim_snippet *sn, char *buf, size_t cap)
+{
+    const char *path = sn->path, *p = path + strlen(path);
+    for (int slashes = 0; p > path; p--)
+        if (p[-1] == '/' && ++slashes == 2) break;
+    const parsers_lang *l = sn->lang;
+    buf[0] = 0;
+    if (l && l->line_comment) snprintf(buf, cap, "%s %s\n", l->line_comment, p);
+    else if (l && l->block_comment) {
+        const char *sp = strchr(l->block_comment, ' ');
+        if (sp) snprintf(buf, cap, "%.*s %s %s\n", (int)(sp - l->block_comment), l->block_comment, p, sp + 1);
+    }
+}
+
+/* The most relevant snippets that fit `budget` together, emitted in their stable order; returns the
+ * tokens used. */
+static int add_snippets(const model_vocab *v, const fim_snippet *sn, int n, int budget, fim_ids_vec *out,
+                        fim_err *err)
+{
+    int used = 0, *rank = base_xmalloc(sizeof *rank * (size_t)(n + 1));
+    fim_ids_vec *toks = base_xcalloc((size_t)n + 1, sizeof *toks);
+    bool *take = base_xcalloc((size_t)n + 1, sizeof *take);
+    for (int i = 0; i < n; i++) rank[i] = i;
+    for (int i = 1; i < n; i++) /* by score, stable */
+        for (int j = i; j > 0 && sn[rank[j]].score > sn[rank[j - 1]].score; j--) {
+            int t = rank[j];
+            rank[j] = rank[j - 1], rank[j - 1] = t;
+        }
+    for (int r = 0; r < n && used >= 0; r++) {
+        int i = rank[r];
+        char head[512];
+        snippet_header(&sn[i], head, sizeof head);
+        if (tok(v, head, strlen(head), &toks[i], err) || tok(v, sn[i].text, strlen(sn[i].text), &toks[i], err) ||
+            tok(v, "\n\n", 2, &toks[i], err)) {
+            used = -1;
+            break;
+        }
+        if (used + (int)toks[i].n > budget) continue;
+        bool overlaps = false; /* windows and definitions of one file that overlap: the best only */
+        for (int j = 0; j < n && !overlaps; j++)
+            overlaps = take[j] && sn[j].order < sn[i].order_end && sn[i].order < sn[j].order_end;
+        if (overlaps) continue;
+        used += (int)toks[i].n;
+        take[i] = true;
+    }
+    const char *last_path = NULL;
+    for (int i = 0; i < n && used >= 0; i++) {
+        if (!take[i]) continue;
+        if (last_path && !strcmp(last_path, sn[i].path)) { /* the same file goes on: one header */
+            char head[512];
+            snippet_header(&sn[i], head, sizeof head);
+            fim_ids_vec h = {0};
+            if (!tok(v, head, strlen(head), &h, err)) fim__ids_push(out, toks[i].v + h.n, toks[i].n - h.n);
+            used -= (int)h.n;
+            free(h.v);
+        } else {
+            fim__ids_push(out, toks[i].v, toks[i].n);
+        }
+        last_path = sn[i].path;
+    }
+    for (int i = 0; i < n; i++) free(toks[i].v);
+    free(toks), free(take), free(rank);
+    return used;
+}
+
+/* Definitions of the document itself that lie outside [lo, hi) and are relevant to the cursor. */
+static int own_snippets(const fim_context *c, size_t lo, size_t hi, fim_snippet **out)
+{
+    *out = NULL;
+    if (!c->tree) return 0;
+    fim_def *defs;
+    int n = fim__defs(c->text, c->len, c->defs_tree ? c->defs_tree : c->tree, &defs), k = 0;
+    fim_snippet *s = base_xcalloc((size_t)n + 1, sizeof *s);
+    for (int i = 0; i < n; i++) {
+        fim_def *d = &defs[i];
+        if (d->end > lo && d->start < hi) continue;
+        fim_hashes ids;
+        fim__def_hashes(c->text, d, &ids);
+        double score = fim__def_score(&c->query, c->text, d, &ids);
+        fim__hashes_free(&ids);
+        if (score <= 0) continue;
+        s[k].path = c->path;
+        s[k].text = fim__def_snippet(c->text, d, c->lang);
+        s[k].lang = c->lang;
+        s[k].score = score;
+        s[k].order = d->start;
+        s[k].order_end = d->end;
+        k++;
+    }
+    free(defs);
+    *out = s;
+    return k;
+}
+
+/* Whether text[a, b) fits in what is left of `budget` after *used tokens (adding them when it
+ * does); -1 on a tokenizer error. */
+static int fits_more(const model_vocab *v, const char *text, size_t a, size_t b, int budget, int *used,
+                     fim_err *err)
+{
+    fim_ids_vec t = {0};
+    if (tok(v, text + a, b - a, &t, err)) return -1;
+    int fits = *used + (int)t.n <= budget;
+    if (fits) *used += (int)t.n;
+    free(t.v);
+    return fits;
+}
+
+/* The plain window --naive measures against: whole lines, the last 3/4 of `budget` tokens before
+ * the cursor (the cursor line's text included) and the first 1/4 after the cursor. */
+static int naive_window(const model_vocab *v, const fim_context *c, size_t l0, size_t cursor, int budget,
+                        int line_tokens, fim_ids_vec *pre, fim_ids_vec *suf, fim_err *err)
+{
+    int kp = budget * 3 / 4 - line_tokens, ks = budget - budget * 3 / 4, used = 0, r = 1;
+    size_t start = l0, end = cursor;
+    while (start > 0 && (r = fits_more(v, c->text, line_start(c->text, start - 1), start, kp, &used, err)) == 1)
+        start = line_start(c->text, start - 1);
+    for (used = 0; r >= 0 && end < c->len;) {
+        size_t le = line_end(c->text, c->len, end);
+        if ((r = fits_more(v, c->text, end, le, ks, &used, err)) != 1) break;
+        end = le;
+    }
+    if (r < 0 || tok(v, c->text + start, l0 - start, pre, err)) return -1;
+    return tok(v, c->text + cursor, end - cursor, suf, err);
+}
+
+int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_config *cfg,
+                      fim_window_memo *memo, fim_ids_vec *out, fim_err *err)
+{
+    model_fim_ids f;
+    model_err me = {{0}};
+    if (model_vocab_fim(v, &f, &me)) return fim__fail(err, "%s", me.msg);
+    size_t cursor = c->cursor < c->len ? c->cursor : c->len;
+    size_t l0 = line_start(c->text, cursor);
+    out->n = 0;
+    if (model_vocab_add_bos(v)) {
+        int32_t bos = model_vocab_bos(v);
+        fim__ids_push(out, &bos, 1);
+    }
+    fim__ids_push(out, &f.begin, 1);
+    fim_ids_vec line = {0}, pre = {0}, suf = {0};
+    int rc = -1;
+    fim_snippet *own = NULL;
+    int n_own = 0;
+    if (tok(v, c->text + l0, cursor - l0, &line, err)) goto done;
+    size_t line_cap = cfg->prefix_tokens < LINE_BEFORE_MAX_TOKENS ? (size_t)(cfg->prefix_tokens > 0 ? cfg->prefix_tokens : 0)
+                                                                 : LINE_BEFORE_MAX_TOKENS;
+    size_t skip = line.n > line_cap ? line.n - line_cap : 0;
+    if (cfg->naive_window) {
+        int total = cfg->prefix_tokens + cfg->suffix_tokens + (cfg->related_tokens > 0 ? cfg->related_tokens : 0);
+        if (naive_window(v, c, l0, cursor, total, (int)(line.n - skip), &pre, &suf, err)) goto done;
+        goto assemble;
+    }
+    int related = cfg->related_tokens > 0 ? cfg->related_tokens : 0;
+    int used = add_snippets(v, c->snips, c->n_snips, related, out, err);
+    if (used < 0) goto done;
+    /* the widest prefix and suffix we could have (by budget alone, so that parse errors of the
+     * moment cannot change them): the document's own definitions outside them may help */
+    /* the cursor line's share: its tokens and a step more (prefix/16 tokens, 4 to 64), kept for
+     * as long as the cursor stays on the line and the line fits, so that typing in it keeps the
+     * windows put */
+    int rs = cfg->prefix_tokens / 16 < 4 ? 4 : cfg->prefix_tokens / 16 > 64 ? 64 : cfg->prefix_tokens / 16;
+    int line_tokens = (int)(line.n - skip), reserve = (line_tokens + rs) / rs * rs;
+    long cursor_line = c->cursor_line;
+    if (memo && memo->valid && memo->line == cursor_line && memo->reserve >= line_tokens) reserve = memo->reserve;
+    if (reserve > cfg->prefix_tokens) reserve = line_tokens;
+    if (memo) memo->line = cursor_line, memo->reserve = reserve;
+    int base = cfg->prefix_tokens - reserve;
+    size_t pstart, send;
+    if (prefix_start(v, c, l0, base + related - used, false, NULL, &pstart, err)) goto done;
+    /* (the suffix may get what the prefix leaves: exclude what the widest suffix would show) */
+    if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + base + related, false, NULL, &suf, &send, err)) goto done;
+    suf.n = 0;
+    n_own = own_snippets(c, pstart, send, &own);
+    int used_own = add_snippets(v, own, n_own, related - used, out, err);
+    if (used_own < 0) goto done;
+    int budget = base + related - used - used_own; /* what the related definitions left */
+    if (budget < 0) budget = 0;
+    if (prefix_start(v, c, l0, budget, true, memo, &pstart, err)) goto done;
+    if (prefix_tokens(v, c, pstart, l0, budget, &pre, err)) goto done;
+    /* what the prefix leaves (at its boundary, or at the top of the file) goes to the suffix */
+    if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + budget - (int)pre.n, true, memo, &suf, &send, err)) goto done;
+    if (memo) memo->valid = true;
+assemble:
+    fim__ids_push(out, pre.v, pre.n);
+    fim__ids_push(out, &f.hole, 1);
+    fim__ids_push(out, suf.v, suf.n);
+    fim__ids_push(out, &f.end, 1);
+    fim__ids_push(out, line.v + skip, line.n - skip);
+    rc = 0;
+done:
+    for (int i = 0; i < n_own; i++) free(own[i].text);
+    free(own);
+    free(line.v), free(pre.v), free(suf.v);
+    return rc;
+}
