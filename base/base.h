@@ -1,9 +1,11 @@
 /* base/base.h — what every module shares and none owns: allocation that cannot fail (running out
- * of memory ends the process with a message, the one place fimd gives up) and the monotonic clock.
+ * of memory ends the process with a message, the one place fimd gives up), the monotonic clock and
+ * a few byte tests on source text.
  * Below model/; depends on nothing but libc. */
 #ifndef FIMD_BASE_H
 #define FIMD_BASE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* malloc, calloc, realloc and strdup that never return NULL: on failure they print
@@ -16,5 +18,24 @@ char *base_xstrdup(const char *s);
 
 /* Milliseconds on the monotonic clock, for timings. */
 double base_now_ms(void);
+
+/* Source text: whitespace bytes (space, tab, CR, LF, FF, VT), closing brackets, and the
+ * indentation of s[0..n) in columns (leading spaces and tabs, a tab counting 4). */
+static inline bool base_is_blank_byte(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+}
+
+static inline bool base_is_closer(char c)
+{
+    return c == ')' || c == ']' || c == '}';
+}
+
+static inline int base_indent_width(const char *s, size_t n)
+{
+    int w = 0;
+    for (size_t i = 0; i < n && (s[i] == ' ' || s[i] == '\t'); i++) w += s[i] == '\t' ? 4 : 1;
+    return w;
+}
 
 #endif

@@ -1,5 +1,5 @@
 /* fim/decode.c — stop rules applied to generated text as it arrives, and post-processing. The shape
- * (one line or a block) comes from the syntax at the cursor (syntax.c). A block middle stops when
+ * (one line or a block) comes from the syntax at the cursor (shape.c). A block middle stops when
  * the block it opened is closed, when it would close a bracket the suffix already closes, when a
  * line is less indented than the cursor line, when a line repeats the suffix's next line, or on
  * repetition. Post-processing keeps valid UTF-8, drops lines and text the suffix already has, and
@@ -24,14 +24,6 @@ static void trim(const char **s, size_t *n)
     while (*n && (**s == ' ' || **s == '\t')) (*s)++, (*n)--;
     while (*n && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t' || (*s)[*n - 1] == '\r' || (*s)[*n - 1] == '\n'))
         (*n)--;
-}
-
-/* Indentation in columns (a tab counts TAB_WIDTH). */
-static int indent_of(const char *s, size_t n)
-{
-    int w = 0;
-    for (size_t i = 0; i < n && (s[i] == ' ' || s[i] == '\t'); i++) w += s[i] == '\t' ? TAB_WIDTH : 1;
-    return w;
 }
 
 static size_t lstart(const char *t, size_t at)
@@ -86,7 +78,7 @@ static void doc_style(const fim_context *c, bool *tabs, int *unit)
         if (!blank(c->text + at, e - at)) {
             if (c->text[at] == '\t') tab_lines++;
             else if (c->text[at] == ' ') space_lines++;
-            int w = indent_of(c->text + at, e - at);
+            int w = base_indent_width(c->text + at, e - at);
             if (prev >= 0 && w > prev && w - prev <= 8 && c->text[at] == ' ') steps[w - prev]++;
             prev = w;
         }
@@ -109,7 +101,7 @@ void fim__decoder_init(fim_decoder *d, const fim_context *c)
     d->multi_line = fim__multi_line(c);
     d->indent_blocks = fim__indent_blocks(c->lang);
     d->statement_level = d->multi_line && blank(text + l0, cursor - l0);
-    d->cursor_indent = indent_of(text + l0, cursor - l0);
+    d->cursor_indent = base_indent_width(text + l0, cursor - l0);
     d->allowed_closers = unclosed_before(c, &d->in_literal);
     d->suffix = text + cursor;
     d->suffix_len = len - cursor;
@@ -188,7 +180,7 @@ static bool check_line(fim_decoder *d, size_t s, size_t e, bool first)
     const char *p = d->buf + s;
     size_t n = e - s;
     if (blank(p, n)) return false;
-    int ind = indent_of(p, n);
+    int ind = base_indent_width(p, n);
     if (!first && ind < d->cursor_indent) return cut_line(d, s, FIM_STOP_INDENT);
     trim(&p, &n);
     /* (a line of closers is the bracket rules' business: it may close the middle's own block) */
@@ -357,7 +349,7 @@ static char *reindent(const fim_decoder *d, const char *s, size_t n, size_t *out
         if (blank(s + at, e - at)) continue;
         spaces |= s[at] == ' ';
         tabs |= s[at] == '\t';
-        int w = indent_of(s + at, e - at) - base;
+        int w = base_indent_width(s + at, e - at) - base;
         if (w > 0 && (unit == 0 || w < unit)) unit = w;
     }
     bool want_tabs = d->doc_tabs, convert = false;
@@ -370,7 +362,7 @@ static char *reindent(const fim_decoder *d, const char *s, size_t n, size_t *out
     while (at < n) {
         size_t e = lend(s, n, at);
         if (at > 0 && !blank(s + at, e - at)) {
-            int w = indent_of(s + at, e - at), levels = w > base ? (w - base + unit / 2) / unit : 0;
+            int w = base_indent_width(s + at, e - at), levels = w > base ? (w - base + unit / 2) / unit : 0;
             int keep = w < base ? w : base; /* the cursor line's own indentation stays as it is */
             size_t p = at;
             while (p < e && (s[p] == ' ' || s[p] == '\t')) p++;

@@ -15,7 +15,41 @@ typedef struct fim_ids_vec {
 
 void fim__ids_push(fim_ids_vec *b, const int32_t *ids, size_t n);
 
-/* ---- documents, contexts and what the syntax says (syntax.c) ---- */
+/* ---- documents, contexts and what the syntax says ----
+ *
+ * Five files, each calling only the ones listed before it (no circle):
+ *   brackets.c  the bracket scanner (also used by decode.c)
+ *   doc.c       documents and their trees, incremental edits, parsing
+ *   shape.c     depths, one line or a block, block depth, middle line depth (brackets, doc)
+ *   related.c   definitions, windows, snippets, identifier hashes, relevance, and the
+ *               per-document cache of definitions (doc)
+ *   context.c   fim_context_new and its accessors: on top of documents, shape and related code
+ * prompt.c and decode.c sit above them all. */
+
+enum { FIM__PARSE_TIMEOUT_US = 3000000 }; /* a pathological buffer gets no tree rather than a hung loop */
+
+/* The related code's cache of a document's definitions (related.c's; opaque to doc.c). */
+typedef struct fim_related_cache fim_related_cache;
+
+/* A document (doc.c). Only doc.c writes it, except the `related` slot, which related.c fills; the
+ * others read path, text, lang and the trees after fim_doc_sync. */
+struct fim_doc {
+    char *path;
+    char *text;
+    size_t len, cap;
+    const parsers_lang *lang;
+    const TSLanguage *grammar;
+    TSParser *parser;
+    TSTree *tree;       /* matches text once synced */
+    TSTree *good;       /* the last tree without errors, kept aligned by the same edits: where
+                         * definitions are found while code being typed has errors */
+    bool dirty;         /* edited since the last parse */
+    unsigned long edits; /* edits so far: a cache made at another count is stale */
+    /* Who frees what: related.c creates the cache on first use and sets related_free; doc.c never
+     * looks inside and, in fim_doc_free, hands it to related_free. */
+    fim_related_cache *related;
+    void (*related_free)(fim_related_cache *rc);
+};
 
 typedef struct fim_snippet {
     char *path;     /* where it comes from (for the header comment) */
@@ -50,6 +84,11 @@ struct fim_context {
 
 /* The document's tree, reparsed first if edited (owned by the document). */
 TSTree *fim__doc_tree(fim_doc *d);
+/* Row and byte column of offset `at` in t; the point after s[0..n) from `from` (tree edits). */
+TSPoint fim__point_at(const char *t, size_t at);
+TSPoint fim__point_after(TSPoint from, const char *s, size_t n);
+/* Does the node's type contain `part`? */
+bool fim__type_has(TSNode n, const char *part);
 
 /* A context made from plain text (parsed here); NULL when out of memory. */
 fim_context *fim__context_from_text(const char *path, const char *language_id, const char *text,
@@ -96,6 +135,10 @@ void fim__query_free(fim_query *q);
 double fim__def_score(const fim_query *q, const char *text, const fim_def *d, const fim_hashes *ids);
 /* The identifiers of a definition's snippet lines. */
 void fim__def_hashes(const char *text, const fim_def *d, fim_hashes *out);
+/* A document's definitions and windows with their identifiers (synced first), from the cache
+ * related.c keeps in d->related, remade after an edit. Owned by the cache: valid until the next
+ * call for d or fim_doc_free(d), which frees the cache through d->related_free. */
+const fim_def *fim__related_defs(fim_doc *d, int *n, const fim_hashes **ids);
 
 /* A bracket scanner that skips strings and comments (the registry's comment tokens). */
 typedef struct fim_brackets {

@@ -18,6 +18,7 @@ typedef struct parsers_lang {
     const char *block_comment; /* opener, a space, closer (e.g. "(* *)"), or NULL */
     const char *grammar;       /* tree-sitter grammar name, or NULL */
     bool approx;               /* the grammar is a host language's, used for structure only */
+    bool indent_blocks;        /* blocks by indentation (Python, YAML, ...) rather than brackets */
 } parsers_lang;
 
 int parsers_lang_count(void);

@@ -8,7 +8,7 @@
 #include <strings.h>
 
 static const parsers_lang langs[] = {
-#define LANG(n, ids, ext, files, bang, lc, bc, g, ap) {n, ids, ext, files, bang, lc, bc, g, ap},
+#define LANG(n, ids, ext, files, bang, lc, bc, g, ap, ib) {n, ids, ext, files, bang, lc, bc, g, ap, ib},
 #include "parsers/languages.inc"
 #undef LANG
 };
