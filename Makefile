@@ -41,6 +41,12 @@ TEST_SRC  := $(wildcard tests/test_*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+# The model's own tests link base/ and model/ only (libmodel.a): they need no grammars.
+MODEL_OBJ := $(BASE_SRC:%.c=$(BUILD)/%.o) $(MODEL_SRC:%.c=$(BUILD)/%.o)
+MODEL_TEST_BIN := $(filter $(addprefix $(BUILD)/tests/,test_gguf test_tokenizer test_kernels test_ds2),$(TEST_BIN))
+# `make check` and the test programs alone install nothing (no apt-get, editors or npm clients):
+# a missing package is the compiler's error then, and `make` installs it.
+INSTALLS  := $(if $(MAKECMDGOALS),$(filter-out check $(TEST_BIN) $(BUILD)/libmodel.a,$(MAKECMDGOALS)),all)
 
 .PHONY: all deps editors-deps train-deps check test demo bench bench-context bench-quality corpus weights \
 	install vsix format clean
@@ -54,7 +60,7 @@ $(BUILD)/.deps-ok: tools/install-deps.sh Makefile
 	@sh tools/install-deps.sh $(DEB_PACKAGES)
 	@touch $@
 
-$(BUILD)/%.o: %.c | $(BUILD)/.deps-ok
+$(BUILD)/%.o: %.c | $(if $(INSTALLS),$(BUILD)/.deps-ok)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -72,10 +78,13 @@ $(BUILD)/tests/%.o: CFLAGS += -Wno-format-truncation
 GRAMMAR_DIR := build/grammars
 GRAMMAR_OBJS :=
 ifeq ($(filter clean format,$(MAKECMDGOALS)),)
+ifneq ($(if $(MAKECMDGOALS),$(filter-out $(MODEL_TEST_BIN) $(BUILD)/libmodel.a,$(MAKECMDGOALS)),all),)
 -include $(GRAMMAR_DIR)/grammars.mk
 endif
+endif
 $(GRAMMAR_DIR)/grammars.mk: parsers/grammars.lock parsers/fetch.sh
-	@command -v npm >/dev/null 2>&1 || sh tools/install-deps.sh nodejs npm
+	@command -v npm >/dev/null 2>&1 || $(if $(INSTALLS),sh tools/install-deps.sh nodejs npm,\
+		{ echo "npm fetches the grammars and is missing: run make" >&2; exit 1; })
 	@sh parsers/fetch.sh parsers/grammars.lock $(GRAMMAR_DIR)
 $(GRAMMAR_DIR)/grammars.inc: $(GRAMMAR_DIR)/grammars.mk
 $(GRAMMAR_DIR)/libgrammars.a: $(GRAMMAR_OBJS)
@@ -102,6 +111,10 @@ $(BUILD)/fimd: $(CLI_OBJ) $(BUILD)/libfimd.a $(GRAMMAR_LIB)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/check.o $(BUILD)/tests/tjson.o $(BUILD)/libfimd.a $(GRAMMAR_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/libmodel.a: $(MODEL_OBJ)
+	$(AR) rcs $@ $^
+$(MODEL_TEST_BIN): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/check.o $(BUILD)/tests/tjson.o $(BUILD)/libmodel.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(filter-out -ltree-sitter -lev -lcurl -lstdc++,$(LDLIBS))
 
 # The stand-in serving engine for the remote-backend tests (tests/test_remote.c runs it).
 $(BUILD)/tests/test_remote: | $(BUILD)/tests/mock_engine
@@ -225,15 +238,18 @@ bench-context: all $(BENCH_CONTEXT_VOCAB)
 		n=$$($(BUILD)/fimd bench-context -m $(BENCH_CONTEXT_VOCAB) --budget $$b --naive $(BENCH_CONTEXT_FILES)); \
 		echo "$$b | $$f | $$n"; done
 
-# libFuzzer targets (clang): `make fuzz-lsp`, `make fuzz-gguf`; FUZZ_SECONDS per run (default 60).
+# libFuzzer targets (clang): `make fuzz-lsp`, `make fuzz-gguf`, `make fuzz-tokenizer`; FUZZ_SECONDS
+# per run (default 60).
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -Wall -Wextra -I.
 # the kernels need their instruction-set flags, so they are compiled on their own
-FUZZ_KERNELS := build-fuzz/kernels_avx2.o build-fuzz/kernels_avx512.o
-build-fuzz/kernels_avx2.o: model/kernels_avx2.c model/model_internal.h model/model.h
+FUZZ_KERNELS := $(patsubst model/%.c,build-fuzz/%.o,$(wildcard model/kernels_*.c))
+FUZZ_AVX512 := $(filter build-fuzz/kernels_avx512%,$(FUZZ_KERNELS))
+FUZZ_AVX2 := $(filter-out $(FUZZ_AVX512),$(FUZZ_KERNELS))
+$(FUZZ_AVX2): build-fuzz/%.o: model/%.c model/model_internal.h model/model.h
 	@mkdir -p build-fuzz
 	clang $(FUZZ_FLAGS) $(ISA_AVX2) -c $< -o $@
-build-fuzz/kernels_avx512.o: model/kernels_avx512.c model/model_internal.h model/model.h
+$(FUZZ_AVX512): build-fuzz/%.o: model/%.c model/model_internal.h model/model.h
 	@mkdir -p build-fuzz
 	clang $(FUZZ_FLAGS) $(ISA_AVX512) -c $< -o $@
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(filter-out model/kernels_%,$(LIB_SRC)) $(FUZZ_KERNELS) $(GRAMMAR_LIB) | $(BUILD)/.deps-ok $(BUILD)/gen/parsers/languages.inc

@@ -384,21 +384,23 @@ int main(int argc, char **argv)
         multi_row_exact(tables[k], 2816);
         multi_row_exact(tables[k], 224);
     }
-    for (size_t i = 0; i < sizeof weight_types / sizeof *weight_types && check_want("quantizers"); i++)
-        if (model_type_writable(weight_types[i])) weight_round_trip(weight_types[i]);
-    CHECK(model_type_writable(MODEL_TYPE_Q2_K) && model_type_writable(MODEL_TYPE_Q3_K) &&
-              model_type_writable(MODEL_TYPE_IQ4_XS) && !model_type_writable(MODEL_TYPE_IQ2_XXS),
-          "synth writes Q2_K, Q3_K and IQ4_XS; the importance-matrix IQ types are read only");
-    float one[256] = {1};
-    uint8_t blk[400];
-    CHECK(model__quant(MODEL_TYPE_IQ1_S, one, blk, 256) == -1, "quantizing to a type without a quantizer fails");
-    if (check_want("quantizers")) activation_quantizers();
-    if (check_want("quantizers")) halves();
+    if (check_want("quantizers")) {
+        for (size_t i = 0; i < sizeof weight_types / sizeof *weight_types; i++)
+            if (model_type_writable(weight_types[i])) weight_round_trip(weight_types[i]);
+        CHECK(model_type_writable(MODEL_TYPE_Q2_K) && model_type_writable(MODEL_TYPE_Q3_K) &&
+                  model_type_writable(MODEL_TYPE_IQ4_XS) && !model_type_writable(MODEL_TYPE_IQ2_XXS),
+              "synth writes Q2_K, Q3_K and IQ4_XS; the importance-matrix IQ types are read only");
+        float one[256] = {1};
+        uint8_t blk[400];
+        CHECK(model__quant(MODEL_TYPE_IQ1_S, one, blk, 256) == -1, "quantizing to a type without a quantizer fails");
+        activation_quantizers();
+        halves();
+    }
     if (check_want("names"))
-    CHECK(model_type_from_name("q4_k") == MODEL_TYPE_Q4_K &&
-              model_type_from_name("IQ4_NL") == MODEL_TYPE_IQ4_NL &&
-              model_type_from_name("iq3_s") == MODEL_TYPE_IQ3_S && model_type_from_name("IQ1_M") == MODEL_TYPE_IQ1_M &&
-              model_type_from_name("Q7_K") < 0 && model_type_name(24) == NULL,
-          "type names");
+        CHECK(model_type_from_name("q4_k") == MODEL_TYPE_Q4_K &&
+                  model_type_from_name("IQ4_NL") == MODEL_TYPE_IQ4_NL &&
+                  model_type_from_name("iq3_s") == MODEL_TYPE_IQ3_S && model_type_from_name("IQ1_M") == MODEL_TYPE_IQ1_M &&
+                  model_type_from_name("Q7_K") < 0 && model_type_name(24) == NULL,
+              "type names");
     return check_done();
 }

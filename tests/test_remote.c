@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 static const char *MODEL = "weights/fimd-tiny-code.gguf";
-static const char *SAMPLE = "tools/demo/sample.c";
+static const char *SAMPLE = "tests/data/sample.c";
 static char mock_bin[4096];
 
 typedef struct mock {
