@@ -25,8 +25,9 @@ LDLIBS  += -ltree-sitter -lev -lopenblas -lcurl -lm -lpthread
 LDFLAGS += $(LDSAN)
 
 DEB_PACKAGES := libjsmn-dev libev-dev libtree-sitter-dev libopenblas-dev libcurl4-openssl-dev g++
-# Real editors for the client tests (tests/editors.sh); Node comes from Debian only when absent.
-EDITOR_PACKAGES := neovim emacs-nox elpa-eglot tmux
+# Real editors for the client tests (tests/editors.sh) and clang-format for tests/format.sh; Node
+# comes from Debian only when absent.
+EDITOR_PACKAGES := neovim emacs-nox elpa-eglot tmux clang-format
 SHARED       ?= $(abspath ../shared)
 
 BASE_SRC  := $(wildcard base/*.c)
@@ -49,7 +50,7 @@ MODEL_TEST_BIN := $(filter $(addprefix $(BUILD)/tests/,test_gguf test_tokenizer 
 INSTALLS  := $(if $(MAKECMDGOALS),$(filter-out check $(TEST_BIN) $(BUILD)/libmodel.a,$(MAKECMDGOALS)),all)
 
 .PHONY: all deps editors-deps train-deps check test demo bench bench-context bench-quality corpus weights \
-	install vsix format clean
+	install vsix format format-check clean
 .SECONDARY:
 all: deps $(BUILD)/fimd
 
@@ -77,7 +78,7 @@ $(BUILD)/tests/%.o: CFLAGS += -Wno-format-truncation
 # checked), compiled once into build/grammars (shared by every build flavour), never committed.
 GRAMMAR_DIR := build/grammars
 GRAMMAR_OBJS :=
-ifeq ($(filter clean format,$(MAKECMDGOALS)),)
+ifeq ($(filter clean format format-check,$(MAKECMDGOALS)),)
 ifneq ($(if $(MAKECMDGOALS),$(filter-out $(MODEL_TEST_BIN) $(BUILD)/libmodel.a,$(MAKECMDGOALS)),all),)
 -include $(GRAMMAR_DIR)/grammars.mk
 endif
@@ -146,10 +147,10 @@ check: $(BUILD)/fimd $(TEST_BIN)
 
 # Each test program runs as its own process with a timeout; the runner prints the totals.
 test: all $(TEST_BIN) editors-deps train-deps
-	@FIMD_BIN=$(BUILD)/fimd FIMD_SHARED=$(SHARED) FIMD_TMP=$(BUILD)/tmp LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
+	@FIMD_FORMAT_SRC="$(FORMAT_SRC)" FIMD_BIN=$(BUILD)/fimd FIMD_SHARED=$(SHARED) FIMD_TMP=$(BUILD)/tmp LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
 		sh tests/run.sh $(TEST_BIN) \
 		tests/cli_errors.sh tests/context_cli.sh tests/bundled.sh tests/train.sh \
-		tests/editors.sh tests/editors_tmux.sh tests/vsix.sh
+		tests/editors.sh tests/editors_tmux.sh tests/vsix.sh tests/format.sh
 
 # The README's first command: build and run a scripted LSP session with FIMD_MODEL, or else the
 # bundled model fimd trained itself (weights/), which fimd finds on its own.
@@ -260,8 +261,13 @@ fuzz-%: build-fuzz/fuzz_%
 	@cp tests/fuzz/seeds/$*/* build-fuzz/corpus-$*/
 	ASAN_OPTIONS=detect_leaks=1 $< -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 build-fuzz/corpus-$*
 
+# clang-format over fimd's own C (not tests/data/, which holds frozen inputs); CI runs format-check.
+FORMAT_SRC := $(wildcard base/*.[ch] cli/*.[ch] fim/*.[ch] lsp/*.[ch] model/*.[ch] parsers/*.[ch] \
+	tests/*.[ch] tests/fuzz/*.c)
 format:
-	clang-format -i $(LIB_SRC) $(CLI_SRC) $(TEST_SRC) */*.h
+	clang-format -i $(FORMAT_SRC)
+format-check:
+	@clang-format --dry-run -Werror $(FORMAT_SRC) && echo "format-check: $(words $(FORMAT_SRC)) files formatted"
 
 clean:
 	rm -rf build build-san

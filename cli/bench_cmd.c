@@ -168,9 +168,10 @@ int cmd_bench(int argc, char **argv)
             printf("weights read per token: %.1f MB -> %.1f GB/s achieved; machine reads %.1f GB/s "
                    "(%.0f%% of the roofline)\n",
                    bytes / 1e6, gbps, bw, bw > 0 ? 100 * gbps / bw : 0);
-            printf("peak RSS %.0f MiB (the file is %.0f MiB: %+.1f %%), load %.2f s, weights %s\n", rss_mb, file_mb,
-                   file_mb > 0 ? 100 * (rss_mb / file_mb - 1) : 0, load_s,
-                   model_weights_locked(m) ? "locked in memory" : "not locked (no mlock privilege)");
+            printf("peak RSS %.0f MiB (the file is %.0f MiB: %+.1f %%), load %.2f s, weights %s\n",
+                   rss_mb, file_mb, file_mb > 0 ? 100 * (rss_mb / file_mb - 1) : 0, load_s,
+                   model_weights_locked(m) ? "locked in memory"
+                                           : "not locked (no mlock privilege)");
         }
     }
     free(prompt);

@@ -43,7 +43,8 @@ static void set_add(idset *s, const char *w, size_t n)
 {
     if (set_has(s, w, n)) return;
     if ((s->n + 1) * 2 > s->cap) {
-        idset t = {base_xcalloc(s->cap ? s->cap * 2 : 64, sizeof(char *)), s->cap ? s->cap * 2 : 64, 0};
+        idset t = {base_xcalloc(s->cap ? s->cap * 2 : 64, sizeof(char *)), s->cap ? s->cap * 2 : 64,
+                   0};
         for (size_t i = 0; i < s->cap; i++)
             if (s->k[i]) set_add(&t, s->k[i], strlen(s->k[i])), free(s->k[i]);
         free(s->k);
@@ -66,7 +67,8 @@ static void set_free(idset *s)
 static void identifiers(const char *t, size_t n, idset *out)
 {
     for (size_t i = 0; i < n;) {
-        if (!cli_ident_start((unsigned char)t[i]) || (i > 0 && cli_ident_byte((unsigned char)t[i - 1]))) {
+        if (!cli_ident_start((unsigned char)t[i]) ||
+            (i > 0 && cli_ident_byte((unsigned char)t[i - 1]))) {
             i++;
             continue;
         }
@@ -111,7 +113,8 @@ static int sample(const char *t, size_t len, position *out, int cap)
         }
         if (a < e && have_prev && nm < 4096) {
             size_t pe = prev_end;
-            while (pe > prev_start && (t[pe - 1] == ' ' || t[pe - 1] == '\t' || t[pe - 1] == '\r')) pe--;
+            while (pe > prev_start && (t[pe - 1] == ' ' || t[pe - 1] == '\t' || t[pe - 1] == '\r'))
+                pe--;
             char last = pe > prev_start ? t[pe - 1] : 0;
             int ind = cli_indent(t, at, e);
             if ((last == '{' || last == ':') && ind > cli_indent(t, prev_start, prev_end)) {
@@ -155,8 +158,8 @@ static char *detok(const model_vocab *v, const int32_t *ids, size_t n, size_t *l
 }
 
 /* The last 3/4 of the budget in tokens before the cursor and the first 1/4 after it. */
-static char *naive_prompt(const model_vocab *v, const char *t, size_t len, size_t cursor, int budget,
-                          size_t *out_len)
+static char *naive_prompt(const model_vocab *v, const char *t, size_t len, size_t cursor,
+                          int budget, size_t *out_len)
 {
     size_t from = cursor > (size_t)budget * 32 ? cursor - (size_t)budget * 32 : 0;
     while (from > 0 && t[from - 1] != '\n') from--;
@@ -188,19 +191,28 @@ int cmd_bench_context(int argc, char **argv)
     long v;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--naive")) naive = true;
-        else if (!strcmp(a, "--verbose")) verbose = true;
+        if (!strcmp(a, "--naive"))
+            naive = true;
+        else if (!strcmp(a, "--verbose"))
+            verbose = true;
         else if ((!strcmp(a, "--budget") || !strcmp(a, "-m")) && i + 1 < argc) {
-            if (a[1] == 'm') model_path = argv[++i];
-            else if (cli_parse_int(argv[++i], 64, 1 << 20, &v)) return cli_fail("bench-context: --budget needs 64 or more");
-            else budget = (int)v;
-        } else if (a[0] == '-') return cli_fail("bench-context: unknown option '%s'", a);
-        else if (n_files == MAX_FILES) return cli_fail("bench-context: at most %d files", MAX_FILES);
-        else files[n_files++] = a;
+            if (a[1] == 'm')
+                model_path = argv[++i];
+            else if (cli_parse_int(argv[++i], 64, 1 << 20, &v))
+                return cli_fail("bench-context: --budget needs 64 or more");
+            else
+                budget = (int)v;
+        } else if (a[0] == '-')
+            return cli_fail("bench-context: unknown option '%s'", a);
+        else if (n_files == MAX_FILES)
+            return cli_fail("bench-context: at most %d files", MAX_FILES);
+        else
+            files[n_files++] = a;
     }
     model_path = cli_model_or_bundled(model_path, NULL);
     if (!budget || !n_files || !model_path)
-        return cli_fail("bench-context: usage: fimd bench-context -m MODEL --budget B [--naive] FILE...");
+        return cli_fail(
+            "bench-context: usage: fimd bench-context -m MODEL --budget B [--naive] FILE...");
     model_err me = {{0}};
     model_gguf *g = model_gguf_open(model_path, &me);
     model_vocab *voc = g ? model_vocab_load(g, &me) : NULL;
@@ -214,8 +226,10 @@ int cmd_bench_context(int argc, char **argv)
     for (int i = 0; i < n_files && !rc; i++) {
         char *text;
         size_t len;
-        if (cli_read_file(files[i], &text, &len)) rc = 1;
-        else docs[i] = fim_doc_new(files[i], NULL, text, len), free(text);
+        if (cli_read_file(files[i], &text, &len))
+            rc = 1;
+        else
+            docs[i] = fim_doc_new(files[i], NULL, text, len), free(text);
     }
     fim_config cfg;
     fim_config_default(&cfg);
@@ -248,8 +262,10 @@ int cmd_bench_context(int argc, char **argv)
                 int32_t *ids = NULL;
                 size_t n = 0;
                 fim_err fe = {{0}};
-                if (fim_prompt_ids(voc, c, &cfg, &ids, &n, &fe)) rc = cli_fail("bench-context: %s", fe.msg);
-                else prompt = detok(voc, ids, n, &pl);
+                if (fim_prompt_ids(voc, c, &cfg, &ids, &n, &fe))
+                    rc = cli_fail("bench-context: %s", fe.msg);
+                else
+                    prompt = detok(voc, ids, n, &pl);
                 free(ids);
                 fim_context_free(c);
             }
@@ -259,7 +275,9 @@ int cmd_bench_context(int argc, char **argv)
                 for (size_t i = 0; i < want.cap; i++)
                     if (want.k[i] && set_has(&got, want.k[i], strlen(want.k[i]))) hit++;
                 double r = (double)hit / (double)want.n;
-                if (verbose) printf("%s:%zu %s %.3f\n", files[f], pos[p].cursor, naive ? "naive" : "fimd", r);
+                if (verbose)
+                    printf("%s:%zu %s %.3f\n", files[f], pos[p].cursor, naive ? "naive" : "fimd",
+                           r);
                 recall_sum += r;
                 positions++;
             }
@@ -268,7 +286,8 @@ int cmd_bench_context(int argc, char **argv)
             fim_doc_free(d);
         }
     }
-    if (!rc) printf("recall=%.4f positions=%d\n", positions ? recall_sum / positions : 0, positions);
+    if (!rc)
+        printf("recall=%.4f positions=%d\n", positions ? recall_sum / positions : 0, positions);
     for (int i = 0; i < n_files; i++) fim_doc_free(docs[i]);
     free(docs), free(open);
     model_vocab_free(voc);

@@ -76,7 +76,8 @@ static int candidates(const char *t, size_t len, cursor *out, int cap)
             uint64_t h = (uint64_t)l.start * 0x9e3779b97f4a7c15ull;
             size_t c = l.code + 1 + (size_t)((h >> 33) % (uint64_t)(l.end - l.code - 1));
             while (c < l.end && cli_ident_byte((unsigned char)t[c])) c++;
-            if (c < l.end && !cli_blank_line(t, c, l.end)) out[n++] = (cursor){K_LINE_REST, c, l.end};
+            if (c < l.end && !cli_blank_line(t, c, l.end))
+                out[n++] = (cursor){K_LINE_REST, c, l.end};
         }
         if (code && have_prev && n < cap) {
             int ind = cli_indent(t, l.start, l.end), pind = cli_indent(t, prev.start, prev.end);
@@ -364,7 +365,8 @@ int cmd_bench_quality(int argc, char **argv)
     if (!rc) {
         fim_config fit = b->cfg;
         fim_config_fit(&fit, fim_engine_n_ctx(b->e));
-        report(b, model_path, b->cfg.prefix_tokens + b->cfg.suffix_tokens + b->cfg.related_tokens + 4,
+        report(b, model_path,
+               b->cfg.prefix_tokens + b->cfg.suffix_tokens + b->cfg.related_tokens + 4,
                fit.prefix_tokens + fit.suffix_tokens + fit.related_tokens + 4, naive, json);
     }
     for (int i = 0; i < n_files; i++) fim_doc_free(docs[i]);

@@ -46,7 +46,9 @@ typedef struct cli_backend {
     const char *url, *model_name, *api_key_env, *ca_file;
     int timeout_ms;
 } cli_backend;
-#define CLI_BACKEND_USAGE "[--backend API:URL [--backend-model NAME] [--api-key-env VAR] [--ca-file F] [--timeout-ms N]]"
+#define CLI_BACKEND_USAGE                                                                          \
+    "[--backend API:URL [--backend-model NAME] [--api-key-env VAR] [--ca-file F] [--timeout-ms "   \
+    "N]]"
 /* Consume argv[*i] (and its value) when it is a backend option: 1; 0 when it is not one; -1 after
  * printing what is wrong. */
 int cli_backend_option(cli_backend *b, int argc, char **argv, int *i);

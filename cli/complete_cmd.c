@@ -25,10 +25,12 @@ typedef struct at_cursor {
     cli_backend be;
 } at_cursor;
 
-static int parse_count(const char *cmd, const char *opt, const char *val, long lo, long hi, int *out)
+static int parse_count(const char *cmd, const char *opt, const char *val, long lo, long hi,
+                       int *out)
 {
     long v;
-    if (cli_parse_int(val, lo, hi, &v)) return cli_fail("%s: %s needs a number in %ld..%ld", cmd, opt, lo, hi);
+    if (cli_parse_int(val, lo, hi, &v))
+        return cli_fail("%s: %s needs a number in %ld..%ld", cmd, opt, lo, hi);
     *out = (int)v;
     return 0;
 }
@@ -55,32 +57,45 @@ static int parse_at_cursor(const char *cmd, int argc, char **argv, at_cursor *o)
         }
         if (!val) return cli_fail("%s: %s needs a value (or is unknown)", cmd, a);
         i++;
-        if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model = val;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model"))
+            o->model = val;
         else if (!strcmp(a, "--line")) {
-            if (cli_parse_int(val, 0, 1L << 30, &o->line)) return cli_fail("%s: --line needs a line number", cmd);
+            if (cli_parse_int(val, 0, 1L << 30, &o->line))
+                return cli_fail("%s: --line needs a line number", cmd);
         } else if (!strcmp(a, "--character")) {
-            if (cli_parse_int(val, 0, 1L << 30, &o->character)) return cli_fail("%s: --character needs a number", cmd);
+            if (cli_parse_int(val, 0, 1L << 30, &o->character))
+                return cli_fail("%s: --character needs a number", cmd);
         } else if (!strcmp(a, "--open")) {
-            if (o->n_open == MAX_OPEN) return cli_fail("%s: at most %d --open files", cmd, MAX_OPEN);
+            if (o->n_open == MAX_OPEN)
+                return cli_fail("%s: at most %d --open files", cmd, MAX_OPEN);
             o->open[o->n_open++] = val;
-        } else if (!strcmp(a, "--language")) o->language = val;
-        else if (!strcmp(a, "--assume-output")) o->assume = val;
+        } else if (!strcmp(a, "--language"))
+            o->language = val;
+        else if (!strcmp(a, "--assume-output"))
+            o->assume = val;
         else if (!strcmp(a, "--budget")) {
             bad = parse_count(cmd, a, val, 16, 1 << 20, &budget);
             if (!bad) fim_config_budget(&o->cfg, budget);
-        } else if (!strcmp(a, "--max-tokens")) bad = parse_count(cmd, a, val, 1, 4096, &o->cfg.max_tokens);
-        else if (!strcmp(a, "--prefix-tokens")) bad = parse_count(cmd, a, val, 0, 1 << 20, &o->cfg.prefix_tokens);
-        else if (!strcmp(a, "--suffix-tokens")) bad = parse_count(cmd, a, val, 0, 1 << 20, &o->cfg.suffix_tokens);
-        else if (!strcmp(a, "--related-tokens")) bad = parse_count(cmd, a, val, 0, 1 << 20, &o->cfg.related_tokens);
-        else return cli_fail("%s: unknown option '%s'", cmd, a);
+        } else if (!strcmp(a, "--max-tokens"))
+            bad = parse_count(cmd, a, val, 1, 4096, &o->cfg.max_tokens);
+        else if (!strcmp(a, "--prefix-tokens"))
+            bad = parse_count(cmd, a, val, 0, 1 << 20, &o->cfg.prefix_tokens);
+        else if (!strcmp(a, "--suffix-tokens"))
+            bad = parse_count(cmd, a, val, 0, 1 << 20, &o->cfg.suffix_tokens);
+        else if (!strcmp(a, "--related-tokens"))
+            bad = parse_count(cmd, a, val, 0, 1 << 20, &o->cfg.related_tokens);
+        else
+            return cli_fail("%s: unknown option '%s'", cmd, a);
         if (bad) return 1;
     }
     o->model = cli_model_or_bundled(o->model, NULL);
     if (!o->model)
-        return cli_fail("%s: no model: pass -m MODEL.gguf or set FIMD_MODEL (the bundled %s was not found)", cmd,
-                        CLI_BUNDLED_NAME);
+        return cli_fail(
+            "%s: no model: pass -m MODEL.gguf or set FIMD_MODEL (the bundled %s was not found)",
+            cmd, CLI_BUNDLED_NAME);
     if (!o->file || o->line < 0 || o->character < 0)
-        return cli_fail("%s: usage: fimd %s -m MODEL FILE --line L --character C [--open OTHER ...]", cmd, cmd);
+        return cli_fail(
+            "%s: usage: fimd %s -m MODEL FILE --line L --character C [--open OTHER ...]", cmd, cmd);
     return 0;
 }
 
@@ -133,7 +148,8 @@ int cmd_complete(int argc, char **argv)
         if (bs.note[0]) fprintf(stderr, "fimd: %s\n", bs.note);
     }
     if (!rc) {
-        fim_request req = {.doc = o.file, .ctx = ctx, .assume_output = assumed, .assume_len = assumed_len};
+        fim_request req = {
+            .doc = o.file, .ctx = ctx, .assume_output = assumed, .assume_len = assumed_len};
         fim_stats st;
         char *out = NULL;
         if (fim_complete(e, &req, &o.cfg, NULL, &out, &st, &fe)) {
@@ -141,10 +157,13 @@ int cmd_complete(int argc, char **argv)
         } else {
             fputs(out, stdout);
             if (o.stats)
-                fprintf(stderr, "prompt %d tokens (%d evaluated, %d cached by the server) %.1f ms, first token %.1f ms, "
+                fprintf(stderr,
+                        "prompt %d tokens (%d evaluated, %d cached by the server) %.1f ms, first "
+                        "token %.1f ms, "
                         "generated %d tokens %.1f ms, %s, stop: %s%s%s\n",
-                        st.prompt_tokens, st.evaluated, st.server_cached, st.prompt_ms, st.first_token_ms, st.generated,
-                        st.gen_ms, st.multi_line ? "multi-line" : "single line", fim_stop_name(st.stop),
+                        st.prompt_tokens, st.evaluated, st.server_cached, st.prompt_ms,
+                        st.first_token_ms, st.generated, st.gen_ms,
+                        st.multi_line ? "multi-line" : "single line", fim_stop_name(st.stop),
                         st.note[0] ? "; " : "", st.note);
         }
         free(out);
@@ -182,8 +201,9 @@ int cmd_context(int argc, char **argv)
         fwrite(buf, 1, (size_t)(k < (int)sizeof buf ? k : (int)sizeof buf), stdout);
     }
     if (!rc && o.stats)
-        fprintf(stderr, "%zu tokens (prefix %d, suffix %d, related %d), %s\n", n, o.cfg.prefix_tokens,
-                o.cfg.suffix_tokens, o.cfg.related_tokens, fim_context_multi_line(ctx) ? "multi-line" : "single line");
+        fprintf(stderr, "%zu tokens (prefix %d, suffix %d, related %d), %s\n", n,
+                o.cfg.prefix_tokens, o.cfg.suffix_tokens, o.cfg.related_tokens,
+                fim_context_multi_line(ctx) ? "multi-line" : "single line");
     free(ids);
     fim_context_free(ctx);
     model_vocab_free(v);

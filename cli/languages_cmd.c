@@ -31,11 +31,14 @@ int cmd_languages(int argc, char **argv)
         printf("%s\t%s\n", l->name, parsers_grammar(l) ? l->grammar : "-");
         return 0;
     }
-    if (argc > 1) return cli_fail("languages: usage: fimd languages [--grammars | --detect PATH [--language ID]]");
+    if (argc > 1)
+        return cli_fail(
+            "languages: usage: fimd languages [--grammars | --detect PATH [--language ID]]");
     for (int i = 0; i < parsers_lang_count(); i++) {
         const parsers_lang *l = parsers_lang_at(i);
-        printf("%s\t%s%s\t%s\t%s\n", l->name, parsers_grammar(l) ? l->grammar : "-", l->approx ? " (approx)" : "",
-               l->lsp_ids ? l->lsp_ids : "-", l->extensions ? l->extensions : "-");
+        printf("%s\t%s%s\t%s\t%s\n", l->name, parsers_grammar(l) ? l->grammar : "-",
+               l->approx ? " (approx)" : "", l->lsp_ids ? l->lsp_ids : "-",
+               l->extensions ? l->extensions : "-");
     }
     return 0;
 }

@@ -113,8 +113,10 @@ static int serve(int argc, char **argv)
         if (bo) continue;
         if (!val) return cli_fail("%s needs a value (or is unknown)", a);
         i++;
-        if (!strcmp(a, "--model") || !strcmp(a, "-m")) o.model = val;
-        else if (!strcmp(a, "--log")) o.log_path = val;
+        if (!strcmp(a, "--model") || !strcmp(a, "-m"))
+            o.model = val;
+        else if (!strcmp(a, "--log"))
+            o.log_path = val;
         else if (!strcmp(a, "--threads")) {
             if (cli_parse_int(val, 0, 1024, &v)) return cli_fail("--threads needs a number");
             o.threads = (int)v;
@@ -132,32 +134,38 @@ static int serve(int argc, char **argv)
 
 static void usage(FILE *f)
 {
-    fputs("usage: fimd [--model PATH] [--threads N] [--log FILE] [BACKEND]   serve LSP on stdio\n"
-          "       (no model given: FIMD_MODEL, else the bundled weights/fimd-tiny-code.gguf)\n"
-          "       BACKEND: --backend API:URL [--backend-model NAME] [--api-key-env VAR] [--ca-file F]\n"
-          "       [--timeout-ms N]: a serving engine runs the model (API: openai, sglang, llamacpp,\n"
-          "       ollama); -m then names a GGUF with its tokenizer. Also for complete, bench-typing, demo.\n"
-          "       fimd <command> [options]\n"
-          "  tokenize   -m MODEL.gguf [--no-bos] [--special] [--nul] [FILE]\n"
-          "  detokenize -m MODEL.gguf IDS...\n"
-          "  logits     -m MODEL.gguf --tokens \"ID ...\" [--chunk N] -o OUT.f32\n"
-          "  generate   -m MODEL.gguf --tokens \"ID ...\" -n N\n"
-          "  info       -m MODEL.gguf\n"
-          "  tensor     -m MODEL.gguf NAME -o OUT.f32\n"
-          "  complete   -m MODEL FILE --line L --character C [--open OTHER ...] [--budget N]\n"
-          "             [--language ID] [--max-tokens N] [--assume-output TEXTFILE] [--stats]\n"
-          "  context    -m MODEL FILE --line L --character C [--open OTHER ...] [--budget N] [--stats]\n"
-          "             the exact prompt text (needs only a vocabulary)\n"
-          "  bench-context -m MODEL --budget B [--naive] FILE...   identifier recall of the prompt\n"
-          "  bench-quality -m MODEL [--budget N] [--naive] [--json] [--verbose] [-t N] FILE...\n"
-          "             exact match and edit similarity of completions at sampled cursors\n"
-          "  languages  [--grammars]   the language registry (name, grammar, extensions)\n"
-          "  demo       [-m MODEL] [FILE --line L --character C --type TEXT]   a scripted LSP session\n"
-          "  bench      -m MODEL [-p 512] [-n 64] [-t N] [--json]   prompt/decode speed, GB/s, RSS\n"
-          "  bench-typing -m MODEL FILE --line L [--lines 3] [--n-predict 16] [--json]   per-keystroke latency\n"
-          "  synth      --like lite|full|tiny [shape options] --type TYPE [--vocab-from FILE]\n"
-          "             [--merges-from FILE ...] --seed S -o OUT.gguf   (fimd synth --help)\n",
-          f);
+    fputs(
+        "usage: fimd [--model PATH] [--threads N] [--log FILE] [BACKEND]   serve LSP on stdio\n"
+        "       (no model given: FIMD_MODEL, else the bundled weights/fimd-tiny-code.gguf)\n"
+        "       BACKEND: --backend API:URL [--backend-model NAME] [--api-key-env VAR] [--ca-file "
+        "F]\n"
+        "       [--timeout-ms N]: a serving engine runs the model (API: openai, sglang, llamacpp,\n"
+        "       ollama); -m then names a GGUF with its tokenizer. Also for complete, bench-typing, "
+        "demo.\n"
+        "       fimd <command> [options]\n"
+        "  tokenize   -m MODEL.gguf [--no-bos] [--special] [--nul] [FILE]\n"
+        "  detokenize -m MODEL.gguf IDS...\n"
+        "  logits     -m MODEL.gguf --tokens \"ID ...\" [--chunk N] -o OUT.f32\n"
+        "  generate   -m MODEL.gguf --tokens \"ID ...\" -n N\n"
+        "  info       -m MODEL.gguf\n"
+        "  tensor     -m MODEL.gguf NAME -o OUT.f32\n"
+        "  complete   -m MODEL FILE --line L --character C [--open OTHER ...] [--budget N]\n"
+        "             [--language ID] [--max-tokens N] [--assume-output TEXTFILE] [--stats]\n"
+        "  context    -m MODEL FILE --line L --character C [--open OTHER ...] [--budget N] "
+        "[--stats]\n"
+        "             the exact prompt text (needs only a vocabulary)\n"
+        "  bench-context -m MODEL --budget B [--naive] FILE...   identifier recall of the prompt\n"
+        "  bench-quality -m MODEL [--budget N] [--naive] [--json] [--verbose] [-t N] FILE...\n"
+        "             exact match and edit similarity of completions at sampled cursors\n"
+        "  languages  [--grammars]   the language registry (name, grammar, extensions)\n"
+        "  demo       [-m MODEL] [FILE --line L --character C --type TEXT]   a scripted LSP "
+        "session\n"
+        "  bench      -m MODEL [-p 512] [-n 64] [-t N] [--json]   prompt/decode speed, GB/s, RSS\n"
+        "  bench-typing -m MODEL FILE --line L [--lines 3] [--n-predict 16] [--json]   "
+        "per-keystroke latency\n"
+        "  synth      --like lite|full|tiny [shape options] --type TYPE [--vocab-from FILE]\n"
+        "             [--merges-from FILE ...] --seed S -o OUT.gguf   (fimd synth --help)\n",
+        f);
 }
 
 int main(int argc, char **argv)
@@ -166,15 +174,23 @@ int main(int argc, char **argv)
         const char *name;
         int (*fn)(int, char **);
     } cmds[] = {
-        {"tokenize", cmd_tokenize}, {"detokenize", cmd_detokenize}, {"logits", cmd_logits},
-        {"generate", cmd_generate}, {"info", cmd_info},             {"tensor", cmd_tensor},
-        {"synth", cmd_synth},       {"complete", cmd_complete},
-        {"demo", cmd_demo},         {"bench", cmd_bench},
-        {"bench-typing", cmd_bench_typing}, {"context", cmd_context},
-        {"bench-context", cmd_bench_context}, {"languages", cmd_languages},
+        {"tokenize", cmd_tokenize},
+        {"detokenize", cmd_detokenize},
+        {"logits", cmd_logits},
+        {"generate", cmd_generate},
+        {"info", cmd_info},
+        {"tensor", cmd_tensor},
+        {"synth", cmd_synth},
+        {"complete", cmd_complete},
+        {"demo", cmd_demo},
+        {"bench", cmd_bench},
+        {"bench-typing", cmd_bench_typing},
+        {"context", cmd_context},
+        {"bench-context", cmd_bench_context},
+        {"languages", cmd_languages},
         {"bench-quality", cmd_bench_quality},
     };
-    if (argc < 2 || argv[1][0] == '-' ) {
+    if (argc < 2 || argv[1][0] == '-') {
         if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
             usage(stdout);
             return 0;

@@ -179,8 +179,10 @@ int cmd_logits(int argc, char **argv)
         c = model_cache_new(m, &err);
         logits = malloc(sizeof(float) * (size_t)nv * (chunk < n ? chunk : n));
         f = fopen(o.out, "wb");
-        if (!c || !logits) rc = cli_fail("logits: %s", c ? "out of memory" : err.msg);
-        else if (!f) rc = cli_fail("%s: %s", o.out, strerror(errno));
+        if (!c || !logits)
+            rc = cli_fail("logits: %s", c ? "out of memory" : err.msg);
+        else if (!f)
+            rc = cli_fail("%s: %s", o.out, strerror(errno));
         for (size_t at = 0; !rc && at < n; at += chunk) {
             int k = (int)(n - at < chunk ? n - at : chunk);
             if (model_eval(m, c, ids + at, k, logits, MODEL_LOGITS_ALL, NULL, &err))
@@ -249,16 +251,18 @@ int cmd_info(int argc, char **argv)
     if (!rc && !m) rc = 1;
     if (!rc) {
         const model_hparams *h = model_get_hparams(m);
-        printf("architecture: deepseek2 (%s)\n", h->q_lora_rank ? "full: q-LoRA" : "lite: no q-LoRA");
+        printf("architecture: deepseek2 (%s)\n",
+               h->q_lora_rank ? "full: q-LoRA" : "lite: no q-LoRA");
         printf("layers: %d (%d dense)\nembedding: %d\nheads: %d\nvocab: %d\ncontext: %d\n",
                h->n_layer, h->n_dense, h->n_embd, h->n_head, h->n_vocab, h->n_ctx_train);
         printf("q_lora_rank: %d\nkv_lora_rank: %d\nqk_nope: %d\nqk_rope: %d\nv_head: %d\n",
                h->q_lora_rank, h->kv_lora_rank, h->qk_nope, h->qk_rope, h->v_head);
-        printf("attention tensors: %s\n", h->legacy_kvb ? "legacy attn_kv_b (split at load)"
-                                                         : "attn_k_b / attn_v_b");
-        printf("dense ff: %d\nexperts: %d (%d used, %d shared, ff %d)\nexpert groups: %d (%d used)\n",
-               h->n_ff, h->n_expert, h->n_expert_used, h->n_shared, h->n_ff_exp, h->n_group,
-               h->n_group_used);
+        printf("attention tensors: %s\n",
+               h->legacy_kvb ? "legacy attn_kv_b (split at load)" : "attn_k_b / attn_v_b");
+        printf(
+            "dense ff: %d\nexperts: %d (%d used, %d shared, ff %d)\nexpert groups: %d (%d used)\n",
+            h->n_ff, h->n_expert, h->n_expert_used, h->n_shared, h->n_ff_exp, h->n_group,
+            h->n_group_used);
         printf("gating: %s\nexpert weights: norm %s, scale %g\n",
                h->gating == 2 ? "sigmoid" : "softmax", h->weights_norm ? "yes" : "no",
                h->weights_scale);
@@ -283,18 +287,21 @@ int cmd_tensor(int argc, char **argv)
 {
     opts o;
     int rc = parse_opts(argc, argv, &o, "m o");
-    if (!rc && (o.n_pos != 1 || !o.out)) rc = cli_fail("tensor: usage: fimd tensor -m MODEL NAME -o OUT.f32");
+    if (!rc && (o.n_pos != 1 || !o.out))
+        rc = cli_fail("tensor: usage: fimd tensor -m MODEL NAME -o OUT.f32");
     model_err err = {{0}};
     model_gguf *g = rc ? NULL : model_gguf_open(o.model, &err);
     if (!rc && !g) rc = cli_fail("%s", err.msg);
     float *data = NULL;
     int64_t ne[4];
     int nd;
-    if (!rc && model_gguf_tensor_f32(g, o.pos[0], &data, ne, &nd, &err)) rc = cli_fail("%s", err.msg);
+    if (!rc && model_gguf_tensor_f32(g, o.pos[0], &data, ne, &nd, &err))
+        rc = cli_fail("%s", err.msg);
     if (!rc) {
         FILE *f = fopen(o.out, "wb");
         size_t count = (size_t)(ne[0] * ne[1] * ne[2] * ne[3]);
-        if (!f) rc = cli_fail("%s: %s", o.out, strerror(errno));
+        if (!f)
+            rc = cli_fail("%s: %s", o.out, strerror(errno));
         else if (fwrite(data, sizeof(float), count, f) != count || fclose(f))
             rc = cli_fail("%s: write failed", o.out);
     }

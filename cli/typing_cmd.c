@@ -1,8 +1,8 @@
 /* cli/typing_cmd.c — `fimd bench-typing`: replays typing K lines of a file one character at a time
  * (the rest of the file stays below as suffix) and asks for a completion at every keystroke as an
- * editor would, through the same fim path as the server. Prints latency percentiles, tokens evaluated
- * per request (within a line, where the cache should leave only the cursor line's tokens) and the
- * share of prompt tokens reused from the cache. */
+ * editor would, through the same fim path as the server. Prints latency percentiles, tokens
+ * evaluated per request (within a line, where the cache should leave only the cursor line's tokens)
+ * and the share of prompt tokens reused from the cache. */
 #define _GNU_SOURCE
 #include "cli/cli.h"
 #include "base/base.h"
@@ -52,14 +52,20 @@ int cmd_bench_typing(int argc, char **argv)
         }
         if (!v) return cli_fail("bench-typing: %s needs a value (or is unknown)", a);
         i++;
-        long *dst = !strcmp(a, "--line") ? &line : !strcmp(a, "--lines") ? &lines : !strcmp(a, "--n-predict") ? &n_predict
-                  : !strcmp(a, "-t") ? &threads : NULL;
-        if (!strcmp(a, "-m")) path = v;
-        else if (!dst || cli_parse_int(v, 0, 1 << 20, dst)) return cli_fail("bench-typing: bad option %s %s", a, v);
+        long *dst = !strcmp(a, "--line")        ? &line
+                    : !strcmp(a, "--lines")     ? &lines
+                    : !strcmp(a, "--n-predict") ? &n_predict
+                    : !strcmp(a, "-t")          ? &threads
+                                                : NULL;
+        if (!strcmp(a, "-m"))
+            path = v;
+        else if (!dst || cli_parse_int(v, 0, 1 << 20, dst))
+            return cli_fail("bench-typing: bad option %s %s", a, v);
     }
     path = cli_model_or_bundled(path, "bench-typing");
     if (!path || !file || line < 0 || lines < 1 || n_predict < 1)
-        return cli_fail("bench-typing: usage: fimd bench-typing -m MODEL FILE --line L [--lines 3] [--n-predict 16] [-t N] [--json]");
+        return cli_fail("bench-typing: usage: fimd bench-typing -m MODEL FILE --line L [--lines 3] "
+                        "[--n-predict 16] [-t N] [--json]");
     char *orig;
     size_t len;
     if (cli_read_file(file, &orig, &len)) return 1;
@@ -87,14 +93,16 @@ int cmd_bench_typing(int argc, char **argv)
     double *lat = malloc(sizeof(double) * (typed + 1));
     int *cached = malloc(sizeof(int) * (typed + 1)), *prompts = malloc(sizeof(int) * (typed + 1));
     bool server_told = false;
-    long eval_sum = 0, eval_in_line = 0, n_in_line = 0, eval_max_in_line = 0, reused = 0, prompt = 0;
+    long eval_sum = 0, eval_in_line = 0, n_in_line = 0, eval_max_in_line = 0, reused = 0,
+         prompt = 0;
     int n = 0, rc = 0;
     fim_stats st;
     char *out;
     /* one request to fill the cache, as an editor does when the file opens (not counted) */
     fim_context *ctx = fim_context_new(doc, cursor, NULL, 0);
     fim_request first = {.doc = file, .ctx = ctx};
-    if (fim_complete(e, &first, &cfg, NULL, &out, &st, &fe)) rc = cli_fail("bench-typing: %s", fe.msg);
+    if (fim_complete(e, &first, &cfg, NULL, &out, &st, &fe))
+        rc = cli_fail("bench-typing: %s", fe.msg);
     fim_context_free(ctx);
     free(out);
     for (size_t k = 0; !rc && k < typed; k++) {
@@ -127,13 +135,17 @@ int cmd_bench_typing(int argc, char **argv)
     if (!rc && n) {
         qsort(lat, (size_t)n, sizeof *lat, cmp_double);
         double p50 = lat[n / 2], p95 = lat[(int)(0.95 * (n - 1))];
-        double per = (double)eval_sum / n, in_line = n_in_line ? (double)eval_in_line / (double)n_in_line : 0;
+        double per = (double)eval_sum / n,
+               in_line = n_in_line ? (double)eval_in_line / (double)n_in_line : 0;
         double ratio = prompt ? (double)reused / (double)prompt : 0;
         if (json) {
-            printf("{\"file\":\"%s\",\"line\":%ld,\"lines\":%ld,\"n_predict\":%ld,\"requests\":%d,\"p50_ms\":%.2f,"
-                   "\"p95_ms\":%.2f,\"evaluated_per_request\":%.2f,\"evaluated_per_keystroke_in_line\":%.2f,"
+            printf("{\"file\":\"%s\",\"line\":%ld,\"lines\":%ld,\"n_predict\":%ld,\"requests\":%d,"
+                   "\"p50_ms\":%.2f,"
+                   "\"p95_ms\":%.2f,\"evaluated_per_request\":%.2f,\"evaluated_per_keystroke_in_"
+                   "line\":%.2f,"
                    "\"max_evaluated_in_line\":%ld,\"reuse_ratio\":%.4f",
-                   file, line, lines, n_predict, n, p50, p95, per, in_line, eval_max_in_line, ratio);
+                   file, line, lines, n_predict, n, p50, p95, per, in_line, eval_max_in_line,
+                   ratio);
             if (server_told) { /* per request, from the serving engine's own answer */
                 printf(",\"server_cached\":[");
                 for (int k = 0; k < n; k++) printf("%s%d", k ? "," : "", cached[k]);
@@ -143,14 +155,18 @@ int cmd_bench_typing(int argc, char **argv)
             }
             printf("}\n");
         } else {
-            printf("typed %ld lines of %s from line %ld: %d requests of %ld tokens\n"
-                   "latency p50 %.1f ms, p95 %.1f ms\n"
-                   "tokens evaluated per request %.2f (within a line: %.2f on average, %ld at most)\n"
-                   "reuse ratio %.4f (prompt tokens kept from the cache)\n",
-                   lines, file, line + 1, n, n_predict, p50, p95, per, in_line, eval_max_in_line, ratio);
+            printf(
+                "typed %ld lines of %s from line %ld: %d requests of %ld tokens\n"
+                "latency p50 %.1f ms, p95 %.1f ms\n"
+                "tokens evaluated per request %.2f (within a line: %.2f on average, %ld at most)\n"
+                "reuse ratio %.4f (prompt tokens kept from the cache)\n",
+                lines, file, line + 1, n, n_predict, p50, p95, per, in_line, eval_max_in_line,
+                ratio);
             if (server_told) {
-                printf("server-side cached prompt tokens per request (the server's own figure / prompt tokens):\n");
-                for (int k = 0; k < n; k++) printf("%s%d/%d", k ? " " : "  ", cached[k], prompts[k]);
+                printf("server-side cached prompt tokens per request (the server's own figure / "
+                       "prompt tokens):\n");
+                for (int k = 0; k < n; k++)
+                    printf("%s%d/%d", k ? " " : "  ", cached[k], prompts[k]);
                 printf("\n");
             }
         }

@@ -17,7 +17,8 @@ void fim__brackets_init(fim_brackets *b, const parsers_lang *l)
      * lines in JavaScript, TypeScript and Go; one-line quotes elsewhere (shell, Markdown, SQL) */
     const char *g = l && l->grammar ? l->grammar : "";
     b->backtick = !(l && !strcmp(l->name, "PowerShell"));
-    b->multiline_backtick = !strcmp(g, "javascript") || !strcmp(g, "typescript") || !strcmp(g, "tsx") || !strcmp(g, "go");
+    b->multiline_backtick = !strcmp(g, "javascript") || !strcmp(g, "typescript") ||
+                            !strcmp(g, "tsx") || !strcmp(g, "go");
 }
 
 static bool at_token(const char *t, size_t n, size_t i, const char *tok, size_t k)
@@ -47,8 +48,10 @@ size_t fim__brackets_scan(fim_brackets *b, const char *t, size_t n, size_t from,
             if (at_token(t, n, i, bclose, bck)) b->mode = 0, i += bck - 1;
             continue;
         case 3:
-            if (ch == '\\') i++;
-            else if (ch == b->quote || (ch == '\n' && !(b->quote == '`' && b->multiline_backtick))) b->mode = 0;
+            if (ch == '\\')
+                i++;
+            else if (ch == b->quote || (ch == '\n' && !(b->quote == '`' && b->multiline_backtick)))
+                b->mode = 0;
             continue;
         }
         if (at_token(t, n, i, lc, lck)) {
@@ -58,15 +61,20 @@ size_t fim__brackets_scan(fim_brackets *b, const char *t, size_t n, size_t from,
             b->mode = 2;
             i += bok - 1;
         } else if (ch == '"' || (ch == '`' && b->backtick) ||
-                   (ch == '\'' && !(i > 0 && (t[i - 1] == '_' || ((unsigned)((t[i - 1] | 32) - 'a') < 26u))))) {
+                   (ch == '\'' &&
+                    !(i > 0 && (t[i - 1] == '_' || ((unsigned)((t[i - 1] | 32) - 'a') < 26u))))) {
             b->mode = 3; /* an apostrophe after a letter is a lifetime or a prime, not a quote */
             b->quote = ch;
         } else if (ch == '(' || ch == '[' || ch == '{') {
-            if (b->depth < (int)sizeof b->stack) b->stack[b->depth++] = ch;
-            else b->extra++;
+            if (b->depth < (int)sizeof b->stack)
+                b->stack[b->depth++] = ch;
+            else
+                b->extra++;
         } else if (base_is_closer(ch)) {
-            if (b->extra) b->extra--;
-            else if (b->depth) b->depth--;
+            if (b->extra)
+                b->extra--;
+            else if (b->depth)
+                b->depth--;
             else {
                 b->underflow++;
                 if (stop_on_underflow) return i;

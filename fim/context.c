@@ -33,8 +33,8 @@ static int by_score(const void *a, const void *b)
 }
 
 /* Definitions of `other` that are relevant to the cursor, as candidate snippets. */
-static void add_related(fim_context *c, const fim_query *q, fim_doc *other, size_t doc_index, fim_snippet **v,
-                        int *n, int *cap)
+static void add_related(fim_context *c, const fim_query *q, fim_doc *other, size_t doc_index,
+                        fim_snippet **v, int *n, int *cap)
 {
     int nd;
     const fim_hashes *ids;
@@ -71,7 +71,8 @@ fim_context *fim_context_new(fim_doc *d, size_t cursor, fim_doc *const *open, in
     c->lang = d->lang;
     c->tree = d->tree ? ts_tree_copy(d->tree) : NULL;
     c->defs_tree = d->good ? ts_tree_copy(d->good) : NULL;
-    for (const char *p = c->text; (p = memchr(p, '\n', (size_t)(c->text + cursor - p))); p++) c->cursor_line++;
+    for (const char *p = c->text; (p = memchr(p, '\n', (size_t)(c->text + cursor - p))); p++)
+        c->cursor_line++;
     fim__query_init(&c->query, c->text, c->len, cursor, c->cursor_line);
     const fim_query *q = &c->query;
     fim_snippet *cand = NULL;
@@ -116,7 +117,8 @@ fim_context *fim__context_from_text(const char *path, const char *language_id, c
 void fim_context_free(fim_context *c)
 {
     if (!c) return;
-    for (int i = 0; i < c->n_snips; i++) free(c->snips[i].path), free(c->snips[i].name), free(c->snips[i].text);
+    for (int i = 0; i < c->n_snips; i++)
+        free(c->snips[i].path), free(c->snips[i].name), free(c->snips[i].text);
     free(c->snips);
     if (c->tree) ts_tree_delete(c->tree);
     if (c->defs_tree) ts_tree_delete(c->defs_tree);

@@ -22,7 +22,8 @@ static bool blank(const char *s, size_t n)
 static void trim(const char **s, size_t *n)
 {
     while (*n && (**s == ' ' || **s == '\t')) (*s)++, (*n)--;
-    while (*n && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t' || (*s)[*n - 1] == '\r' || (*s)[*n - 1] == '\n'))
+    while (*n && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t' || (*s)[*n - 1] == '\r' ||
+                  (*s)[*n - 1] == '\n'))
         (*n)--;
 }
 
@@ -76,8 +77,10 @@ static void doc_style(const fim_context *c, bool *tabs, int *unit)
     for (size_t at = from; at < c->len;) {
         size_t e = lend(c->text, c->len, at);
         if (!blank(c->text + at, e - at)) {
-            if (c->text[at] == '\t') tab_lines++;
-            else if (c->text[at] == ' ') space_lines++;
+            if (c->text[at] == '\t')
+                tab_lines++;
+            else if (c->text[at] == ' ')
+                space_lines++;
             int w = base_indent_width(c->text + at, e - at);
             if (prev >= 0 && w > prev && w - prev <= 8 && c->text[at] == ' ') steps[w - prev]++;
             prev = w;
@@ -199,7 +202,8 @@ static bool check_line(fim_decoder *d, size_t s, size_t e, bool first)
             size_t fn = lend(d->buf, d->len, 0);
             trim(&f, &fn);
             bool opened = fn && f[fn - 1] == ':';
-            if (opened && ind <= d->cursor_indent && s > fn) return cut_line(d, s, FIM_STOP_BLOCK_END);
+            if (opened && ind <= d->cursor_indent && s > fn)
+                return cut_line(d, s, FIM_STOP_BLOCK_END);
         } else {
             fim_brackets b;
             fim__brackets_init(&b, d->lang);
@@ -255,7 +259,8 @@ bool fim__decoder_push(fim_decoder *d, const char *bytes, size_t n)
     d->len += n;
     for (size_t i = from; i < d->len; i++) {
         unsigned char c = (unsigned char)d->buf[i];
-        if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) return cut(d, i, FIM_STOP_CONTROL);
+        if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
+            return cut(d, i, FIM_STOP_CONTROL);
         if (c != '\n' && c != '\r') {
             if (d->in_literal) continue;
             /* brackets: rescan up to i from the start (middles are short) */
@@ -283,14 +288,19 @@ static size_t valid_utf8(const unsigned char *s, size_t n)
     size_t i = 0;
     while (i < n) {
         unsigned char c = s[i];
-        size_t k = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+        size_t k = c < 0x80             ? 1
+                   : (c & 0xe0) == 0xc0 ? 2
+                   : (c & 0xf0) == 0xe0 ? 3
+                   : (c & 0xf8) == 0xf0 ? 4
+                                        : 0;
         if (!k || i + k > n || (k == 2 && c < 0xc2)) return i;
         uint32_t cp = k == 1 ? c : (uint32_t)(c & (0x7f >> k));
         for (size_t j = 1; j < k; j++) {
             if ((s[i + j] & 0xc0) != 0x80) return i;
             cp = cp << 6 | (s[i + j] & 63);
         }
-        if ((k == 3 && (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000))) || (k == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        if ((k == 3 && (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000))) ||
+            (k == 4 && (cp < 0x10000 || cp > 0x10ffff)))
             return i;
         i += k;
     }
@@ -353,16 +363,20 @@ static char *reindent(const fim_decoder *d, const char *s, size_t n, size_t *out
         if (w > 0 && (unit == 0 || w < unit)) unit = w;
     }
     bool want_tabs = d->doc_tabs, convert = false;
-    if (want_tabs && spaces && !tabs) convert = unit > 0;
-    else if (!want_tabs && tabs && !spaces) convert = d->doc_unit > 0, unit = TAB_WIDTH;
-    else if (!want_tabs && spaces && !tabs && d->doc_unit > 0 && unit > 0 && unit != d->doc_unit) convert = true;
+    if (want_tabs && spaces && !tabs)
+        convert = unit > 0;
+    else if (!want_tabs && tabs && !spaces)
+        convert = d->doc_unit > 0, unit = TAB_WIDTH;
+    else if (!want_tabs && spaces && !tabs && d->doc_unit > 0 && unit > 0 && unit != d->doc_unit)
+        convert = true;
     if (!convert || unit <= 0) return NULL;
     char *o = base_xmalloc(n * 8 + 1);
     size_t k = 0, at = 0;
     while (at < n) {
         size_t e = lend(s, n, at);
         if (at > 0 && !blank(s + at, e - at)) {
-            int w = base_indent_width(s + at, e - at), levels = w > base ? (w - base + unit / 2) / unit : 0;
+            int w = base_indent_width(s + at, e - at),
+                levels = w > base ? (w - base + unit / 2) / unit : 0;
             int keep = w < base ? w : base; /* the cursor line's own indentation stays as it is */
             size_t p = at;
             while (p < e && (s[p] == ' ' || s[p] == '\t')) p++;
@@ -400,7 +414,8 @@ char *fim__decoder_finish(fim_decoder *d)
         }
     }
     if (d->multi_line)
-        while (n && (d->buf[n - 1] == ' ' || d->buf[n - 1] == '\t' || d->buf[n - 1] == '\n' || d->buf[n - 1] == '\r'))
+        while (n && (d->buf[n - 1] == ' ' || d->buf[n - 1] == '\t' || d->buf[n - 1] == '\n' ||
+                     d->buf[n - 1] == '\r'))
             n--;
     size_t rn = 0;
     char *re = d->multi_line ? reindent(d, d->buf ? d->buf : "", n, &rn) : NULL;

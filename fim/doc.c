@@ -68,7 +68,8 @@ void fim_doc_free(fim_doc *d)
     if (d->tree) ts_tree_delete(d->tree);
     if (d->good) ts_tree_delete(d->good);
     if (d->parser) ts_parser_delete(d->parser);
-    if (d->related) d->related_free(d->related); /* related.c's cache, freed by related.c's function */
+    if (d->related)
+        d->related_free(d->related); /* related.c's cache, freed by related.c's function */
     free(d->text);
     free(d->path);
     free(d);
@@ -106,8 +107,10 @@ TSPoint fim__point_at(const char *t, size_t at)
 TSPoint fim__point_after(TSPoint from, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '\n') from.row++, from.column = 0;
-        else from.column++;
+        if (s[i] == '\n')
+            from.row++, from.column = 0;
+        else
+            from.column++;
     }
     return from;
 }

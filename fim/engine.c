@@ -15,7 +15,7 @@ enum { TOP_K = 40, SUFFIX_HEAD = 6, HEAL_TOP = 10 };
 
 struct fim_engine {
     fim_backend *b;
-    model *owned_model;   /* loaded by fim_engine_open for the in-process backend */
+    model *owned_model;    /* loaded by fim_engine_open for the in-process backend */
     fim_window_memo *memo; /* per document: the prompt windows' last cut points */
     char **memo_doc;
     int n_memo, cap_memo;
@@ -53,13 +53,15 @@ void fim_config_budget(fim_config *c, int budget)
      * anything else; above, definitions and similar code from elsewhere pay */
     c->related_tokens = budget * 3 / 16 - 96 > 0 ? budget * 3 / 16 - 96 : 0;
     c->suffix_tokens = budget / 4;
-    c->prefix_tokens = budget - c->related_tokens - c->suffix_tokens - 4; /* BOS and 3 FIM markers */
+    c->prefix_tokens =
+        budget - c->related_tokens - c->suffix_tokens - 4; /* BOS and 3 FIM markers */
 }
 
 const char *fim_stop_name(enum fim_stop s)
 {
-    static const char *names[] = {"eos", "max_tokens", "line_end", "indent", "suffix_repeat",
-                                  "control", "cancelled", "block_end", "unbalanced", "repetition"};
+    static const char *names[] = {"eos",           "max_tokens", "line_end",  "indent",
+                                  "suffix_repeat", "control",    "cancelled", "block_end",
+                                  "unbalanced",    "repetition"};
     return (unsigned)s < sizeof names / sizeof *names ? names[s] : "unknown";
 }
 
@@ -113,7 +115,8 @@ static const fim_context *request_context(const fim_request *req, fim_context **
     *made = NULL;
     if (req->ctx) return req->ctx;
     size_t len = req->len, cursor = req->cursor < len ? req->cursor : len;
-    *made = fim__context_from_text(req->doc, req->language, req->text ? req->text : "", len, cursor);
+    *made =
+        fim__context_from_text(req->doc, req->language, req->text ? req->text : "", len, cursor);
     return *made;
 }
 
@@ -130,8 +133,8 @@ int fim_prompt_ids(const model_vocab *v, const fim_context *ctx, const fim_confi
     return 0;
 }
 
-int fim__engine_prompt(fim_engine *e, const fim_request *req, const fim_config *cfg, int32_t **ids, size_t *n,
-                       fim_err *err)
+int fim__engine_prompt(fim_engine *e, const fim_request *req, const fim_config *cfg, int32_t **ids,
+                       size_t *n, fim_err *err)
 {
     fim_context *made;
     const fim_context *c = request_context(req, &made);
@@ -182,7 +185,9 @@ fim_engine *fim_engine_open(const fim_backend_spec *spec, fim_err *err)
         int n_ctx = 0;
         model_vocab *v = vocab_of(spec->model_path, &n_ctx, err);
         if (spec->model_is_bundled) n_ctx = 0; /* the server's model has its own context */
-        return v ? fim__engine_new(fim__remote_new(&spec->remote, v, n_ctx, spec->model_is_bundled, err), err) : NULL;
+        return v ? fim__engine_new(
+                       fim__remote_new(&spec->remote, v, n_ctx, spec->model_is_bundled, err), err)
+                 : NULL;
     }
     if (!spec->model_path) {
         fim__fail(err, "no model given");
@@ -196,8 +201,10 @@ fim_engine *fim_engine_open(const fim_backend_spec *spec, fim_err *err)
     }
     model_set_threads(m, spec->threads);
     fim_engine *e = fim__engine_with_model(m, err);
-    if (!e) model_free(m);
-    else e->owned_model = m;
+    if (!e)
+        model_free(m);
+    else
+        e->owned_model = m;
     return e;
 }
 
@@ -278,13 +285,15 @@ typedef struct replay {
     size_t at;
 } replay;
 
-static int replay_start(fim_backend *b, const fim_gen *g, const atomic_int *cancel, fim_stats *st, fim_err *err)
+static int replay_start(fim_backend *b, const fim_gen *g, const atomic_int *cancel, fim_stats *st,
+                        fim_err *err)
 {
     (void)b, (void)g, (void)cancel, (void)st, (void)err;
     return 0;
 }
 
-static int replay_next(fim_backend *b, fim_step *step, const atomic_int *cancel, fim_stats *st, fim_err *err)
+static int replay_next(fim_backend *b, fim_step *step, const atomic_int *cancel, fim_stats *st,
+                       fim_err *err)
 {
     (void)cancel, (void)st, (void)err;
     replay *r = (replay *)b;
@@ -320,7 +329,8 @@ static void suffix_head(const model_vocab *v, const fim_ids_vec *prompt, int32_t
     if (model_vocab_fim(v, &f, &me)) return;
     size_t h = 0;
     while (h < prompt->n && prompt->v[h] != f.hole) h++;
-    for (size_t i = h + 1; i < prompt->n && prompt->v[i] != f.end && *n < SUFFIX_HEAD; i++) out[(*n)++] = prompt->v[i];
+    for (size_t i = h + 1; i < prompt->n && prompt->v[i] != f.end && *n < SUFFIX_HEAD; i++)
+        out[(*n)++] = prompt->v[i];
 }
 
 /* The last k generated tokens equal the suffix's first k (k = SUFFIX_HEAD, or the whole suffix
@@ -334,11 +344,11 @@ static bool repeats_suffix(const fim_ids_vec *gen, const int32_t *head, int n_he
 
 /* Token healing. The cursor line's text before the cursor ends the prompt, and its last token is
  * often one the model rarely saw there: "    " before a word is " " + "   word" in training text,
- * and "name" may be the head of "name);". So the last token is taken out of the prompt and the first
- * generated tokens must spell its bytes again (any token that starts with them, or a piece of them);
- * only what comes after them is the completion. A remote engine samples on its side: its choice is
- * kept when it agrees, else the best agreeing one of the alternatives it sent, else the start of
- * the bytes themselves (the backend then continues from the engine's choice). */
+ * and "name" may be the head of "name);". So the last token is taken out of the prompt and the
+ * first generated tokens must spell its bytes again (any token that starts with them, or a piece of
+ * them); only what comes after them is the completion. A remote engine samples on its side: its
+ * choice is kept when it agrees, else the best agreeing one of the alternatives it sent, else the
+ * start of the bytes themselves (the backend then continues from the engine's choice). */
 typedef struct heal {
     char text[256];
     size_t len, at; /* the bytes to spell again, and how many are spelled */
@@ -374,7 +384,8 @@ static int32_t heal_fallback(const model_vocab *v, const heal *h)
     int32_t *ids = NULL, tok = -1;
     size_t n = 0;
     model_err me = {{0}};
-    if (!model_tokenize(v, h->text + h->at, h->len - h->at, false, false, &ids, &n, &me) && n) tok = ids[0];
+    if (!model_tokenize(v, h->text + h->at, h->len - h->at, false, false, &ids, &n, &me) && n)
+        tok = ids[0];
     free(ids);
     return tok;
 }
@@ -414,14 +425,15 @@ static int best_ids(const float *l, int nv, int32_t *top, int k)
  * with what healing has still to spell. Greedy healing looks only at the HEAL_TOP best tokens
  * (what a serving engine sends back), so that it picks the same token whichever backend runs:
  * the best of them that agrees, else the start of the bytes themselves. */
-static int32_t choose(const model_vocab *v, const fim_step *step, const heal *h, const fim_config *cfg,
-                      uint64_t *rng, float **scratch)
+static int32_t choose(const model_vocab *v, const fim_step *step, const heal *h,
+                      const fim_config *cfg, uint64_t *rng, float **scratch)
 {
     bool healing = h->at < h->len;
     int nv = model_vocab_size(v);
     if (step->token < 0 && healing && cfg->temperature > 0) { /* sampling: among agreeing tokens */
         if (!*scratch) *scratch = base_xmalloc(sizeof **scratch * (size_t)nv);
-        for (int i = 0; i < nv; i++) (*scratch)[i] = heal_allows(v, h, i) ? step->logits[i] : -INFINITY;
+        for (int i = 0; i < nv; i++)
+            (*scratch)[i] = heal_allows(v, h, i) ? step->logits[i] : -INFINITY;
         return sample(*scratch, nv, cfg, rng);
     }
     if (step->token < 0 && !healing) return sample(step->logits, nv, cfg, rng);
@@ -518,7 +530,8 @@ static int replay_init(replay *r, const model_vocab *v, const fim_request *req, 
     r->base.ops = &replay_ops;
     r->base.vocab = v;
     model_err me = {{0}};
-    if (model_tokenize(v, req->assume_output, req->assume_len, false, false, &r->ids.v, &r->ids.n, &me))
+    if (model_tokenize(v, req->assume_output, req->assume_len, false, false, &r->ids.v, &r->ids.n,
+                       &me))
         return fim__fail(err, "%s", me.msg);
     return 0;
 }
@@ -554,9 +567,15 @@ int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
     }
     st->prompt_tokens = (int)prompt.n; /* what is evaluated: without the healed token */
     fim_gen g = {
-        .doc = req->doc, .ids = prompt.v, .n = prompt.n, .max_tokens = fitted.max_tokens,
-        .temperature = fitted.temperature, .top_p = fitted.top_p, .seed = fitted.seed,
-        .want_top = healing.len ? HEAL_TOP : 0, .cache_bytes = fitted.cache_bytes,
+        .doc = req->doc,
+        .ids = prompt.v,
+        .n = prompt.n,
+        .max_tokens = fitted.max_tokens,
+        .temperature = fitted.temperature,
+        .top_p = fitted.top_p,
+        .seed = fitted.seed,
+        .want_top = healing.len ? HEAL_TOP : 0,
+        .cache_bytes = fitted.cache_bytes,
         .text_budget = fitted.prefix_tokens + fitted.suffix_tokens + fitted.related_tokens + 4,
     };
     r = b->ops->start(b, &g, cancel, st, err);
@@ -570,7 +589,8 @@ int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
     fim__decoder_init(&d, c);
     st->multi_line = d.multi_line;
     double t1 = base_now_ms();
-    gen_run run = {.b = b, .d = &d, .h = &healing, .cfg = &fitted, .cancel = cancel, .st = st, .t0 = t0};
+    gen_run run = {
+        .b = b, .d = &d, .h = &healing, .cfg = &fitted, .cancel = cancel, .st = st, .t0 = t0};
     r = generate(&run, &prompt, err);
     b->ops->finish(b, r == 1, st);
     st->gen_ms = base_now_ms() - t1;

@@ -22,14 +22,14 @@ typedef struct fim_err {
 } fim_err;
 
 typedef struct fim_config {
-    int max_tokens;         /* generated tokens at most (default 64) */
-    int prefix_tokens;      /* prompt budget before the cursor line (default 1024) */
-    int suffix_tokens;      /* prompt budget after the cursor (default 256) */
-    int related_tokens;     /* prompt budget for definitions from other places (default 384) */
-    size_t cache_bytes;     /* latent caches of all documents together (default 1 GiB) */
-    float temperature;      /* 0 = greedy (default) */
-    float top_p;            /* nucleus sampling when temperature > 0 (default 0.95) */
-    uint64_t seed;          /* sampling seed */
+    int max_tokens;     /* generated tokens at most (default 64) */
+    int prefix_tokens;  /* prompt budget before the cursor line (default 1024) */
+    int suffix_tokens;  /* prompt budget after the cursor (default 256) */
+    int related_tokens; /* prompt budget for definitions from other places (default 384) */
+    size_t cache_bytes; /* latent caches of all documents together (default 1 GiB) */
+    float temperature;  /* 0 = greedy (default) */
+    float top_p;        /* nucleus sampling when temperature > 0 (default 0.95) */
+    uint64_t seed;      /* sampling seed */
     /* For measuring context strategies (bench-quality --naive): instead of syntax-cut windows and
      * related code, a plain window of the same total budget, 3/4 before the cursor line and 1/4
      * after the cursor, in whole lines. */
@@ -96,21 +96,21 @@ typedef struct fim_remote_config {
 
 typedef struct fim_backend_spec {
     const char *model_path;
-    bool model_is_bundled;   /* remote: model_path is fimd's own small model, whose tokenizer is not
-                                the server's, so prompts go as text */
-    int threads;             /* in-process matrix threads (0: the number of cores) */
+    bool model_is_bundled; /* remote: model_path is fimd's own small model, whose tokenizer is not
+                              the server's, so prompts go as text */
+    int threads;           /* in-process matrix threads (0: the number of cores) */
     fim_remote_config remote;
 } fim_backend_spec;
 
 /* For fimd/status and logs. Never holds the API key. */
 typedef struct fim_backend_status {
-    char kind[16];           /* "in-process", "openai", "sglang", "llamacpp", "ollama" */
+    char kind[16]; /* "in-process", "openai", "sglang", "llamacpp", "ollama" */
     char url[512];
-    char desc[256];          /* the model's shape, or the server and how prompts are sent */
-    char health[512];        /* "ok", "unknown" (nothing asked yet), or the last failure */
-    char note[512];          /* warnings: a tokenizer mismatch, plain http to another host */
-    int threads;             /* in-process only */
-    bool prompt_ids;         /* prompts go as token ids (else as text) */
+    char desc[256];   /* the model's shape, or the server and how prompts are sent */
+    char health[512]; /* "ok", "unknown" (nothing asked yet), or the last failure */
+    char note[512];   /* warnings: a tokenizer mismatch, plain http to another host */
+    int threads;      /* in-process only */
+    bool prompt_ids;  /* prompts go as token ids (else as text) */
 } fim_backend_status;
 
 typedef struct fim_engine fim_engine;
@@ -130,10 +130,10 @@ const model_vocab *fim_engine_vocab(const fim_engine *e);
 int fim_engine_n_ctx(const fim_engine *e);
 
 typedef struct fim_request {
-    const char *doc;   /* the document's key (its URI); selects the cache */
-    const char *text;  /* the document, or a window of it that starts at a line start */
+    const char *doc;  /* the document's key (its URI); selects the cache */
+    const char *text; /* the document, or a window of it that starts at a line start */
     size_t len;
-    size_t cursor;     /* byte offset of the cursor in text (clamped to len) */
+    size_t cursor; /* byte offset of the cursor in text (clamped to len) */
     /* When set, the context replaces text, len and cursor (it carries the syntax tree
      * and related definitions). When NULL, a context is made from text: the language comes from
      * `language` (an LSP id, may be NULL) and the doc key as a path, and the text is parsed. */
@@ -146,22 +146,30 @@ typedef struct fim_request {
 } fim_request;
 
 enum fim_stop {
-    FIM_STOP_EOS, FIM_STOP_MAX_TOKENS, FIM_STOP_LINE_END, FIM_STOP_INDENT, FIM_STOP_SUFFIX_REPEAT,
-    FIM_STOP_CONTROL, FIM_STOP_CANCELLED, FIM_STOP_BLOCK_END, FIM_STOP_UNBALANCED, FIM_STOP_REPETITION,
+    FIM_STOP_EOS,
+    FIM_STOP_MAX_TOKENS,
+    FIM_STOP_LINE_END,
+    FIM_STOP_INDENT,
+    FIM_STOP_SUFFIX_REPEAT,
+    FIM_STOP_CONTROL,
+    FIM_STOP_CANCELLED,
+    FIM_STOP_BLOCK_END,
+    FIM_STOP_UNBALANCED,
+    FIM_STOP_REPETITION,
 };
 const char *fim_stop_name(enum fim_stop s);
 
 typedef struct fim_stats {
-    int prompt_tokens;   /* tokens in the prompt */
-    int reused;          /* of them, kept from the document's cache */
-    int evaluated;       /* of them, computed now */
-    int generated;       /* tokens generated */
+    int prompt_tokens; /* tokens in the prompt */
+    int reused;        /* of them, kept from the document's cache */
+    int evaluated;     /* of them, computed now */
+    int generated;     /* tokens generated */
     double prompt_ms, gen_ms;
     double first_token_ms; /* from the request to the first generated token */
-    int server_cached;   /* prompt tokens the serving engine reports it had cached (-1: not told) */
+    int server_cached; /* prompt tokens the serving engine reports it had cached (-1: not told) */
     bool multi_line;
     enum fim_stop stop;
-    char note[256];      /* what a remote stream did besides tokens (an error after them, a retry) */
+    char note[256]; /* what a remote stream did besides tokens (an error after them, a retry) */
 } fim_stats;
 
 /* Complete at the cursor. On success *out is the malloc'd completion (valid UTF-8, possibly empty;

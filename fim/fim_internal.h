@@ -26,7 +26,9 @@ void fim__ids_push(fim_ids_vec *b, const int32_t *ids, size_t n);
  *   context.c   fim_context_new and its accessors: on top of documents, shape and related code
  * prompt.c and decode.c sit above them all. */
 
-enum { FIM__PARSE_TIMEOUT_US = 3000000 }; /* a pathological buffer gets no tree rather than a hung loop */
+enum {
+    FIM__PARSE_TIMEOUT_US = 3000000
+}; /* a pathological buffer gets no tree rather than a hung loop */
 
 /* The related code's cache of a document's definitions (related.c's; opaque to doc.c). */
 typedef struct fim_related_cache fim_related_cache;
@@ -40,10 +42,10 @@ struct fim_doc {
     const parsers_lang *lang;
     const TSLanguage *grammar;
     TSParser *parser;
-    TSTree *tree;       /* matches text once synced */
-    TSTree *good;       /* the last tree without errors, kept aligned by the same edits: where
-                         * definitions are found while code being typed has errors */
-    bool dirty;         /* edited since the last parse */
+    TSTree *tree;        /* matches text once synced */
+    TSTree *good;        /* the last tree without errors, kept aligned by the same edits: where
+                          * definitions are found while code being typed has errors */
+    bool dirty;          /* edited since the last parse */
     unsigned long edits; /* edits so far: a cache made at another count is stale */
     /* Who frees what: related.c creates the cache on first use and sets related_free; doc.c never
      * looks inside and, in fim_doc_free, hands it to related_free. */
@@ -52,13 +54,13 @@ struct fim_doc {
 };
 
 typedef struct fim_snippet {
-    char *path;     /* where it comes from (for the header comment) */
-    char *name;     /* the defined name */
-    char *text;     /* the definition's text, trimmed to a few lines */
+    char *path; /* where it comes from (for the header comment) */
+    char *name; /* the defined name */
+    char *text; /* the definition's text, trimmed to a few lines */
     const parsers_lang *lang;
-    size_t order;   /* stable position: document index << 32 | start byte */
+    size_t order;     /* stable position: document index << 32 | start byte */
     size_t order_end; /* ... and end byte */
-    double score;   /* relevance: which snippets get the budget */
+    double score;     /* relevance: which snippets get the budget */
 } fim_snippet;
 
 typedef struct fim_hashes {
@@ -73,13 +75,13 @@ struct fim_context {
     char *path;
     char *text;
     size_t len, cursor;
-    const parsers_lang *lang;  /* may be NULL */
-    TSTree *tree;              /* a private copy matching text, or NULL */
-    TSTree *defs_tree;         /* the document's last tree without errors (edited to match), or NULL */
-    fim_snippet *snips;        /* definitions from other documents named near the cursor */
+    const parsers_lang *lang; /* may be NULL */
+    TSTree *tree;             /* a private copy matching text, or NULL */
+    TSTree *defs_tree;  /* the document's last tree without errors (edited to match), or NULL */
+    fim_snippet *snips; /* definitions from other documents named near the cursor */
     int n_snips;
-    long cursor_line;          /* the cursor's line number (0-based) */
-    fim_query query;           /* what makes code relevant to this cursor */
+    long cursor_line; /* the cursor's line number (0-based) */
+    fim_query query;  /* what makes code relevant to this cursor */
 };
 
 /* The document's tree, reparsed first if edited (owned by the document). */
@@ -108,13 +110,14 @@ int fim__block_depth(const fim_context *c);
 /* With the middle mid[0..n) inserted at the cursor and the tree reparsed incrementally: the depth
  * of the outermost node starting on the middle's line at offset `line`, or -1 (blank, no tree, or
  * inside an error). *parser is created on first use; the caller deletes it. */
-int fim__middle_line_depth(const fim_context *c, TSParser **parser, const char *mid, size_t n, size_t line);
+int fim__middle_line_depth(const fim_context *c, TSParser **parser, const char *mid, size_t n,
+                           size_t line);
 /* Does the language mark blocks by indentation (Python, YAML, ...) rather than brackets? */
 bool fim__indent_blocks(const parsers_lang *l);
 
 /* Definitions in a document (functions, types, classes and their members, top-level names). */
 typedef struct fim_def {
-    size_t start, end;           /* the definition, with an adjacent leading comment */
+    size_t start, end; /* the definition, with an adjacent leading comment */
     size_t name_start, name_end;
 } fim_def;
 int fim__defs(const char *text, size_t len, TSTree *tree, fim_def **out); /* count; malloc'd */
@@ -124,15 +127,17 @@ int fim__windows(const char *text, size_t len, fim_def **out);
 char *fim__def_snippet(const char *text, const fim_def *d, const parsers_lang *l);
 
 /* Relevance of definitions to the cursor: a definition named near the cursor (40 lines above to
- * 10 below; not the cursor line, so that typing there leaves the choice alone) scores 2; others score the Jaccard similarity of their
- * identifiers with those of the 48 lines above the cursor (in steps of 8 lines, so that typing
- * does not change it), when at least MIN_SIMILARITY; 0 means not relevant. */
+ * 10 below; not the cursor line, so that typing there leaves the choice alone) scores 2; others
+ * score the Jaccard similarity of their identifiers with those of the 48 lines above the cursor (in
+ * steps of 8 lines, so that typing does not change it), when at least MIN_SIMILARITY; 0 means not
+ * relevant. */
 void fim__ident_hashes(const char *t, size_t from, size_t to, fim_hashes *out);
 void fim__hashes_free(fim_hashes *h);
 /* `line` is the cursor's line number (0-based). */
 void fim__query_init(fim_query *q, const char *text, size_t len, size_t cursor, long line);
 void fim__query_free(fim_query *q);
-double fim__def_score(const fim_query *q, const char *text, const fim_def *d, const fim_hashes *ids);
+double fim__def_score(const fim_query *q, const char *text, const fim_def *d,
+                      const fim_hashes *ids);
 /* The identifiers of a definition's snippet lines. */
 void fim__def_hashes(const char *text, const fim_def *d, fim_hashes *out);
 /* A document's definitions and windows with their identifiers (synced first), from the cache
@@ -144,10 +149,10 @@ const fim_def *fim__related_defs(fim_doc *d, int *n, const fim_hashes **ids);
 typedef struct fim_brackets {
     const parsers_lang *lang;
     char stack[256];
-    int depth;        /* entries on stack (saturates at 256, counted in extra) */
+    int depth; /* entries on stack (saturates at 256, counted in extra) */
     int extra;
-    int underflow;    /* closers that found the stack empty */
-    int mode;         /* 0 code, 1 line comment, 2 block comment, 3 string */
+    int underflow; /* closers that found the stack empty */
+    int mode;      /* 0 code, 1 line comment, 2 block comment, 3 string */
     char quote;
     bool backtick, multiline_backtick;
 } fim_brackets;
@@ -166,17 +171,17 @@ size_t fim__brackets_scan(fim_brackets *b, const char *text, size_t n, size_t fr
  * transient parse error (an unclosed quote while typing) cannot move the windows. */
 typedef struct fim_window_memo {
     bool valid;
-    long prefix_line;   /* the line the prefix began at */
-    long suffix_lines;  /* the suffix's last line, counted from the cursor line */
-    long line;          /* the cursor line then */
-    int reserve;        /* and the prefix budget kept for it */
+    long prefix_line;  /* the line the prefix began at */
+    long suffix_lines; /* the suffix's last line, counted from the cursor line */
+    long line;         /* the cursor line then */
+    int reserve;       /* and the prefix budget kept for it */
 } fim_window_memo;
 int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_config *cfg,
                       fim_window_memo *memo, fim_ids_vec *out, fim_err *err);
 
 /* The shape of the middle and the decoder that applies the stop rules as text arrives. */
 typedef struct fim_decoder {
-    char *buf;            /* generated bytes so far */
+    char *buf; /* generated bytes so far */
     size_t len, cap;
     const parsers_lang *lang;
     bool multi_line;      /* false: stop at the end of the cursor line */
@@ -189,13 +194,13 @@ typedef struct fim_decoder {
     size_t suffix_len;
     const char *next_line; /* first non-blank line after the cursor line (trimmed), or NULL */
     size_t next_line_len;
-    bool doc_tabs;        /* the document indents with tabs */
-    int doc_unit;         /* else with this many spaces per level */
-    size_t checked;       /* bytes of buf whose lines were already checked */
-    size_t closed_at;     /* the middle closed the enclosing block here (0 = not yet; offset+1) */
+    bool doc_tabs;    /* the document indents with tabs */
+    int doc_unit;     /* else with this many spaces per level */
+    size_t checked;   /* bytes of buf whose lines were already checked */
+    size_t closed_at; /* the middle closed the enclosing block here (0 = not yet; offset+1) */
     const fim_context *ctx;
-    int block_depth;      /* statements at the cursor are this deep in the tree (-1: no tree) */
-    TSParser *parser;     /* for reparsing with the middle inserted */
+    int block_depth;  /* statements at the cursor are this deep in the tree (-1: no tree) */
+    TSParser *parser; /* for reparsing with the middle inserted */
     enum fim_stop stop;
     bool stopped;
 } fim_decoder;
@@ -217,31 +222,33 @@ enum { FIM_TOP_MAX = 16 };
 
 /* One generation: the prompt and how to sample. */
 typedef struct fim_gen {
-    const char *doc;         /* the document's key: selects its cache */
-    const int32_t *ids;      /* the prompt */
+    const char *doc;    /* the document's key: selects its cache */
+    const int32_t *ids; /* the prompt */
     size_t n;
     int max_tokens;
     float temperature, top_p;
     uint64_t seed;
-    int want_top;            /* alternatives per token wanted (token healing on a remote engine) */
-    size_t cache_bytes;      /* in-process caches' budget */
-    int text_budget;         /* prompt tokens at most (sizes a remote context, e.g. Ollama's num_ctx) */
+    int want_top;       /* alternatives per token wanted (token healing on a remote engine) */
+    size_t cache_bytes; /* in-process caches' budget */
+    int text_budget;    /* prompt tokens at most (sizes a remote context, e.g. Ollama's num_ctx) */
 } fim_gen;
 
 /* A step: the logits to choose from (in-process), or the backend's own choice with alternatives. */
 typedef struct fim_step {
-    int32_t token;           /* -1: choose from logits */
-    const float *logits;     /* [n_vocab] when token is -1 */
+    int32_t token;       /* -1: choose from logits */
+    const float *logits; /* [n_vocab] when token is -1 */
     int n_top;
-    int32_t top[FIM_TOP_MAX];    /* alternatives, best first */
+    int32_t top[FIM_TOP_MAX]; /* alternatives, best first */
 } fim_step;
 
 typedef struct fim_backend fim_backend;
 typedef struct fim_backend_ops {
     /* Make ready for g: evaluate the prompt, or send the request. 0, 1 cancelled, -1 error. Sets
      * st->reused and st->evaluated (or server_cached) when known. */
-    int (*start)(fim_backend *b, const fim_gen *g, const atomic_int *cancel, fim_stats *st, fim_err *err);
-    /* The next step. 0; 1 cancelled; 2 no more tokens (the stream ended); -1 error (nothing came). */
+    int (*start)(fim_backend *b, const fim_gen *g, const atomic_int *cancel, fim_stats *st,
+                 fim_err *err);
+    /* The next step. 0; 1 cancelled; 2 no more tokens (the stream ended); -1 error (nothing came).
+     */
     int (*next)(fim_backend *b, fim_step *s, const atomic_int *cancel, fim_stats *st, fim_err *err);
     /* The engine took tok at this step and wants the one after it. 0, 1 cancelled, -1 error. */
     int (*accept)(fim_backend *b, int32_t tok, const atomic_int *cancel, fim_err *err);
@@ -258,14 +265,14 @@ typedef struct fim_backend_ops {
 struct fim_backend {
     const fim_backend_ops *ops;
     const model_vocab *vocab;
-    int n_ctx;               /* training context (0: unknown) */
+    int n_ctx; /* training context (0: unknown) */
 };
 
 /* The in-process backend on a loaded model (borrowed: it must outlive the backend). */
 fim_backend *fim__local_new(model *m, fim_err *err);
 /* A backend on a serving engine; takes ownership of vocab. */
-fim_backend *fim__remote_new(const fim_remote_config *rc, model_vocab *vocab, int n_ctx, bool vocab_is_bundled,
-                             fim_err *err);
+fim_backend *fim__remote_new(const fim_remote_config *rc, model_vocab *vocab, int n_ctx,
+                             bool vocab_is_bundled, fim_err *err);
 /* A prompt as text, for engines that take text (Ollama) or tokenize differently: control tokens by
  * name except BOS (the server adds its own), and every control-token string removed from the
  * user's text between them. Appends to out. */
@@ -276,8 +283,8 @@ fim_engine *fim__engine_new(fim_backend *b, fim_err *err);
 /* For tests: an engine on a loaded model (borrowed). */
 fim_engine *fim__engine_with_model(model *m, fim_err *err);
 /* The prompt fim_complete would build for req, as token ids (malloc'd); for tests. */
-int fim__engine_prompt(fim_engine *e, const fim_request *req, const fim_config *cfg, int32_t **ids, size_t *n,
-                       fim_err *err);
+int fim__engine_prompt(fim_engine *e, const fim_request *req, const fim_config *cfg, int32_t **ids,
+                       size_t *n, fim_err *err);
 
 /* ---- JSON reading for remote answers (json.c; jsmn underneath) ---- */
 
@@ -289,7 +296,7 @@ void fim__json_free(fim_json *j);
 int fim__json_at(const fim_json *j, const char *path);
 /* The same from value `from`. */
 int fim__json_at_from(const fim_json *j, int from, const char *path);
-int fim__json_len(const fim_json *j, int arr);   /* elements of an array, -1 when not one */
+int fim__json_len(const fim_json *j, int arr); /* elements of an array, -1 when not one */
 bool fim__json_long(const fim_json *j, int i, long *out);
 bool fim__json_double(const fim_json *j, int i, double *out);
 bool fim__json_true(const fim_json *j, int i);

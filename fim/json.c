@@ -52,8 +52,10 @@ static int skip(const fim_json *j, int i)
 {
     int todo = 1;
     while (todo-- > 0 && i < j->n) {
-        if (j->t[i].type == JSMN_OBJECT) todo += 2 * j->t[i].size;
-        else if (j->t[i].type == JSMN_ARRAY) todo += j->t[i].size;
+        if (j->t[i].type == JSMN_OBJECT)
+            todo += 2 * j->t[i].size;
+        else if (j->t[i].type == JSMN_ARRAY)
+            todo += j->t[i].size;
         i++;
     }
     return i;
@@ -62,7 +64,8 @@ static int skip(const fim_json *j, int i)
 static bool key_is(const fim_json *j, int i, const char *key, size_t klen)
 {
     const jsmntok_t *t = &j->t[i];
-    return t->type == JSMN_STRING && (size_t)(t->end - t->start) == klen && !memcmp(j->s + t->start, key, klen);
+    return t->type == JSMN_STRING && (size_t)(t->end - t->start) == klen &&
+           !memcmp(j->s + t->start, key, klen);
 }
 
 /* One path step: a member of an object, or an element of an array by number. */
@@ -123,7 +126,8 @@ static bool primitive(const fim_json *j, int i, char *buf, size_t cap)
 bool fim__json_double(const fim_json *j, int i, double *out)
 {
     char b[64], *end;
-    if (!primitive(j, i, b, sizeof b) || !((b[0] >= '0' && b[0] <= '9') || b[0] == '-')) return false;
+    if (!primitive(j, i, b, sizeof b) || !((b[0] >= '0' && b[0] <= '9') || b[0] == '-'))
+        return false;
     *out = strtod(b, &end);
     return *end == 0;
 }
@@ -179,7 +183,10 @@ static int hex4(const char *p)
     int v = 0;
     for (int k = 0; k < 4; k++) {
         char c = p[k];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (d < 0) return -1;
         v = v * 16 + d;
     }
@@ -191,7 +198,8 @@ static size_t put_utf8(char *o, unsigned cp)
     if (cp < 0x80) return o[0] = (char)cp, 1;
     if (cp < 0x800) return o[0] = (char)(0xC0 | cp >> 6), o[1] = (char)(0x80 | (cp & 0x3F)), 2;
     if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | cp >> 12), o[1] = (char)(0x80 | (cp >> 6 & 0x3F)), o[2] = (char)(0x80 | (cp & 0x3F));
+        o[0] = (char)(0xE0 | cp >> 12), o[1] = (char)(0x80 | (cp >> 6 & 0x3F)),
+        o[2] = (char)(0x80 | (cp & 0x3F));
         return 3;
     }
     o[0] = (char)(0xF0 | cp >> 18), o[1] = (char)(0x80 | (cp >> 12 & 0x3F));
@@ -208,7 +216,8 @@ static unsigned unicode_escape(const char *p, const char *end, size_t *used)
     if (hi < 0) return *used = 1, 0xFFFD;
     if (hi >= 0xD800 && hi < 0xDC00 && end - p >= 11 && p[5] == '\\' && p[6] == 'u') {
         int lo = hex4(p + 7);
-        if (lo >= 0xDC00 && lo < 0xE000) return *used = 11, 0x10000u + ((unsigned)(hi - 0xD800) << 10) + (unsigned)(lo - 0xDC00);
+        if (lo >= 0xDC00 && lo < 0xE000)
+            return *used = 11, 0x10000u + ((unsigned)(hi - 0xD800) << 10) + (unsigned)(lo - 0xDC00);
     }
     return hi >= 0xD800 && hi < 0xE000 ? 0xFFFD : (unsigned)hi;
 }
@@ -295,9 +304,12 @@ void fim__buf_json_str(fim_buf *b, const char *s, size_t n)
         } else {
             int want = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
             bool ok = want && (size_t)want <= n - i;
-            for (int q = 1; ok && q < want; q++) ok = ((unsigned char)s[i + (size_t)q] & 0xC0) == 0x80;
-            if (ok) fim__buf_add(b, s + i, (size_t)want), i += (size_t)want;
-            else fim__buf_add(b, "\xEF\xBF\xBD", 3), i++;
+            for (int q = 1; ok && q < want; q++)
+                ok = ((unsigned char)s[i + (size_t)q] & 0xC0) == 0x80;
+            if (ok)
+                fim__buf_add(b, s + i, (size_t)want), i += (size_t)want;
+            else
+                fim__buf_add(b, "\xEF\xBF\xBD", 3), i++;
         }
     }
     fim__buf_add(b, "\"", 1);

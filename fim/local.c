@@ -15,8 +15,8 @@ enum { EVAL_CHUNK = 128 };
 typedef struct session {
     char *doc;
     model_cache *cache;
-    fim_ids_vec ids;   /* the tokens whose latent rows the cache holds */
-    uint64_t used;     /* LRU clock */
+    fim_ids_vec ids; /* the tokens whose latent rows the cache holds */
+    uint64_t used;   /* LRU clock */
 } session;
 
 typedef struct local {
@@ -25,9 +25,9 @@ typedef struct local {
     session *s;
     int n, cap;
     uint64_t clock;
-    session *cur;      /* the session of the generation under way */
-    size_t budget;     /* its byte budget for all caches */
-    float *logits;     /* [n_vocab] */
+    session *cur;  /* the session of the generation under way */
+    size_t budget; /* its byte budget for all caches */
+    float *logits; /* [n_vocab] */
 } local;
 
 static void session_free(session *s)
@@ -104,8 +104,10 @@ static void evict(local *l, const char *keep, size_t budget)
     }
 }
 
-/* Bring the session's cache to the prompt, evaluating only what differs; logits of the last token. */
-static int local_start(fim_backend *b, const fim_gen *g, const atomic_int *cancel, fim_stats *st, fim_err *err)
+/* Bring the session's cache to the prompt, evaluating only what differs; logits of the last token.
+ */
+static int local_start(fim_backend *b, const fim_gen *g, const atomic_int *cancel, fim_stats *st,
+                       fim_err *err)
 {
     local *l = (local *)b;
     l->cur = NULL;
@@ -125,8 +127,8 @@ static int local_start(fim_backend *b, const fim_gen *g, const atomic_int *cance
     for (size_t at = lcp; at < g->n; at += EVAL_CHUNK) {
         int k = (int)(g->n - at < EVAL_CHUNK ? g->n - at : EVAL_CHUNK);
         bool last = at + (size_t)k == g->n;
-        int r = model_eval(l->m, s->cache, g->ids + at, k, l->logits, last ? MODEL_LOGITS_LAST : MODEL_LOGITS_NONE,
-                           cancel, &me);
+        int r = model_eval(l->m, s->cache, g->ids + at, k, l->logits,
+                           last ? MODEL_LOGITS_LAST : MODEL_LOGITS_NONE, cancel, &me);
         if (r == -2) return 1;
         if (r) return fim__fail(err, "%s", me.msg);
         fim__ids_push(&s->ids, g->ids + at, (size_t)k);
@@ -136,7 +138,8 @@ static int local_start(fim_backend *b, const fim_gen *g, const atomic_int *cance
     return 0;
 }
 
-static int local_next(fim_backend *b, fim_step *step, const atomic_int *cancel, fim_stats *st, fim_err *err)
+static int local_next(fim_backend *b, fim_step *step, const atomic_int *cancel, fim_stats *st,
+                      fim_err *err)
 {
     (void)cancel, (void)st;
     local *l = (local *)b;
@@ -175,8 +178,8 @@ static void local_status(const fim_backend *b, fim_backend_status *out)
     const local *l = (const local *)b;
     const model_hparams *h = model_get_hparams(l->m);
     snprintf(out->kind, sizeof out->kind, "in-process");
-    snprintf(out->desc, sizeof out->desc, "deepseek2 %d layers, %d experts, vocab %d", h->n_layer, h->n_expert,
-             h->n_vocab);
+    snprintf(out->desc, sizeof out->desc, "deepseek2 %d layers, %d experts, vocab %d", h->n_layer,
+             h->n_expert, h->n_vocab);
     snprintf(out->health, sizeof out->health, "ok");
     out->threads = model_get_threads(l->m);
     out->prompt_ids = true;

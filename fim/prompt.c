@@ -13,10 +13,10 @@
 #include <string.h>
 
 /* The prefix window starts at a syntax boundary found near a line that moves in steps of
- * budget/64 lines (at least 4): the earliest shallowest node start before one step past it. So the prefix's
- * tokens, and the cache built on them, stay the same over many keystrokes and lines, and the window
- * never begins in the middle of a construct when a better place is near. The suffix ends likewise
- * at the shallowest node end among its last lines. */
+ * budget/64 lines (at least 4): the earliest shallowest node start before one step past it. So the
+ * prefix's tokens, and the cache built on them, stay the same over many keystrokes and lines, and
+ * the window never begins in the middle of a construct when a better place is near. The suffix ends
+ * likewise at the shallowest node end among its last lines. */
 enum { LINE_BEFORE_MAX_TOKENS = 512, MIN_STEP = 4, SEARCH_STEPS = 1 };
 
 int fim__fail(fim_err *err, const char *fmt, ...)
@@ -102,7 +102,7 @@ static int prefix_start(const model_vocab *v, const fim_context *c, size_t end, 
     long step = line_step(budget), limit = ((start_line + step - 1) / step + SEARCH_STEPS) * step;
     if (memo && memo->valid && memo->prefix_line >= start_line && memo->prefix_line < limit &&
         memo->prefix_line <= line_no) { /* the last choice still fits: keep it (a parse error of
-                                          * the moment must not move the window) */
+                                         * the moment must not move the window) */
         for (long l = start_line; l < memo->prefix_line; l++) start = line_end(c->text, end, start);
         *out = start;
         return 0;
@@ -126,8 +126,8 @@ static int prefix_start(const model_vocab *v, const fim_context *c, size_t end, 
 }
 
 /* Tokens of the prefix text [start, end); a single huge line keeps its tail. */
-static int prefix_tokens(const model_vocab *v, const fim_context *c, size_t start, size_t end, int budget,
-                         fim_ids_vec *out, fim_err *err)
+static int prefix_tokens(const model_vocab *v, const fim_context *c, size_t start, size_t end,
+                         int budget, fim_ids_vec *out, fim_err *err)
 {
     fim_ids_vec tmp = {0};
     int rc = tok(v, c->text + start, end - start, &tmp, err);
@@ -143,8 +143,8 @@ static int prefix_tokens(const model_vocab *v, const fim_context *c, size_t star
 /* Tokens of the suffix: the rest of the cursor line, then whole lines while they fit, cut back to
  * the line whose end closes the shallowest node among the last ones. */
 static int suffix_tokens(const model_vocab *v, const fim_context *c, size_t from, int budget,
-                         bool cut_at_syntax, fim_window_memo *memo, fim_ids_vec *out, size_t *end_out,
-                         fim_err *err)
+                         bool cut_at_syntax, fim_window_memo *memo, fim_ids_vec *out,
+                         size_t *end_out, fim_err *err)
 {
     fim_ids_vec tmp = {0};
     size_t at = from;
@@ -160,8 +160,10 @@ static int suffix_tokens(const model_vocab *v, const fim_context *c, size_t from
             return -1;
         }
         if (used + (int)(tmp.n - before) > budget) {
-            if (at == from) used = budget, tmp.n = (size_t)budget; /* huge first line: its head */
-            else tmp.n = before;
+            if (at == from)
+                used = budget, tmp.n = (size_t)budget; /* huge first line: its head */
+            else
+                tmp.n = before;
             trimmed = true;
             break;
         }
@@ -179,10 +181,12 @@ static int suffix_tokens(const model_vocab *v, const fim_context *c, size_t from
     if (trimmed && n_lines > 1 && cut_at_syntax) {
         long span = line_step(budget) * SEARCH_STEPS;
         size_t lo = n_lines > (size_t)span ? n_lines - (size_t)span : 0, best = n_lines - 1;
-        bool kept = memo && memo->valid && memo->suffix_lines >= (long)lo && memo->suffix_lines < (long)n_lines;
+        bool kept = memo && memo->valid && memo->suffix_lines >= (long)lo &&
+                    memo->suffix_lines < (long)n_lines;
         if (kept) best = (size_t)memo->suffix_lines;
         int best_depth = -1;
-        for (size_t i = n_lines - 1; !kept && i + 1 > lo; i--) { /* latest first: ties keep more text */
+        for (size_t i = n_lines - 1; !kept && i + 1 > lo;
+             i--) { /* latest first: ties keep more text */
             size_t ls = line_start(c->text, ends[i] - 1);
             int d = fim__depth_at_line_end(c, ls < from ? from : ls, ends[i]);
             if (d >= 0 && (best_depth < 0 || d < best_depth)) best = i, best_depth = d;
@@ -204,17 +208,20 @@ static void snippet_header(const fim_snippet *sn, char *buf, size_t cap)
         if (p[-1] == '/' && ++slashes == 2) break;
     const parsers_lang *l = sn->lang;
     buf[0] = 0;
-    if (l && l->line_comment) snprintf(buf, cap, "%s %s\n", l->line_comment, p);
+    if (l && l->line_comment)
+        snprintf(buf, cap, "%s %s\n", l->line_comment, p);
     else if (l && l->block_comment) {
         const char *sp = strchr(l->block_comment, ' ');
-        if (sp) snprintf(buf, cap, "%.*s %s %s\n", (int)(sp - l->block_comment), l->block_comment, p, sp + 1);
+        if (sp)
+            snprintf(buf, cap, "%.*s %s %s\n", (int)(sp - l->block_comment), l->block_comment, p,
+                     sp + 1);
     }
 }
 
 /* The most relevant snippets that fit `budget` together, emitted in their stable order; returns the
  * tokens used. */
-static int add_snippets(const model_vocab *v, const fim_snippet *sn, int n, int budget, fim_ids_vec *out,
-                        fim_err *err)
+static int add_snippets(const model_vocab *v, const fim_snippet *sn, int n, int budget,
+                        fim_ids_vec *out, fim_err *err)
 {
     int used = 0, *rank = base_xmalloc(sizeof *rank * (size_t)(n + 1));
     fim_ids_vec *toks = base_xcalloc((size_t)n + 1, sizeof *toks);
@@ -229,7 +236,8 @@ static int add_snippets(const model_vocab *v, const fim_snippet *sn, int n, int 
         int i = rank[r];
         char head[512];
         snippet_header(&sn[i], head, sizeof head);
-        if (tok(v, head, strlen(head), &toks[i], err) || tok(v, sn[i].text, strlen(sn[i].text), &toks[i], err) ||
+        if (tok(v, head, strlen(head), &toks[i], err) ||
+            tok(v, sn[i].text, strlen(sn[i].text), &toks[i], err) ||
             tok(v, "\n\n", 2, &toks[i], err)) {
             used = -1;
             break;
@@ -249,7 +257,8 @@ static int add_snippets(const model_vocab *v, const fim_snippet *sn, int n, int 
             char head[512];
             snippet_header(&sn[i], head, sizeof head);
             fim_ids_vec h = {0};
-            if (!tok(v, head, strlen(head), &h, err)) fim__ids_push(out, toks[i].v + h.n, toks[i].n - h.n);
+            if (!tok(v, head, strlen(head), &h, err))
+                fim__ids_push(out, toks[i].v + h.n, toks[i].n - h.n);
             used -= (int)h.n;
             free(h.v);
         } else {
@@ -293,8 +302,8 @@ static int own_snippets(const fim_context *c, size_t lo, size_t hi, fim_snippet 
 
 /* Whether text[a, b) fits in what is left of `budget` after *used tokens (adding them when it
  * does); -1 on a tokenizer error. */
-static int fits_more(const model_vocab *v, const char *text, size_t a, size_t b, int budget, int *used,
-                     fim_err *err)
+static int fits_more(const model_vocab *v, const char *text, size_t a, size_t b, int budget,
+                     int *used, fim_err *err)
 {
     fim_ids_vec t = {0};
     if (tok(v, text + a, b - a, &t, err)) return -1;
@@ -306,12 +315,14 @@ static int fits_more(const model_vocab *v, const char *text, size_t a, size_t b,
 
 /* The plain window --naive measures against: whole lines, the last 3/4 of `budget` tokens before
  * the cursor (the cursor line's text included) and the first 1/4 after the cursor. */
-static int naive_window(const model_vocab *v, const fim_context *c, size_t l0, size_t cursor, int budget,
-                        int line_tokens, fim_ids_vec *pre, fim_ids_vec *suf, fim_err *err)
+static int naive_window(const model_vocab *v, const fim_context *c, size_t l0, size_t cursor,
+                        int budget, int line_tokens, fim_ids_vec *pre, fim_ids_vec *suf,
+                        fim_err *err)
 {
     int kp = budget * 3 / 4 - line_tokens, ks = budget - budget * 3 / 4, used = 0, r = 1;
     size_t start = l0, end = cursor;
-    while (start > 0 && (r = fits_more(v, c->text, line_start(c->text, start - 1), start, kp, &used, err)) == 1)
+    while (start > 0 &&
+           (r = fits_more(v, c->text, line_start(c->text, start - 1), start, kp, &used, err)) == 1)
         start = line_start(c->text, start - 1);
     for (used = 0; r >= 0 && end < c->len;) {
         size_t le = line_end(c->text, c->len, end);
@@ -341,11 +352,13 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
     fim_snippet *own = NULL;
     int n_own = 0;
     if (tok(v, c->text + l0, cursor - l0, &line, err)) goto done;
-    size_t line_cap = cfg->prefix_tokens < LINE_BEFORE_MAX_TOKENS ? (size_t)(cfg->prefix_tokens > 0 ? cfg->prefix_tokens : 0)
-                                                                 : LINE_BEFORE_MAX_TOKENS;
+    size_t line_cap = cfg->prefix_tokens < LINE_BEFORE_MAX_TOKENS
+                          ? (size_t)(cfg->prefix_tokens > 0 ? cfg->prefix_tokens : 0)
+                          : LINE_BEFORE_MAX_TOKENS;
     size_t skip = line.n > line_cap ? line.n - line_cap : 0;
     if (cfg->naive_window) {
-        int total = cfg->prefix_tokens + cfg->suffix_tokens + (cfg->related_tokens > 0 ? cfg->related_tokens : 0);
+        int total = cfg->prefix_tokens + cfg->suffix_tokens +
+                    (cfg->related_tokens > 0 ? cfg->related_tokens : 0);
         if (naive_window(v, c, l0, cursor, total, (int)(line.n - skip), &pre, &suf, err)) goto done;
         goto assemble;
     }
@@ -357,17 +370,22 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
     /* the cursor line's share: its tokens and a step more (prefix/16 tokens, 4 to 64), kept for
      * as long as the cursor stays on the line and the line fits, so that typing in it keeps the
      * windows put */
-    int rs = cfg->prefix_tokens / 16 < 4 ? 4 : cfg->prefix_tokens / 16 > 64 ? 64 : cfg->prefix_tokens / 16;
+    int rs = cfg->prefix_tokens / 16 < 4    ? 4
+             : cfg->prefix_tokens / 16 > 64 ? 64
+                                            : cfg->prefix_tokens / 16;
     int line_tokens = (int)(line.n - skip), reserve = (line_tokens + rs) / rs * rs;
     long cursor_line = c->cursor_line;
-    if (memo && memo->valid && memo->line == cursor_line && memo->reserve >= line_tokens) reserve = memo->reserve;
+    if (memo && memo->valid && memo->line == cursor_line && memo->reserve >= line_tokens)
+        reserve = memo->reserve;
     if (reserve > cfg->prefix_tokens) reserve = line_tokens;
     if (memo) memo->line = cursor_line, memo->reserve = reserve;
     int base = cfg->prefix_tokens - reserve;
     size_t pstart, send;
     if (prefix_start(v, c, l0, base + related - used, false, NULL, &pstart, err)) goto done;
     /* (the suffix may get what the prefix leaves: exclude what the widest suffix would show) */
-    if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + base + related, false, NULL, &suf, &send, err)) goto done;
+    if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + base + related, false, NULL, &suf, &send,
+                      err))
+        goto done;
     suf.n = 0;
     n_own = own_snippets(c, pstart, send, &own);
     int used_own = add_snippets(v, own, n_own, related - used, out, err);
@@ -377,7 +395,9 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
     if (prefix_start(v, c, l0, budget, true, memo, &pstart, err)) goto done;
     if (prefix_tokens(v, c, pstart, l0, budget, &pre, err)) goto done;
     /* what the prefix leaves (at its boundary, or at the top of the file) goes to the suffix */
-    if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + budget - (int)pre.n, true, memo, &suf, &send, err)) goto done;
+    if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + budget - (int)pre.n, true, memo, &suf,
+                      &send, err))
+        goto done;
     if (memo) memo->valid = true;
 assemble:
     fim__ids_push(out, pre.v, pre.n);

@@ -1,6 +1,6 @@
 /* fim/related.c — related code: the definitions a document offers to others (and windows of its
- * lines), their snippets, identifier hashes and relevance to a cursor; and the per-document cache of
- * definitions and their identifiers, which this file owns and frees. */
+ * lines), their snippets, identifier hashes and relevance to a cursor; and the per-document cache
+ * of definitions and their identifiers, which this file owns and frees. */
 #define _GNU_SOURCE
 #include "fim/fim_internal.h"
 #include "base/base.h"
@@ -10,12 +10,12 @@
 
 enum {
     SNIPPET_LINES = 16,
-    NEAR_LINES_BEFORE = 40,     /* identifiers this close to the cursor select definitions */
+    NEAR_LINES_BEFORE = 40, /* identifiers this close to the cursor select definitions */
     NEAR_LINES_AFTER = 10,
-    MAX_DEF_DEPTH = 3,          /* definitions nested at most this deep (class members) */
-    SIMILAR_LINES = 48,         /* lines above the cursor that similarity compares with */
+    MAX_DEF_DEPTH = 3,  /* definitions nested at most this deep (class members) */
+    SIMILAR_LINES = 48, /* lines above the cursor that similarity compares with */
     SIMILAR_STEP = 8,
-    WINDOW_LINES = 12,          /* windows of other documents' code, compared for similarity */
+    WINDOW_LINES = 12, /* windows of other documents' code, compared for similarity */
     WINDOW_STRIDE = 6,
     WINDOWS_MAX_BYTES = 1 << 20, /* larger documents offer definitions only */
 };
@@ -26,8 +26,8 @@ enum {
 static bool identifier_like(TSNode n)
 {
     const char *t = ts_node_type(n);
-    return strstr(t, "identifier") || strstr(t, "name") || !strcmp(t, "word") || !strcmp(t, "constant") ||
-           !strcmp(t, "symbol");
+    return strstr(t, "identifier") || strstr(t, "name") || !strcmp(t, "word") ||
+           !strcmp(t, "constant") || !strcmp(t, "symbol");
 }
 
 /* The name a definition node declares, following the fields grammars use for it. */
@@ -48,8 +48,8 @@ static TSNode def_name(TSNode n, int depth)
     uint32_t k = ts_node_named_child_count(n);
     for (uint32_t i = 0; i < k && i < 3; i++) {
         TSNode ch = ts_node_named_child(n, i);
-        if (fim__type_has(ch, "declarator") || fim__type_has(ch, "assignment") || fim__type_has(ch, "binding") ||
-            fim__type_has(ch, "spec")) {
+        if (fim__type_has(ch, "declarator") || fim__type_has(ch, "assignment") ||
+            fim__type_has(ch, "binding") || fim__type_has(ch, "spec")) {
             TSNode r = def_name(ch, depth + 1);
             if (!ts_node_is_null(r)) return r;
         }
@@ -59,8 +59,9 @@ static TSNode def_name(TSNode n, int depth)
 
 static bool skip_def_type(TSNode n)
 {
-    static const char *const parts[] = {"comment", "import", "include", "using", "package", "call",
-                                        "return", "if_", "for_", "while", "ERROR", "export_clause"};
+    static const char *const parts[] = {"comment", "import", "include", "using",
+                                        "package", "call",   "return",  "if_",
+                                        "for_",    "while",  "ERROR",   "export_clause"};
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
         if (fim__type_has(n, parts[i])) return true;
     return false;
@@ -77,7 +78,8 @@ static void collect_defs(TSNode parent, int depth, defs_vec *out)
     TSNode prev = {0};
     for (uint32_t i = 0; i < k; i++) {
         TSNode ch = ts_node_named_child(parent, i);
-        if (!strcmp(ts_node_type(ch), "ERROR")) { /* code being typed: what it wraps keeps its shape */
+        if (!strcmp(ts_node_type(ch),
+                    "ERROR")) { /* code being typed: what it wraps keeps its shape */
             collect_defs(ch, depth, out);
             continue;
         }
@@ -102,9 +104,11 @@ static void collect_defs(TSNode parent, int depth, defs_vec *out)
         /* members: descend into bodies of classes, namespaces, impls, modules */
         if (depth + 1 < MAX_DEF_DEPTH) {
             TSNode body = ts_node_child_by_field_name(ch, "body", 4);
-            if (!ts_node_is_null(body) && !fim__type_has(ch, "function") && !fim__type_has(ch, "method"))
+            if (!ts_node_is_null(body) && !fim__type_has(ch, "function") &&
+                !fim__type_has(ch, "method"))
                 collect_defs(body, depth + 1, out);
-            else if (fim__type_has(ch, "declaration_list") || fim__type_has(ch, "class_body") || fim__type_has(ch, "namespace"))
+            else if (fim__type_has(ch, "declaration_list") || fim__type_has(ch, "class_body") ||
+                     fim__type_has(ch, "namespace"))
                 collect_defs(ch, depth + 1, out);
         }
         prev = ch;
@@ -165,7 +169,8 @@ char *fim__def_snippet(const char *text, const fim_def *d, const parsers_lang *l
 
 static bool ident_byte(unsigned char c)
 {
-    return c == '_' || c == '$' || (unsigned)((c | 32) - 'a') < 26u || (unsigned)(c - '0') < 10u || c >= 0x80;
+    return c == '_' || c == '$' || (unsigned)((c | 32) - 'a') < 26u || (unsigned)(c - '0') < 10u ||
+           c >= 0x80;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -193,7 +198,8 @@ void fim__ident_hashes(const char *t, size_t from, size_t to, fim_hashes *out)
         }
         uint32_t h = 2166136261u;
         size_t j = i;
-        while (j < to && ident_byte((unsigned char)t[j])) h = (h ^ (unsigned char)t[j++]) * 16777619u;
+        while (j < to && ident_byte((unsigned char)t[j]))
+            h = (h ^ (unsigned char)t[j++]) * 16777619u;
         if (j - i >= 2) {
             if (n == cap) v = base_xrealloc(v, (cap *= 2) * sizeof *v);
             v[n++] = h;
@@ -325,7 +331,8 @@ const fim_def *fim__related_defs(fim_doc *d, int *n, const fim_hashes **ids)
         rc->n_defs += nw;
         free(w);
         rc->def_ids = base_xmalloc(sizeof *rc->def_ids * (size_t)(rc->n_defs + 1));
-        for (int i = 0; i < rc->n_defs; i++) fim__def_hashes(d->text, &rc->defs[i], &rc->def_ids[i]);
+        for (int i = 0; i < rc->n_defs; i++)
+            fim__def_hashes(d->text, &rc->defs[i], &rc->def_ids[i]);
         rc->edits = d->edits;
     }
     *n = rc->n_defs;

@@ -35,7 +35,7 @@ typedef struct api_desc {
     bool abort_rid;            /* SGLang: POST /abort_request {rid} when a stream is given up */
     void (*body)(const remote *r, fim_buf *b);
     void (*tokenize_body)(const remote *r, const char *probe, fim_buf *b);
-    const char *tokenize_field; /* the answer's array of ids */
+    const char *tokenize_field;                 /* the answer's array of ids */
     int (*event)(remote *r, const fim_json *j); /* 0 go on, 1 the stream is complete, -1 an error */
 } api_desc;
 
@@ -45,45 +45,49 @@ struct remote {
     const api_desc *api;
     char *root, *gen_url, *tokenize_url, *abort_url;
     char *model_name, *ca_file;
-    char *auth;              /* "Authorization: Bearer ..." or NULL: never logged */
+    char *auth; /* "Authorization: Bearer ..." or NULL: never logged */
     int timeout_ms;
-    bool ids_ok;             /* the server's tokenizer agrees: prompts go as ids */
-    bool checked;            /* the handshake has run */
+    bool ids_ok;  /* the server's tokenizer agrees: prompts go as ids */
+    bool checked; /* the handshake has run */
     char health[512], note[512];
     /* the generation under way */
     fim_gen gen;
-    fim_ids_vec ctx;         /* the prompt and the tokens taken so far */
+    fim_ids_vec ctx; /* the prompt and the tokens taken so far */
     int taken;
     char rid[48];
     unsigned long seq;
     CURLM *multi;
     CURL *easy;
     struct curl_slist *headers;
-    fim_buf body, in;        /* the request, and received bytes not yet read */
+    fim_buf body, in; /* the request, and received bytes not yet read */
     size_t in_used;
     long http_status;
     bool transfer_done, stream_done, restart;
-    bool restarted;          /* healing continued in a second request: its cache figure is not the prompt's */
+    bool
+        restarted; /* healing continued in a second request: its cache figure is not the prompt's */
     CURLcode result;
-    char server_error[256];  /* an error event in the stream */
+    char server_error[256]; /* an error event in the stream */
     token_item *q;
     size_t q_head, q_n, q_cap;
     double t_request;
-    int *server_cached;      /* where the engine's stats want it */
+    int *server_cached; /* where the engine's stats want it */
 };
 
 /* ---- prompts as text (Ollama, or a tokenizer mismatch) ---- */
 
 /* The text of ids: control tokens by name (BOS left to the server, which adds its own), text with
- * every control-token string removed, so code that contains "<｜fim▁hole｜>" cannot steer the model. */
+ * every control-token string removed, so code that contains "<｜fim▁hole｜>" cannot steer the
+ * model. */
 void fim__prompt_text(const model_vocab *v, const int32_t *ids, size_t n, fim_buf *out)
 {
     model_fim_ids f;
     model_err me = {{0}};
-    const char *marks[5] = {model_token_text(v, model_vocab_bos(v)), model_token_text(v, model_vocab_eos(v))};
+    const char *marks[5] = {model_token_text(v, model_vocab_bos(v)),
+                            model_token_text(v, model_vocab_eos(v))};
     int n_marks = 2;
     if (!model_vocab_fim(v, &f, &me)) {
-        marks[2] = model_token_text(v, f.begin), marks[3] = model_token_text(v, f.hole), marks[4] = model_token_text(v, f.end);
+        marks[2] = model_token_text(v, f.begin), marks[3] = model_token_text(v, f.hole),
+        marks[4] = model_token_text(v, f.end);
         n_marks = 5;
     }
     fim_buf run = {0};
@@ -104,7 +108,8 @@ void fim__prompt_text(const model_vocab *v, const int32_t *ids, size_t n, fim_bu
         }
         if (run.n) fim__buf_add(out, run.p, run.n);
         run.n = 0;
-        if (i < n && ids[i] != model_vocab_bos(v)) fim__buf_add(out, model_token_text(v, ids[i]), strlen(model_token_text(v, ids[i])));
+        if (i < n && ids[i] != model_vocab_bos(v))
+            fim__buf_add(out, model_token_text(v, ids[i]), strlen(model_token_text(v, ids[i])));
     }
     free(run.p);
     if (!out->p) fim__buf_add(out, "", 0);
@@ -138,9 +143,11 @@ static void body_llamacpp(const remote *r, fim_buf *b)
 {
     fim__buf_add(b, "{", 1);
     put_prompt(r, b, "prompt");
-    fim__buf_fmt(b, ",\"n_predict\":%d,\"stream\":true,\"cache_prompt\":true,\"return_tokens\":true,"
+    fim__buf_fmt(b,
+                 ",\"n_predict\":%d,\"stream\":true,\"cache_prompt\":true,\"return_tokens\":true,"
                  "\"timings_per_token\":true,\"temperature\":%g,\"top_p\":%g,\"seed\":%llu",
-                 remaining(r), r->gen.temperature, r->gen.top_p, (unsigned long long)(r->gen.seed & 0x7fffffff));
+                 remaining(r), r->gen.temperature, r->gen.top_p,
+                 (unsigned long long)(r->gen.seed & 0x7fffffff));
     if (r->gen.want_top) fim__buf_fmt(b, ",\"n_probs\":%d", r->gen.want_top);
     fim__buf_add(b, "}", 1);
 }
@@ -152,11 +159,14 @@ static void body_openai(const remote *r, fim_buf *b)
     fim__buf_json_str(b, m, strlen(m));
     fim__buf_add(b, ",", 1);
     put_prompt(r, b, "prompt");
-    fim__buf_fmt(b, ",\"max_tokens\":%d,\"stream\":true,\"temperature\":%g,\"top_p\":%g,\"seed\":%llu,"
+    fim__buf_fmt(b,
+                 ",\"max_tokens\":%d,\"stream\":true,\"temperature\":%g,\"top_p\":%g,\"seed\":%llu,"
                  "\"stream_options\":{\"include_usage\":true,\"continuous_usage_stats\":true}",
-                 remaining(r), r->gen.temperature, r->gen.top_p, (unsigned long long)(r->gen.seed & 0x7fffffff));
+                 remaining(r), r->gen.temperature, r->gen.top_p,
+                 (unsigned long long)(r->gen.seed & 0x7fffffff));
     if (r->ids_ok) /* vLLM names each streamed token by id: "token_id:123" */
-        fim__buf_fmt(b, ",\"logprobs\":%d,\"return_tokens_as_token_ids\":true", r->gen.want_top ? r->gen.want_top : 1);
+        fim__buf_fmt(b, ",\"logprobs\":%d,\"return_tokens_as_token_ids\":true",
+                     r->gen.want_top ? r->gen.want_top : 1);
     if (r->api->abort_rid) fim__buf_fmt(b, ",\"rid\":\"%s\"", r->rid);
     fim__buf_add(b, "}", 1);
 }
@@ -172,7 +182,8 @@ static void body_ollama(const remote *r, fim_buf *b)
     fim__buf_json_str(b, m, strlen(m));
     fim__buf_add(b, ",", 1);
     put_prompt(r, b, "prompt");
-    fim__buf_fmt(b, ",\"raw\":true,\"stream\":true,\"keep_alive\":\"30m\",\"options\":{\"num_ctx\":%d,"
+    fim__buf_fmt(b,
+                 ",\"raw\":true,\"stream\":true,\"keep_alive\":\"30m\",\"options\":{\"num_ctx\":%d,"
                  "\"num_predict\":%d,\"temperature\":%g,\"top_p\":%g,\"seed\":%llu}}",
                  num_ctx, remaining(r), r->gen.temperature, r->gen.top_p,
                  (unsigned long long)(r->gen.seed & 0x7fffffff));
@@ -241,7 +252,8 @@ static bool error_message(const fim_json *j, int from, char *out, size_t cap)
 static void note_cached(remote *r, const fim_json *j, const char *path)
 {
     long v;
-    if (r->server_cached && !r->restarted && fim__json_long(j, fim__json_at(j, path), &v)) *r->server_cached = (int)v;
+    if (r->server_cached && !r->restarted && fim__json_long(j, fim__json_at(j, path), &v))
+        *r->server_cached = (int)v;
 }
 
 static int event_llamacpp(remote *r, const fim_json *j)
@@ -260,7 +272,8 @@ static int event_llamacpp(remote *r, const fim_json *j)
             int top = fim__json_at(j, path), nt = fim__json_len(j, top);
             for (int a = 0; a < nt && t->n_top < FIM_TOP_MAX; a++) {
                 snprintf(path, sizeof path, "%d.id", a);
-                if (fim__json_long(j, fim__json_at_from(j, top, path), &id)) t->top[t->n_top++] = (int32_t)id;
+                if (fim__json_long(j, fim__json_at_from(j, top, path), &id))
+                    t->top[t->n_top++] = (int32_t)id;
             }
         }
     } else {
@@ -343,13 +356,14 @@ static int event_ollama(remote *r, const fim_json *j)
 }
 
 static const api_desc apis[] = {
-    {"openai", true, true, true, "/v1/completions", "/tokenize", false, body_openai, tokenize_openai, "tokens",
-     event_openai},
-    {"sglang", true, true, true, "/v1/completions", "/tokenize", true, body_openai, tokenize_openai, "tokens",
-     event_openai},
-    {"llamacpp", true, true, false, "/completion", "/tokenize", false, body_llamacpp, tokenize_llamacpp, "tokens",
-     event_llamacpp},
-    {"ollama", false, false, false, "/api/generate", NULL, false, body_ollama, NULL, NULL, event_ollama},
+    {"openai", true, true, true, "/v1/completions", "/tokenize", false, body_openai,
+     tokenize_openai, "tokens", event_openai},
+    {"sglang", true, true, true, "/v1/completions", "/tokenize", true, body_openai, tokenize_openai,
+     "tokens", event_openai},
+    {"llamacpp", true, true, false, "/completion", "/tokenize", false, body_llamacpp,
+     tokenize_llamacpp, "tokens", event_llamacpp},
+    {"ollama", false, false, false, "/api/generate", NULL, false, body_ollama, NULL, NULL,
+     event_ollama},
 };
 
 /* ---- transport ---- */
@@ -362,7 +376,8 @@ static size_t on_data(char *p, size_t size, size_t n, void *ud)
     return size * n;
 }
 
-static CURL *new_easy(const remote *r, const char *url, const fim_buf *body, struct curl_slist *headers)
+static CURL *new_easy(const remote *r, const char *url, const fim_buf *body,
+                      struct curl_slist *headers)
 {
     CURL *e = curl_easy_init();
     if (!e) return NULL;
@@ -388,9 +403,10 @@ static struct curl_slist *json_headers(const remote *r)
     return h;
 }
 
-/* A short blocking POST (the handshake, SGLang's abort): the answer's body, or -1 with a message. */
-static int post_once(remote *r, const char *url, const fim_buf *body, long timeout_ms, fim_buf *answer, long *status,
-                     char *why, size_t cap)
+/* A short blocking POST (the handshake, SGLang's abort): the answer's body, or -1 with a message.
+ */
+static int post_once(remote *r, const char *url, const fim_buf *body, long timeout_ms,
+                     fim_buf *answer, long *status, char *why, size_t cap)
 {
     struct curl_slist *h = json_headers(r);
     remote tmp = *r; /* on_data writes into tmp.in */
@@ -458,7 +474,8 @@ static void read_events(remote *r)
         size_t n = (size_t)(nl - line);
         if (n && line[n - 1] == '\r') n--;
         if (r->api->sse) {
-            if (n < 5 || memcmp(line, "data:", 5)) continue; /* event:, id:, comments, blank lines */
+            if (n < 5 || memcmp(line, "data:", 5))
+                continue; /* event:, id:, comments, blank lines */
             line += 5, n -= 5;
             if (n && *line == ' ') line++, n--;
             if (n == 6 && !memcmp(line, "[DONE]", 6)) {
@@ -469,7 +486,8 @@ static void read_events(remote *r)
         if (!n) continue;
         fim_json *j = fim__json_parse(line, n);
         if (!j) { /* kept going: a server may recover, and the tokens so far stand */
-            snprintf(r->server_error, sizeof r->server_error, "malformed JSON in the stream: %.80s", line);
+            snprintf(r->server_error, sizeof r->server_error, "malformed JSON in the stream: %.80s",
+                     line);
             continue;
         }
         int rc = r->api->event(r, j);
@@ -490,7 +508,8 @@ static void http_error(remote *r, char *out, size_t cap)
     }
     fim__json_free(j);
     if (!msg[0] && r->in.n) snprintf(msg, sizeof msg, "%.200s", r->in.p);
-    snprintf(out, cap, "%s answered HTTP %ld%s%s", r->gen_url, r->http_status, msg[0] ? ": " : "", msg);
+    snprintf(out, cap, "%s answered HTTP %ld%s%s", r->gen_url, r->http_status, msg[0] ? ": " : "",
+             msg);
 }
 
 /* Drive the transfer until a token is queued, the stream ends, cancellation or a timeout. */
@@ -509,8 +528,10 @@ static int pump(remote *r, const atomic_int *cancel, fim_err *err)
         while ((m = curl_multi_info_read(r->multi, &left)))
             if (m->msg == CURLMSG_DONE) r->transfer_done = true, r->result = m->data.result;
         if (!running) r->transfer_done = true;
-        if (!r->transfer_done) curl_multi_poll(r->multi, NULL, 0, POLL_MS, NULL);
-        else read_events(r);
+        if (!r->transfer_done)
+            curl_multi_poll(r->multi, NULL, 0, POLL_MS, NULL);
+        else
+            read_events(r);
     }
 }
 
@@ -532,7 +553,9 @@ static void handshake(remote *r)
         return;
     }
     char probe[512];
-    snprintf(probe, sizeof probe, "%sdef f(x):\n    return x  # caf\xc3\xa9 \xe6\xbc\xa2\xe5\xad\x97 \xf0\x9f\x99\x82%s\n%s\tif",
+    snprintf(probe, sizeof probe,
+             "%sdef f(x):\n    return x  # caf\xc3\xa9 \xe6\xbc\xa2\xe5\xad\x97 "
+             "\xf0\x9f\x99\x82%s\n%s\tif",
              model_token_text(v, f.begin), model_token_text(v, f.hole), model_token_text(v, f.end));
     fim_buf body = {0}, answer = {0};
     r->api->tokenize_body(r, probe, &body);
@@ -560,10 +583,12 @@ static void handshake(remote *r)
     }
     r->ids_ok = same;
     if (!same && n < 0)
-        snprintf(r->note, sizeof r->note, "%s did not tokenize the probe (HTTP %ld); prompts go as text", r->tokenize_url,
+        snprintf(r->note, sizeof r->note,
+                 "%s did not tokenize the probe (HTTP %ld); prompts go as text", r->tokenize_url,
                  status);
     else if (!same)
-        snprintf(r->note, sizeof r->note, "tokenizer mismatch: the server's ids for the FIM probe differ from the "
+        snprintf(r->note, sizeof r->note,
+                 "tokenizer mismatch: the server's ids for the FIM probe differ from the "
                  "local vocabulary's (-m names a GGUF of another model?); prompts go as text");
     snprintf(r->health, sizeof r->health, "ok");
     fim__json_free(j);
@@ -573,7 +598,8 @@ static void handshake(remote *r)
 
 /* ---- the backend ---- */
 
-static int remote_start(fim_backend *b, const fim_gen *g, const atomic_int *cancel, fim_stats *st, fim_err *err)
+static int remote_start(fim_backend *b, const fim_gen *g, const atomic_int *cancel, fim_stats *st,
+                        fim_err *err)
 {
     (void)cancel;
     remote *r = (remote *)b;
@@ -602,7 +628,8 @@ static void give_up_stream(remote *r)
     free(answer.p);
 }
 
-static int remote_next(fim_backend *b, fim_step *step, const atomic_int *cancel, fim_stats *st, fim_err *err)
+static int remote_next(fim_backend *b, fim_step *step, const atomic_int *cancel, fim_stats *st,
+                       fim_err *err)
 {
     remote *r = (remote *)b;
     if (r->restart && open_stream(r, err)) return -1;
@@ -612,7 +639,8 @@ static int remote_next(fim_backend *b, fim_step *step, const atomic_int *cancel,
         return rc;
     }
     if (r->server_error[0] && !st->note[0]) /* kept going: the tokens so far stand */
-        snprintf(st->note, sizeof st->note, "the server's stream said: %.200s (after %d tokens, kept)", r->server_error,
+        snprintf(st->note, sizeof st->note,
+                 "the server's stream said: %.200s (after %d tokens, kept)", r->server_error,
                  st->generated);
     if (r->q_head < r->q_n) {
         const token_item *t = &r->q[r->q_head];
@@ -623,15 +651,20 @@ static int remote_next(fim_backend *b, fim_step *step, const atomic_int *cancel,
     }
     /* the stream is over: say how, when it was not a clean end */
     char why[512] = "";
-    if (r->http_status >= 400) http_error(r, why, sizeof why);
-    else if (r->transfer_done && r->result != CURLE_OK) snprintf(why, sizeof why, "%s: %s", r->gen_url, curl_easy_strerror(r->result));
-    else if (r->server_error[0]) snprintf(why, sizeof why, "the server's stream said: %s", r->server_error);
-    else if (!r->stream_done) snprintf(why, sizeof why, "the stream ended without its final message");
+    if (r->http_status >= 400)
+        http_error(r, why, sizeof why);
+    else if (r->transfer_done && r->result != CURLE_OK)
+        snprintf(why, sizeof why, "%s: %s", r->gen_url, curl_easy_strerror(r->result));
+    else if (r->server_error[0])
+        snprintf(why, sizeof why, "the server's stream said: %s", r->server_error);
+    else if (!r->stream_done)
+        snprintf(why, sizeof why, "the stream ended without its final message");
     snprintf(r->health, sizeof r->health, "%s", why[0] ? why : "ok");
     if (!why[0]) return 2;
     bool failed = r->http_status >= 400 || (r->transfer_done && r->result != CURLE_OK);
     if (failed && st->generated == 0) return fim__fail(err, "%s", why);
-    if (!st->note[0] || !r->server_error[0]) snprintf(st->note, sizeof st->note, "%.200s (after %d tokens, kept)", why, st->generated);
+    if (!st->note[0] || !r->server_error[0])
+        snprintf(st->note, sizeof st->note, "%.200s (after %d tokens, kept)", why, st->generated);
     return 2;
 }
 
@@ -754,8 +787,9 @@ static int set_urls(remote *r, const char *url, fim_err *err)
     r->abort_url = joined(r->root, "/abort_request");
     if (!r->gen_url || !r->tokenize_url || !r->abort_url) return fim__fail(err, "out of memory");
     if (!strncmp(url, "http://", 7) && !loopback(url))
-        snprintf(r->note, sizeof r->note, "warning: %s is plain http to another host: code%s travel unencrypted",
-                 r->root, r->auth ? " and the API key" : "");
+        snprintf(r->note, sizeof r->note,
+                 "warning: %s is plain http to another host: code%s travel unencrypted", r->root,
+                 r->auth ? " and the API key" : "");
     return 0;
 }
 
@@ -764,16 +798,18 @@ static int set_key(remote *r, const char *env, fim_err *err)
     if (!env || !*env) return 0;
     const char *key = getenv(env);
     if (!key || !*key) {
-        snprintf(r->note, sizeof r->note, "apiKeyEnv names %s, which is not set: no API key is sent", env);
+        snprintf(r->note, sizeof r->note,
+                 "apiKeyEnv names %s, which is not set: no API key is sent", env);
         return 0;
     }
     if (strpbrk(key, "\r\n")) return fim__fail(err, "the API key in %s contains a line break", env);
-    if (asprintf(&r->auth, "Authorization: Bearer %s", key) < 0) return fim__fail(err, "out of memory");
+    if (asprintf(&r->auth, "Authorization: Bearer %s", key) < 0)
+        return fim__fail(err, "out of memory");
     return 0;
 }
 
-fim_backend *fim__remote_new(const fim_remote_config *rc, model_vocab *vocab, int n_ctx, bool vocab_is_bundled,
-                             fim_err *err)
+fim_backend *fim__remote_new(const fim_remote_config *rc, model_vocab *vocab, int n_ctx,
+                             bool vocab_is_bundled, fim_err *err)
 {
     const api_desc *api = NULL;
     for (size_t i = 0; i < sizeof apis / sizeof *apis; i++)
@@ -807,7 +843,8 @@ fim_backend *fim__remote_new(const fim_remote_config *rc, model_vocab *vocab, in
     }
     if (vocab_is_bundled) {
         r->ids_ok = false, r->checked = true;
-        snprintf(r->note, sizeof r->note, "no -m vocabulary given: the bundled one counts tokens and prompts go as text");
+        snprintf(r->note, sizeof r->note,
+                 "no -m vocabulary given: the bundled one counts tokens and prompts go as text");
     }
     handshake(r);
     return &r->base;

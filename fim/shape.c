@@ -16,7 +16,8 @@
 static int clean_depth(TSNode n)
 {
     int d = 0;
-    for (TSNode p = ts_node_parent(n); !ts_node_is_null(p); p = ts_node_parent(p)) d += strcmp(ts_node_type(p), "ERROR") != 0;
+    for (TSNode p = ts_node_parent(n); !ts_node_is_null(p); p = ts_node_parent(p))
+        d += strcmp(ts_node_type(p), "ERROR") != 0;
     return d;
 }
 
@@ -30,13 +31,15 @@ static int node_depth(TSNode n)
 /* Does the line go on with a keyword that closes or continues a block ("end", "fi", "else")? */
 static bool closes_block(const char *s, size_t n)
 {
-    static const char *const words[] = {"end", "fi", "done", "esac", "until", "else", "elif", "elsif",
-                                        "elseif", "catch", "finally", "rescue", "ensure", "except", "when"};
+    static const char *const words[] = {"end",     "fi",     "done",   "esac",   "until",
+                                        "else",    "elif",   "elsif",  "elseif", "catch",
+                                        "finally", "rescue", "ensure", "except", "when"};
     size_t k = 0;
     while (k < n && ((unsigned)((s[k] | 32) - 'a') < 26u || s[k] == '_')) k++;
     for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
         size_t w = strlen(words[i]);
-        if (k >= w && !strncasecmp(s, words[i], w) && (k == w || !strcmp(words[i], "end"))) return true;
+        if (k >= w && !strncasecmp(s, words[i], w) && (k == w || !strcmp(words[i], "end")))
+            return true;
     }
     return false;
 }
@@ -51,16 +54,21 @@ static bool inside_error(TSNode n)
 int fim__depth_at_line_start(const fim_context *c, size_t ls)
 {
     size_t e = ls;
-    while (e < c->len && c->text[e] != '\n' && (c->text[e] == ' ' || c->text[e] == '\t' || c->text[e] == '\r')) e++;
+    while (e < c->len && c->text[e] != '\n' &&
+           (c->text[e] == ' ' || c->text[e] == '\t' || c->text[e] == '\r'))
+        e++;
     if (e >= c->len || c->text[e] == '\n') return -1;
     if (!c->tree) /* by indentation; a line that starts by closing something is no place to start */
-        return base_is_closer(c->text[e]) || closes_block(c->text + e, c->len - e) ? -1 : base_indent_width(c->text + ls, e - ls);
+        return base_is_closer(c->text[e]) || closes_block(c->text + e, c->len - e)
+                   ? -1
+                   : base_indent_width(c->text + ls, e - ls);
     TSNode root = ts_tree_root_node(c->tree);
     TSNode n = ts_node_descendant_for_byte_range(root, (uint32_t)e, (uint32_t)e);
     if (ts_node_start_byte(n) != e) return -1;
     while (true) { /* climb to the outermost node that starts here (not into an error) */
         TSNode p = ts_node_parent(n);
-        if (ts_node_is_null(p) || ts_node_start_byte(p) != e || !strcmp(ts_node_type(p), "ERROR")) break;
+        if (ts_node_is_null(p) || ts_node_start_byte(p) != e || !strcmp(ts_node_type(p), "ERROR"))
+            break;
         n = p;
     }
     if (ts_node_is_null(ts_node_parent(n))) return 0;
@@ -111,7 +119,8 @@ static bool ends_with_word(const char *s, size_t n, const char *w)
 {
     size_t k = strlen(w);
     if (n < k || memcmp(s + n - k, w, k)) return false;
-    return n == k || !(s[n - k - 1] == '_' || (unsigned)((s[n - k - 1] | 32) - 'a') < 26u || (unsigned)(s[n - k - 1] - '0') < 10u);
+    return n == k || !(s[n - k - 1] == '_' || (unsigned)((s[n - k - 1] | 32) - 'a') < 26u ||
+                       (unsigned)(s[n - k - 1] - '0') < 10u);
 }
 
 /* Does the text before the cursor on its line open a block? */
@@ -131,9 +140,9 @@ static bool opens_block(const fim_context *c, const char *s, size_t n)
 /* Inside a list of arguments, parameters, brackets, a string or a comment: one line. */
 static bool inline_node(TSNode n)
 {
-    static const char *const parts[] = {"argument", "parameter", "parenthesized", "string", "comment",
-                                        "binary", "template", "subscript", "condition", "array", "tuple",
-                                        "list", "call", "args"};
+    static const char *const parts[] = {
+        "argument",  "parameter", "parenthesized", "string", "comment", "binary", "template",
+        "subscript", "condition", "array",         "tuple",  "list",    "call",   "args"};
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
         if (fim__type_has(n, parts[i])) return true;
     return false;
@@ -148,8 +157,9 @@ static bool cursor_in_inline_node(const fim_context *c)
         /* only nodes that really enclose the cursor (not ones that end or start at it) */
         if (ts_node_start_byte(n) < at && ts_node_end_byte(n) > at && ts_node_is_named(n)) {
             if (fim__type_has(n, "ERROR")) return false;
-            if (fim__type_has(n, "block") || fim__type_has(n, "body") || fim__type_has(n, "statement") ||
-                fim__type_has(n, "declaration_list") || fim__type_has(n, "definition"))
+            if (fim__type_has(n, "block") || fim__type_has(n, "body") ||
+                fim__type_has(n, "statement") || fim__type_has(n, "declaration_list") ||
+                fim__type_has(n, "definition"))
                 return false;
             if (inline_node(n)) return true;
         }
@@ -178,7 +188,9 @@ bool fim__multi_line(const fim_context *c)
     bool rest_blank = true, rest_closers = true;
     for (size_t i = 0; i < na; i++) {
         if (!base_is_blank_byte(after[i])) rest_blank = false;
-        if (!base_is_blank_byte(after[i]) && !base_is_closer(after[i]) && after[i] != ';' && after[i] != ',') rest_closers = false;
+        if (!base_is_blank_byte(after[i]) && !base_is_closer(after[i]) && after[i] != ';' &&
+            after[i] != ',')
+            rest_closers = false;
     }
     if (!rest_blank) /* text after the cursor: one line, unless between "{" and its "}" */
         return rest_closers && opens_block(c, before, nb);
@@ -203,7 +215,8 @@ int fim__block_depth(const fim_context *c)
     return node_depth(n) + 1;
 }
 
-int fim__middle_line_depth(const fim_context *c, TSParser **parser, const char *mid, size_t n, size_t line)
+int fim__middle_line_depth(const fim_context *c, TSParser **parser, const char *mid, size_t n,
+                           size_t line)
 {
     if (!c->tree || !c->lang) return -1;
     size_t k = line;

@@ -1,5 +1,6 @@
 /* lsp/client.c — a small scripted LSP client for fimd's own tools (`fimd demo`): spawns a server on
- * pipes, sends framed messages, waits for answers with a timeout, and reads values out of results. */
+ * pipes, sends framed messages, waits for answers with a timeout, and reads values out of results.
+ */
 #define _GNU_SOURCE
 #include "lsp/lsp_internal.h"
 
@@ -62,7 +63,8 @@ static void send_msg(lsp_client *c, const jw *body)
 void lsp_client_notify(lsp_client *c, const char *method, const char *params_json)
 {
     jw w = {0};
-    lsp__jw_fmt(&w, "{\"jsonrpc\":\"2.0\",\"method\":\"%s\",\"params\":%s}", method, params_json ? params_json : "{}");
+    lsp__jw_fmt(&w, "{\"jsonrpc\":\"2.0\",\"method\":\"%s\",\"params\":%s}", method,
+                params_json ? params_json : "{}");
     send_msg(c, &w);
     lsp__jw_free(&w);
 }
@@ -120,7 +122,8 @@ char *lsp_client_wait(lsp_client *c, int id, int timeout_ms, char *err, size_t e
         long got;
         if (idt >= 0 && mt >= 0) { /* a request from the server: answer null */
             jw r = {0};
-            lsp__jw_fmt(&r, "{\"jsonrpc\":\"2.0\",\"id\":%.*s,\"result\":null}", d.t[idt].end - d.t[idt].start + 2 * (d.t[idt].type == JSMN_STRING),
+            lsp__jw_fmt(&r, "{\"jsonrpc\":\"2.0\",\"id\":%.*s,\"result\":null}",
+                        d.t[idt].end - d.t[idt].start + 2 * (d.t[idt].type == JSMN_STRING),
                         d.s + d.t[idt].start - (d.t[idt].type == JSMN_STRING));
             send_msg(c, &r);
             lsp__jw_free(&r);
@@ -129,9 +132,11 @@ char *lsp_client_wait(lsp_client *c, int id, int timeout_ms, char *err, size_t e
             char *out = NULL;
             if (res >= 0) {
                 out = strndup(d.s + d.t[res].start - (d.t[res].type == JSMN_STRING),
-                              (size_t)(d.t[res].end - d.t[res].start) + 2 * (d.t[res].type == JSMN_STRING));
+                              (size_t)(d.t[res].end - d.t[res].start) +
+                                  2 * (d.t[res].type == JSMN_STRING));
             } else if (err) {
-                char *msg = lsp__jstr(&d, lsp__jget(&d, lsp__jget(&d, 0, "error"), "message"), NULL);
+                char *msg =
+                    lsp__jstr(&d, lsp__jget(&d, lsp__jget(&d, 0, "error"), "message"), NULL);
                 snprintf(err, errcap, "%s", msg ? msg : "error");
                 free(msg);
             }
@@ -186,8 +191,9 @@ char *lsp_json_path(const char *json, const char *path)
     }
     char *out = NULL;
     if (at >= 0)
-        out = d.t[at].type == JSMN_STRING ? lsp__jstr(&d, at, NULL)
-                                            : strndup(d.s + d.t[at].start, (size_t)(d.t[at].end - d.t[at].start));
+        out = d.t[at].type == JSMN_STRING
+                  ? lsp__jstr(&d, at, NULL)
+                  : strndup(d.s + d.t[at].start, (size_t)(d.t[at].end - d.t[at].start));
     lsp__json_free(&d);
     return out;
 }

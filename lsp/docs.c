@@ -1,5 +1,6 @@
 /* lsp/docs.c — the open documents: URI -> fim_doc (text and syntax tree), version and language
- * id, with edits applied to both. A handful of documents are open at a time, so a plain array is enough. */
+ * id, with edits applied to both. A handful of documents are open at a time, so a plain array is
+ * enough. */
 #define _GNU_SOURCE
 #include "lsp/lsp_internal.h"
 #include "base/base.h"
@@ -57,7 +58,8 @@ void lsp__doc_edit(lsp_doc *d, size_t start, size_t end, const char *text, size_
 
 void lsp__docs_free(lsp_docs *s)
 {
-    for (int i = 0; i < s->n; i++) free(s->v[i].uri), fim_doc_free(s->v[i].fd), free(s->v[i].language);
+    for (int i = 0; i < s->n; i++)
+        free(s->v[i].uri), fim_doc_free(s->v[i].fd), free(s->v[i].language);
     free(s->v);
     s->v = NULL;
     s->n = s->cap = 0;

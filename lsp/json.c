@@ -76,7 +76,8 @@ int lsp__jget(const jdoc *d, int obj, const char *key)
     int i = obj + 1;
     for (int k = 0; k < d->t[obj].size && i < d->n; k++) {
         const jsmntok_t *t = &d->t[i];
-        if (t->type == JSMN_STRING && (size_t)(t->end - t->start) == kl && !memcmp(d->s + t->start, key, kl))
+        if (t->type == JSMN_STRING && (size_t)(t->end - t->start) == kl &&
+            !memcmp(d->s + t->start, key, kl))
             return i + 1 < d->n ? i + 1 : -1;
         i = lsp__jskip(d, i + 1);
     }
@@ -105,7 +106,10 @@ bool lsp__jstr_eq(const jdoc *d, int i, const char *s)
 
 static int hexval(char c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 static long hex4(const char *s, const char *e)
@@ -125,7 +129,8 @@ static size_t put_utf8(unsigned long cp, char *o)
     if (cp < 0x80) return o[0] = (char)cp, 1;
     if (cp < 0x800) return o[0] = (char)(0xc0 | cp >> 6), o[1] = (char)(0x80 | (cp & 63)), 2;
     if (cp < 0x10000)
-        return o[0] = (char)(0xe0 | cp >> 12), o[1] = (char)(0x80 | (cp >> 6 & 63)), o[2] = (char)(0x80 | (cp & 63)), 3;
+        return o[0] = (char)(0xe0 | cp >> 12), o[1] = (char)(0x80 | (cp >> 6 & 63)),
+               o[2] = (char)(0x80 | (cp & 63)), 3;
     o[0] = (char)(0xf0 | cp >> 18), o[1] = (char)(0x80 | (cp >> 12 & 63));
     o[2] = (char)(0x80 | (cp >> 6 & 63)), o[3] = (char)(0x80 | (cp & 63));
     return 4;
@@ -145,11 +150,21 @@ char *lsp__jstr(const jdoc *d, int i, size_t *len)
         s++;
         char c = s < e ? *s++ : 0;
         switch (c) {
-        case 'n': *o++ = '\n'; break;
-        case 't': *o++ = '\t'; break;
-        case 'r': *o++ = '\r'; break;
-        case 'b': *o++ = '\b'; break;
-        case 'f': *o++ = '\f'; break;
+        case 'n':
+            *o++ = '\n';
+            break;
+        case 't':
+            *o++ = '\t';
+            break;
+        case 'r':
+            *o++ = '\r';
+            break;
+        case 'b':
+            *o++ = '\b';
+            break;
+        case 'f':
+            *o++ = '\f';
+            break;
         case 'u': {
             long cp = hex4(s, e);
             if (cp < 0) {
@@ -171,7 +186,9 @@ char *lsp__jstr(const jdoc *d, int i, size_t *len)
             o += put_utf8((unsigned long)cp, o);
             break;
         }
-        default: *o++ = c; break; /* \" \\ \/ */
+        default:
+            *o++ = c;
+            break; /* \" \\ \/ */
         }
     }
     *o = 0;
@@ -251,7 +268,11 @@ void lsp__jw_str(jw *w, const char *s, size_t n)
     size_t run = 0;
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
-        size_t k = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 && c >= 0xc2 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 && c < 0xf5 ? 4 : 0;
+        size_t k = c < 0x80                          ? 1
+                   : (c & 0xe0) == 0xc0 && c >= 0xc2 ? 2
+                   : (c & 0xf0) == 0xe0              ? 3
+                   : (c & 0xf8) == 0xf0 && c < 0xf5  ? 4
+                                                     : 0;
         bool ok = k > 0 && i + k <= n;
         for (size_t j = 1; ok && j < k; j++) ok = ((unsigned char)s[i + j] & 0xc0) == 0x80;
         if (ok && k == 3) { /* no overlongs, no surrogates */

@@ -24,16 +24,16 @@ bool lsp_offset_of(const char *text, size_t len, lsp_pos p, enum lsp_encoding en
 lsp_pos lsp_pos_of(const char *text, size_t len, size_t offset, enum lsp_encoding enc);
 
 typedef struct lsp_options {
-    const char *model;     /* --model or FIMD_MODEL; initializationOptions.model overrides */
+    const char *model;         /* --model or FIMD_MODEL; initializationOptions.model overrides */
     const char *bundled_model; /* used when no model is configured at all (NULL: none) */
-    int threads;           /* 0 = default */
+    int threads;               /* 0 = default */
     /* A serving engine instead of the in-process model (--backend API:URL); `model` then names the
      * GGUF whose vocabulary builds the prompts. */
     const char *backend_api, *backend_url, *backend_model, *api_key_env, *ca_file;
     int timeout_ms;
-    const char *log_path;  /* --log FILE, or NULL */
-    int in_fd, out_fd;     /* normally 0 and 1 */
-    size_t max_message;    /* bytes; 0 = 64 MiB */
+    const char *log_path; /* --log FILE, or NULL */
+    int in_fd, out_fd;    /* normally 0 and 1 */
+    size_t max_message;   /* bytes; 0 = 64 MiB */
 } lsp_options;
 
 /* Serve until `exit` (or end of input). Returns the process exit status: 0 after shutdown+exit,

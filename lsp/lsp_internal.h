@@ -29,7 +29,7 @@ bool lsp__jstr_eq(const jdoc *d, int i, const char *s);
 /* Decoded string (escapes, surrogate pairs; lone surrogates become U+FFFD); malloc'd; NULL when
  * i is not a string. */
 char *lsp__jstr(const jdoc *d, int i, size_t *len);
-bool lsp__jint(const jdoc *d, int i, long *out);    /* an integral JSON number */
+bool lsp__jint(const jdoc *d, int i, long *out); /* an integral JSON number */
 bool lsp__jnum(const jdoc *d, int i, double *out);
 bool lsp__jbool(const jdoc *d, int i, bool *out);
 bool lsp__jis(const jdoc *d, int i, jsmntype_t type);
@@ -55,8 +55,8 @@ typedef struct lsp_reader {
     char *buf;
     size_t len, cap;
     size_t max_message;
-    size_t discard;      /* bytes of a rejected body still to drop */
-    size_t pending;      /* bytes of the last message handed out, dropped at the next call */
+    size_t discard; /* bytes of a rejected body still to drop */
+    size_t pending; /* bytes of the last message handed out, dropped at the next call */
 } lsp_reader;
 
 enum lsp_frame { FRAME_NEED_MORE = 0, FRAME_MESSAGE = 1, FRAME_BAD_HEADER = 2, FRAME_TOO_BIG = 3 };
@@ -64,15 +64,16 @@ enum lsp_frame { FRAME_NEED_MORE = 0, FRAME_MESSAGE = 1, FRAME_BAD_HEADER = 2, F
 void lsp__reader_feed(lsp_reader *r, const char *data, size_t n);
 /* Next framed message: FRAME_MESSAGE sets body/len (valid until the next call); FRAME_BAD_HEADER
  * and FRAME_TOO_BIG describe the problem in why (the reader has already resynchronized). */
-enum lsp_frame lsp__reader_next(lsp_reader *r, const char **body, size_t *len, char *why, size_t cap);
+enum lsp_frame lsp__reader_next(lsp_reader *r, const char **body, size_t *len, char *why,
+                                size_t cap);
 void lsp__reader_free(lsp_reader *r);
 
 /* ---- documents ---- */
 
 typedef struct lsp_doc {
     char *uri;
-    fim_doc *fd;          /* owns the text and its syntax tree */
-    const char *text;     /* fim_doc_text(fd), refreshed after each edit */
+    fim_doc *fd;      /* owns the text and its syntax tree */
+    const char *text; /* fim_doc_text(fd), refreshed after each edit */
     size_t len;
     long version;
     char *language;
@@ -97,8 +98,8 @@ enum job_kind { JOB_LOAD, JOB_COMPLETE, JOB_CLOSE_DOC };
 
 /* What to run completions on: settings and options as the server holds them (owned strings). */
 typedef struct lsp_backend_cfg {
-    char *model_path;     /* weights, or the remote model's vocabulary */
-    bool bundled;         /* model_path is the bundled small model */
+    char *model_path; /* weights, or the remote model's vocabulary */
+    bool bundled;     /* model_path is the bundled small model */
     int threads;
     char *api, *url, *model_name, *api_key_env, *ca_file; /* api NULL: in-process */
     int timeout_ms;
@@ -114,17 +115,17 @@ typedef struct job {
     enum job_kind kind;
     struct job *next;
     /* request */
-    char *id;             /* raw JSON of the request id */
-    char *doc;            /* document URI */
-    bool inline_kind;     /* inlineCompletion (else completion) */
-    fim_context *ctx;     /* the document at the cursor, its tree and related definitions */
-    lsp_pos pos;          /* the cursor as the client sent it (after clamping) */
+    char *id;         /* raw JSON of the request id */
+    char *doc;        /* document URI */
+    bool inline_kind; /* inlineCompletion (else completion) */
+    fim_context *ctx; /* the document at the cursor, its tree and related definitions */
+    lsp_pos pos;      /* the cursor as the client sent it (after clamping) */
     fim_config cfg;
     lsp_backend_cfg backend; /* JOB_LOAD */
-    atomic_int cancel;    /* set by the main thread; the worker stops within one token */
-    int cancel_code;      /* -32800 or -32801 */
+    atomic_int cancel;       /* set by the main thread; the worker stops within one token */
+    int cancel_code;         /* -32800 or -32801 */
     /* result */
-    int status;           /* 0 done, 1 cancelled, -1 error */
+    int status; /* 0 done, 1 cancelled, -1 error */
     char *out;
     fim_stats st;
     char err[512];
@@ -151,10 +152,11 @@ void lsp__worker_free(lsp_worker *w);
 void lsp__worker_submit(lsp_worker *w, job *j);
 /* Finished jobs (a list, oldest first); the caller frees them with lsp__job_free. */
 job *lsp__worker_take(lsp_worker *w);
-/* Pending completion jobs for doc (all if doc is NULL) are removed and returned (not run); a running
- * one gets cancel set with `code`. Pending loads and closes are kept. */
+/* Pending completion jobs for doc (all if doc is NULL) are removed and returned (not run); a
+ * running one gets cancel set with `code`. Pending loads and closes are kept. */
 job *lsp__worker_cancel_doc(lsp_worker *w, const char *doc, int code);
-/* Cancel one request by id: returns the pending job (removed), or NULL after flagging a running one. */
+/* Cancel one request by id: returns the pending job (removed), or NULL after flagging a running
+ * one. */
 job *lsp__worker_cancel_id(lsp_worker *w, const char *id, int code);
 void lsp__worker_status(lsp_worker *w, worker_status *out);
 void lsp__job_free(job *j);

@@ -16,8 +16,14 @@
 #define FIMD_VERSION "0.1.0"
 
 enum {
-    ERR_PARSE = -32700, ERR_INVALID_REQUEST = -32600, ERR_METHOD = -32601, ERR_PARAMS = -32602,
-    ERR_INTERNAL = -32603, ERR_NOT_INITIALIZED = -32002, ERR_CANCELLED = -32800, ERR_MODIFIED = -32801,
+    ERR_PARSE = -32700,
+    ERR_INVALID_REQUEST = -32600,
+    ERR_METHOD = -32601,
+    ERR_PARAMS = -32602,
+    ERR_INTERNAL = -32603,
+    ERR_NOT_INITIALIZED = -32002,
+    ERR_CANCELLED = -32800,
+    ERR_MODIFIED = -32801,
 };
 
 enum { MAX_CONTEXT_DOCS = 64 }; /* open documents that may contribute definitions */
@@ -45,7 +51,7 @@ typedef struct server {
     long requests, answered, cancelled;
     long shown, accepted; /* inline completions with text, and those the editor reported accepted */
     FILE *log;
-    bool fuzzing;     /* lsp__fuzz_feed: never load a model named by the input */
+    bool fuzzing; /* lsp__fuzz_feed: never load a model named by the input */
 } server;
 
 /* ---- output ---- */
@@ -101,7 +107,8 @@ static void reply_result(server *s, const char *id, const jw *result)
 static void reply_error(server *s, const char *id, int code, const char *msg)
 {
     jw w = {0};
-    lsp__jw_fmt(&w, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":%d,\"message\":", id ? id : "null", code);
+    lsp__jw_fmt(&w, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":%d,\"message\":",
+                id ? id : "null", code);
     lsp__jw_str(&w, msg, strlen(msg));
     lsp__jw_lit(&w, "}}");
     send_raw(s, &w);
@@ -121,7 +128,8 @@ static void notify(server *s, const char *method, const jw *params)
 }
 
 /* window/logMessage: 1 error, 2 warning, 3 info, 4 log */
-static void log_message(server *s, int type, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void log_message(server *s, int type, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void log_message(server *s, int type, const char *fmt, ...)
 {
     char msg[1024];
@@ -183,7 +191,8 @@ static bool apply_backend(server *s, const jdoc *d, int obj)
     changed |= set_str(&b->api_key_env, d, lsp__jget(d, obj, "apiKeyEnv"));
     changed |= set_str(&b->ca_file, d, lsp__jget(d, obj, "caFile"));
     long v;
-    if (lsp__jint(d, lsp__jget(d, obj, "timeoutMs"), &v) && v > 0 && v <= 600000 && v != b->timeout_ms)
+    if (lsp__jint(d, lsp__jget(d, obj, "timeoutMs"), &v) && v > 0 && v <= 600000 &&
+        v != b->timeout_ms)
         b->timeout_ms = (int)v, changed = true;
     return changed;
 }
@@ -197,12 +206,18 @@ static bool apply_config(server *s, const jdoc *d, int obj)
     long v;
     double f;
     bool changed = false;
-    if (lsp__jint(d, lsp__jget(d, obj, "maxTokens"), &v) && v > 0 && v <= 4096) s->cfg.max_tokens = (int)v;
-    if (lsp__jint(d, lsp__jget(d, obj, "prefixTokens"), &v) && v >= 0 && v <= 1 << 20) s->cfg.prefix_tokens = (int)v;
-    if (lsp__jint(d, lsp__jget(d, obj, "suffixTokens"), &v) && v >= 0 && v <= 1 << 20) s->cfg.suffix_tokens = (int)v;
-    if (lsp__jint(d, lsp__jget(d, obj, "relatedTokens"), &v) && v >= 0 && v <= 1 << 20) s->cfg.related_tokens = (int)v;
-    if (lsp__jint(d, lsp__jget(d, obj, "cacheMegabytes"), &v) && v > 0) s->cfg.cache_bytes = (size_t)v << 20;
-    if (lsp__jnum(d, lsp__jget(d, obj, "temperature"), &f) && f >= 0 && f <= 10) s->cfg.temperature = (float)f;
+    if (lsp__jint(d, lsp__jget(d, obj, "maxTokens"), &v) && v > 0 && v <= 4096)
+        s->cfg.max_tokens = (int)v;
+    if (lsp__jint(d, lsp__jget(d, obj, "prefixTokens"), &v) && v >= 0 && v <= 1 << 20)
+        s->cfg.prefix_tokens = (int)v;
+    if (lsp__jint(d, lsp__jget(d, obj, "suffixTokens"), &v) && v >= 0 && v <= 1 << 20)
+        s->cfg.suffix_tokens = (int)v;
+    if (lsp__jint(d, lsp__jget(d, obj, "relatedTokens"), &v) && v >= 0 && v <= 1 << 20)
+        s->cfg.related_tokens = (int)v;
+    if (lsp__jint(d, lsp__jget(d, obj, "cacheMegabytes"), &v) && v > 0)
+        s->cfg.cache_bytes = (size_t)v << 20;
+    if (lsp__jnum(d, lsp__jget(d, obj, "temperature"), &f) && f >= 0 && f <= 10)
+        s->cfg.temperature = (float)f;
     if (lsp__jnum(d, lsp__jget(d, obj, "topP"), &f) && f > 0 && f <= 1) s->cfg.top_p = (float)f;
     if (lsp__jint(d, lsp__jget(d, obj, "threads"), &v) && v >= 0 && v <= 1024 && v != s->be.threads)
         s->be.threads = (int)v, changed = true;
@@ -227,12 +242,17 @@ static void start_load(server *s)
         s->be.model_path = strdup(s->opt.bundled_model);
         s->be.bundled = true;
         if (!s->be.api)
-            log_message(s, 3, "fimd: no model configured; using the bundled fimd-tiny-code, a small model for trying "
-                          "fimd. For real work set `model` (or FIMD_MODEL, --model) to a DeepSeek-Coder-V2-Lite GGUF");
+            log_message(s, 3,
+                        "fimd: no model configured; using the bundled fimd-tiny-code, a small "
+                        "model for trying "
+                        "fimd. For real work set `model` (or FIMD_MODEL, --model) to a "
+                        "DeepSeek-Coder-V2-Lite GGUF");
     }
     if (!s->be.model_path || !*s->be.model_path) {
-        log_message(s, 2, "fimd: no model configured; set FIMD_MODEL, --model or initializationOptions.model "
-                          "to a DeepSeek-Coder-V2 GGUF");
+        log_message(
+            s, 2,
+            "fimd: no model configured; set FIMD_MODEL, --model or initializationOptions.model "
+            "to a DeepSeek-Coder-V2 GGUF");
         return;
     }
     /* drop every cached answer first: they belong to the old model */
@@ -249,14 +269,20 @@ static void start_load(server *s)
     if (s->client_progress) {
         snprintf(s->progress_token, sizeof s->progress_token, "fimd-load-%d", ++s->progress_seq);
         jw p = {0};
-        lsp__jw_fmt(&p, "{\"jsonrpc\":\"2.0\",\"id\":\"fimd-progress-%d\",\"method\":\"window/workDoneProgress/create\","
-                    "\"params\":{\"token\":\"%s\"}}", s->progress_seq, s->progress_token);
+        lsp__jw_fmt(&p,
+                    "{\"jsonrpc\":\"2.0\",\"id\":\"fimd-progress-%d\",\"method\":\"window/"
+                    "workDoneProgress/create\","
+                    "\"params\":{\"token\":\"%s\"}}",
+                    s->progress_seq, s->progress_token);
         send_raw(s, &p);
         lsp__jw_free(&p);
         progress(s, "begin", "fimd: loading model", s->be.api ? s->be.url : s->be.model_path);
     }
-    if (s->be.api) logf_(s, "backend %s at %s, vocabulary %s", s->be.api, s->be.url ? s->be.url : "(no url)", s->be.model_path);
-    else logf_(s, "loading %s", s->be.model_path);
+    if (s->be.api)
+        logf_(s, "backend %s at %s, vocabulary %s", s->be.api, s->be.url ? s->be.url : "(no url)",
+              s->be.model_path);
+    else
+        logf_(s, "loading %s", s->be.model_path);
     lsp__worker_submit(s->worker, j);
 }
 
@@ -288,15 +314,19 @@ static void on_initialize(server *s, const jdoc *d, int params, const char *id)
     apply_config(s, d, lsp__jget(d, params, "initializationOptions"));
     s->state = ST_READY;
     jw r = {0};
-    lsp__jw_fmt(&r, "{\"capabilities\":{\"positionEncoding\":\"%s\","
-                "\"textDocumentSync\":{\"openClose\":true,\"change\":2,\"save\":{\"includeText\":false}},"
-                "\"completionProvider\":{\"resolveProvider\":false,\"triggerCharacters\":[]},"
-                "\"inlineCompletionProvider\":true,"
-                "\"executeCommandProvider\":{\"commands\":[\"fimd.accept\"]}},"
-                "\"serverInfo\":{\"name\":\"fimd\",\"version\":\"" FIMD_VERSION "\"}}", enc_name(s->enc));
+    lsp__jw_fmt(
+        &r,
+        "{\"capabilities\":{\"positionEncoding\":\"%s\","
+        "\"textDocumentSync\":{\"openClose\":true,\"change\":2,\"save\":{\"includeText\":false}},"
+        "\"completionProvider\":{\"resolveProvider\":false,\"triggerCharacters\":[]},"
+        "\"inlineCompletionProvider\":true,"
+        "\"executeCommandProvider\":{\"commands\":[\"fimd.accept\"]}},"
+        "\"serverInfo\":{\"name\":\"fimd\",\"version\":\"" FIMD_VERSION "\"}}",
+        enc_name(s->enc));
     reply_result(s, id, &r);
     lsp__jw_free(&r);
-    logf_(s, "initialized: position encoding %s, progress %s", enc_name(s->enc), wdp ? "yes" : "no");
+    logf_(s, "initialized: position encoding %s, progress %s", enc_name(s->enc),
+          wdp ? "yes" : "no");
 }
 
 static void on_shutdown(server *s, const char *id)
@@ -307,7 +337,8 @@ static void on_shutdown(server *s, const char *id)
     for (int pass = 0; pass < 2; pass++) {
         for (job *j = pass ? lsp__worker_take(s->worker) : pending, *next; j; j = next) {
             next = j->next;
-            if (j->kind == JOB_COMPLETE) reply_error(s, j->id, ERR_CANCELLED, "cancelled: server shutting down");
+            if (j->kind == JOB_COMPLETE)
+                reply_error(s, j->id, ERR_CANCELLED, "cancelled: server shutting down");
             lsp__job_free(j);
         }
     }
@@ -324,8 +355,11 @@ static lsp_doc *request_doc(server *s, const jdoc *d, int params, const char *id
     char *uri = lsp__jstr(d, lsp__jget(d, lsp__jget(d, params, "textDocument"), "uri"), NULL);
     int p = lsp__jget(d, params, "position");
     if (!uri || !lsp__jint(d, lsp__jget(d, p, "line"), &pos->line) ||
-        !lsp__jint(d, lsp__jget(d, p, "character"), &pos->character) || pos->line < 0 || pos->character < 0) {
-        reply_error(s, id, ERR_PARAMS, "expected textDocument.uri and a position with non-negative line and character");
+        !lsp__jint(d, lsp__jget(d, p, "character"), &pos->character) || pos->line < 0 ||
+        pos->character < 0) {
+        reply_error(
+            s, id, ERR_PARAMS,
+            "expected textDocument.uri and a position with non-negative line and character");
         free(uri);
         return NULL;
     }
@@ -359,7 +393,8 @@ static void on_completion(server *s, const jdoc *d, int params, const char *id, 
     pos = lsp_pos_of(doc->text, doc->len, cursor, s->enc); /* clamped, as the reply will use it */
     fim_doc *open[MAX_CONTEXT_DOCS];
     int n_open = 0;
-    for (int i = 0; i < s->docs.n && n_open < MAX_CONTEXT_DOCS; i++) open[n_open++] = s->docs.v[i].fd;
+    for (int i = 0; i < s->docs.n && n_open < MAX_CONTEXT_DOCS; i++)
+        open[n_open++] = s->docs.v[i].fd;
     job *j = calloc(1, sizeof *j);
     j->kind = JOB_COMPLETE;
     j->id = strdup(id);
@@ -375,8 +410,9 @@ static void on_completion(server *s, const jdoc *d, int params, const char *id, 
 
 static void write_range(jw *w, lsp_pos p)
 {
-    lsp__jw_fmt(w, "{\"start\":{\"line\":%ld,\"character\":%ld},\"end\":{\"line\":%ld,\"character\":%ld}}",
-                p.line, p.character, p.line, p.character);
+    lsp__jw_fmt(
+        w, "{\"start\":{\"line\":%ld,\"character\":%ld},\"end\":{\"line\":%ld,\"character\":%ld}}",
+        p.line, p.character, p.line, p.character);
 }
 
 static void answer_job(server *s, job *j)
@@ -395,10 +431,13 @@ static void answer_job(server *s, job *j)
         reply_error(s, j->id, ERR_INTERNAL, j->err);
         return;
     }
-    logf_(s, "completion %s: %d prompt tokens (%d reused, %d evaluated, %d cached by the server) %.1f ms, first token "
+    logf_(s,
+          "completion %s: %d prompt tokens (%d reused, %d evaluated, %d cached by the server) %.1f "
+          "ms, first token "
           "%.1f ms, %d generated %.1f ms, stop %s",
-          j->id, j->st.prompt_tokens, j->st.reused, j->st.evaluated, j->st.server_cached, j->st.prompt_ms,
-          j->st.first_token_ms, j->st.generated, j->st.gen_ms, fim_stop_name(j->st.stop));
+          j->id, j->st.prompt_tokens, j->st.reused, j->st.evaluated, j->st.server_cached,
+          j->st.prompt_ms, j->st.first_token_ms, j->st.generated, j->st.gen_ms,
+          fim_stop_name(j->st.stop));
     if (j->st.note[0]) logf_(s, "completion %s: %s", j->id, j->st.note);
     size_t n = strlen(j->out);
     jw r = {0};
@@ -410,7 +449,9 @@ static void answer_job(server *s, job *j)
             lsp__jw_lit(&r, ",\"range\":");
             write_range(&r, j->pos);
             /* the editor runs this command when the user accepts: fimd counts acceptances */
-            lsp__jw_fmt(&r, ",\"command\":{\"title\":\"fimd: accepted\",\"command\":\"fimd.accept\",\"arguments\":[%ld]}}",
+            lsp__jw_fmt(&r,
+                        ",\"command\":{\"title\":\"fimd: "
+                        "accepted\",\"command\":\"fimd.accept\",\"arguments\":[%ld]}}",
                         ++s->shown);
         }
         lsp__jw_lit(&r, "]}");
@@ -421,7 +462,8 @@ static void answer_job(server *s, job *j)
             size_t first = nl ? (size_t)(nl - j->out) : n;
             lsp__jw_lit(&r, "{\"label\":");
             lsp__jw_str(&r, j->out, first);
-            lsp__jw_lit(&r, ",\"kind\":1,\"detail\":\"fimd\",\"insertTextFormat\":1,\"filterText\":\"\",\"textEdit\":{\"range\":");
+            lsp__jw_lit(&r, ",\"kind\":1,\"detail\":\"fimd\",\"insertTextFormat\":1,\"filterText\":"
+                            "\"\",\"textEdit\":{\"range\":");
             write_range(&r, j->pos);
             lsp__jw_lit(&r, ",\"newText\":");
             lsp__jw_str(&r, j->out, n);
@@ -453,10 +495,13 @@ static void log_ready(server *s, const lsp_backend_cfg *b)
 {
     worker_status ws;
     lsp__worker_status(s->worker, &ws);
-    if (b->api) log_message(s, 3, "fimd: backend ready: %s", ws.backend.desc);
-    else log_message(s, 3, "fimd: model ready: %s", b->model_path);
+    if (b->api)
+        log_message(s, 3, "fimd: backend ready: %s", ws.backend.desc);
+    else
+        log_message(s, 3, "fimd: model ready: %s", b->model_path);
     if (ws.backend.note[0]) log_message(s, 2, "fimd: %s", ws.backend.note);
-    if (b->api && strcmp(ws.backend.health, "ok")) log_message(s, 2, "fimd: backend health: %s", ws.backend.health);
+    if (b->api && strcmp(ws.backend.health, "ok"))
+        log_message(s, 2, "fimd: backend health: %s", ws.backend.health);
 }
 
 static void on_status(server *s, const char *id)
@@ -470,16 +515,20 @@ static void on_status(server *s, const char *id)
     lsp__jw_str(&r, mp, strlen(mp));
     lsp__jw_fmt(&r, ",\"bundledModel\":%s", s->be.bundled ? "true" : "false");
     if (s->be.bundled && !s->be.api)
-        lsp__jw_fmt(&r, ",\"note\":\"%s\"", "the bundled small model, for trying fimd; use DeepSeek-Coder-V2-Lite for real work");
+        lsp__jw_fmt(
+            &r, ",\"note\":\"%s\"",
+            "the bundled small model, for trying fimd; use DeepSeek-Coder-V2-Lite for real work");
     lsp__jw_fmt(&r, ",\"state\":\"%s\",\"description\":", states[ws.state]);
     lsp__jw_str(&r, ws.backend.desc, strlen(ws.backend.desc));
     write_backend(&r, &ws.backend, ws.state == LOAD_READY);
     lsp__jw_lit(&r, ",\"error\":");
     lsp__jw_str(&r, ws.error, strlen(ws.error));
-    lsp__jw_fmt(&r, ",\"positionEncoding\":\"%s\",\"openDocuments\":%d,\"cachedDocuments\":%d,\"cacheBytes\":%zu,"
+    lsp__jw_fmt(&r,
+                ",\"positionEncoding\":\"%s\",\"openDocuments\":%d,\"cachedDocuments\":%d,"
+                "\"cacheBytes\":%zu,"
                 "\"requests\":%ld,\"cancelled\":%ld,\"shown\":%ld,\"accepted\":%ld",
-                enc_name(s->enc), s->docs.n, ws.cached_docs, ws.cache_bytes, s->requests, s->cancelled, s->shown,
-                s->accepted);
+                enc_name(s->enc), s->docs.n, ws.cached_docs, ws.cache_bytes, s->requests,
+                s->cancelled, s->shown, s->accepted);
     lsp__jw_lit(&r, ",\"documents\":[");
     for (int i = 0; i < s->docs.n; i++) {
         const lsp_doc *doc = &s->docs.v[i];
@@ -487,18 +536,22 @@ static void on_status(server *s, const char *id)
         for (size_t k = 0; k < doc->len; k++) h = (h ^ (uint8_t)doc->text[k]) * 1099511628211ULL;
         lsp__jw_raw(&r, i ? ",{\"uri\":" : "{\"uri\":", i ? 8 : 7);
         lsp__jw_str(&r, doc->uri, strlen(doc->uri));
-        lsp__jw_fmt(&r, ",\"version\":%ld,\"bytes\":%zu,\"fnv1a\":\"%016llx\"}", doc->version, doc->len,
-                    (unsigned long long)h);
+        lsp__jw_fmt(&r, ",\"version\":%ld,\"bytes\":%zu,\"fnv1a\":\"%016llx\"}", doc->version,
+                    doc->len, (unsigned long long)h);
     }
     lsp__jw_lit(&r, "]");
     if (s->have_last) {
-        lsp__jw_fmt(&r, ",\"last\":{\"promptTokens\":%d,\"tokensReused\":%d,\"tokensEvaluated\":%d,"
-                    "\"tokensGenerated\":%d,\"promptMs\":%.2f,\"generationMs\":%.2f,\"firstTokenMs\":%.2f,"
-                    "\"totalMs\":%.2f,\"multiLine\":%s,\"stop\":\"%s\"",
-                    s->last.prompt_tokens, s->last.reused, s->last.evaluated, s->last.generated, s->last.prompt_ms,
-                    s->last.gen_ms, s->last.first_token_ms, s->last.prompt_ms + s->last.gen_ms,
-                    s->last.multi_line ? "true" : "false", fim_stop_name(s->last.stop));
-        if (s->last.server_cached >= 0) lsp__jw_fmt(&r, ",\"serverCachedTokens\":%d", s->last.server_cached);
+        lsp__jw_fmt(
+            &r,
+            ",\"last\":{\"promptTokens\":%d,\"tokensReused\":%d,\"tokensEvaluated\":%d,"
+            "\"tokensGenerated\":%d,\"promptMs\":%.2f,\"generationMs\":%.2f,\"firstTokenMs\":%.2f,"
+            "\"totalMs\":%.2f,\"multiLine\":%s,\"stop\":\"%s\"",
+            s->last.prompt_tokens, s->last.reused, s->last.evaluated, s->last.generated,
+            s->last.prompt_ms, s->last.gen_ms, s->last.first_token_ms,
+            s->last.prompt_ms + s->last.gen_ms, s->last.multi_line ? "true" : "false",
+            fim_stop_name(s->last.stop));
+        if (s->last.server_cached >= 0)
+            lsp__jw_fmt(&r, ",\"serverCachedTokens\":%d", s->last.server_cached);
         lsp__jw_lit(&r, "}");
     }
     lsp__jw_lit(&r, "}");
@@ -548,12 +601,14 @@ static void on_did_change(server *s, const jdoc *d, int params)
     lsp_doc *doc = uri ? lsp__doc_find(&s->docs, uri) : NULL;
     int changes = lsp__jget(d, params, "contentChanges");
     if (!doc || !lsp__jis(d, changes, JSMN_ARRAY)) {
-        log_message(s, 2, "fimd: didChange for %s ignored", doc ? "malformed changes" : "an unknown document");
+        log_message(s, 2, "fimd: didChange for %s ignored",
+                    doc ? "malformed changes" : "an unknown document");
         free(uri);
         return;
     }
     /* edits stop generation for this document within one token */
-    answer_cancelled(s, lsp__worker_cancel_doc(s->worker, doc->uri, ERR_MODIFIED), ERR_MODIFIED, "content modified");
+    answer_cancelled(s, lsp__worker_cancel_doc(s->worker, doc->uri, ERR_MODIFIED), ERR_MODIFIED,
+                     "content modified");
     long version;
     if (lsp__jint(d, lsp__jget(d, td, "version"), &version)) doc->version = version;
     for (int i = changes + 1, k = 0; k < d->t[changes].size; k++, i = lsp__jskip(d, i)) {
@@ -566,9 +621,11 @@ static void on_did_change(server *s, const jdoc *d, int params)
         } else {
             lsp_pos a, b;
             int st = lsp__jget(d, range, "start"), en = lsp__jget(d, range, "end");
-            if (lsp__jint(d, lsp__jget(d, st, "line"), &a.line) && lsp__jint(d, lsp__jget(d, st, "character"), &a.character) &&
-                lsp__jint(d, lsp__jget(d, en, "line"), &b.line) && lsp__jint(d, lsp__jget(d, en, "character"), &b.character) &&
-                a.line >= 0 && a.character >= 0 && b.line >= 0 && b.character >= 0) {
+            if (lsp__jint(d, lsp__jget(d, st, "line"), &a.line) &&
+                lsp__jint(d, lsp__jget(d, st, "character"), &a.character) &&
+                lsp__jint(d, lsp__jget(d, en, "line"), &b.line) &&
+                lsp__jint(d, lsp__jget(d, en, "character"), &b.character) && a.line >= 0 &&
+                a.character >= 0 && b.line >= 0 && b.character >= 0) {
                 size_t oa, ob;
                 lsp_offset_of(doc->text, doc->len, a, s->enc, &oa);
                 lsp_offset_of(doc->text, doc->len, b, s->enc, &ob);
@@ -586,7 +643,8 @@ static void on_did_close(server *s, const jdoc *d, int params)
 {
     char *uri = lsp__jstr(d, lsp__jget(d, lsp__jget(d, params, "textDocument"), "uri"), NULL);
     if (uri && lsp__doc_find(&s->docs, uri)) {
-        answer_cancelled(s, lsp__worker_cancel_doc(s->worker, uri, ERR_MODIFIED), ERR_MODIFIED, "document closed");
+        answer_cancelled(s, lsp__worker_cancel_doc(s->worker, uri, ERR_MODIFIED), ERR_MODIFIED,
+                         "document closed");
         lsp__doc_close(&s->docs, uri);
         job *j = calloc(1, sizeof *j);
         j->kind = JOB_CLOSE_DOC;
@@ -604,8 +662,10 @@ static void on_cancel(server *s, const jdoc *d, int params)
     int n = d->t[idt].end - d->t[idt].start;
     if (n <= 0 || n >= (int)sizeof id - 2) return;
     /* ids are compared as the raw JSON the request carried */
-    if (d->t[idt].type == JSMN_STRING) snprintf(id, sizeof id, "\"%.*s\"", n, d->s + d->t[idt].start);
-    else snprintf(id, sizeof id, "%.*s", n, d->s + d->t[idt].start);
+    if (d->t[idt].type == JSMN_STRING)
+        snprintf(id, sizeof id, "\"%.*s\"", n, d->s + d->t[idt].start);
+    else
+        snprintf(id, sizeof id, "%.*s", n, d->s + d->t[idt].start);
     job *j = lsp__worker_cancel_id(s->worker, id, ERR_CANCELLED);
     if (j) answer_cancelled(s, j, ERR_CANCELLED, "request cancelled");
 }
@@ -649,11 +709,11 @@ static void m_configuration(server *s, const jdoc *d, int params, const char *id
     (void)id;
     if (apply_config(s, d, lsp__jget(d, params, "settings"))) start_load(s);
 }
-#define NOTIFICATION(fn)                                                                            \
+#define NOTIFICATION(fn)                                                                           \
     static void m_##fn(server *s, const jdoc *d, int params, const char *id)                       \
-    {                                                                                               \
-        (void)id;                                                                                   \
-        fn(s, d, params);                                                                           \
+    {                                                                                              \
+        (void)id;                                                                                  \
+        fn(s, d, params);                                                                          \
     }
 NOTIFICATION(on_did_open)
 NOTIFICATION(on_did_change)
@@ -688,7 +748,8 @@ static const lsp_method methods[] = {
 static const lsp_method *find_method(const char *name, bool request)
 {
     for (size_t i = 0; i < sizeof methods / sizeof *methods; i++)
-        if (!strcmp(methods[i].name, name) && (methods[i].request == request || methods[i].any_state))
+        if (!strcmp(methods[i].name, name) &&
+            (methods[i].request == request || methods[i].any_state))
             return &methods[i];
     return NULL;
 }
@@ -702,28 +763,36 @@ static void handle(server *s, const char *body, size_t len)
         return;
     }
     char id[256] = "";
-    int idt = lsp__jget(&d, 0, "id"), mt = lsp__jget(&d, 0, "method"), params = lsp__jget(&d, 0, "params");
+    int idt = lsp__jget(&d, 0, "id"), mt = lsp__jget(&d, 0, "method"),
+        params = lsp__jget(&d, 0, "params");
     if (!lsp__jis(&d, 0, JSMN_OBJECT)) {
-        reply_error(s, NULL, ERR_INVALID_REQUEST, "invalid request: a message must be a JSON object");
+        reply_error(s, NULL, ERR_INVALID_REQUEST,
+                    "invalid request: a message must be a JSON object");
         goto out;
     }
     if (idt >= 0) {
         int n = d.t[idt].end - d.t[idt].start;
-        bool ok = (d.t[idt].type == JSMN_STRING || lsp__jnum(&d, idt, &(double){0})) && n < (int)sizeof id - 2;
+        bool ok = (d.t[idt].type == JSMN_STRING || lsp__jnum(&d, idt, &(double){0})) &&
+                  n < (int)sizeof id - 2;
         if (!ok) {
-            reply_error(s, NULL, ERR_INVALID_REQUEST, "invalid request: id must be a number or a string");
+            reply_error(s, NULL, ERR_INVALID_REQUEST,
+                        "invalid request: id must be a number or a string");
             goto out;
         }
-        if (d.t[idt].type == JSMN_STRING) snprintf(id, sizeof id, "\"%.*s\"", n, d.s + d.t[idt].start);
-        else snprintf(id, sizeof id, "%.*s", n, d.s + d.t[idt].start);
+        if (d.t[idt].type == JSMN_STRING)
+            snprintf(id, sizeof id, "\"%.*s\"", n, d.s + d.t[idt].start);
+        else
+            snprintf(id, sizeof id, "%.*s", n, d.s + d.t[idt].start);
     }
     if (mt < 0) {
-        if (idt >= 0 && (lsp__jget(&d, 0, "result") >= 0 || lsp__jget(&d, 0, "error") >= 0)) goto out; /* a response */
+        if (idt >= 0 && (lsp__jget(&d, 0, "result") >= 0 || lsp__jget(&d, 0, "error") >= 0))
+            goto out; /* a response */
         reply_error(s, idt >= 0 ? id : NULL, ERR_INVALID_REQUEST, "invalid request: no method");
         goto out;
     }
     if (!lsp__jis(&d, mt, JSMN_STRING)) {
-        reply_error(s, idt >= 0 ? id : NULL, ERR_INVALID_REQUEST, "invalid request: method must be a string");
+        reply_error(s, idt >= 0 ? id : NULL, ERR_INVALID_REQUEST,
+                    "invalid request: method must be a string");
         goto out;
     }
     char method[128];
@@ -751,8 +820,10 @@ static void handle(server *s, const char *body, size_t len)
         if (request) reply_error(s, id, ERR_INVALID_REQUEST, "the server is shut down");
         goto out;
     }
-    if (m) m->fn(s, &d, params, id);
-    else if (request) reply_error(s, id, ERR_METHOD, "method not found");
+    if (m)
+        m->fn(s, &d, params, id);
+    else if (request)
+        reply_error(s, id, ERR_METHOD, "method not found");
     /* unknown notifications (didSave, $/setTrace, other $/ ones) need nothing */
 out:
     lsp__json_free(&d);
@@ -770,8 +841,10 @@ static void on_done(struct ev_loop *loop, ev_async *w, int revents)
             answer_job(s, j);
         } else if (j->kind == JOB_LOAD) {
             progress(s, "end", NULL, j->status ? "failed" : "ready");
-            if (j->status) log_message(s, 1, "fimd: could not load the model: %s", j->err);
-            else log_ready(s, &j->backend);
+            if (j->status)
+                log_message(s, 1, "fimd: could not load the model: %s", j->err);
+            else
+                log_ready(s, &j->backend);
         }
         lsp__job_free(j);
         j = next;
@@ -787,8 +860,10 @@ static void handle_frames(server *s)
         char why[256];
         enum lsp_frame f = lsp__reader_next(&s->rd, &body, &len, why, sizeof why);
         if (f == FRAME_NEED_MORE) break;
-        if (f == FRAME_MESSAGE) handle(s, body, len);
-        else reply_error(s, NULL, f == FRAME_TOO_BIG ? ERR_INVALID_REQUEST : ERR_PARSE, why);
+        if (f == FRAME_MESSAGE)
+            handle(s, body, len);
+        else
+            reply_error(s, NULL, f == FRAME_TOO_BIG ? ERR_INVALID_REQUEST : ERR_PARSE, why);
         if (s->exiting) break;
     }
 }
@@ -824,9 +899,13 @@ static int server_init(server *s, const lsp_options *opt)
     s->exit_code = 1;
     s->rd.max_message = opt->max_message;
     fim_config_default(&s->cfg);
-    lsp_backend_cfg be = {.model_path = (char *)opt->model, .threads = opt->threads, .api = (char *)opt->backend_api,
-                          .url = (char *)opt->backend_url, .model_name = (char *)opt->backend_model,
-                          .api_key_env = (char *)opt->api_key_env, .ca_file = (char *)opt->ca_file,
+    lsp_backend_cfg be = {.model_path = (char *)opt->model,
+                          .threads = opt->threads,
+                          .api = (char *)opt->backend_api,
+                          .url = (char *)opt->backend_url,
+                          .model_name = (char *)opt->backend_model,
+                          .api_key_env = (char *)opt->api_key_env,
+                          .ca_file = (char *)opt->ca_file,
                           .timeout_ms = opt->timeout_ms};
     if (be.model_path && !*be.model_path) be.model_path = NULL;
     lsp__backend_cfg_copy(&s->be, &be);

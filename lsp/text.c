@@ -9,7 +9,11 @@
 static size_t char_len(const unsigned char *s, size_t n, enum lsp_encoding enc, long *units)
 {
     unsigned char c = s[0];
-    size_t k = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 1;
+    size_t k = c < 0x80             ? 1
+               : (c & 0xe0) == 0xc0 ? 2
+               : (c & 0xf0) == 0xe0 ? 3
+               : (c & 0xf8) == 0xf0 ? 4
+                                    : 1;
     if (k > n) k = 1;
     for (size_t j = 1; j < k; j++)
         if ((s[j] & 0xc0) != 0x80) k = 1;
@@ -43,7 +47,8 @@ bool lsp_offset_of(const char *text, size_t len, lsp_pos p, enum lsp_encoding en
     }
     if (col < want) exact = false; /* past the end of the line */
     /* a '\r' before '\n' belongs to the line ending: never stop between the two */
-    if (at > line_begin && at < len && text[at] == '\n' && text[at - 1] == '\r') at--, exact = false;
+    if (at > line_begin && at < len && text[at] == '\n' && text[at - 1] == '\r')
+        at--, exact = false;
     *offset = at;
     return exact;
 }

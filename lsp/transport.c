@@ -61,7 +61,8 @@ static long long content_length(const char *h, size_t n, char *why, size_t cap)
     return v;
 }
 
-enum lsp_frame lsp__reader_next(lsp_reader *r, const char **body, size_t *len, char *why, size_t cap)
+enum lsp_frame lsp__reader_next(lsp_reader *r, const char **body, size_t *len, char *why,
+                                size_t cap)
 {
     if (r->pending) {
         consume(r, r->pending);

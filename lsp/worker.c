@@ -17,7 +17,7 @@ struct lsp_worker {
     bool quit;
     void (*notify)(void *);
     void *ctx;
-    worker_status status;  /* guarded by mu */
+    worker_status status; /* guarded by mu */
     /* owned by the worker thread */
     fim_engine *engine;
 };
@@ -43,22 +43,29 @@ static void append(job **list, job *j)
 void lsp__backend_cfg_copy(lsp_backend_cfg *dst, const lsp_backend_cfg *src)
 {
     *dst = *src;
-    char **f[] = {&dst->model_path, &dst->api, &dst->url, &dst->model_name, &dst->api_key_env, &dst->ca_file};
+    char **f[] = {&dst->model_path, &dst->api,         &dst->url,
+                  &dst->model_name, &dst->api_key_env, &dst->ca_file};
     for (size_t i = 0; i < sizeof f / sizeof *f; i++)
         if (*f[i]) *f[i] = base_xstrdup(*f[i]);
 }
 
 void lsp__backend_cfg_free(lsp_backend_cfg *c)
 {
-    free(c->model_path), free(c->api), free(c->url), free(c->model_name), free(c->api_key_env), free(c->ca_file);
+    free(c->model_path), free(c->api), free(c->url), free(c->model_name), free(c->api_key_env),
+        free(c->ca_file);
     memset(c, 0, sizeof *c);
 }
 
 fim_backend_spec lsp__backend_spec(const lsp_backend_cfg *c)
 {
-    fim_backend_spec s = {.model_path = c->model_path, .model_is_bundled = c->bundled, .threads = c->threads};
-    s.remote = (fim_remote_config){.api = c->api, .url = c->url, .model = c->model_name,
-                                   .api_key_env = c->api_key_env, .ca_file = c->ca_file, .timeout_ms = c->timeout_ms};
+    fim_backend_spec s = {
+        .model_path = c->model_path, .model_is_bundled = c->bundled, .threads = c->threads};
+    s.remote = (fim_remote_config){.api = c->api,
+                                   .url = c->url,
+                                   .model = c->model_name,
+                                   .api_key_env = c->api_key_env,
+                                   .ca_file = c->ca_file,
+                                   .timeout_ms = c->timeout_ms};
     return s;
 }
 
@@ -75,7 +82,8 @@ static void run_load(lsp_worker *w, job *j)
     fim_backend_spec spec = lsp__backend_spec(&j->backend);
     fim_engine *e = fim_engine_open(&spec, &fe);
     pthread_mutex_lock(&w->mu);
-    snprintf(w->status.model, sizeof w->status.model, "%s", j->backend.model_path ? j->backend.model_path : "");
+    snprintf(w->status.model, sizeof w->status.model, "%s",
+             j->backend.model_path ? j->backend.model_path : "");
     memset(&w->status.backend, 0, sizeof w->status.backend);
     if (e) {
         w->engine = e;
@@ -96,8 +104,8 @@ static void run_complete(lsp_worker *w, job *j)
 {
     if (!w->engine) {
         pthread_mutex_lock(&w->mu);
-        snprintf(j->err, sizeof j->err, "no model is loaded%s%.400s", w->status.error[0] ? ": " : "",
-                 w->status.error);
+        snprintf(j->err, sizeof j->err, "no model is loaded%s%.400s",
+                 w->status.error[0] ? ": " : "", w->status.error);
         pthread_mutex_unlock(&w->mu);
         j->status = -1;
         return;
@@ -119,9 +127,12 @@ static void *worker_main(void *arg)
         w->pending = j->next;
         w->running = j;
         pthread_mutex_unlock(&w->mu);
-        if (j->kind == JOB_LOAD) run_load(w, j);
-        else if (j->kind == JOB_COMPLETE) run_complete(w, j);
-        else if (w->engine) fim_engine_close_doc(w->engine, j->doc);
+        if (j->kind == JOB_LOAD)
+            run_load(w, j);
+        else if (j->kind == JOB_COMPLETE)
+            run_complete(w, j);
+        else if (w->engine)
+            fim_engine_close_doc(w->engine, j->doc);
         pthread_mutex_lock(&w->mu);
         w->running = NULL;
         if (w->engine) {
@@ -219,7 +230,8 @@ job *lsp__worker_cancel_doc(lsp_worker *w, const char *doc, int code)
         }
     }
     job *r = w->running;
-    if (r && r->kind == JOB_COMPLETE && (!doc || !strcmp(r->doc, doc)) && !atomic_load(&r->cancel)) {
+    if (r && r->kind == JOB_COMPLETE && (!doc || !strcmp(r->doc, doc)) &&
+        !atomic_load(&r->cancel)) {
         r->cancel_code = code; /* read by the main thread only, after the job is done */
         atomic_store(&r->cancel, 1);
     }

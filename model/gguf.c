@@ -97,7 +97,7 @@ static const int vtype_size[GGUF_VTYPE_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8
 
 static const char *vtype_name(uint32_t t)
 {
-    static const char *names[] = {"u8",  "i8",    "u16",   "i16", "u32", "i32", "f32",
+    static const char *names[] = {"u8",   "i8",     "u16",   "i16", "u32", "i32", "f32",
                                   "bool", "string", "array", "u64", "i64", "f64"};
     return t < GGUF_VTYPE_COUNT ? names[t] : "unknown";
 }
@@ -180,15 +180,32 @@ static bool kv_int(const gguf_kv *kv, int64_t *out)
 {
     const uint8_t *p = kv->raw;
     switch (kv->type) {
-    case GGUF_U8: *out = p[0]; return true;
-    case GGUF_I8: *out = (int8_t)p[0]; return true;
-    case GGUF_U16: *out = (uint16_t)(p[0] | p[1] << 8); return true;
-    case GGUF_I16: *out = (int16_t)(p[0] | p[1] << 8); return true;
-    case GGUF_U32: *out = rd_u32(p); return true;
-    case GGUF_I32: *out = (int32_t)rd_u32(p); return true;
-    case GGUF_U64: *out = (int64_t)rd_u64(p); return rd_u64(p) <= INT64_MAX;
-    case GGUF_I64: *out = (int64_t)rd_u64(p); return true;
-    default: return false;
+    case GGUF_U8:
+        *out = p[0];
+        return true;
+    case GGUF_I8:
+        *out = (int8_t)p[0];
+        return true;
+    case GGUF_U16:
+        *out = (uint16_t)(p[0] | p[1] << 8);
+        return true;
+    case GGUF_I16:
+        *out = (int16_t)(p[0] | p[1] << 8);
+        return true;
+    case GGUF_U32:
+        *out = rd_u32(p);
+        return true;
+    case GGUF_I32:
+        *out = (int32_t)rd_u32(p);
+        return true;
+    case GGUF_U64:
+        *out = (int64_t)rd_u64(p);
+        return rd_u64(p) <= INT64_MAX;
+    case GGUF_I64:
+        *out = (int64_t)rd_u64(p);
+        return true;
+    default:
+        return false;
     }
 }
 
@@ -203,7 +220,8 @@ int model__gguf_u32(const model_gguf *g, const char *key, uint32_t *out, model_e
         uint32_t first = rd_u32(p);
         for (uint64_t i = 1; i < kv->arr_n; i++)
             if (rd_u32(p + 4 * i) != first)
-                return model__fail(err, "%s: key '%s' varies per layer, which fimd does not support",
+                return model__fail(err,
+                                   "%s: key '%s' varies per layer, which fimd does not support",
                                    g->path, key);
         *out = first;
         return 0;
@@ -288,9 +306,19 @@ static const char *ggml_type_name(uint32_t type)
     static const struct {
         uint32_t id;
         const char *name;
-    } other[] = {{4, "Q4_2 (removed)"}, {5, "Q4_3 (removed)"}, {24, "I8"}, {25, "I16"}, {26, "I32"},
-                 {27, "I64"}, {28, "F64"}, {31, "Q4_0_4_4 (removed)"}, {32, "Q4_0_4_8 (removed)"},
-                 {33, "Q4_0_8_8 (removed)"}, {34, "TQ1_0"}, {35, "TQ2_0"}, {39, "MXFP4"}};
+    } other[] = {{4, "Q4_2 (removed)"},
+                 {5, "Q4_3 (removed)"},
+                 {24, "I8"},
+                 {25, "I16"},
+                 {26, "I32"},
+                 {27, "I64"},
+                 {28, "F64"},
+                 {31, "Q4_0_4_4 (removed)"},
+                 {32, "Q4_0_4_8 (removed)"},
+                 {33, "Q4_0_8_8 (removed)"},
+                 {34, "TQ1_0"},
+                 {35, "TQ2_0"},
+                 {39, "MXFP4"}};
     for (size_t i = 0; i < sizeof other / sizeof *other; i++)
         if (other[i].id == type) return other[i].name;
     return "unknown to ggml too";
@@ -300,9 +328,10 @@ static int parse_kvs(model_gguf *g, cursor *c)
 {
     uint64_t left = (uint64_t)(c->end - c->p);
     if (g->n_kv > left / 12) /* each KV needs at least a key length, a type and a value byte */
-        return model__fail(c->err, "%s: header claims %llu key/value pairs, more than the remaining %llu "
-                           "bytes can hold (truncated or corrupt file)", g->path,
-                           (unsigned long long)g->n_kv, (unsigned long long)left);
+        return model__fail(c->err,
+                           "%s: header claims %llu key/value pairs, more than the remaining %llu "
+                           "bytes can hold (truncated or corrupt file)",
+                           g->path, (unsigned long long)g->n_kv, (unsigned long long)left);
     g->kv = calloc(g->n_kv ? g->n_kv : 1, sizeof *g->kv);
     if (!g->kv) return model__fail(c->err, "%s: out of memory", g->path);
     for (uint64_t i = 0; i < g->n_kv; i++) {
@@ -355,8 +384,10 @@ static int parse_tensor_info(model_gguf *g, cursor *c, gguf_tensor *t)
                            g->path, name, type, ggml_type_name(type));
     t->type = (int)type;
     if (t->ne[0] % tt->block)
-        return model__fail(c->err, "%s: tensor '%s': row length %lld is not a multiple of %s's "
-                           "block size %d", g->path, name, (long long)t->ne[0], tt->name, tt->block);
+        return model__fail(c->err,
+                           "%s: tensor '%s': row length %lld is not a multiple of %s's "
+                           "block size %d",
+                           g->path, name, (long long)t->ne[0], tt->name, tt->block);
     uint64_t blocks = nel / tt->block;
     if (blocks > UINT64_MAX / tt->bytes)
         return model__fail(c->err, "%s: tensor '%s': byte size overflows", g->path, name);
@@ -392,9 +423,10 @@ static int parse(model_gguf *g, model_err *err)
     }
     uint64_t left = (uint64_t)(c.end - c.p);
     if (g->n_tensors > left / 28) /* name length + one dim + type + offset, at least */
-        return model__fail(err, "%s: header claims %llu tensors, more than the remaining %llu bytes can "
-                           "hold (truncated or corrupt file)", g->path,
-                           (unsigned long long)g->n_tensors, (unsigned long long)left);
+        return model__fail(err,
+                           "%s: header claims %llu tensors, more than the remaining %llu bytes can "
+                           "hold (truncated or corrupt file)",
+                           g->path, (unsigned long long)g->n_tensors, (unsigned long long)left);
     g->tensors = calloc(g->n_tensors ? g->n_tensors : 1, sizeof *g->tensors);
     if (!g->tensors) return model__fail(err, "%s: out of memory", g->path);
     for (uint64_t i = 0; i < g->n_tensors; i++)
@@ -402,19 +434,21 @@ static int parse(model_gguf *g, model_err *err)
     uint64_t hdr = (uint64_t)(c.p - g->base);
     g->data_start = (hdr + g->alignment - 1) / g->alignment * g->alignment;
     if (g->n_tensors && g->data_start > g->size)
-        return model__fail(err, "%s: truncated file: data section would start at %llu, file has %llu"
-                           " bytes", g->path, (unsigned long long)g->data_start,
-                           (unsigned long long)g->size);
+        return model__fail(err,
+                           "%s: truncated file: data section would start at %llu, file has %llu"
+                           " bytes",
+                           g->path, (unsigned long long)g->data_start, (unsigned long long)g->size);
     uint64_t data_size = g->size > g->data_start ? g->size - g->data_start : 0;
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         gguf_tensor *t = &g->tensors[i];
         char name[128];
         key_cstr(t->name, name, sizeof name);
         if (t->offset > data_size || t->nbytes > data_size - t->offset)
-            return model__fail(err, "%s: tensor '%s' (%llu bytes at data offset %llu) runs past the"
-                               " end of the file (data section is %llu bytes)", g->path, name,
-                               (unsigned long long)t->nbytes, (unsigned long long)t->offset,
-                               (unsigned long long)data_size);
+            return model__fail(err,
+                               "%s: tensor '%s' (%llu bytes at data offset %llu) runs past the"
+                               " end of the file (data section is %llu bytes)",
+                               g->path, name, (unsigned long long)t->nbytes,
+                               (unsigned long long)t->offset, (unsigned long long)data_size);
         t->data = g->base + g->data_start + t->offset;
         for (uint64_t j = 0; j < i; j++)
             if (g->tensors[j].name.n == t->name.n &&

@@ -48,7 +48,8 @@ enum { PREFETCH_AHEAD = 2048 };
 
 static inline void prefetch_ahead(const uint8_t *a, int bytes)
 {
-    for (int l = 0; l < bytes; l += 64) _mm_prefetch((const char *)(a + PREFETCH_AHEAD + l), _MM_HINT_T0);
+    for (int l = 0; l < bytes; l += 64)
+        _mm_prefetch((const char *)(a + PREFETCH_AHEAD + l), _MM_HINT_T0);
 }
 
 static inline float h2f(const uint8_t *p)

@@ -115,19 +115,19 @@ size_t model_utf8_emittable(const char *s, size_t n);
 
 typedef struct model_hparams {
     int n_layer, n_embd, n_head, n_vocab, n_ctx_train;
-    int q_lora_rank;   /* 0 = Lite (attn_q), else attn_q_a/attn_q_b */
-    int kv_lora_rank;  /* R: latent width */
+    int q_lora_rank;  /* 0 = Lite (attn_q), else attn_q_a/attn_q_b */
+    int kv_lora_rank; /* R: latent width */
     int qk_nope, qk_rope, v_head;
-    int n_ff;          /* dense FFN width */
-    int n_dense;       /* leading dense layers */
+    int n_ff;    /* dense FFN width */
+    int n_dense; /* leading dense layers */
     int n_expert, n_expert_used, n_group, n_group_used, n_shared, n_ff_exp;
-    int gating;        /* 1 softmax, 2 sigmoid */
+    int gating; /* 1 softmax, 2 sigmoid */
     bool weights_norm;
     float weights_scale;
     float rms_eps, rope_base, rope_factor, yarn_log_mul;
     int yarn_orig_ctx;
-    bool legacy_kvb;   /* file had attn_kv_b; k_b/v_b derived at load */
-    float kq_scale;    /* mscale^2 / sqrt(qk_nope + qk_rope) */
+    bool legacy_kvb; /* file had attn_kv_b; k_b/v_b derived at load */
+    float kq_scale;  /* mscale^2 / sqrt(qk_nope + qk_rope) */
 } model_hparams;
 
 typedef struct model model;
@@ -180,16 +180,16 @@ int model_eval(model *m, model_cache *c, const int32_t *tokens, int n, float *lo
 /* ---- Writing models: GGUF writer behind a seeded random deepseek2 synthesizer ---- */
 
 typedef struct model_synth_opts {
-    model_hparams hp;          /* shape; kq_scale and derived fields ignored */
-    int type;                  /* weight type for matrices (norms and router stay F32) */
-    const char *mix;           /* llama-quantize-like mix (Q4_K_M, Q5_K_M, Q3_K_S, Q3_K_M, Q3_K_L,
-                                  Q2_K, IQ4_XS): some tensors at more bits; NULL: `type` for all */
-    const char *vocab_from;    /* copy tokenizer.* keys from this GGUF, or NULL */
+    model_hparams hp;       /* shape; kq_scale and derived fields ignored */
+    int type;               /* weight type for matrices (norms and router stay F32) */
+    const char *mix;        /* llama-quantize-like mix (Q4_K_M, Q5_K_M, Q3_K_S, Q3_K_M, Q3_K_L,
+                               Q2_K, IQ4_XS): some tensors at more bits; NULL: `type` for all */
+    const char *vocab_from; /* copy tokenizer.* keys from this GGUF, or NULL */
     const char *const *merge_files; /* without vocab_from: learn BPE merges from these files */
     int n_merge_files;
-    int n_merges;              /* how many merges to learn (default 256) */
+    int n_merges; /* how many merges to learn (default 256) */
     uint64_t seed;
-    bool omit_q_lora_key;      /* write no q_lora_rank key (as converters do for Lite) */
+    bool omit_q_lora_key; /* write no q_lora_rank key (as converters do for Lite) */
 } model_synth_opts;
 
 /* Fill `o` with a preset: "lite" (DeepSeek-Coder-V2-Lite dims), "full" (236B dims) or "tiny"

@@ -114,12 +114,12 @@ typedef float (*vec_dot_fn)(int n, const void *w, const void *x);
 /* One record per tensor type (quant.c): adding a type is one entry there and its functions. */
 typedef struct type_traits {
     const char *name;
-    int block;        /* elements per block */
-    int bytes;        /* bytes per block */
-    int vec_dot_type; /* activation type for dot products */
+    int block;                                   /* elements per block */
+    int bytes;                                   /* bytes per block */
+    int vec_dot_type;                            /* activation type for dot products */
     void (*dequant)(const uint8_t *b, float *y); /* one block */
     void (*quant)(const float *x, uint8_t *b);   /* one block; NULL: fimd does not write the type */
-    vec_dot_fn dot;   /* the scalar reference against vec_dot_type (NULL for activation-only types) */
+    vec_dot_fn dot; /* the scalar reference against vec_dot_type (NULL for activation-only types) */
 } type_traits;
 
 /* NULL for a type fimd does not know. */

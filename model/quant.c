@@ -151,16 +151,28 @@ static void unpack_q32(int type, const uint8_t *b, int8_t q[QK])
     uint32_t qh = 0;
     switch (type) {
     case MODEL_TYPE_Q4_0:
-    case MODEL_TYPE_IQ4_NL: qs = b + 2; break;
-    case MODEL_TYPE_Q4_1: qs = b + 4; break;
-    case MODEL_TYPE_Q5_0: qh = le32(b + 2), qs = b + 6; break;
-    default: qh = le32(b + 4), qs = b + 8; break; /* Q5_1 */
+    case MODEL_TYPE_IQ4_NL:
+        qs = b + 2;
+        break;
+    case MODEL_TYPE_Q4_1:
+        qs = b + 4;
+        break;
+    case MODEL_TYPE_Q5_0:
+        qh = le32(b + 2), qs = b + 6;
+        break;
+    default:
+        qh = le32(b + 4), qs = b + 8;
+        break; /* Q5_1 */
     }
     for (int j = 0; j < 16; j++) {
         int lo = qs[j] & 15, hi = qs[j] >> 4;
         switch (type) {
-        case MODEL_TYPE_Q4_0: lo -= 8, hi -= 8; break;
-        case MODEL_TYPE_IQ4_NL: lo = kvalues_iq4nl[lo], hi = kvalues_iq4nl[hi]; break;
+        case MODEL_TYPE_Q4_0:
+            lo -= 8, hi -= 8;
+            break;
+        case MODEL_TYPE_IQ4_NL:
+            lo = kvalues_iq4nl[lo], hi = kvalues_iq4nl[hi];
+            break;
         case MODEL_TYPE_Q5_0:
             lo = (lo | (int)((qh >> j) & 1) << 4) - 16;
             hi = (hi | (int)((qh >> (j + 16)) & 1) << 4) - 16;
@@ -169,7 +181,8 @@ static void unpack_q32(int type, const uint8_t *b, int8_t q[QK])
             lo |= (int)((qh >> j) & 1) << 4;
             hi |= (int)((qh >> (j + 16)) & 1) << 4;
             break;
-        default: break;
+        default:
+            break;
         }
         q[j] = (int8_t)lo;
         q[j + 16] = (int8_t)hi;
@@ -235,7 +248,8 @@ static void deq_q32(int type, const uint8_t *b, float *y)
     int8_t q[QK];
     unpack_q32(type, b, q);
     bool affine = type == MODEL_TYPE_Q4_1 || type == MODEL_TYPE_Q5_1;
-    for (int j = 0; j < QK; j++) y[j] = affine ? (float)q[j] * h2f(b) + h2f(b + 2) : (float)q[j] * h2f(b);
+    for (int j = 0; j < QK; j++)
+        y[j] = affine ? (float)q[j] * h2f(b) + h2f(b + 2) : (float)q[j] * h2f(b);
 }
 static void deq_q4_0(const uint8_t *b, float *y)
 {
@@ -263,7 +277,8 @@ static void deq_k45(int type, const uint8_t *b, float *y)
     uint8_t u[QKK];
     int sc[8], mn[8];
     unpack_k45(type, b, u, sc, mn);
-    for (int j = 0; j < QKK; j++) y[j] = d * (float)sc[j / 32] * (float)u[j] - dmin * (float)mn[j / 32];
+    for (int j = 0; j < QKK; j++)
+        y[j] = d * (float)sc[j / 32] * (float)u[j] - dmin * (float)mn[j / 32];
 }
 static void deq_q4_k(const uint8_t *b, float *y)
 {
@@ -699,7 +714,8 @@ static void axpy_f32(int n, float alpha, const float *x, float *y)
 
 /* ---- the records: one per type; a new type is one entry here and its functions ---- */
 
-#define T(ID, NAME, BLOCK, BYTES, DOT_TYPE, DEQ, Q, DOT) [ID] = {NAME, BLOCK, BYTES, DOT_TYPE, DEQ, Q, DOT}
+#define T(ID, NAME, BLOCK, BYTES, DOT_TYPE, DEQ, Q, DOT)                                           \
+    [ID] = {NAME, BLOCK, BYTES, DOT_TYPE, DEQ, Q, DOT}
 static const type_traits traits[MODEL_TYPE_COUNT] = {
     T(MODEL_TYPE_F32, "F32", 1, 4, MODEL_TYPE_F32, deq_f32, q_f32, dot_f32),
     T(MODEL_TYPE_F16, "F16", 1, 2, MODEL_TYPE_F16, deq_f16, q_f16, dot_f16),
@@ -710,21 +726,31 @@ static const type_traits traits[MODEL_TYPE_COUNT] = {
     T(MODEL_TYPE_Q5_1, "Q5_1", QK, 24, MODEL_TYPE_Q8_1, deq_q5_1, q_q5_1, dot_q5_1),
     T(MODEL_TYPE_Q8_0, "Q8_0", QK, 34, MODEL_TYPE_Q8_0, deq_q8_0, q_q8_0, dot_q8_0),
     T(MODEL_TYPE_Q8_1, "Q8_1", QK, 36, MODEL_TYPE_Q8_1, deq_q8_1, q_q8_1, NULL),
-    T(MODEL_TYPE_Q2_K, "Q2_K", QKK, 84, MODEL_TYPE_Q8_K, model__deq_q2_k, model__quant_q2_k, model__dot_q2_k),
-    T(MODEL_TYPE_Q3_K, "Q3_K", QKK, 110, MODEL_TYPE_Q8_K, model__deq_q3_k, model__quant_q3_k, model__dot_q3_k),
+    T(MODEL_TYPE_Q2_K, "Q2_K", QKK, 84, MODEL_TYPE_Q8_K, model__deq_q2_k, model__quant_q2_k,
+      model__dot_q2_k),
+    T(MODEL_TYPE_Q3_K, "Q3_K", QKK, 110, MODEL_TYPE_Q8_K, model__deq_q3_k, model__quant_q3_k,
+      model__dot_q3_k),
     T(MODEL_TYPE_Q4_K, "Q4_K", QKK, 144, MODEL_TYPE_Q8_K, deq_q4_k, q_q4_k, dot_q4_k),
     T(MODEL_TYPE_Q5_K, "Q5_K", QKK, 176, MODEL_TYPE_Q8_K, deq_q5_k, q_q5_k, dot_q5_k),
     T(MODEL_TYPE_Q6_K, "Q6_K", QKK, 210, MODEL_TYPE_Q8_K, deq_q6_k, quant_q6k_weights, dot_q6_k),
     T(MODEL_TYPE_Q8_K, "Q8_K", QKK, 292, MODEL_TYPE_Q8_K, deq_q8_k, quant_q8k, NULL),
-    T(MODEL_TYPE_IQ2_XXS, "IQ2_XXS", QKK, 66, MODEL_TYPE_Q8_K, model__deq_iq2_xxs, NULL, model__dot_iq2_xxs),
-    T(MODEL_TYPE_IQ2_XS, "IQ2_XS", QKK, 74, MODEL_TYPE_Q8_K, model__deq_iq2_xs, NULL, model__dot_iq2_xs),
-    T(MODEL_TYPE_IQ3_XXS, "IQ3_XXS", QKK, 98, MODEL_TYPE_Q8_K, model__deq_iq3_xxs, NULL, model__dot_iq3_xxs),
-    T(MODEL_TYPE_IQ1_S, "IQ1_S", QKK, 50, MODEL_TYPE_Q8_K, model__deq_iq1_s, NULL, model__dot_iq1_s),
+    T(MODEL_TYPE_IQ2_XXS, "IQ2_XXS", QKK, 66, MODEL_TYPE_Q8_K, model__deq_iq2_xxs, NULL,
+      model__dot_iq2_xxs),
+    T(MODEL_TYPE_IQ2_XS, "IQ2_XS", QKK, 74, MODEL_TYPE_Q8_K, model__deq_iq2_xs, NULL,
+      model__dot_iq2_xs),
+    T(MODEL_TYPE_IQ3_XXS, "IQ3_XXS", QKK, 98, MODEL_TYPE_Q8_K, model__deq_iq3_xxs, NULL,
+      model__dot_iq3_xxs),
+    T(MODEL_TYPE_IQ1_S, "IQ1_S", QKK, 50, MODEL_TYPE_Q8_K, model__deq_iq1_s, NULL,
+      model__dot_iq1_s),
     T(MODEL_TYPE_IQ4_NL, "IQ4_NL", QK, 18, MODEL_TYPE_Q8_0, deq_iq4_nl, q_iq4_nl, dot_iq4_nl),
-    T(MODEL_TYPE_IQ3_S, "IQ3_S", QKK, 110, MODEL_TYPE_Q8_K, model__deq_iq3_s, NULL, model__dot_iq3_s),
-    T(MODEL_TYPE_IQ2_S, "IQ2_S", QKK, 82, MODEL_TYPE_Q8_K, model__deq_iq2_s, NULL, model__dot_iq2_s),
-    T(MODEL_TYPE_IQ4_XS, "IQ4_XS", QKK, 136, MODEL_TYPE_Q8_K, model__deq_iq4_xs, model__quant_iq4_xs, model__dot_iq4_xs),
-    T(MODEL_TYPE_IQ1_M, "IQ1_M", QKK, 56, MODEL_TYPE_Q8_K, model__deq_iq1_m, NULL, model__dot_iq1_m),
+    T(MODEL_TYPE_IQ3_S, "IQ3_S", QKK, 110, MODEL_TYPE_Q8_K, model__deq_iq3_s, NULL,
+      model__dot_iq3_s),
+    T(MODEL_TYPE_IQ2_S, "IQ2_S", QKK, 82, MODEL_TYPE_Q8_K, model__deq_iq2_s, NULL,
+      model__dot_iq2_s),
+    T(MODEL_TYPE_IQ4_XS, "IQ4_XS", QKK, 136, MODEL_TYPE_Q8_K, model__deq_iq4_xs,
+      model__quant_iq4_xs, model__dot_iq4_xs),
+    T(MODEL_TYPE_IQ1_M, "IQ1_M", QKK, 56, MODEL_TYPE_Q8_K, model__deq_iq1_m, NULL,
+      model__dot_iq1_m),
 };
 #undef T
 
@@ -761,8 +787,9 @@ static void init_kernels(void)
 #if defined(__x86_64__)
     __builtin_cpu_init();
     have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && have_f16c();
-    have_avx512 = have_avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                  __builtin_cpu_supports("avx512vl") && have_avx512_vnni();
+    have_avx512 = have_avx2 && __builtin_cpu_supports("avx512f") &&
+                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                  have_avx512_vnni();
 #endif
     if (have_avx2) {
         avx2_kernels = scalar_kernels; /* types without a SIMD kernel keep the reference */

@@ -196,8 +196,10 @@ static int iq4_nearest(float v)
     int lo = 0, hi = 15;
     while (hi - lo > 1) {
         int mid = (lo + hi) / 2;
-        if (v < (float)kvalues_iq4nl[mid]) hi = mid;
-        else lo = mid;
+        if (v < (float)kvalues_iq4nl[mid])
+            hi = mid;
+        else
+            lo = mid;
     }
     return v - (float)kvalues_iq4nl[lo] <= (float)kvalues_iq4nl[hi] - v ? lo : hi;
 }

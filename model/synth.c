@@ -1,7 +1,8 @@
 /* model/synth.c — writes a seeded random deepseek2 GGUF of any shape and type, with the key set
  * the current llama.cpp converter writes. The vocabulary comes from another GGUF or is built here
  * (256 byte tokens + merges learned from given files + DeepSeek's BOS/EOS/FIM tokens), so fimd can
- * make a complete model with nothing from outside. Tensors are generated row by row and streamed. */
+ * make a complete model with nothing from outside. Tensors are generated row by row and streamed.
+ */
 #define _GNU_SOURCE
 #include "model_internal.h"
 #include "base/base.h"
@@ -187,7 +188,8 @@ static void learn_merges(corpus *c, strvec *tokens, strvec *merges, int n_merges
                 while (keys[k] && keys[k] != key) k = (k + 1) & (cap - 1);
                 keys[k] = key;
                 cnt[k] += w->count;
-                if (cnt[k] > best_n || (cnt[k] == best_n && key < best)) best = key, best_n = cnt[k];
+                if (cnt[k] > best_n || (cnt[k] == best_n && key < best))
+                    best = key, best_n = cnt[k];
             }
         }
         free(keys);
@@ -247,9 +249,11 @@ static int build_vocab(const model_synth_opts *o, gguf_writer *w, int *n_vocab, 
     for (size_t i = 0; i < tokens.n; i++) types[i] = (int)i >= bos ? 3 : 1;
     model__gw_str(w, "tokenizer.ggml.model", "gpt2");
     model__gw_str(w, "tokenizer.ggml.pre", "deepseek-llm");
-    model__gw_str_arr(w, "tokenizer.ggml.tokens", (const char *const *)tokens.v, tokens.len, tokens.n);
+    model__gw_str_arr(w, "tokenizer.ggml.tokens", (const char *const *)tokens.v, tokens.len,
+                      tokens.n);
     model__gw_i32_arr(w, "tokenizer.ggml.token_type", types, tokens.n);
-    model__gw_str_arr(w, "tokenizer.ggml.merges", (const char *const *)merges.v, merges.len, merges.n);
+    model__gw_str_arr(w, "tokenizer.ggml.merges", (const char *const *)merges.v, merges.len,
+                      merges.n);
     model__gw_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
     model__gw_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)bos + 1);
     model__gw_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)bos + 1);
@@ -313,8 +317,9 @@ static int fit_type(int type, int64_t ne0)
     const type_traits *t = model__type(type);
     if (ne0 % t->block == 0) return type;
     static const int fallback[][2] = {
-        {MODEL_TYPE_Q4_K, MODEL_TYPE_Q5_0}, {MODEL_TYPE_Q5_K, MODEL_TYPE_Q5_1}, {MODEL_TYPE_Q6_K, MODEL_TYPE_Q8_0},
-        {MODEL_TYPE_Q2_K, MODEL_TYPE_Q4_0}, {MODEL_TYPE_Q3_K, MODEL_TYPE_Q4_0}, {MODEL_TYPE_IQ4_XS, MODEL_TYPE_IQ4_NL},
+        {MODEL_TYPE_Q4_K, MODEL_TYPE_Q5_0}, {MODEL_TYPE_Q5_K, MODEL_TYPE_Q5_1},
+        {MODEL_TYPE_Q6_K, MODEL_TYPE_Q8_0}, {MODEL_TYPE_Q2_K, MODEL_TYPE_Q4_0},
+        {MODEL_TYPE_Q3_K, MODEL_TYPE_Q4_0}, {MODEL_TYPE_IQ4_XS, MODEL_TYPE_IQ4_NL},
     };
     for (size_t i = 0; i < sizeof fallback / sizeof *fallback; i++)
         if (fallback[i][0] == type) type = fallback[i][1];
@@ -460,7 +465,8 @@ static void write_keys(const model_synth_opts *o, gguf_writer *w, int n_vocab)
         model__gw_u32(w, "deepseek2.attention.key_length", (uint32_t)(h->qk_nope + h->qk_rope));
         model__gw_u32(w, "deepseek2.attention.value_length", (uint32_t)h->v_head);
     } else {
-        model__gw_u32(w, "deepseek2.attention.key_length", (uint32_t)(h->kv_lora_rank + h->qk_rope));
+        model__gw_u32(w, "deepseek2.attention.key_length",
+                      (uint32_t)(h->kv_lora_rank + h->qk_rope));
         model__gw_u32(w, "deepseek2.attention.value_length", (uint32_t)h->kv_lora_rank);
         model__gw_u32(w, "deepseek2.attention.key_length_mla", (uint32_t)(h->qk_nope + h->qk_rope));
         model__gw_u32(w, "deepseek2.attention.value_length_mla", (uint32_t)h->v_head);
@@ -484,7 +490,8 @@ static int write_tensor(const model_synth_opts *o, const tdesc *t, FILE *f, floa
         for (int64_t i = 0; i < t->ne[0]; i++)
             row[i] = t->norm ? 1.0f + t->scale * uniform(&s) : t->scale * uniform(&s);
         model__quant(t->type, row, qrow, t->ne[0]);
-        if (fwrite(qrow, 1, rb, f) != rb) return model__fail(err, "write failed: %s", strerror(errno));
+        if (fwrite(qrow, 1, rb, f) != rb)
+            return model__fail(err, "write failed: %s", strerror(errno));
     }
     return 0;
 }
@@ -496,12 +503,13 @@ static int check_opts(const model_synth_opts *o, model_err *err)
     if (!t || o->type == MODEL_TYPE_Q8_1 || o->type == MODEL_TYPE_Q8_K)
         return model__fail(err, "synth: type %d cannot be used for weights", o->type);
     if (h->n_layer < 1 || h->n_embd < 1 || h->n_head < 1 || h->kv_lora_rank < 1 || h->qk_nope < 1 ||
-        h->qk_rope < 2 || h->qk_rope % 2 || h->v_head < 1 || h->n_dense < 0 || h->n_dense > h->n_layer)
+        h->qk_rope < 2 || h->qk_rope % 2 || h->v_head < 1 || h->n_dense < 0 ||
+        h->n_dense > h->n_layer)
         return model__fail(err, "synth: the shape is invalid (layers, dims and heads must be > 0, "
-                           "rope dims even, dense layers <= layers)");
+                                "rope dims even, dense layers <= layers)");
     if (h->n_dense > 0 && h->n_ff < 1) return model__fail(err, "synth: dense layers need --ff");
-    if (h->n_dense < h->n_layer &&
-        (h->n_expert < 1 || h->n_expert_used < 1 || h->n_expert_used > h->n_expert || h->n_ff_exp < 1))
+    if (h->n_dense < h->n_layer && (h->n_expert < 1 || h->n_expert_used < 1 ||
+                                    h->n_expert_used > h->n_expert || h->n_ff_exp < 1))
         return model__fail(err, "synth: MoE layers need experts, experts-used <= experts, ff-exp");
     return 0;
 }
@@ -511,8 +519,10 @@ int model_synth(const model_synth_opts *o, const char *path, model_err *err)
     if (check_opts(o, err)) return -1;
     gguf_writer *w = model__gw_new();
     int n_vocab = 0;
-    gguf_writer *tw = model__gw_new(); /* tokenizer keys, appended after the model's as converters do */
-    int r = o->vocab_from ? copy_vocab(o->vocab_from, tw, &n_vocab, err) : build_vocab(o, tw, &n_vocab, err);
+    gguf_writer *tw =
+        model__gw_new(); /* tokenizer keys, appended after the model's as converters do */
+    int r = o->vocab_from ? copy_vocab(o->vocab_from, tw, &n_vocab, err)
+                          : build_vocab(o, tw, &n_vocab, err);
     if (r) {
         model__gw_free(w);
         model__gw_free(tw);
@@ -523,19 +533,25 @@ int model_synth(const model_synth_opts *o, const char *path, model_err *err)
     model__gw_free(tw);
     tlist l = {0};
     plan_tensors(o, n_vocab, &l);
-    for (int i = 0; i < l.n; i++) model__gw_tensor(w, l.v[i].name, l.v[i].type, l.v[i].n_dims, l.v[i].ne);
+    for (int i = 0; i < l.n; i++)
+        model__gw_tensor(w, l.v[i].name, l.v[i].type, l.v[i].n_dims, l.v[i].ne);
     FILE *f = fopen(path, "wb");
     int64_t max_ne0 = 0;
     for (int i = 0; i < l.n; i++) max_ne0 = l.v[i].ne[0] > max_ne0 ? l.v[i].ne[0] : max_ne0;
     float *row = malloc(sizeof(float) * (size_t)max_ne0);
     void *qrow = malloc(sizeof(float) * (size_t)max_ne0);
-    if (!f) r = model__fail(err, "%s: %s", path, strerror(errno));
-    else if (!row || !qrow) r = model__fail(err, "out of memory");
-    else r = model__gw_write_header(w, f, err);
+    if (!f)
+        r = model__fail(err, "%s: %s", path, strerror(errno));
+    else if (!row || !qrow)
+        r = model__fail(err, "out of memory");
+    else
+        r = model__gw_write_header(w, f, err);
     for (int i = 0; !r && i < l.n; i++) {
         const tdesc *t = &l.v[i];
         r = write_tensor(o, t, f, row, qrow, err);
-        if (!r) r = model__gw_pad(w, f, model__row_bytes(t->type, t->ne[0]) * (uint64_t)(t->ne[1] * t->ne[2]), err);
+        if (!r)
+            r = model__gw_pad(
+                w, f, model__row_bytes(t->type, t->ne[0]) * (uint64_t)(t->ne[1] * t->ne[2]), err);
     }
     if (f && fclose(f) && !r) r = model__fail(err, "%s: write failed", path);
     if (r && f) remove(path);

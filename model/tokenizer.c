@@ -12,7 +12,14 @@
 
 #include "unicode_numbers.h"
 
-enum { TOK_NORMAL = 1, TOK_UNKNOWN = 2, TOK_CONTROL = 3, TOK_USER = 4, TOK_UNUSED = 5, TOK_BYTE = 6 };
+enum {
+    TOK_NORMAL = 1,
+    TOK_UNKNOWN = 2,
+    TOK_CONTROL = 3,
+    TOK_USER = 4,
+    TOK_UNUSED = 5,
+    TOK_BYTE = 6
+};
 
 /* open-addressing hash: token text -> id */
 typedef struct text_map {
@@ -133,7 +140,12 @@ int model__byte_to_utf8(uint8_t b, char out[4])
 static uint32_t utf8_next(const uint8_t *s, size_t n, size_t *i)
 {
     uint8_t c = s[*i];
-    int len = !(c & 0x80) ? 1 : !(c & 0x40) ? 0 : !(c & 0x20) ? 2 : !(c & 0x10) ? 3 : !(c & 0x08) ? 4 : 0;
+    int len = !(c & 0x80)   ? 1
+              : !(c & 0x40) ? 0
+              : !(c & 0x20) ? 2
+              : !(c & 0x10) ? 3
+              : !(c & 0x08) ? 4
+                            : 0;
     if (len == 1) {
         (*i)++;
         return c;
@@ -194,13 +206,15 @@ static int load_tokens(model_vocab *v, const model_gguf *g, model_err *err)
 static void decode_tokens(model_vocab *v)
 {
     uint32_t inv[0x144];
-    for (int b = 0; b < 256; b++) inv[byte_cp((uint8_t)b) < 0x144 ? byte_cp((uint8_t)b) : 0] = (uint32_t)b;
+    for (int b = 0; b < 256; b++)
+        inv[byte_cp((uint8_t)b) < 0x144 ? byte_cp((uint8_t)b) : 0] = (uint32_t)b;
     uint32_t bo = 0;
     for (int id = 0; id < v->n; id++) {
         size_t len;
         const uint8_t *s = (const uint8_t *)tok_text(v, id, &len);
         v->bytes_off[id] = bo;
-        bool raw = v->type[id] == TOK_CONTROL || v->type[id] == TOK_USER || v->type[id] == TOK_UNKNOWN;
+        bool raw =
+            v->type[id] == TOK_CONTROL || v->type[id] == TOK_USER || v->type[id] == TOK_UNKNOWN;
         for (size_t i = 0; i < len;) {
             size_t start = i;
             uint32_t cp = utf8_next(s, len, &i);
@@ -295,7 +309,8 @@ static int load_ids(model_vocab *v, const model_gguf *g, model_err *err)
     if ((r = model__gguf_u32(g, "tokenizer.ggml.eos_token_id", &u, err)) < 0) return -1;
     if (r == 0) v->eos = (int32_t)u;
     if (v->bos >= v->n || v->eos >= v->n)
-        return model__fail(err, "%s: BOS/EOS id outside the vocabulary of %d tokens", g->path, v->n);
+        return model__fail(err, "%s: BOS/EOS id outside the vocabulary of %d tokens", g->path,
+                           v->n);
     v->add_bos = false;
     if (model__gguf_bool(g, "tokenizer.ggml.add_bos_token", &v->add_bos, err) < 0) return -1;
     if (v->bos < 0) v->add_bos = false;
@@ -325,8 +340,7 @@ model_vocab *model_vocab_load(const model_gguf *g, model_err *err)
         model__fail(err, "out of memory");
         return NULL;
     }
-    if (load_tokens(v, g, err) || load_ids(v, g, err) || build_map(v) ||
-        load_merges(v, g, err)) {
+    if (load_tokens(v, g, err) || load_ids(v, g, err) || build_map(v) || load_merges(v, g, err)) {
         if (!err || !err->msg[0]) model__fail(err, "out of memory");
         model_vocab_free(v);
         return NULL;
@@ -378,8 +392,10 @@ int model_vocab_fim(const model_vocab *v, model_fim_ids *out, model_err *err)
     for (int i = 0; i < 3; i++) {
         ids[i] = lookup(v, names[i], strlen(names[i]));
         if (ids[i] < 0)
-            return model__fail(err, "this model's vocabulary has no %s token: it was not trained for "
-                               "fill-in-the-middle (use a DeepSeek-Coder-V2 GGUF)", names[i]);
+            return model__fail(err,
+                               "this model's vocabulary has no %s token: it was not trained for "
+                               "fill-in-the-middle (use a DeepSeek-Coder-V2 GGUF)",
+                               names[i]);
     }
     out->begin = ids[0], out->hole = ids[1], out->end = ids[2];
     return 0;
@@ -442,23 +458,27 @@ static bool in_ranges(uint32_t cp, const uint32_t (*r)[2], size_t n)
 
 /* regex 2's letter class (sorted ranges) */
 static const uint32_t letters[][2] = {
-    {0x41, 0x5A}, {0x61, 0x7A}, {0xB5, 0xB5}, {0xC0, 0xD6}, {0xD8, 0xF6}, {0xF8, 0x1BA},
-    {0x1BC, 0x1BF}, {0x1C4, 0x293}, {0x295, 0x2AF}, {0x370, 0x373}, {0x376, 0x377}, {0x37B, 0x37D},
-    {0x37F, 0x37F}, {0x386, 0x386}, {0x388, 0x38A}, {0x38C, 0x38C}, {0x38E, 0x3A1}, {0x3A3, 0x3F5},
-    {0x3F7, 0x481}, {0x48A, 0x52F}, {0x531, 0x556}, {0x10A0, 0x10C5}, {0x13A0, 0x13F5},
-    {0x13F8, 0x13FD}, {0x1C90, 0x1CBA}, {0x1CBD, 0x1CBF}, {0x1D00, 0x1D2B}, {0x1D6B, 0x1D77},
-    {0x1D79, 0x1D9A}, {0x1E00, 0x1F15}, {0x1F18, 0x1F1D}, {0x1F20, 0x1F45}, {0x1F48, 0x1F4D},
-    {0x1F50, 0x1F57}, {0x1F59, 0x1F59}, {0x1F5B, 0x1F5B}, {0x1F5D, 0x1F5D}, {0x1F5F, 0x1F7D},
-    {0x1F80, 0x1FB4}, {0x1FB6, 0x1FBC}, {0x1FBE, 0x1FBE}, {0x1FC2, 0x1FC4}, {0x1FC6, 0x1FCC},
-    {0x1FD0, 0x1FD3}, {0x1FD6, 0x1FDB}, {0x1FE0, 0x1FEC}, {0x1FF2, 0x1FF4}, {0x1FF6, 0x1FFC},
-    {0x2102, 0x2102}, {0x2107, 0x2107}, {0x210A, 0x2113}, {0x2115, 0x2115}, {0x2119, 0x211D},
-    {0x2124, 0x2124}, {0x2126, 0x2126}, {0x2128, 0x2128}, {0x212A, 0x212D}, {0x212F, 0x2134},
-    {0x2139, 0x2139}, {0x213C, 0x213F}, {0x2145, 0x2149}, {0x214E, 0x214E}, {0x2183, 0x2184},
-    {0x2C00, 0x2C7B}, {0x2C7E, 0x2CE4}, {0x2CEB, 0x2CEE}, {0x2CF2, 0x2CF3}, {0xA640, 0xA66D},
-    {0xA680, 0xA69B}, {0xA722, 0xA76F}, {0xA771, 0xA787}, {0xA78B, 0xA78E}, {0xAB70, 0xABBF},
-    {0xFB00, 0xFB06}, {0xFB13, 0xFB17}, {0xFF21, 0xFF3A}, {0xFF41, 0xFF5A}, {0x10400, 0x1044F},
-    {0x104B0, 0x104D3}, {0x104D8, 0x104FB}, {0x10C80, 0x10CB2}, {0x10CC0, 0x10CF2},
-    {0x118A0, 0x118DF}, {0x1E900, 0x1E943},
+    {0x41, 0x5A},       {0x61, 0x7A},       {0xB5, 0xB5},       {0xC0, 0xD6},
+    {0xD8, 0xF6},       {0xF8, 0x1BA},      {0x1BC, 0x1BF},     {0x1C4, 0x293},
+    {0x295, 0x2AF},     {0x370, 0x373},     {0x376, 0x377},     {0x37B, 0x37D},
+    {0x37F, 0x37F},     {0x386, 0x386},     {0x388, 0x38A},     {0x38C, 0x38C},
+    {0x38E, 0x3A1},     {0x3A3, 0x3F5},     {0x3F7, 0x481},     {0x48A, 0x52F},
+    {0x531, 0x556},     {0x10A0, 0x10C5},   {0x13A0, 0x13F5},   {0x13F8, 0x13FD},
+    {0x1C90, 0x1CBA},   {0x1CBD, 0x1CBF},   {0x1D00, 0x1D2B},   {0x1D6B, 0x1D77},
+    {0x1D79, 0x1D9A},   {0x1E00, 0x1F15},   {0x1F18, 0x1F1D},   {0x1F20, 0x1F45},
+    {0x1F48, 0x1F4D},   {0x1F50, 0x1F57},   {0x1F59, 0x1F59},   {0x1F5B, 0x1F5B},
+    {0x1F5D, 0x1F5D},   {0x1F5F, 0x1F7D},   {0x1F80, 0x1FB4},   {0x1FB6, 0x1FBC},
+    {0x1FBE, 0x1FBE},   {0x1FC2, 0x1FC4},   {0x1FC6, 0x1FCC},   {0x1FD0, 0x1FD3},
+    {0x1FD6, 0x1FDB},   {0x1FE0, 0x1FEC},   {0x1FF2, 0x1FF4},   {0x1FF6, 0x1FFC},
+    {0x2102, 0x2102},   {0x2107, 0x2107},   {0x210A, 0x2113},   {0x2115, 0x2115},
+    {0x2119, 0x211D},   {0x2124, 0x2124},   {0x2126, 0x2126},   {0x2128, 0x2128},
+    {0x212A, 0x212D},   {0x212F, 0x2134},   {0x2139, 0x2139},   {0x213C, 0x213F},
+    {0x2145, 0x2149},   {0x214E, 0x214E},   {0x2183, 0x2184},   {0x2C00, 0x2C7B},
+    {0x2C7E, 0x2CE4},   {0x2CEB, 0x2CEE},   {0x2CF2, 0x2CF3},   {0xA640, 0xA66D},
+    {0xA680, 0xA69B},   {0xA722, 0xA76F},   {0xA771, 0xA787},   {0xA78B, 0xA78E},
+    {0xAB70, 0xABBF},   {0xFB00, 0xFB06},   {0xFB13, 0xFB17},   {0xFF21, 0xFF3A},
+    {0xFF41, 0xFF5A},   {0x10400, 0x1044F}, {0x104B0, 0x104D3}, {0x104D8, 0x104FB},
+    {0x10C80, 0x10CB2}, {0x10CC0, 0x10CF2}, {0x118A0, 0x118DF}, {0x1E900, 0x1E943},
 };
 
 /* regex 3's punctuation class (ASCII printable except digits and space, plus some wide forms) */
@@ -477,14 +497,19 @@ static bool in_class(enum rule r, uint32_t cp)
 {
     if (cp >= 0x80 && is_space(cp)) return false;
     switch (r) {
-    case R_NEWLINE: return cp == '\r' || cp == '\n';
-    case R_LETTERS: return in_ranges(cp, letters, N_OF(letters));
-    case R_PUNCT: return in_ranges(cp, puncts, N_OF(puncts));
-    case R_CJK: return in_ranges(cp, cjk, N_OF(cjk));
+    case R_NEWLINE:
+        return cp == '\r' || cp == '\n';
+    case R_LETTERS:
+        return in_ranges(cp, letters, N_OF(letters));
+    case R_PUNCT:
+        return in_ranges(cp, puncts, N_OF(puncts));
+    case R_CJK:
+        return in_ranges(cp, cjk, N_OF(cjk));
     case R_NUMBER:
         return cp < 0x80 ? (cp >= '0' && cp <= '9')
                          : in_ranges(cp, unicode_number_ranges, N_OF(unicode_number_ranges));
-    default: return false;
+    default:
+        return false;
     }
 }
 
@@ -539,7 +564,8 @@ static spans split_pieces(const uint32_t *cps, size_t n)
 {
     spans cur = {0}, next = {0};
     if (n) spans_push(&cur, 0, n);
-    static const enum rule rules[] = {R_NEWLINE, R_LETTERS, R_PUNCT, R_TRAILING_SPACE, R_CJK, R_NUMBER};
+    static const enum rule rules[] = {R_NEWLINE,        R_LETTERS, R_PUNCT,
+                                      R_TRAILING_SPACE, R_CJK,     R_NUMBER};
     for (size_t r = 0; r < N_OF(rules); r++) {
         next.n = 0;
         for (size_t k = 0; k < cur.n; k++) {

@@ -8,7 +8,8 @@
 #include <strings.h>
 
 static const parsers_lang langs[] = {
-#define LANG(n, ids, ext, files, bang, lc, bc, g, ap, ib) {n, ids, ext, files, bang, lc, bc, g, ap, ib},
+#define LANG(n, ids, ext, files, bang, lc, bc, g, ap, ib)                                          \
+    {n, ids, ext, files, bang, lc, bc, g, ap, ib},
 #include "parsers/languages.inc"
 #undef LANG
 };
@@ -86,7 +87,8 @@ static const parsers_lang *by_path(const char *path)
             if (in_list(langs[i].extensions, base + at, n - at, false)) hit = best(hit, &langs[i]);
         if (!hit) /* ".R" vs ".r": an exact match first, then any case */
             for (int i = 0; i < N_LANGS; i++)
-                if (in_list(langs[i].extensions, base + at, n - at, true)) hit = best(hit, &langs[i]);
+                if (in_list(langs[i].extensions, base + at, n - at, true))
+                    hit = best(hit, &langs[i]);
         if (hit) return hit;
     }
     return NULL;
@@ -113,9 +115,11 @@ static const parsers_lang *by_shebang(const char *text, size_t len)
         if (!base) return NULL;
     }
     size_t k = strlen(base);
-    while (k && ((base[k - 1] >= '0' && base[k - 1] <= '9') || base[k - 1] == '.')) k--; /* python3.11 */
+    while (k && ((base[k - 1] >= '0' && base[k - 1] <= '9') || base[k - 1] == '.'))
+        k--; /* python3.11 */
     for (int i = 0; i < N_LANGS; i++)
-        if (in_list(langs[i].shebangs, base, strlen(base), false) || in_list(langs[i].shebangs, base, k, false))
+        if (in_list(langs[i].shebangs, base, strlen(base), false) ||
+            in_list(langs[i].shebangs, base, k, false))
             return &langs[i];
     return NULL;
 }

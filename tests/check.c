@@ -107,7 +107,8 @@ model *check_tiny_model(const char *name, const char *merges_a, const char *merg
     model_synth_opts o;
     model_synth_preset(&o, "tiny");
     const char *files[] = {merges_a, merges_b};
-    o.merge_files = files, o.n_merge_files = 2, o.n_merges = 400, o.seed = 4, o.type = MODEL_TYPE_Q8_0;
+    o.merge_files = files, o.n_merge_files = 2, o.n_merges = 400, o.seed = 4,
+    o.type = MODEL_TYPE_Q8_0;
     const char *path = check_tmp(name);
     model_err me = {{0}};
     if (!CHECK(model_synth(&o, path, &me) == 0, "synth: %s", me.msg)) return NULL;

@@ -28,7 +28,8 @@ bool check_want(const char *name);
 /* The shared fixtures folder (FIMD_SHARED/fixtures, default ../shared/fixtures), or NULL with a
  * "skipped: ..." line printed naming the tests that cannot run. */
 const char *check_fixtures(const char *what);
-/* A path inside the test scratch folder (FIMD_TMP, default /tmp/fimd-test); static buffer rotation. */
+/* A path inside the test scratch folder (FIMD_TMP, default /tmp/fimd-test); static buffer rotation.
+ */
 const char *check_tmp(const char *name);
 /* A tiny synthesized Q8_0 model (seed 4, 400 merges learned from the two files), written to the
  * scratch folder as `name` and loaded; NULL after a failed check. The caller frees it. */

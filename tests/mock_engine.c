@@ -458,7 +458,8 @@ struct gen {
     int n_predict;
     int n_probs; /* alternatives per token, or -1 when no probabilities are asked */
     bool stream, no_cache, ids_as_tokens, include_usage, timings;
-    bool per_token; /* timings_per_token (llama.cpp), continuous_usage_stats (vLLM): figures in every chunk */
+    bool per_token; /* timings_per_token (llama.cpp), continuous_usage_stats (vLLM): figures in
+                       every chunk */
     char id[32];
     /* the result */
     int reused, evaluated, k;
@@ -503,7 +504,8 @@ static int stream_token(gen *g, const step *st)
     x->sent++;
     if (x->sent == 2 && x->s->fail == FAIL_MALFORMED) send_all(x, g->f->bad, strlen(g->f->bad));
     if (x->sent == 2 && x->s->fail == FAIL_TRUNCATE) return x->end = "truncated", -1;
-    if (x->sent == 2 && x->s->fail == FAIL_UTF8 && x->s->api == API_LLAMACPP) return utf8_error(x), -1;
+    if (x->sent == 2 && x->s->fail == FAIL_UTF8 && x->s->api == API_LLAMACPP)
+        return utf8_error(x), -1;
     return 0;
 }
 
@@ -513,7 +515,9 @@ static void utf8_error(exch *x)
 {
     jw w = {0};
     RAW(&w, "data: ");
-    error_json(&w, 500, "Failed to parse input: the generated text does not match the expected Content-only format");
+    error_json(&w, 500,
+               "Failed to parse input: the generated text does not match the expected Content-only "
+               "format");
     RAW(&w, "\n\n");
     x->end = "error";
     send_jw(x, &w);
@@ -824,8 +828,10 @@ static void llama_token(jw *w, const gen *g, const step *st)
                 st->id, g->k, g->n_prompt);
     if (g->n_probs > 0) llama_probs(w, g, st, 1);
     if (g->per_token)
-        lsp__jw_fmt(w, ",\"timings\":{\"cache_n\":%d,\"prompt_n\":%d,\"prompt_ms\":%.3f,\"predicted_n\":%d}",
-                    g->reused, g->evaluated, g->t_prompt - g->t_start, g->k);
+        lsp__jw_fmt(
+            w,
+            ",\"timings\":{\"cache_n\":%d,\"prompt_n\":%d,\"prompt_ms\":%.3f,\"predicted_n\":%d}",
+            g->reused, g->evaluated, g->t_prompt - g->t_start, g->k);
     RAW(w, "}\n\n");
 }
 

@@ -24,7 +24,8 @@ static int read_prompts(const char *dir, prompt p[4])
     char *txt = check_read(path, NULL), *save;
     if (!txt) return -1;
     int k = 0;
-    for (char *line = strtok_r(txt, "\n", &save); line && k < 4; line = strtok_r(NULL, "\n", &save), k++) {
+    for (char *line = strtok_r(txt, "\n", &save); line && k < 4;
+         line = strtok_r(NULL, "\n", &save), k++) {
         p[k].ids = malloc(sizeof(int32_t) * (strlen(line) + 1));
         p[k].n = 0;
         for (char *s = line, *e; *s; s = e) {
@@ -45,7 +46,8 @@ static float *eval_all(model *m, const prompt *p, int chunk)
     model_cache *c = model_cache_new(m, &err);
     for (size_t at = 0; at < p->n; at += (size_t)chunk) {
         int k = (int)(p->n - at < (size_t)chunk ? p->n - at : (size_t)chunk);
-        if (!CHECK(model_eval(m, c, p->ids + at, k, out + at * nv, MODEL_LOGITS_ALL, NULL, &err) == 0,
+        if (!CHECK(model_eval(m, c, p->ids + at, k, out + at * nv, MODEL_LOGITS_ALL, NULL, &err) ==
+                       0,
                    "eval: %s", err.msg)) {
             free(out);
             out = NULL;
@@ -94,7 +96,8 @@ static void greedy(model *m, const char *dir, int i, const prompt *p, tjson *sum
         ok++;
         model_eval(m, c, &got, 1, logits, MODEL_LOGITS_LAST, NULL, &err);
     }
-    CHECK(ok == upto, "%s greedy_%d: %d of %d steps agree before the first fragile step", dir, i, ok, upto);
+    CHECK(ok == upto, "%s greedy_%d: %d of %d steps agree before the first fragile step", dir, i,
+          ok, upto);
     model_cache_free(c);
     free(logits);
     free(txt);
@@ -117,11 +120,13 @@ static void dequant(model *m, const char *dir)
         model_err err = {{0}};
         int r = model_gguf_tensor_f32(model_get_gguf(m), name, &got, ne, &nd, &err);
         size_t n = r ? 0 : (size_t)(ne[0] * ne[1] * ne[2] * ne[3]);
-        if (CHECK(ref && r == 0 && n * 4 == n_ref, "%s %s: sizes %zu vs %zu (%s)", dir, name, n * 4, n_ref, err.msg)) {
+        if (CHECK(ref && r == 0 && n * 4 == n_ref, "%s %s: sizes %zu vs %zu (%s)", dir, name, n * 4,
+                  n_ref, err.msg)) {
             float amax = 0, dmax = 0;
             for (size_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(ref[i]));
             for (size_t i = 0; i < n; i++) dmax = fmaxf(dmax, fabsf(ref[i] - got[i]));
-            CHECK(dmax <= 1e-6f * amax, "%s dequant %s: max diff %g (largest magnitude %g)", dir, name, dmax, amax);
+            CHECK(dmax <= 1e-6f * amax, "%s dequant %s: max diff %g (largest magnitude %g)", dir,
+                  name, dmax, amax);
         }
         free(ref);
         free(got);
@@ -130,7 +135,8 @@ static void dequant(model *m, const char *dir)
     tjson_free(&j);
 }
 
-static void compare_logits(const char *dir, int i, const float *got, const prompt *p, int nv, bool exact)
+static void compare_logits(const char *dir, int i, const float *got, const prompt *p, int nv,
+                           bool exact)
 {
     char path[8192];
     size_t bytes;
@@ -160,8 +166,8 @@ static void compare_logits(const char *dir, int i, const float *got, const promp
         CHECK(agree >= need, "%s p%d: argmax agrees at %d of %zu positions", dir, i, agree, p->n);
         CHECK(mean <= 0.5, "%s p%d: mean |diff| %.3f > 0.5", dir, i, mean);
     }
-    printf("  %-22s p%d: n=%-3zu max %.2e mean %.4f argmax %d/%zu\n", strrchr(dir, '/') + 1, i, p->n, mx,
-           mean, agree, p->n);
+    printf("  %-22s p%d: n=%-3zu max %.2e mean %.4f argmax %d/%zu\n", strrchr(dir, '/') + 1, i,
+           p->n, mx, mean, agree, p->n);
     free(ref);
 }
 
@@ -185,8 +191,10 @@ static void conformance_model(const char *dir)
         if (got) compare_logits(dir, i, got, &p[i], nv, f32);
         if (got && f32) {
             float *chunked = eval_all(m, &p[i], 7), dmax = 0;
-            for (size_t k = 0; chunked && k < p[i].n * nv; k++) dmax = fmaxf(dmax, fabsf(chunked[k] - got[k]));
-            CHECK(chunked && dmax <= 1e-4f, "%s p%d: --chunk 7 differs from one-shot by %g", dir, i, dmax);
+            for (size_t k = 0; chunked && k < p[i].n * nv; k++)
+                dmax = fmaxf(dmax, fabsf(chunked[k] - got[k]));
+            CHECK(chunked && dmax <= 1e-4f, "%s p%d: --chunk 7 differs from one-shot by %g", dir, i,
+                  dmax);
             free(chunked);
             if (have_summary) greedy(m, dir, i, &p[i], &summary);
         }
@@ -244,7 +252,8 @@ static model *synth(const char *name, const char *type, void (*shape)(model_synt
 static prompt make_prompt(int n, int nv, unsigned seed)
 {
     prompt p = {malloc(sizeof(int32_t) * (size_t)n), (size_t)n};
-    for (int i = 0; i < n; i++) p.ids[i] = (int32_t)((seed = seed * 1103515245u + 12345u) >> 8) % nv;
+    for (int i = 0; i < n; i++)
+        p.ids[i] = (int32_t)((seed = seed * 1103515245u + 12345u) >> 8) % nv;
     return p;
 }
 
@@ -271,8 +280,8 @@ static void cache_exact(model *m, const char *what)
         CHECK(all_finite(one, 40 * (size_t)nv), "%s: logits finite", what);
         CHECK(max_diff(one, chunked, 40 * (size_t)nv) <= 1e-4f, "%s: chunk 7 = one-shot (%g)", what,
               max_diff(one, chunked, 40 * (size_t)nv));
-        CHECK(max_diff(one, single, 40 * (size_t)nv) <= 1e-4f, "%s: token by token = one-shot (%g)", what,
-              max_diff(one, single, 40 * (size_t)nv));
+        CHECK(max_diff(one, single, 40 * (size_t)nv) <= 1e-4f, "%s: token by token = one-shot (%g)",
+              what, max_diff(one, single, 40 * (size_t)nv));
     }
     free(one);
     free(chunked);
@@ -299,14 +308,18 @@ static void cache_truncate(model *m)
     CHECK(want && max_diff(got, want + 18 * (size_t)nv, 12 * (size_t)nv) <= 1e-4f,
           "reused prefix + new suffix = fresh evaluation");
     atomic_int cancel = 1;
-    CHECK(model_eval(m, c, b.ids, 5, got, MODEL_LOGITS_LAST, &cancel, &err) == -2 && model_cache_len(c) == 30,
+    CHECK(model_eval(m, c, b.ids, 5, got, MODEL_LOGITS_LAST, &cancel, &err) == -2 &&
+              model_cache_len(c) == 30,
           "a cancelled evaluation returns -2 and leaves the cache as it was");
     int32_t bad = nv;
-    CHECK(model_eval(m, c, &bad, 1, got, MODEL_LOGITS_LAST, NULL, &err) < 0 && strstr(err.msg, "outside"),
+    CHECK(model_eval(m, c, &bad, 1, got, MODEL_LOGITS_LAST, NULL, &err) < 0 &&
+              strstr(err.msg, "outside"),
           "an id outside the vocab is refused: %s", err.msg);
-    CHECK(model_eval(m, c, b.ids, 0, got, MODEL_LOGITS_LAST, NULL, &err) < 0, "zero tokens refused");
+    CHECK(model_eval(m, c, b.ids, 0, got, MODEL_LOGITS_LAST, NULL, &err) < 0,
+          "zero tokens refused");
     CHECK(model_cache_len(c) == 30, "refused calls keep the cache");
-    CHECK(model_cache_bytes(c) >= 30 * model_cache_bytes_per_token(m), "cache bytes cover its tokens");
+    CHECK(model_cache_bytes(c) >= 30 * model_cache_bytes_per_token(m),
+          "cache bytes cover its tokens");
     model_cache_free(c);
     free(got);
     free(want);
@@ -339,7 +352,8 @@ static void self_contained(void)
         cache_exact(m, "tiny F32");
         cache_truncate(m);
         const model_hparams *h = model_get_hparams(m);
-        CHECK(model_cache_bytes_per_token(m) == (size_t)(h->kv_lora_rank + h->qk_rope) * h->n_layer * 4,
+        CHECK(model_cache_bytes_per_token(m) ==
+                  (size_t)(h->kv_lora_rank + h->qk_rope) * h->n_layer * 4,
               "cache bytes per token = (R + rope) x layers x 4");
         CHECK(fabsf(h->kq_scale - 1.2608037774f * 1.2608037774f / sqrtf(24.0f)) < 1e-6f,
               "YaRN kq_scale = mscale^2/sqrt(Dk): %.9f", h->kq_scale);
@@ -354,7 +368,7 @@ static void self_contained(void)
         cache_exact(m, "legacy attn_kv_b (Q8_0)");
     }
     model_free(m);
-    static const char *types[] = {"F16",  "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0",  "Q5_1",
+    static const char *types[] = {"F16",    "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
                                   "IQ4_NL", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS"};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         char name[64];
@@ -371,12 +385,18 @@ static void mixes(void)
     static const struct {
         const char *mix, *tensor, *type;
     } want[] = {
-        {"Q3_K_M", "output.weight", "Q6_K"},          {"Q3_K_M", "blk.0.attn_output.weight", "Q4_K"},
-        {"Q3_K_M", "blk.0.ffn_down.weight", "Q4_K"},  {"Q3_K_M", "blk.1.ffn_down_exps.weight", "Q4_K"},
-        {"Q3_K_M", "blk.1.ffn_up_exps.weight", "Q3_K"}, {"Q3_K_M", "token_embd.weight", "Q3_K"},
-        {"Q2_K", "blk.1.ffn_down_shexp.weight", "Q3_K"}, {"Q2_K", "blk.0.attn_q.weight", "Q2_K"},
-        {"Q2_K", "output.weight", "Q6_K"},            {"Q3_K_S", "blk.0.attn_output.weight", "Q3_K"},
-        {"IQ4_XS", "blk.0.attn_k_b.weight", "IQ4_XS"}, {"IQ4_XS", "output.weight", "Q6_K"},
+        {"Q3_K_M", "output.weight", "Q6_K"},
+        {"Q3_K_M", "blk.0.attn_output.weight", "Q4_K"},
+        {"Q3_K_M", "blk.0.ffn_down.weight", "Q4_K"},
+        {"Q3_K_M", "blk.1.ffn_down_exps.weight", "Q4_K"},
+        {"Q3_K_M", "blk.1.ffn_up_exps.weight", "Q3_K"},
+        {"Q3_K_M", "token_embd.weight", "Q3_K"},
+        {"Q2_K", "blk.1.ffn_down_shexp.weight", "Q3_K"},
+        {"Q2_K", "blk.0.attn_q.weight", "Q2_K"},
+        {"Q2_K", "output.weight", "Q6_K"},
+        {"Q3_K_S", "blk.0.attn_output.weight", "Q3_K"},
+        {"IQ4_XS", "blk.0.attn_k_b.weight", "IQ4_XS"},
+        {"IQ4_XS", "output.weight", "Q6_K"},
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         model_synth_opts o;
@@ -392,11 +412,12 @@ static void mixes(void)
         model_gguf *g = model_synth(&o, path, &err) == 0 ? model_gguf_open(path, &err) : NULL;
         const gguf_tensor *t = g ? model__gguf_tensor(g, want[i].tensor) : NULL;
         const char *got = t ? model_type_name(t->type) : "(none)";
-        CHECK(got && !strcmp(got, want[i].type), "%s mix: %s is %s (want %s) %s", want[i].mix, want[i].tensor, got,
-              want[i].type, err.msg);
+        CHECK(got && !strcmp(got, want[i].type), "%s mix: %s is %s (want %s) %s", want[i].mix,
+              want[i].tensor, got, want[i].type, err.msg);
         model_gguf_close(g);
     }
-    CHECK(model_synth_mix_base("q3_k_m") == MODEL_TYPE_Q3_K && model_synth_mix_base("Q9_K_M") < 0, "mix names");
+    CHECK(model_synth_mix_base("q3_k_m") == MODEL_TYPE_Q3_K && model_synth_mix_base("Q9_K_M") < 0,
+          "mix names");
 }
 
 int main(int argc, char **argv)
@@ -405,7 +426,9 @@ int main(int argc, char **argv)
     if (!check_args(argc, argv, cases, CHECK_CASES(cases))) return 2;
     if (check_want("self_contained")) self_contained();
     if (check_want("mixes")) mixes();
-    const char *fx = check_want("conformance") ? check_fixtures("logits/greedy/dequant conformance against llama.cpp") : NULL;
+    const char *fx = check_want("conformance")
+                         ? check_fixtures("logits/greedy/dequant conformance against llama.cpp")
+                         : NULL;
     if (fx) conformance(fx);
     return check_done();
 }

@@ -42,30 +42,39 @@ static void expect(const char *what, const char *text, const char *out, const ch
 {
     enum fim_stop why;
     char *got = decode("t.c", text, out, &why);
-    CHECK(!strcmp(got, want) && (stop < 0 || (int)why == stop), "%s: got [%s] (stop %s), want [%s]", what, got,
-          fim_stop_name(why), want);
+    CHECK(!strcmp(got, want) && (stop < 0 || (int)why == stop), "%s: got [%s] (stop %s), want [%s]",
+          what, got, fim_stop_name(why), want);
     free(got);
 }
 
 static void stop_rules(void)
 {
-    expect("single line: the rest of the line is code", "x = foo(|);\n", "a, b)\nmore();", "a, b", FIM_STOP_UNBALANCED);
-    expect("single line keeps trailing space before the suffix", "return |value;\n", "x + ", "x + ", -1);
-    expect("multi-line when the rest of the line is blank", "int f(void)\n{\n    |\n}\n", "int a = 1;\n    return a;\n}\n",
-           "int a = 1;\n    return a;", FIM_STOP_UNBALANCED);
-    expect("indentation drop ends the block", "    if (x) {|\n    }\n", "\n        y();\n    z();\nw();",
-           "\n        y();\n    z();", FIM_STOP_INDENT);
-    expect("a line repeating the next suffix line", "for (;;) {\n    |\n    done();\n}\n", "step();\n    done();\n    more();",
-           "step();", FIM_STOP_SUFFIX_REPEAT);
+    expect("single line: the rest of the line is code", "x = foo(|);\n", "a, b)\nmore();", "a, b",
+           FIM_STOP_UNBALANCED);
+    expect("single line keeps trailing space before the suffix", "return |value;\n", "x + ", "x + ",
+           -1);
+    expect("multi-line when the rest of the line is blank", "int f(void)\n{\n    |\n}\n",
+           "int a = 1;\n    return a;\n}\n", "int a = 1;\n    return a;", FIM_STOP_UNBALANCED);
+    expect("indentation drop ends the block", "    if (x) {|\n    }\n",
+           "\n        y();\n    z();\nw();", "\n        y();\n    z();", FIM_STOP_INDENT);
+    expect("a line repeating the next suffix line", "for (;;) {\n    |\n    done();\n}\n",
+           "step();\n    done();\n    more();", "step();", FIM_STOP_SUFFIX_REPEAT);
     expect("overlap with the suffix removed", "call(|)\n", "a, b)", "a, b", -1);
     expect("overlap with the suffix removed (multi-char)", "x = [|];\n", "1, 2];", "1, 2", -1);
-    expect("control character cuts", "s = |\n", "abc\x01" "def", "abc", FIM_STOP_CONTROL);
+    expect("control character cuts", "s = |\n",
+           "abc\x01"
+           "def",
+           "abc", FIM_STOP_CONTROL);
     expect("NUL cuts", "s = |\n", "ab\0cd", "ab", -1);
     expect("incomplete UTF-8 at the end is dropped", "s = |\n", "caf\xc3", "caf", -1);
-    expect("invalid UTF-8 cuts", "s = |\n", "ok\xff\xfe" "no", "ok", -1);
+    expect("invalid UTF-8 cuts", "s = |\n",
+           "ok\xff\xfe"
+           "no",
+           "ok", -1);
     expect("complete UTF-8 kept", "s = |\n", "caf\xc3\xa9 😀", "caf\xc3\xa9 😀", -1);
     expect("multi-line trailing whitespace trimmed", "    |\n", "a();\n    \n", "a();", -1);
-    expect("tabs count as indentation", "\t\t|\n\t}\n", "x();\n\t\ty();\n\tz();", "x();\n\t\ty();", FIM_STOP_INDENT);
+    expect("tabs count as indentation", "\t\t|\n\t}\n", "x();\n\t\ty();\n\tz();", "x();\n\t\ty();",
+           FIM_STOP_INDENT);
 }
 
 /* fim__build_prompt on a context made from the request's text. */
@@ -95,20 +104,23 @@ static void prompt_layout(void)
     fim_request r = {.doc = "d", .text = text, .len = strlen(text), .cursor = cursor};
     CHECK(build(&r, &cfg, &p, &err) == 0, "prompt: %s", err.msg);
     size_t b = find(p.v, p.n, fi.begin), h = find(p.v, p.n, fi.hole), e = find(p.v, p.n, fi.end);
-    CHECK(p.v[0] == model_vocab_bos(v) && b == 1 && h > b && e > h && e < p.n, "BOS <begin> prefix <hole> suffix <end> line");
+    CHECK(p.v[0] == model_vocab_bos(v) && b == 1 && h > b && e > h && e < p.n,
+          "BOS <begin> prefix <hole> suffix <end> line");
     /* each segment is exactly the tokenization of its text */
     int32_t *ids;
     size_t n;
     model_err me = {{0}};
     const char *l0 = strstr(text, "    ret");
     model_tokenize(v, text, (size_t)(l0 - text), false, false, &ids, &n, &me);
-    CHECK(n == h - b - 1 && !memcmp(ids, p.v + b + 1, n * 4), "prefix = text before the cursor line");
+    CHECK(n == h - b - 1 && !memcmp(ids, p.v + b + 1, n * 4),
+          "prefix = text before the cursor line");
     free(ids);
     model_tokenize(v, text + cursor, strlen(text) - cursor, false, false, &ids, &n, &me);
     CHECK(n == e - h - 1 && !memcmp(ids, p.v + h + 1, n * 4), "suffix = text after the cursor");
     free(ids);
     model_tokenize(v, l0, 7, false, false, &ids, &n, &me);
-    CHECK(n == p.n - e - 1 && !memcmp(ids, p.v + e + 1, n * 4), "after <end>: the cursor line before the cursor");
+    CHECK(n == p.n - e - 1 && !memcmp(ids, p.v + e + 1, n * 4),
+          "after <end>: the cursor line before the cursor");
     free(ids);
     /* marker text typed by the user is text, not markers */
     const char *inj = "x = \"<｜fim▁hole｜>\";\n";
@@ -142,7 +154,8 @@ static void budgets(void)
     CHECK(h - b - 1 <= 200 && h - b - 1 > 100, "prefix within its budget (%zu tokens)", h - b - 1);
     CHECK(e - h - 1 <= 60 + 200 - (h - b - 1) && e - h - 1 > 20,
           "suffix within its budget and what the prefix left (%zu tokens)", e - h - 1);
-    /* the prefix starts at a line start, and the window stays put while typing moves down 3 lines */
+    /* the prefix starts at a line start, and the window stays put while typing moves down 3 lines
+     */
     char *dec = malloc(100000);
     size_t dl = 0;
     for (size_t i = b + 1; i < h; i++) dl += (size_t)model_token_bytes(v, p.v[i], dec + dl, 1000);
@@ -153,13 +166,15 @@ static void budgets(void)
     int changes = 0;
     char prev[32] = "";
     for (int k = 0; k < 32; k++) {
-        size_t cur = (size_t)(strstr(text, "    value_600") - text) + (size_t)k * strlen("    value_600 = 1800;\n") + 4;
+        size_t cur = (size_t)(strstr(text, "    value_600") - text) +
+                     (size_t)k * strlen("    value_600 = 1800;\n") + 4;
         fim_request rk = {.doc = "d", .text = text, .len = len, .cursor = cur};
         build(&rk, &cfg, &p, &err);
         size_t bk = find(p.v, p.n, fi.begin);
         char head[32];
         size_t hl = 0;
-        for (size_t i = bk + 1; i < bk + 6 && hl < 20; i++) hl += (size_t)model_token_bytes(v, p.v[i], head + hl, 8);
+        for (size_t i = bk + 1; i < bk + 6 && hl < 20; i++)
+            hl += (size_t)model_token_bytes(v, p.v[i], head + hl, 8);
         head[hl < 20 ? hl : 20] = 0;
         if (k && strcmp(head, prev)) changes++;
         snprintf(prev, sizeof prev, "%s", head);
@@ -183,38 +198,45 @@ static void sessions(void)
     fim_stats st;
     char *out;
     CHECK(fim_complete(e, &r, &cfg, NULL, &out, &st, &err) == 0, "complete: %s", err.msg);
-    CHECK(st.reused == 0 && st.evaluated == st.prompt_tokens, "first request evaluates the whole prompt");
+    CHECK(st.reused == 0 && st.evaluated == st.prompt_tokens,
+          "first request evaluates the whole prompt");
     free(out);
     fim_complete(e, &r, &cfg, NULL, &out, &st, &err);
-    CHECK(st.reused == st.prompt_tokens - 1 && st.evaluated == 1, "the same request again evaluates one token (%d)", st.evaluated);
+    CHECK(st.reused == st.prompt_tokens - 1 && st.evaluated == 1,
+          "the same request again evaluates one token (%d)", st.evaluated);
     free(out);
     /* token healing: the cursor line's last token is spelled again by the first generated tokens,
-     * so the evaluated prompt is the built one less that token; at a line start nothing is healed */
+     * so the evaluated prompt is the built one less that token; at a line start nothing is healed
+     */
     int32_t *built = NULL;
     size_t n_built = 0;
     fim__engine_prompt(e, &r, &cfg, &built, &n_built, &err);
     fim_complete(e, &r, &cfg, NULL, &out, &st, &err), free(out);
-    CHECK(st.prompt_tokens == (int)n_built - 1, "healing: the cursor line's last token is left out (%d of %zu)",
-          st.prompt_tokens, n_built);
+    CHECK(st.prompt_tokens == (int)n_built - 1,
+          "healing: the cursor line's last token is left out (%d of %zu)", st.prompt_tokens,
+          n_built);
     free(built);
     const char *b0 = "int main(void)\n{\n\n}\n";
     fim_request r0 = {.doc = "a", .text = b0, .len = strlen(b0), .cursor = 17};
     fim__engine_prompt(e, &r0, &cfg, &built, &n_built, &err);
     fim_complete(e, &r0, &cfg, NULL, &out, &st, &err), free(out);
-    CHECK(st.prompt_tokens == (int)n_built, "healing: nothing to heal at a line start (%d of %zu)", st.prompt_tokens,
-          n_built);
+    CHECK(st.prompt_tokens == (int)n_built, "healing: nothing to heal at a line start (%d of %zu)",
+          st.prompt_tokens, n_built);
     free(built);
     size_t one = fim_engine_cache_bytes(e);
-    fim_request r2 = {.doc = "b", .text = a, .len = strlen(a), .cursor = 20}, r3 = {.doc = "c", .text = a, .len = strlen(a), .cursor = 20};
+    fim_request r2 = {.doc = "b", .text = a, .len = strlen(a), .cursor = 20},
+                r3 = {.doc = "c", .text = a, .len = strlen(a), .cursor = 20};
     fim_complete(e, &r2, &cfg, NULL, &out, &st, &err), free(out);
     CHECK(fim_engine_n_docs(e) == 2, "a cache per document");
     cfg.cache_bytes = one + one / 2; /* room for one cache: the least recently used go */
     fim_complete(e, &r3, &cfg, NULL, &out, &st, &err), free(out);
-    CHECK(fim_engine_n_docs(e) == 1, "LRU eviction under the byte cap (%d docs)", fim_engine_n_docs(e));
+    CHECK(fim_engine_n_docs(e) == 1, "LRU eviction under the byte cap (%d docs)",
+          fim_engine_n_docs(e));
     fim_engine_close_doc(e, "c");
     CHECK(fim_engine_n_docs(e) == 0 && fim_engine_cache_bytes(e) == 0, "close frees the cache");
     atomic_int cancel = 1;
-    CHECK(fim_complete(e, &r, &cfg, &cancel, &out, &st, &err) == 1 && st.stop == FIM_STOP_CANCELLED && !out,
+    CHECK(fim_complete(e, &r, &cfg, &cancel, &out, &st, &err) == 1 &&
+              st.stop == FIM_STOP_CANCELLED && !out,
           "a cancelled request returns 1 and no text");
     cfg.temperature = 0.8f;
     cfg.max_tokens = 16;

@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char *base;     /* a valid small model, bytes */
+static char *base; /* a valid small model, bytes */
 static size_t base_len;
 static const char *base_path;
 
@@ -78,14 +78,16 @@ static void walk(const char *b, layout *L)
 static size_t find_key(const char *b, const layout *L, const char *key)
 {
     for (int i = 0; i < L->n_kv; i++)
-        if (u64at(b + L->kv[i]) == strlen(key) && !memcmp(b + L->kv[i] + 8, key, strlen(key))) return (size_t)i;
+        if (u64at(b + L->kv[i]) == strlen(key) && !memcmp(b + L->kv[i] + 8, key, strlen(key)))
+            return (size_t)i;
     return (size_t)-1;
 }
 
 static size_t find_tensor(const char *b, const layout *L, const char *name)
 {
     for (int i = 0; i < L->n_t; i++)
-        if (u64at(b + L->ti[i]) == strlen(name) && !memcmp(b + L->ti[i] + 8, name, strlen(name))) return (size_t)i;
+        if (u64at(b + L->ti[i]) == strlen(name) && !memcmp(b + L->ti[i] + 8, name, strlen(name)))
+            return (size_t)i;
     return (size_t)-1;
 }
 
@@ -105,8 +107,9 @@ static void expect_fail(const char *what, const char *path, const char *expect)
 {
     model_err err = {{0}};
     model *m = model_load(path, &err);
-    CHECK(m == NULL && err.msg[0] && strcasestr(err.msg, expect), "%s: expected an error about '%s', got %s '%s'",
-          what, expect, m ? "success" : "error", err.msg);
+    CHECK(m == NULL && err.msg[0] && strcasestr(err.msg, expect),
+          "%s: expected an error about '%s', got %s '%s'", what, expect, m ? "success" : "error",
+          err.msg);
     model_free(m);
 }
 
@@ -199,7 +202,8 @@ static void header_cases(void)
     expect_fail("missing file", check_tmp("does-not-exist.gguf"), "No such file");
     patch("bad magic", 0, "GGML", 4, "magic");
     patch32("bad version", 4, 99, "version");
-    expect_fail("truncated inside the fixed header", write_bytes("short.gguf", base, 12), "truncated");
+    expect_fail("truncated inside the fixed header", write_bytes("short.gguf", base, 12),
+                "truncated");
     patch64("absurd key count", L.n_kv_off, 1ull << 60, "key/value pairs");
     patch64("absurd tensor count", L.n_t_off, 1ull << 60, "tensors");
     patch64("absurd key length", L.kv[0], 1ull << 62, "string length");
@@ -216,7 +220,8 @@ static void header_cases(void)
     patch64("dimension product overflows", L.ti_ndims[ti] + 12, 1ull << 61, "overflow");
     size_t type_off = L.ti_ndims[ti] + 4 + 8 * 2;
     patch32("unknown tensor type", type_off, 99, "type 99");
-    patch32("a ggml type fimd does not read", type_off, 34, "has type 34 (TQ1_0), which fimd does not support");
+    patch32("a ggml type fimd does not read", type_off, 34,
+            "has type 34 (TQ1_0), which fimd does not support");
     patch32("Q4_K rows not a multiple of 256", type_off, MODEL_TYPE_Q4_K, "block size");
     patch64("offset past the end", type_off + 4, 1ull << 40, "past the end");
     patch64("misaligned offset", type_off + 4, u64at(base + type_off + 4) + 4, "aligned");
@@ -224,14 +229,16 @@ static void header_cases(void)
     bool dup = false;
     for (int i = 1; i < L.n_kv && !dup; i++)
         if (u64at(base + L.kv[i]) == u64at(base + L.kv[0])) {
-            patch("duplicate key", L.kv[i] + 8, base + L.kv[0] + 8, u64at(base + L.kv[0]), "duplicate");
+            patch("duplicate key", L.kv[i] + 8, base + L.kv[0] + 8, u64at(base + L.kv[0]),
+                  "duplicate");
             dup = true;
         }
     CHECK(dup, "a duplicate-key case was built");
     /* the whole header, cut at every point (and a sample of points inside the data) */
     int clean = 0, cases = 0;
     size_t step = L.header_end / 1500 + 1;
-    for (size_t cut = 0; cut < base_len; cut += cut < L.header_end ? step : (base_len - L.header_end) / 40 + 1) {
+    for (size_t cut = 0; cut < base_len;
+         cut += cut < L.header_end ? step : (base_len - L.header_end) / 40 + 1) {
         const char *p = write_bytes("cut.gguf", base, cut);
         model_err err = {{0}};
         model *m = model_load(p, &err);
@@ -249,7 +256,8 @@ static void model_cases(void)
     expect_fail("missing tensor", rewrite(&e), "blk.1.ffn_up_exps.weight' is missing");
     memset(&e, 0, sizeof e), e.reshape_tensor = "blk.0.attn_kv_a_mqa.weight", e.new_ne1 = 39;
     expect_fail("mis-shaped tensor", rewrite(&e), "expected {64, 40}");
-    memset(&e, 0, sizeof e), e.retype_tensor = "blk.1.ffn_gate_inp.weight", e.new_type = MODEL_TYPE_F16;
+    memset(&e, 0, sizeof e), e.retype_tensor = "blk.1.ffn_gate_inp.weight",
+                             e.new_type = MODEL_TYPE_F16;
     expect_fail("router not F32", rewrite(&e), "must be F32");
     memset(&e, 0, sizeof e), e.u32_key = "deepseek2.expert_used_count", e.u32_val = 9;
     expect_fail("more experts used than exist", rewrite(&e), "expert_used_count");
@@ -308,12 +316,14 @@ static void writer_round_trip(void)
     CHECK(model__gguf_u32(g, "a.u32", &u, &err) == 0 && u == 7, "u32 round trip");
     CHECK(model__gguf_f32(g, "a.f32", &fl, &err) == 0 && fl == 1.5f, "f32 round trip");
     CHECK(model__gguf_bool(g, "a.bool", &b, &err) == 0 && b, "bool round trip");
-    CHECK(model__gguf_str(g, "a.str", &s, &err) == 0 && model__gguf_str_eq(s, "héllo"), "string round trip");
+    CHECK(model__gguf_str(g, "a.str", &s, &err) == 0 && model__gguf_str_eq(s, "héllo"),
+          "string round trip");
     CHECK(model__gguf_u32(g, "a.missing", &u, &err) == 1, "absent key reports 1");
     float *out;
     int nd;
     int64_t got_ne[4];
-    CHECK(model_gguf_tensor_f32(g, "t.q8", &out, got_ne, &nd, &err) == 0 && nd == 2 && got_ne[1] == 3,
+    CHECK(model_gguf_tensor_f32(g, "t.q8", &out, got_ne, &nd, &err) == 0 && nd == 2 &&
+              got_ne[1] == 3,
           "tensor round trip");
     float md = 0;
     for (int i = 0; i < 192; i++) md = md > x[i] - out[i] ? md : x[i] - out[i];
@@ -349,7 +359,8 @@ static void dense_only(void)
         model_cache *c = model_cache_new(m, &err);
         float *logits = malloc(sizeof(float) * (size_t)model_get_hparams(m)->n_vocab);
         int32_t tok = 1;
-        int r = c && logits && model_eval(m, c, &tok, 1, logits, MODEL_LOGITS_LAST, NULL, &err) == 0;
+        int r =
+            c && logits && model_eval(m, c, &tok, 1, logits, MODEL_LOGITS_LAST, NULL, &err) == 0;
         free(logits);
         model_cache_free(c);
         model_free(m);
@@ -358,7 +369,8 @@ static void dense_only(void)
     int status = -1;
     waitpid(pid, &status, 0);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-          "a dense-only model loads and evaluates whatever its expert keys say (status %d)", status);
+          "a dense-only model loads and evaluates whatever its expert keys say (status %d)",
+          status);
 }
 
 int main(int argc, char **argv)
@@ -371,7 +383,8 @@ int main(int argc, char **argv)
     o.n_merges = 0;
     base_path = strdup(check_tmp("gguf-base.gguf"));
     model_err err = {{0}};
-    if (!CHECK(model_synth(&o, base_path, &err) == 0, "synth base: %s", err.msg)) return check_done();
+    if (!CHECK(model_synth(&o, base_path, &err) == 0, "synth base: %s", err.msg))
+        return check_done();
     base = check_read(base_path, &base_len);
     model *m = model_load(base_path, &err);
     CHECK(m != NULL, "the base model loads: %s", err.msg);

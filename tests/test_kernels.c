@@ -22,11 +22,11 @@ static float frand(void) /* roughly normal: sum of uniforms */
 }
 
 static const int weight_types[] = {
-    MODEL_TYPE_F32,    MODEL_TYPE_F16,     MODEL_TYPE_BF16,   MODEL_TYPE_Q8_0,    MODEL_TYPE_Q4_0,
-    MODEL_TYPE_Q4_1,   MODEL_TYPE_Q5_0,    MODEL_TYPE_Q5_1,   MODEL_TYPE_Q2_K,    MODEL_TYPE_Q3_K,
-    MODEL_TYPE_Q4_K,   MODEL_TYPE_Q5_K,    MODEL_TYPE_Q6_K,   MODEL_TYPE_IQ4_NL,  MODEL_TYPE_IQ4_XS,
-    MODEL_TYPE_IQ3_XXS, MODEL_TYPE_IQ3_S,  MODEL_TYPE_IQ2_XXS, MODEL_TYPE_IQ2_XS, MODEL_TYPE_IQ2_S,
-    MODEL_TYPE_IQ1_S,  MODEL_TYPE_IQ1_M};
+    MODEL_TYPE_F32,     MODEL_TYPE_F16,   MODEL_TYPE_BF16,    MODEL_TYPE_Q8_0,   MODEL_TYPE_Q4_0,
+    MODEL_TYPE_Q4_1,    MODEL_TYPE_Q5_0,  MODEL_TYPE_Q5_1,    MODEL_TYPE_Q2_K,   MODEL_TYPE_Q3_K,
+    MODEL_TYPE_Q4_K,    MODEL_TYPE_Q5_K,  MODEL_TYPE_Q6_K,    MODEL_TYPE_IQ4_NL, MODEL_TYPE_IQ4_XS,
+    MODEL_TYPE_IQ3_XXS, MODEL_TYPE_IQ3_S, MODEL_TYPE_IQ2_XXS, MODEL_TYPE_IQ2_XS, MODEL_TYPE_IQ2_S,
+    MODEL_TYPE_IQ1_S,   MODEL_TYPE_IQ1_M};
 
 static uint8_t byte_rand(void)
 {
@@ -48,7 +48,9 @@ static void make_weights(int type, const float *w, void *wq, int n)
     for (int blk = 0; blk < n / tt->block; blk++, b += tt->bytes) {
         for (int j = 0; j < tt->bytes; j++) b[j] = byte_rand();
         if (type == MODEL_TYPE_IQ1_M) { /* its scale is the top nibbles of its four u16 scales */
-            for (int k = 0; k < 4; k++) b[48 + 2 * k + 1] = (uint8_t)((b[48 + 2 * k + 1] & 0x0F) | ((d >> (4 * k)) & 15) << 4);
+            for (int k = 0; k < 4; k++)
+                b[48 + 2 * k + 1] =
+                    (uint8_t)((b[48 + 2 * k + 1] & 0x0F) | ((d >> (4 * k)) & 15) << 4);
         } else {
             b[0] = (uint8_t)d, b[1] = (uint8_t)(d >> 8);
         }
@@ -388,18 +390,21 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < sizeof weight_types / sizeof *weight_types; i++)
             if (model_type_writable(weight_types[i])) weight_round_trip(weight_types[i]);
         CHECK(model_type_writable(MODEL_TYPE_Q2_K) && model_type_writable(MODEL_TYPE_Q3_K) &&
-                  model_type_writable(MODEL_TYPE_IQ4_XS) && !model_type_writable(MODEL_TYPE_IQ2_XXS),
+                  model_type_writable(MODEL_TYPE_IQ4_XS) &&
+                  !model_type_writable(MODEL_TYPE_IQ2_XXS),
               "synth writes Q2_K, Q3_K and IQ4_XS; the importance-matrix IQ types are read only");
         float one[256] = {1};
         uint8_t blk[400];
-        CHECK(model__quant(MODEL_TYPE_IQ1_S, one, blk, 256) == -1, "quantizing to a type without a quantizer fails");
+        CHECK(model__quant(MODEL_TYPE_IQ1_S, one, blk, 256) == -1,
+              "quantizing to a type without a quantizer fails");
         activation_quantizers();
         halves();
     }
     if (check_want("names"))
         CHECK(model_type_from_name("q4_k") == MODEL_TYPE_Q4_K &&
                   model_type_from_name("IQ4_NL") == MODEL_TYPE_IQ4_NL &&
-                  model_type_from_name("iq3_s") == MODEL_TYPE_IQ3_S && model_type_from_name("IQ1_M") == MODEL_TYPE_IQ1_M &&
+                  model_type_from_name("iq3_s") == MODEL_TYPE_IQ3_S &&
+                  model_type_from_name("IQ1_M") == MODEL_TYPE_IQ1_M &&
                   model_type_from_name("Q7_K") < 0 && model_type_name(24) == NULL,
               "type names");
     return check_done();

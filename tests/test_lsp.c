@@ -1,8 +1,8 @@
 /* tests/test_lsp.c — end to end: drives build/fimd over stdio as an editor would, with a
  * synthesized model. Lifecycle, incremental edits with characters outside the BMP (UTF-16
  * arithmetic checked through fimd/status's text hash), inline and regular completions equal to
- * fim_complete on the same buffer, cache reuse per keystroke, cancellation and supersession, and bad
- * input of every kind, each followed by a successful completion. */
+ * fim_complete on the same buffer, cache reuse per keystroke, cancellation and supersession, and
+ * bad input of every kind, each followed by a successful completion. */
 #define _GNU_SOURCE
 #include "fim/fim_internal.h"
 #include "lsp/lsp.h"
@@ -133,7 +133,8 @@ static bool response(client *c, const char *id, jdoc *d, int timeout_ms)
             /* compare the raw JSON of the id: a string token's span excludes its quotes */
             int q = d->t[i].type == JSMN_STRING;
             int start = d->t[i].start - q, end = d->t[i].end + q;
-            if (end - start == (int)strlen(id) && !memcmp(d->s + start, id, strlen(id))) return true;
+            if (end - start == (int)strlen(id) && !memcmp(d->s + start, id, strlen(id)))
+                return true;
         }
         done_msg(d);
     }
@@ -153,7 +154,8 @@ static bool expect_error(client *c, const char *id, long code, const char *what)
     jdoc d;
     bool got = response(c, id, &d, 20000);
     long e = got ? error_code(&d) : 0;
-    CHECK(got && e == code, "%s: expected error %ld, got %ld (%s)", what, code, e, got ? c->last : "no answer");
+    CHECK(got && e == code, "%s: expected error %ld, got %ld (%s)", what, code, e,
+          got ? c->last : "no answer");
     if (got) done_msg(&d);
     return got && e == code;
 }
@@ -253,24 +255,34 @@ static uint64_t fnv1a(const char *s, size_t n)
 static void open_doc(client *c, const char *uri, const char *text, size_t len)
 {
     char *t = json_escape(text, len);
-    sendf(c, "{\"jsonrpc\":\"2.0\",\"method\":\"textDocument/didOpen\",\"params\":{\"textDocument\":"
-             "{\"uri\":\"%s\",\"languageId\":\"c\",\"version\":1,\"text\":%s}}}", uri, t);
+    sendf(c,
+          "{\"jsonrpc\":\"2.0\",\"method\":\"textDocument/didOpen\",\"params\":{\"textDocument\":"
+          "{\"uri\":\"%s\",\"languageId\":\"c\",\"version\":1,\"text\":%s}}}",
+          uri, t);
     free(t);
 }
 
 static void insert(client *c, const char *uri, int version, long line, long ch, const char *text)
 {
     char *t = json_escape(text, strlen(text));
-    sendf(c, "{\"jsonrpc\":\"2.0\",\"method\":\"textDocument/didChange\",\"params\":{\"textDocument\":{\"uri\":\"%s\","
-             "\"version\":%d},\"contentChanges\":[{\"range\":{\"start\":{\"line\":%ld,\"character\":%ld},\"end\":"
-             "{\"line\":%ld,\"character\":%ld}},\"text\":%s}]}}", uri, version, line, ch, line, ch, t);
+    sendf(c,
+          "{\"jsonrpc\":\"2.0\",\"method\":\"textDocument/"
+          "didChange\",\"params\":{\"textDocument\":{\"uri\":\"%s\","
+          "\"version\":%d},\"contentChanges\":[{\"range\":{\"start\":{\"line\":%ld,\"character\":%"
+          "ld},\"end\":"
+          "{\"line\":%ld,\"character\":%ld}},\"text\":%s}]}}",
+          uri, version, line, ch, line, ch, t);
     free(t);
 }
 
-static void request(client *c, const char *id, const char *method, const char *uri, long line, long ch)
+static void request(client *c, const char *id, const char *method, const char *uri, long line,
+                    long ch)
 {
-    sendf(c, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"method\":\"%s\",\"params\":{\"textDocument\":{\"uri\":\"%s\"},"
-             "\"position\":{\"line\":%ld,\"character\":%ld},\"context\":{\"triggerKind\":2}}}", id, method, uri, line, ch);
+    sendf(c,
+          "{\"jsonrpc\":\"2.0\",\"id\":%s,\"method\":\"%s\",\"params\":{\"textDocument\":{\"uri\":"
+          "\"%s\"},"
+          "\"position\":{\"line\":%ld,\"character\":%ld},\"context\":{\"triggerKind\":2}}}",
+          id, method, uri, line, ch);
 }
 
 /* The inline completion text (malloc'd; "" for no items), or NULL on error/timeout. */
@@ -282,7 +294,8 @@ static char *inline_text(client *c, const char *id, const char *uri, long line, 
     int items = lsp__jget(&d, lsp__jget(&d, 0, "result"), "items");
     char *out = NULL;
     if (lsp__jis(&d, items, JSMN_ARRAY)) {
-        out = d.t[items].size ? lsp__jstr(&d, lsp__jget(&d, items + 1, "insertText"), NULL) : strdup("");
+        out = d.t[items].size ? lsp__jstr(&d, lsp__jget(&d, items + 1, "insertText"), NULL)
+                              : strdup("");
     }
     done_msg(&d);
     return out;
@@ -323,24 +336,23 @@ static char *make_model(const char *name, int embd, int layers, int ff)
     return path;
 }
 
-static const char *SAMPLE =
-    "#include <stdio.h>\n"
-    "\n"
-    "/* 😀 emoji outside the BMP: two UTF-16 units each 😀 */\n"
-    "static int square(int x)\n"
-    "{\n"
-    "    return x * x;\n"
-    "}\n"
-    "\n"
-    "int main(void)\n"
-    "{\n"
-    "    int total = 0; /* 𝄞 */\n"
-    "    for (int i = 0; i < 10; i++) {\n"
-    "        \n"
-    "    }\n"
-    "    printf(\"%d\\n\", total);\n"
-    "    return 0;\n"
-    "}\n";
+static const char *SAMPLE = "#include <stdio.h>\n"
+                            "\n"
+                            "/* 😀 emoji outside the BMP: two UTF-16 units each 😀 */\n"
+                            "static int square(int x)\n"
+                            "{\n"
+                            "    return x * x;\n"
+                            "}\n"
+                            "\n"
+                            "int main(void)\n"
+                            "{\n"
+                            "    int total = 0; /* 𝄞 */\n"
+                            "    for (int i = 0; i < 10; i++) {\n"
+                            "        \n"
+                            "    }\n"
+                            "    printf(\"%d\\n\", total);\n"
+                            "    return 0;\n"
+                            "}\n";
 
 /* ---- the scenarios ---- */
 
@@ -348,13 +360,17 @@ static void session(const char *model_path)
 {
     client c;
     spawn(&c, model_path, check_tmp("lsp-session.log"));
-    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"processId\":null,\"capabilities\":"
-              "{\"window\":{\"workDoneProgress\":true}},\"initializationOptions\":{\"maxTokens\":48,\"threads\":1}}}");
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"processId\":"
+              "null,\"capabilities\":"
+              "{\"window\":{\"workDoneProgress\":true}},\"initializationOptions\":{\"maxTokens\":"
+              "48,\"threads\":1}}}");
     jdoc d;
     bool ok = response(&c, "1", &d, 20000);
     int caps = ok ? lsp__jget(&d, lsp__jget(&d, 0, "result"), "capabilities") : -1;
-    CHECK(ok && lsp__jstr_eq(&d, lsp__jget(&d, caps, "positionEncoding"), "utf-16"), "utf-16 by default: %s", c.last);
-    CHECK(ok && lsp__jget(&d, caps, "inlineCompletionProvider") >= 0 && lsp__jget(&d, caps, "completionProvider") >= 0,
+    CHECK(ok && lsp__jstr_eq(&d, lsp__jget(&d, caps, "positionEncoding"), "utf-16"),
+          "utf-16 by default: %s", c.last);
+    CHECK(ok && lsp__jget(&d, caps, "inlineCompletionProvider") >= 0 &&
+              lsp__jget(&d, caps, "completionProvider") >= 0,
           "advertises inline and regular completion");
     if (ok) done_msg(&d);
     sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"initialized\",\"params\":{}}");
@@ -367,7 +383,8 @@ static void session(const char *model_path)
     }
     CHECK(created, "window/workDoneProgress/create sent while the model loads");
     CHECK(wait_ready(&c), "model loads");
-    CHECK(status_num(&c, "threads", NULL) == 1, "the threads setting reaches the model (status threads %ld)",
+    CHECK(status_num(&c, "threads", NULL) == 1,
+          "the threads setting reaches the model (status threads %ld)",
           status_num(&c, "threads", NULL));
 
     /* open, then type on line 12 after 8 spaces, and add text after an emoji on line 2 */
@@ -375,7 +392,8 @@ static void session(const char *model_path)
     open_doc(&c, uri, SAMPLE, strlen(SAMPLE));
     insert(&c, uri, 2, 12, 8, "tot");
     insert(&c, uri, 3, 2, 5, "X"); // after the comment opener and the emoji: 3 + 2 units
-    insert(&c, uri, 4, 2, 54, "Y"); /* just before the closing "*" + "/": the second emoji counts 2 */
+    insert(&c, uri, 4, 2, 54,
+           "Y"); /* just before the closing "*" + "/": the second emoji counts 2 */
     insert(&c, uri, 5, 10, 25, "!"); /* after the treble clef (2 units) and " " */
     char expected[4096];
     snprintf(expected, sizeof expected, "%s", SAMPLE);
@@ -389,9 +407,11 @@ static void session(const char *model_path)
     p = strstr(expected, "/* 𝄞 */") + 8;
     memmove(p + 1, p, strlen(p) + 1), *p = '!';
     char want_hash[32];
-    snprintf(want_hash, sizeof want_hash, "%016llx", (unsigned long long)fnv1a(expected, strlen(expected)));
+    snprintf(want_hash, sizeof want_hash, "%016llx",
+             (unsigned long long)fnv1a(expected, strlen(expected)));
     char *hash = status_str(&c, "fnv1a", 0);
-    CHECK(!strcmp(hash, want_hash), "server text equals the edited buffer (UTF-16 edits around non-BMP characters)");
+    CHECK(!strcmp(hash, want_hash),
+          "server text equals the edited buffer (UTF-16 edits around non-BMP characters)");
     free(hash);
 
     /* inline completion = fim_complete on the same text and cursor; the cursor is the end of the
@@ -407,7 +427,8 @@ static void session(const char *model_path)
         cl = line, cc = lsp_pos_of(expected, strlen(expected), cursor, LSP_UTF16).character;
     }
     char *got = inline_text(&c, "10", uri, cl, cc);
-    CHECK(got && !strcmp(got, want), "inline completion equals fim_complete: '%s' vs '%s'", got, want);
+    CHECK(got && !strcmp(got, want), "inline completion equals fim_complete: '%s' vs '%s'", got,
+          want);
     CHECK(strlen(want) > 0, "the reference completion is not empty");
     free(got);
 
@@ -417,11 +438,14 @@ static void session(const char *model_path)
     int res = ok ? lsp__jget(&d, 0, "result") : -1, items = lsp__jget(&d, res, "items");
     bool inc = false;
     lsp__jbool(&d, lsp__jget(&d, res, "isIncomplete"), &inc);
-    char *nt = lsp__jis(&d, items, JSMN_ARRAY) && d.t[items].size
-                   ? lsp__jstr(&d, lsp__jget(&d, lsp__jget(&d, items + 1, "textEdit"), "newText"), NULL) : NULL;
+    char *nt =
+        lsp__jis(&d, items, JSMN_ARRAY) && d.t[items].size
+            ? lsp__jstr(&d, lsp__jget(&d, lsp__jget(&d, items + 1, "textEdit"), "newText"), NULL)
+            : NULL;
     char *label = nt ? lsp__jstr(&d, lsp__jget(&d, items + 1, "label"), NULL) : NULL;
     CHECK(inc && nt && !strcmp(nt, want), "completion textEdit inserts the same text: %s", c.last);
-    CHECK(label && !strncmp(want, label, strlen(label)) && !strchr(label, '\n'), "label is the first line");
+    CHECK(label && !strncmp(want, label, strlen(label)) && !strchr(label, '\n'),
+          "label is the first line");
     free(nt), free(label), free(want);
     if (ok) done_msg(&d);
 
@@ -429,19 +453,22 @@ static void session(const char *model_path)
     free(inline_text(&c, "11b", uri, 12, 11));
     insert(&c, uri, 6, 12, 11, "a");
     free(inline_text(&c, "12", uri, 12, 12));
-    long evaluated = status_num(&c, "last", "tokensEvaluated"), reused = status_num(&c, "last", "tokensReused");
+    long evaluated = status_num(&c, "last", "tokensEvaluated"),
+         reused = status_num(&c, "last", "tokensReused");
     long prompt = status_num(&c, "last", "promptTokens");
     int32_t *ids;
     size_t n_line;
     model_err me = {{0}};
-    model_tokenize(model_get_vocab(ref_model), "        tota", 12, false, false, &ids, &n_line, &me);
+    model_tokenize(model_get_vocab(ref_model), "        tota", 12, false, false, &ids, &n_line,
+                   &me);
     free(ids);
-    CHECK(evaluated >= 1 && evaluated <= (long)n_line + 2, "a keystroke evaluates %ld tokens (cursor line has %zu)",
-          evaluated, n_line);
-    CHECK(reused + evaluated == prompt && reused >= prompt - (long)n_line - 2, "the prefix and suffix are reused (%ld of %ld)",
-          reused, prompt);
+    CHECK(evaluated >= 1 && evaluated <= (long)n_line + 2,
+          "a keystroke evaluates %ld tokens (cursor line has %zu)", evaluated, n_line);
+    CHECK(reused + evaluated == prompt && reused >= prompt - (long)n_line - 2,
+          "the prefix and suffix are reused (%ld of %ld)", reused, prompt);
 
-    /* a position inside a surrogate pair clamps to the character's start; past the line end clamps to it */
+    /* a position inside a surrogate pair clamps to the character's start; past the line end clamps
+     * to it */
     got = inline_text(&c, "13", uri, 2, 4);
     CHECK(got != NULL, "position inside a surrogate pair is answered");
     free(got);
@@ -452,14 +479,18 @@ static void session(const char *model_path)
     CHECK(got != NULL, "position past the document end is answered");
     free(got);
     CHECK(status_num(&c, "openDocuments", NULL) == 1, "one open document");
-    sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"textDocument/didClose\",\"params\":{\"textDocument\":{\"uri\":\"%s\"}}}", uri);
+    sendf(&c,
+          "{\"jsonrpc\":\"2.0\",\"method\":\"textDocument/"
+          "didClose\",\"params\":{\"textDocument\":{\"uri\":\"%s\"}}}",
+          uri);
     CHECK(status_num(&c, "openDocuments", NULL) == 0, "didClose forgets the document");
     request(&c, "16", "textDocument/inlineCompletion", uri, 1, 0);
     expect_error(&c, "16", -32602, "completion on a closed document");
-    sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"workspace/didChangeConfiguration\",\"params\":{\"settings\":"
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"workspace/"
+              "didChangeConfiguration\",\"params\":{\"settings\":"
               "{\"fimd\":{\"threads\":2}}}}");
-    CHECK(wait_ready(&c) && status_num(&c, "threads", NULL) == 2, "changing threads at run time applies it (%ld)",
-          status_num(&c, "threads", NULL));
+    CHECK(wait_ready(&c) && status_num(&c, "threads", NULL) == 2,
+          "changing threads at run time applies it (%ld)", status_num(&c, "threads", NULL));
     CHECK(finish(&c) == 0, "exit after shutdown gives status 0");
 }
 
@@ -468,8 +499,9 @@ static void cancellation(const char *slow_model)
 {
     client c;
     spawn(&c, slow_model, check_tmp("lsp-cancel.log"));
-    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"capabilities\":{},"
-              "\"initializationOptions\":{\"maxTokens\":4000,\"prefixTokens\":4000}}}");
+    sendf(&c,
+          "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"capabilities\":{},"
+          "\"initializationOptions\":{\"maxTokens\":4000,\"prefixTokens\":4000}}}");
     jdoc d;
     if (response(&c, "1", &d, 20000)) done_msg(&d);
     sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"initialized\",\"params\":{}}");
@@ -477,7 +509,8 @@ static void cancellation(const char *slow_model)
     /* a long document: prefill alone takes a while */
     size_t len = 0;
     char *text = malloc(200000);
-    for (int i = 0; len < 24000; i++) len += (size_t)sprintf(text + len, "int value_%d = compute(%d, %d);\n", i, i, i * 7);
+    for (int i = 0; len < 24000; i++)
+        len += (size_t)sprintf(text + len, "int value_%d = compute(%d, %d);\n", i, i, i * 7);
     len += (size_t)sprintf(text + len, "    ");
     open_doc(&c, "file:///long.c", text, len);
     long last_line = 0;
@@ -489,13 +522,15 @@ static void cancellation(const char *slow_model)
     char *state = status_str(&c, "state", -1);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-    CHECK(!strcmp(state, "ready") && ms < 1000, "fimd/status answers at once during a long job (%.1f ms)", ms);
+    CHECK(!strcmp(state, "ready") && ms < 1000,
+          "fimd/status answers at once during a long job (%.1f ms)", ms);
     free(state);
     sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"$/cancelRequest\",\"params\":{\"id\":20}}");
     expect_error(&c, "20", -32800, "$/cancelRequest");
     long generated = status_num(&c, "last", "tokensGenerated");
     char *stop = status_str(&c, "stop", -1);
-    CHECK(!strcmp(stop, "cancelled") && generated < 4000, "the cancelled job stopped early (%ld tokens, %s)", generated, stop);
+    CHECK(!strcmp(stop, "cancelled") && generated < 4000,
+          "the cancelled job stopped early (%ld tokens, %s)", generated, stop);
     free(stop);
     /* a newer request supersedes the older one; an edit cancels with ContentModified */
     request(&c, "21", "textDocument/inlineCompletion", "file:///long.c", last_line, 4);
@@ -530,14 +565,20 @@ static void bad_input(const char *model_path)
 {
     client c;
     spawn(&c, model_path, check_tmp("lsp-bad.log"));
-    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":\"early\",\"method\":\"textDocument/completion\",\"params\":{}}");
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":\"early\",\"method\":\"textDocument/"
+              "completion\",\"params\":{}}");
     expect_error(&c, "\"early\"", -32002, "request before initialize");
-    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"capabilities\":{\"general\":"
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+              "\"capabilities\":{\"general\":"
               "{\"positionEncodings\":[\"utf-32\",\"utf-16\"]}}}}");
     jdoc d;
     bool ok = response(&c, "1", &d, 20000);
-    CHECK(ok && lsp__jstr_eq(&d, lsp__jget(&d, lsp__jget(&d, lsp__jget(&d, 0, "result"), "capabilities"), "positionEncoding"),
-                             "utf-32"), "utf-32 chosen when offered");
+    CHECK(ok &&
+              lsp__jstr_eq(&d,
+                           lsp__jget(&d, lsp__jget(&d, lsp__jget(&d, 0, "result"), "capabilities"),
+                                     "positionEncoding"),
+                           "utf-32"),
+          "utf-32 chosen when offered");
     if (ok) done_msg(&d);
     sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"initialized\",\"params\":{}}");
     CHECK(wait_ready(&c), "model loads");
@@ -570,7 +611,8 @@ static void bad_input(const char *model_path)
     raw(&c, hdr);
     char *junk = malloc(1 << 20);
     memset(junk, 'x', 1 << 20);
-    for (size_t sent = 0; sent < big; sent += 1 << 20) send_bytes(&c, junk, big - sent < (1u << 20) ? big - sent : 1 << 20);
+    for (size_t sent = 0; sent < big; sent += 1 << 20)
+        send_bytes(&c, junk, big - sent < (1u << 20) ? big - sent : 1 << 20);
     free(junk);
     expect_error(&c, "null", -32600, "message over the cap");
     still_works(&c, "a message over the cap");
@@ -583,19 +625,23 @@ static void bad_input(const char *model_path)
     still_works(&c, "non-object messages");
     sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":\"esc\",\"method\":\"fimd\\/status\",\"params\":null}");
     ok = response(&c, "\"esc\"", &d, 20000);
-    CHECK(ok && lsp__jget(&d, 0, "result") >= 0, "a method written with \\/ (as Neovim sends it) and null params");
+    CHECK(ok && lsp__jget(&d, 0, "result") >= 0,
+          "a method written with \\/ (as Neovim sends it) and null params");
     if (ok) done_msg(&d);
     sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"no/such/method\",\"params\":{}}");
     expect_error(&c, "3", -32601, "unknown method");
     sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"no/such/notification\",\"params\":{}}");
     still_works(&c, "unknown methods");
-    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"textDocument/inlineCompletion\",\"params\":{\"textDocument\":"
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"textDocument/"
+              "inlineCompletion\",\"params\":{\"textDocument\":"
               "{\"uri\":\"file:///ok.c\"},\"position\":{\"line\":-1,\"character\":2}}}");
     expect_error(&c, "4", -32602, "negative line");
-    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"textDocument/inlineCompletion\",\"params\":{\"textDocument\":"
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"textDocument/"
+              "inlineCompletion\",\"params\":{\"textDocument\":"
               "{\"uri\":\"file:///ok.c\"},\"position\":{\"line\":\"one\",\"character\":2}}}");
     expect_error(&c, "5", -32602, "non-numeric position");
-    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"textDocument/inlineCompletion\",\"params\":\"nope\"}");
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"textDocument/"
+              "inlineCompletion\",\"params\":\"nope\"}");
     expect_error(&c, "6", -32602, "params not an object");
     sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":[1],\"method\":\"fimd/status\"}");
     expect_error(&c, "null", -32600, "id of the wrong type");
@@ -606,11 +652,15 @@ static void bad_input(const char *model_path)
     still_works(&c, "an edit past the end of the document");
     /* NUL and invalid UTF-8 bytes in a document */
     /* raw invalid bytes inside the JSON string (jsmn passes them through) */
-    sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"textDocument/didOpen\",\"params\":{\"textDocument\":{\"uri\":\"file:///w.c\","
-              "\"languageId\":\"c\",\"version\":1,\"text\":\"int a;\\n\xff\xfe bad \xc3 bytes\\n    x = 1;\\n\"}}}");
-    sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"textDocument/didOpen\",\"params\":{\"textDocument\":{\"uri\":\"file:///n.c\","
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"textDocument/"
+              "didOpen\",\"params\":{\"textDocument\":{\"uri\":\"file:///w.c\","
+              "\"languageId\":\"c\",\"version\":1,\"text\":\"int a;\\n\xff\xfe bad \xc3 bytes\\n   "
+              " x = 1;\\n\"}}}");
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"textDocument/"
+              "didOpen\",\"params\":{\"textDocument\":{\"uri\":\"file:///n.c\","
               "\"languageId\":\"c\",\"version\":1,\"text\":\"int b; /* \\u0000 nul */\\n\"}}}");
-    char *g1 = inline_text(&c, "30", "file:///w.c", 2, 8), *g2 = inline_text(&c, "31", "file:///n.c", 0, 12);
+    char *g1 = inline_text(&c, "30", "file:///w.c", 2, 8),
+         *g2 = inline_text(&c, "31", "file:///n.c", 0, 12);
     CHECK(g1 && g2, "documents with invalid UTF-8 and NUL bytes are completed");
     free(g1), free(g2);
     still_works(&c, "invalid UTF-8 and NUL bytes");
@@ -641,17 +691,23 @@ static void positions(void)
 {
     const char *t = "a😀b\r\nxy\n";
     size_t off;
-    CHECK(lsp_offset_of(t, strlen(t), (lsp_pos){0, 3}, LSP_UTF16, &off) && off == 5, "utf-16: after the emoji");
-    CHECK(!lsp_offset_of(t, strlen(t), (lsp_pos){0, 2}, LSP_UTF16, &off) && off == 1, "utf-16: inside the pair -> start");
-    CHECK(lsp_offset_of(t, strlen(t), (lsp_pos){0, 2}, LSP_UTF32, &off) && off == 5, "utf-32: code points");
+    CHECK(lsp_offset_of(t, strlen(t), (lsp_pos){0, 3}, LSP_UTF16, &off) && off == 5,
+          "utf-16: after the emoji");
+    CHECK(!lsp_offset_of(t, strlen(t), (lsp_pos){0, 2}, LSP_UTF16, &off) && off == 1,
+          "utf-16: inside the pair -> start");
+    CHECK(lsp_offset_of(t, strlen(t), (lsp_pos){0, 2}, LSP_UTF32, &off) && off == 5,
+          "utf-32: code points");
     CHECK(lsp_offset_of(t, strlen(t), (lsp_pos){0, 5}, LSP_UTF8, &off) && off == 5, "utf-8: bytes");
-    CHECK(!lsp_offset_of(t, strlen(t), (lsp_pos){0, 40}, LSP_UTF16, &off) && off == 6, "past the line end: before \\r\\n");
-    CHECK(!lsp_offset_of(t, strlen(t), (lsp_pos){7, 0}, LSP_UTF16, &off) && off == strlen(t), "past the end: end");
+    CHECK(!lsp_offset_of(t, strlen(t), (lsp_pos){0, 40}, LSP_UTF16, &off) && off == 6,
+          "past the line end: before \\r\\n");
+    CHECK(!lsp_offset_of(t, strlen(t), (lsp_pos){7, 0}, LSP_UTF16, &off) && off == strlen(t),
+          "past the end: end");
     lsp_pos p = lsp_pos_of(t, strlen(t), 9, LSP_UTF16);
     CHECK(p.line == 1 && p.character == 1, "offset -> position");
 }
 
-/* Every saved fuzzing input (seeds and past crashes) replays cleanly through framing and dispatch. */
+/* Every saved fuzzing input (seeds and past crashes) replays cleanly through framing and dispatch.
+ */
 static void fuzz_corpus(void)
 {
     DIR *dir = opendir("tests/fuzz/seeds/lsp");
@@ -673,14 +729,16 @@ static void fuzz_corpus(void)
     char big[128], answer[4096] = "";
     int len = snprintf(big, sizeof big, "Content-Length: %d\r\n\r\n{}", 1 << 20);
     FILE *f = tmpfile();
-    CHECK(f && lsp__fuzz_feed(big, (size_t)len, fileno(f)) == 0, "oversized message through the fuzz entry");
+    CHECK(f && lsp__fuzz_feed(big, (size_t)len, fileno(f)) == 0,
+          "oversized message through the fuzz entry");
     if (f) {
         rewind(f);
         size_t got = fread(answer, 1, sizeof answer - 1, f);
         answer[got] = 0;
         fclose(f);
     }
-    CHECK(strstr(answer, "-32600") != NULL, "fuzz entry answers an oversized message -32600 as the server does: %s", answer);
+    CHECK(strstr(answer, "-32600") != NULL,
+          "fuzz entry answers an oversized message -32600 as the server does: %s", answer);
 }
 
 /* Two open documents: the server's completion in one is fim_complete on a context that holds the
@@ -689,19 +747,23 @@ static void cross_file(const char *model_path)
 {
     client c;
     spawn(&c, model_path, check_tmp("lsp-cross.log"));
-    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"processId\":null,\"capabilities\":{}}}");
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"processId\":"
+              "null,\"capabilities\":{}}}");
     jdoc d;
     if (response(&c, "1", &d, 20000)) done_msg(&d);
     sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"initialized\",\"params\":{}}");
     CHECK(wait_ready(&c), "model loads");
-    const char *util = "/* Adds two numbers. */\nint add_numbers(int a, int b)\n{\n    return a + b;\n}\n";
-    const char *main_c = "#include \"util.h\"\n\nint main(void)\n{\n    int t = add_numbers(1, 2);\n    \n    return t;\n}\n";
+    const char *util =
+        "/* Adds two numbers. */\nint add_numbers(int a, int b)\n{\n    return a + b;\n}\n";
+    const char *main_c = "#include \"util.h\"\n\nint main(void)\n{\n    int t = add_numbers(1, "
+                         "2);\n    \n    return t;\n}\n";
     const char *u1 = "file:///tmp/proj/util.c", *u2 = "file:///tmp/proj/main.c";
     open_doc(&c, u1, util, strlen(util));
     open_doc(&c, u2, main_c, strlen(main_c));
     char *got = inline_text(&c, "2", u2, 5, 4);
 
-    fim_doc *a = fim_doc_new(u1, "c", util, strlen(util)), *b = fim_doc_new(u2, "c", main_c, strlen(main_c));
+    fim_doc *a = fim_doc_new(u1, "c", util, strlen(util)),
+            *b = fim_doc_new(u2, "c", main_c, strlen(main_c));
     fim_doc *open[] = {a, b};
     size_t cursor;
     lsp_offset_of(main_c, strlen(main_c), (lsp_pos){5, 4}, LSP_UTF16, &cursor);
@@ -713,14 +775,17 @@ static void cross_file(const char *model_path)
     fim_err err = {{0}};
     fim_prompt_ids(model_get_vocab(ref_model), ctx, &cfg, &ids, &n, &err);
     char *prompt = calloc(n * 64 + 1, 1);
-    for (size_t i = 0, k = 0; i < n; i++) k += (size_t)model_token_bytes(model_get_vocab(ref_model), ids[i], prompt + k, 64);
-    CHECK(strstr(prompt, "int add_numbers(int a, int b)") != NULL, "the other document's definition is in the prompt");
+    for (size_t i = 0, k = 0; i < n; i++)
+        k += (size_t)model_token_bytes(model_get_vocab(ref_model), ids[i], prompt + k, 64);
+    CHECK(strstr(prompt, "int add_numbers(int a, int b)") != NULL,
+          "the other document's definition is in the prompt");
     fim_request r = {.doc = "ref-cross", .ctx = ctx};
     fim_stats st;
     char *want = NULL;
     fim_engine_close_doc(ref_engine, "ref-cross");
     fim_complete(ref_engine, &r, &cfg, NULL, &want, &st, &err);
-    CHECK(got && want && !strcmp(got, want), "with two documents open, the server completes as fim_complete does: '%s' vs '%s'",
+    CHECK(got && want && !strcmp(got, want),
+          "with two documents open, the server completes as fim_complete does: '%s' vs '%s'",
           got ? got : "(none)", want ? want : "(none)");
     free(got), free(want), free(ids), free(prompt);
     fim_context_free(ctx);
@@ -730,7 +795,8 @@ static void cross_file(const char *model_path)
 
 int main(int argc, char **argv)
 {
-    static const char *const cases[] = {"positions", "fuzz_corpus", "session", "cross_file", "bad_input", "cancellation"};
+    static const char *const cases[] = {"positions",  "fuzz_corpus", "session",
+                                        "cross_file", "bad_input",   "cancellation"};
     if (!check_args(argc, argv, cases, CHECK_CASES(cases))) return 2;
     if (check_want("positions")) positions();
     if (check_want("fuzz_corpus")) fuzz_corpus();

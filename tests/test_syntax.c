@@ -19,65 +19,107 @@ static const model_vocab *v;
 static model_fim_ids fi;
 
 typedef struct lang_case {
-    const char *file;       /* the file name languages are detected by */
-    const char *grammar;    /* the grammar it must get */
-    const char *prelude;    /* text before the definitions, or NULL */
-    const char *head;       /* a definition's first lines; %1$s is its name */
-    const char *stmt;       /* one statement of its body, with the body's indentation */
-    const char *tail;       /* its last lines */
-    const char *args_open;  /* a statement whose argument list spans lines (NULL: none) */
+    const char *file;      /* the file name languages are detected by */
+    const char *grammar;   /* the grammar it must get */
+    const char *prelude;   /* text before the definitions, or NULL */
+    const char *head;      /* a definition's first lines; %1$s is its name */
+    const char *stmt;      /* one statement of its body, with the body's indentation */
+    const char *tail;      /* its last lines */
+    const char *args_open; /* a statement whose argument list spans lines (NULL: none) */
     const char *args_close;
-    bool braces;            /* its blocks close with '}' */
+    bool braces; /* its blocks close with '}' */
 } lang_case;
 
 static const lang_case CASES[] = {
-    {"t.c", "c", NULL, "int %1$s(int a)\n{\n", "    a = a + 1;\n", "    return a;\n}\n", "    a = add(a,\n", "        a);\n", true},
-    {"t.cpp", "cpp", NULL, "template <typename T>\nT %1$s(T a)\n{\n", "    a = a + 1;\n", "    return a;\n}\n", "    a = add(a,\n", "        a);\n", true},
-    {"t.cs", "c_sharp", NULL, "static class K%1$s\n{\n    static int F(int a)\n    {\n", "        a = a + 1;\n", "        return a;\n    }\n}\n", "        a = Add(a,\n", "            a);\n", true},
-    {"t.java", "java", NULL, "class K%1$s {\n    int f(int a) {\n", "        a = a + 1;\n", "        return a;\n    }\n}\n", "        a = add(a,\n", "            a);\n", true},
-    {"t.js", "javascript", NULL, "function %1$s(a) {\n", "  a = a + 1;\n", "  return a;\n}\n", "  a = add(a,\n", "    a);\n", true},
-    {"t.ts", "typescript", NULL, "function %1$s(a: number): number {\n", "  a = a + 1;\n", "  return a;\n}\n", "  a = add(a,\n", "    a);\n", true},
-    {"t.tsx", "tsx", NULL, "function %1$s(a: number): number {\n", "  a = a + 1;\n", "  return a;\n}\n", "  a = add(a,\n", "    a);\n", true},
-    {"t.py", "python", NULL, "def %1$s(a):\n", "    a = a + 1\n", "    return a\n", "    a = add(a,\n", "            a)\n", false},
-    {"t.go", "go", "package main\n\n", "func %1$s(a int) int {\n", "\ta = a + 1\n", "\treturn a\n}\n", "\ta = add(a,\n", "\t\ta)\n", true},
-    {"t.rs", "rust", NULL, "fn %1$s(a: i32) -> i32 {\n", "    let b = a + 1;\n", "    a\n}\n", "    let c = add(a,\n", "        a);\n", true},
-    {"t.rb", "ruby", NULL, "def %1$s(a)\n", "  a = a + 1\n", "  a\nend\n", "  a = add(a,\n", "    a)\n", false},
-    {"t.php", "php", "<?php\n", "function %1$s($a) {\n", "    $a = $a + 1;\n", "    return $a;\n}\n", "    $a = add($a,\n", "        $a);\n", true},
-    {"t.kt", "kotlin", NULL, "fun %1$s(a: Int): Int {\n", "    val b = a + 1\n", "    return a\n}\n", "    val c = add(a,\n", "        a)\n", true},
-    {"t.swift", "swift", NULL, "func %1$s(a: Int) -> Int {\n", "    let b = a + 1\n", "    return a\n}\n", "    let c = add(a,\n", "        a)\n", true},
-    {"t.scala", "scala", NULL, "def %1$s(a: Int): Int = {\n", "  val b = a + 1\n", "  a\n}\n", "  val c = add(a,\n", "    a)\n", true},
-    {"t.lua", "lua", NULL, "function %1$s(a)\n", "  a = a + 1\n", "  return a\nend\n", "  a = add(a,\n", "    a)\n", false},
-    {"t.sh", "bash", NULL, "%1$s() {\n", "  a=$((a + 1))\n", "  echo \"$a\"\n}\n", "  arr=(a\n", "    b)\n", true},
-    {"t.dart", "dart", NULL, "int %1$s(int a) {\n", "  a = a + 1;\n", "  return a;\n}\n", "  a = add(a,\n", "      a);\n", true},
-    {"t.R", "r", NULL, "%1$s <- function(a) {\n", "  a <- a + 1\n", "  a\n}\n", "  a <- add(a,\n", "    a)\n", true},
-    {"t.jl", "julia", NULL, "function %1$s(a)\n", "    a = a + 1\n", "    return a\nend\n", "    a = add(a,\n", "        a)\n", false},
-    {"t.hs", "haskell", NULL, "%1$s a = do\n", "  print a\n", "  return a\n", "  print [a,\n", "    a]\n", false},
-    {"t.ml", "ocaml", NULL, "let %1$s a =\n", "  print_int a;\n", "  a\n", "  print_int (List.length [a;\n", "    a]);\n", false},
-    {"t.ex", "elixir", NULL, "defmodule M%1$s do\n  def f(a) do\n", "    a = a + 1\n", "    a\n  end\nend\n", "    a = add(a,\n", "      a)\n", false},
-    {"t.zig", "zig", NULL, "fn %1$s(a: i32) i32 {\n", "    _ = a + 1;\n", "    return a;\n}\n", "    _ = add(a,\n", "        a);\n", true},
-    {"t.m", "objc", NULL, "int %1$s(int a)\n{\n", "    a = a + 1;\n", "    return a;\n}\n", "    a = add(a,\n", "        a);\n", true},
-    {"t.sol", "solidity", NULL, "contract C%1$s {\n    function f(uint a) public returns (uint) {\n", "        a = a + 1;\n", "        return a;\n    }\n}\n", "        a = add(a,\n", "            a);\n", true},
-    {"t.ps1", "powershell", NULL, "function %1$s($a) {\n", "    $a = $a + 1\n", "    return $a\n}\n", "    $b = @(1,\n", "        2)\n", true},
+    {"t.c", "c", NULL, "int %1$s(int a)\n{\n", "    a = a + 1;\n", "    return a;\n}\n",
+     "    a = add(a,\n", "        a);\n", true},
+    {"t.cpp", "cpp", NULL, "template <typename T>\nT %1$s(T a)\n{\n", "    a = a + 1;\n",
+     "    return a;\n}\n", "    a = add(a,\n", "        a);\n", true},
+    {"t.cs", "c_sharp", NULL, "static class K%1$s\n{\n    static int F(int a)\n    {\n",
+     "        a = a + 1;\n", "        return a;\n    }\n}\n", "        a = Add(a,\n",
+     "            a);\n", true},
+    {"t.java", "java", NULL, "class K%1$s {\n    int f(int a) {\n", "        a = a + 1;\n",
+     "        return a;\n    }\n}\n", "        a = add(a,\n", "            a);\n", true},
+    {"t.js", "javascript", NULL, "function %1$s(a) {\n", "  a = a + 1;\n", "  return a;\n}\n",
+     "  a = add(a,\n", "    a);\n", true},
+    {"t.ts", "typescript", NULL, "function %1$s(a: number): number {\n", "  a = a + 1;\n",
+     "  return a;\n}\n", "  a = add(a,\n", "    a);\n", true},
+    {"t.tsx", "tsx", NULL, "function %1$s(a: number): number {\n", "  a = a + 1;\n",
+     "  return a;\n}\n", "  a = add(a,\n", "    a);\n", true},
+    {"t.py", "python", NULL, "def %1$s(a):\n", "    a = a + 1\n", "    return a\n",
+     "    a = add(a,\n", "            a)\n", false},
+    {"t.go", "go", "package main\n\n", "func %1$s(a int) int {\n", "\ta = a + 1\n",
+     "\treturn a\n}\n", "\ta = add(a,\n", "\t\ta)\n", true},
+    {"t.rs", "rust", NULL, "fn %1$s(a: i32) -> i32 {\n", "    let b = a + 1;\n", "    a\n}\n",
+     "    let c = add(a,\n", "        a);\n", true},
+    {"t.rb", "ruby", NULL, "def %1$s(a)\n", "  a = a + 1\n", "  a\nend\n", "  a = add(a,\n",
+     "    a)\n", false},
+    {"t.php", "php", "<?php\n", "function %1$s($a) {\n", "    $a = $a + 1;\n",
+     "    return $a;\n}\n", "    $a = add($a,\n", "        $a);\n", true},
+    {"t.kt", "kotlin", NULL, "fun %1$s(a: Int): Int {\n", "    val b = a + 1\n",
+     "    return a\n}\n", "    val c = add(a,\n", "        a)\n", true},
+    {"t.swift", "swift", NULL, "func %1$s(a: Int) -> Int {\n", "    let b = a + 1\n",
+     "    return a\n}\n", "    let c = add(a,\n", "        a)\n", true},
+    {"t.scala", "scala", NULL, "def %1$s(a: Int): Int = {\n", "  val b = a + 1\n", "  a\n}\n",
+     "  val c = add(a,\n", "    a)\n", true},
+    {"t.lua", "lua", NULL, "function %1$s(a)\n", "  a = a + 1\n", "  return a\nend\n",
+     "  a = add(a,\n", "    a)\n", false},
+    {"t.sh", "bash", NULL, "%1$s() {\n", "  a=$((a + 1))\n", "  echo \"$a\"\n}\n", "  arr=(a\n",
+     "    b)\n", true},
+    {"t.dart", "dart", NULL, "int %1$s(int a) {\n", "  a = a + 1;\n", "  return a;\n}\n",
+     "  a = add(a,\n", "      a);\n", true},
+    {"t.R", "r", NULL, "%1$s <- function(a) {\n", "  a <- a + 1\n", "  a\n}\n", "  a <- add(a,\n",
+     "    a)\n", true},
+    {"t.jl", "julia", NULL, "function %1$s(a)\n", "    a = a + 1\n", "    return a\nend\n",
+     "    a = add(a,\n", "        a)\n", false},
+    {"t.hs", "haskell", NULL, "%1$s a = do\n", "  print a\n", "  return a\n", "  print [a,\n",
+     "    a]\n", false},
+    {"t.ml", "ocaml", NULL, "let %1$s a =\n", "  print_int a;\n", "  a\n",
+     "  print_int (List.length [a;\n", "    a]);\n", false},
+    {"t.ex", "elixir", NULL, "defmodule M%1$s do\n  def f(a) do\n", "    a = a + 1\n",
+     "    a\n  end\nend\n", "    a = add(a,\n", "      a)\n", false},
+    {"t.zig", "zig", NULL, "fn %1$s(a: i32) i32 {\n", "    _ = a + 1;\n", "    return a;\n}\n",
+     "    _ = add(a,\n", "        a);\n", true},
+    {"t.m", "objc", NULL, "int %1$s(int a)\n{\n", "    a = a + 1;\n", "    return a;\n}\n",
+     "    a = add(a,\n", "        a);\n", true},
+    {"t.sol", "solidity", NULL,
+     "contract C%1$s {\n    function f(uint a) public returns (uint) {\n", "        a = a + 1;\n",
+     "        return a;\n    }\n}\n", "        a = add(a,\n", "            a);\n", true},
+    {"t.ps1", "powershell", NULL, "function %1$s($a) {\n", "    $a = $a + 1\n",
+     "    return $a\n}\n", "    $b = @(1,\n", "        2)\n", true},
     {"t.fs", "fsharp", NULL, "let %1$s a =\n", "    printfn \"a\"\n", "    a\n", NULL, NULL, false},
-    {"t.scad", "openscad", NULL, "module %1$s(a) {\n", "    cube(a);\n", "    sphere(a);\n}\n", "    translate([a,\n", "        a]) cube(a);\n", true},
-    {"t.awk", "awk", NULL, "function %1$s(a) {\n", "    a = a + 1\n", "    return a\n}\n", "    a = add(a,\n", "        a)\n", true},
+    {"t.scad", "openscad", NULL, "module %1$s(a) {\n", "    cube(a);\n", "    sphere(a);\n}\n",
+     "    translate([a,\n", "        a]) cube(a);\n", true},
+    {"t.awk", "awk", NULL, "function %1$s(a) {\n", "    a = a + 1\n", "    return a\n}\n",
+     "    a = add(a,\n", "        a)\n", true},
     {"Makefile", "make", NULL, "%1$s:\n", "\techo a\n", "\techo done\n", NULL, NULL, false},
-    {"t.v", "verilog", NULL, "module %1$s(input a);\n", "  wire b;\n", "endmodule\n", NULL, NULL, false},
+    {"t.v", "verilog", NULL, "module %1$s(input a);\n", "  wire b;\n", "endmodule\n", NULL, NULL,
+     false},
     {"t.css", "css", NULL, ".%1$s {\n", "  color: red;\n", "  margin: 0;\n}\n", NULL, NULL, true},
     {"t.scss", "scss", NULL, ".%1$s {\n", "  color: red;\n", "  margin: 0;\n}\n", NULL, NULL, true},
-    {"t.el", "elisp", NULL, "(defun %1$s (a)\n", "  (setq a (+ a 1))\n", "  a)\n", "  (list a\n", "        a)\n", false},
+    {"t.el", "elisp", NULL, "(defun %1$s (a)\n", "  (setq a (+ a 1))\n", "  a)\n", "  (list a\n",
+     "        a)\n", false},
     {"t.yaml", "yaml", NULL, "%1$s:\n", "  key: 1\n", "  end: 2\n", NULL, NULL, false},
-    {"t.html", "html", NULL, "<div id=\"%1$s\">\n", "  <p>text</p>\n", "</div>\n", NULL, NULL, false},
-    {"t.svelte", "svelte", NULL, "<div class=\"%1$s\">\n", "  <p>text</p>\n", "</div>\n", NULL, NULL, false},
-    {"t.xml", "xml", "<?xml version=\"1.0\"?>\n<root>\n", "  <item name=\"%1$s\">\n", "    <v>1</v>\n", "  </item>\n", NULL, NULL, false},
-    {"t.groovy", "groovy", NULL, "int %1$s(int a) {\n", "    a = a + 1;\n", "    return a;\n}\n", "    a = add(a,\n", "        a);\n", true},
-    {"t.nix", "nix", "{\n", "  %1$s = a: {\n", "    b = a;\n", "  };\n", "    c = [ a\n", "      a ];\n", true},
-    {"t.tex", "latex", NULL, "\\section{%1$s}\n", "Some text here.\n", "More text.\n", NULL, NULL, false},
-    {"t.gradle", "groovy", NULL, "task %1$s {\n", "    a = a + 1;\n", "    println a;\n}\n", NULL, NULL, true},
+    {"t.html", "html", NULL, "<div id=\"%1$s\">\n", "  <p>text</p>\n", "</div>\n", NULL, NULL,
+     false},
+    {"t.svelte", "svelte", NULL, "<div class=\"%1$s\">\n", "  <p>text</p>\n", "</div>\n", NULL,
+     NULL, false},
+    {"t.xml", "xml", "<?xml version=\"1.0\"?>\n<root>\n", "  <item name=\"%1$s\">\n",
+     "    <v>1</v>\n", "  </item>\n", NULL, NULL, false},
+    {"t.groovy", "groovy", NULL, "int %1$s(int a) {\n", "    a = a + 1;\n", "    return a;\n}\n",
+     "    a = add(a,\n", "        a);\n", true},
+    {"t.nix", "nix", "{\n", "  %1$s = a: {\n", "    b = a;\n", "  };\n", "    c = [ a\n",
+     "      a ];\n", true},
+    {"t.tex", "latex", NULL, "\\section{%1$s}\n", "Some text here.\n", "More text.\n", NULL, NULL,
+     false},
+    {"t.gradle", "groovy", NULL, "task %1$s {\n", "    a = a + 1;\n", "    println a;\n}\n", NULL,
+     NULL, true},
     {"t.toml", "toml", NULL, "[%1$s]\n", "a = 1\n", "b = 2\n", "c = [1,\n", "  2]\n", false},
     /* without a grammar: indentation, brackets and the registry's comment tokens */
-    {"t.pl", NULL, NULL, "sub %1$s {\n", "    my $b = $a + 1; # }\n", "    return $b;\n}\n", "    my $c = add($a,\n", "        $b);\n", true},
-    {"t.f90", NULL, NULL, "subroutine %1$s(a)\n", "  a = a + 1\n", "  print *, a\nend subroutine\n", "  call add(a, &\n", "    a)\n", false},
+    {"t.pl", NULL, NULL, "sub %1$s {\n", "    my $b = $a + 1; # }\n", "    return $b;\n}\n",
+     "    my $c = add($a,\n", "        $b);\n", true},
+    {"t.f90", NULL, NULL, "subroutine %1$s(a)\n", "  a = a + 1\n", "  print *, a\nend subroutine\n",
+     "  call add(a, &\n", "    a)\n", false},
 };
 
 /* ---- building the document ---- */
@@ -85,10 +127,10 @@ static const lang_case CASES[] = {
 typedef struct doc {
     char text[8192];
     size_t len;
-    size_t cursor;          /* blank line in the third definition's body */
-    size_t args_cursor;     /* blank line inside the argument list (or SIZE_MAX) */
-    size_t starts[5];       /* where each definition starts */
-    size_t ends[5];         /* and ends (after its last newline) */
+    size_t cursor;      /* blank line in the third definition's body */
+    size_t args_cursor; /* blank line inside the argument list (or SIZE_MAX) */
+    size_t starts[5];   /* where each definition starts */
+    size_t ends[5];     /* and ends (after its last newline) */
 } doc;
 
 static void add(doc *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -245,22 +287,25 @@ static void one_language(const lang_case *lc)
     const char *g = lc->grammar ? lc->grammar : lc->file;
     const parsers_lang *l = parsers_detect(NULL, lc->file, d.text, d.len);
     if (lc->grammar) {
-        CHECK(l && l->grammar && !strcmp(l->grammar, g), "%s: detected %s (grammar %s)", lc->file, l ? l->name : "nothing",
-              l && l->grammar ? l->grammar : "-");
+        CHECK(l && l->grammar && !strcmp(l->grammar, g), "%s: detected %s (grammar %s)", lc->file,
+              l ? l->name : "nothing", l && l->grammar ? l->grammar : "-");
         CHECK(!has_error(g, d.text, d.len), "%s: the test document parses without errors", g);
     } else {
-        CHECK(l && !parsers_grammar(l), "%s: detected %s, a language without a grammar", lc->file, l ? l->name : "nothing");
+        CHECK(l && !parsers_grammar(l), "%s: detected %s, a language without a grammar", lc->file,
+              l ? l->name : "nothing");
     }
     fim_doc *fd = fim_doc_new(lc->file, NULL, d.text, d.len);
     fim_doc_sync(fd);
-    CHECK(fim_doc_has_tree(fd) == (lc->grammar != NULL), "%s: a syntax tree exactly when there is a grammar", g);
+    CHECK(fim_doc_has_tree(fd) == (lc->grammar != NULL),
+          "%s: a syntax tree exactly when there is a grammar", g);
     fim_context *c = fim_context_new(fd, d.cursor, NULL, 0);
 
     /* the shape of the middle */
     CHECK(fim_context_multi_line(c), "%s: a blank line in a block body is multi-line", g);
     if (d.args_cursor != SIZE_MAX) {
         fim_context *ca = fim_context_new(fd, d.args_cursor, NULL, 0);
-        CHECK(!fim_context_multi_line(ca), "%s: a blank line inside an argument list is one line", g);
+        CHECK(!fim_context_multi_line(ca), "%s: a blank line inside an argument list is one line",
+              g);
         fim_context_free(ca);
     } else { /* no list to test: the middle of a statement is one line */
         size_t mid = d.starts[2] + strlen(lc->head) + 4;
@@ -286,17 +331,21 @@ static void one_language(const lang_case *lc)
     for (int k = 0; k < 2; k++) d_two = (size_t)(strchr(d.text + d_two, '\n') - d.text) + 1;
     int sb = line_tokens(d.text, d.cursor, d_two);
     char *pre, *suf, *unused;
-    prompt_parts(c, pb, 0, &pre, &unused); /* (each alone: what a prefix leaves goes to the suffix) */
+    prompt_parts(c, pb, 0, &pre,
+                 &unused); /* (each alone: what a prefix leaves goes to the suffix) */
     free(unused);
     prompt_parts(c, 0, sb, &unused, &suf);
     free(unused);
-    bool at_def = starts_with_line(pre, d.text, d.starts[1]) || starts_with_line(pre, d.text, d.starts[2]);
+    bool at_def =
+        starts_with_line(pre, d.text, d.starts[1]) || starts_with_line(pre, d.text, d.starts[2]);
     CHECK(at_def, "%s: the prefix starts where a definition starts: [%.30s]", g, pre);
     size_t want_end = d.ends[2] - d.cursor, sl = strlen(suf);
     while (sl > 0 && (suf[sl - 1] == '\n' || suf[sl - 1] == ' ')) sl--;
-    while (want_end > 0 && (d.text[d.cursor + want_end - 1] == '\n' || d.text[d.cursor + want_end - 1] == ' '))
+    while (want_end > 0 &&
+           (d.text[d.cursor + want_end - 1] == '\n' || d.text[d.cursor + want_end - 1] == ' '))
         want_end--;
-    CHECK(sl == want_end, "%s: the suffix ends where the definition ends (%zu bytes, want %zu): [...%.30s]", g, sl,
+    CHECK(sl == want_end,
+          "%s: the suffix ends where the definition ends (%zu bytes, want %zu): [...%.30s]", g, sl,
           want_end, sl > 30 ? suf + sl - 30 : suf);
     free(pre), free(suf);
 
@@ -317,13 +366,16 @@ static void one_language(const lang_case *lc)
     snprintf(run_on + k, sizeof run_on - (size_t)k, "%s", lc->stmt);
     enum fim_stop why;
     char *got = decode(c, run_on, &why);
-    CHECK(!strcmp(got, stmt), "%s: a run-on middle ends with its block: [%s] (%s)", g, got, fim_stop_name(why));
+    CHECK(!strcmp(got, stmt), "%s: a run-on middle ends with its block: [%s] (%s)", g, got,
+          fim_stop_name(why));
     free(got);
     if (lc->braces) { /* a closer the suffix already has ends the middle, even badly indented */
-        snprintf(run_on, sizeof run_on, "%s\n%.*s}\n%s", stmt, (int)indent_len(lc->stmt), lc->stmt, lc->stmt);
+        snprintf(run_on, sizeof run_on, "%s\n%.*s}\n%s", stmt, (int)indent_len(lc->stmt), lc->stmt,
+                 lc->stmt);
         got = decode(c, run_on, &why);
-        CHECK(!strcmp(got, stmt) && why == FIM_STOP_UNBALANCED, "%s: the block's closer in the suffix ends the middle: [%s] (%s)",
-              g, got, fim_stop_name(why));
+        CHECK(!strcmp(got, stmt) && why == FIM_STOP_UNBALANCED,
+              "%s: the block's closer in the suffix ends the middle: [%s] (%s)", g, got,
+              fim_stop_name(why));
         free(got);
     }
     fim_context_free(c);
@@ -359,16 +411,16 @@ static void detection(void)
     struct {
         const char *id, *path, *text, *want;
     } t[] = {
-        {"python", "x.txt", NULL, "Python"},          /* the language id first */
-        {"prog", "src/main.rs", NULL, "Rust"},        /* eglot's "prog": falls through to the path */
-        {"c++", NULL, NULL, "C++"},                   /* an editor alias */
+        {"python", "x.txt", NULL, "Python"},   /* the language id first */
+        {"prog", "src/main.rs", NULL, "Rust"}, /* eglot's "prog": falls through to the path */
+        {"c++", NULL, NULL, "C++"},            /* an editor alias */
         {"typescriptreact", NULL, NULL, "TSX"},
         {NULL, "file:///home/u/proj/Makefile", NULL, "Makefile"},
         {NULL, "/a/b/CMakeLists.txt", NULL, "CMake"},
-        {NULL, "/a/b/Dockerfile", NULL, "Docker"},     /* the list has both names */
-        {NULL, "view.html.erb", NULL, "HTML ERB"},    /* the longest extension wins */
+        {NULL, "/a/b/Dockerfile", NULL, "Docker"}, /* the list has both names */
+        {NULL, "view.html.erb", NULL, "HTML ERB"}, /* the longest extension wins */
         {NULL, "model.R", NULL, "R"},
-        {NULL, "lib.h", NULL, "C"},                   /* several claim .h: the first that fits */
+        {NULL, "lib.h", NULL, "C"}, /* several claim .h: the first that fits */
         {NULL, "run", "#!/usr/bin/env python3 -u\nprint(1)\n", "Python"},
         {NULL, "run", "#!/bin/bash\necho\n", "Shell"},
         {NULL, "run", "#!/usr/bin/env -S node --harmony\n", "JavaScript"},
@@ -411,7 +463,8 @@ static void detection(void)
             CHECK(false, "%s is not in the registry", line);
         }
     }
-    CHECK(names == 338 && missing == 0, "all %d supported languages are in the registry (%d missing)", names, missing);
+    CHECK(names == 338 && missing == 0,
+          "all %d supported languages are in the registry (%d missing)", names, missing);
     free(list);
 }
 
@@ -430,7 +483,8 @@ static void incremental(void)
     build_doc(&CASES[0], &d);
     fim_doc *fd = fim_doc_new("t.c", "c", d.text, d.len);
     fim__doc_tree(fd);
-    static const char *pieces[] = {"x", "\n", "{", "}", "(", "  ", "int y = 2;\n", "/* c */", "\"s\"", "é"};
+    static const char *pieces[] = {"x",  "\n",           "{",       "}",     "(",
+                                   "  ", "int y = 2;\n", "/* c */", "\"s\"", "é"};
     bool same = true;
     for (int k = 0; k < 300 && same; k++) {
         size_t len;
@@ -444,7 +498,8 @@ static void incremental(void)
         TSParser *ps = ts_parser_new();
         ts_parser_set_language(ps, parsers_grammar_by_name("c"));
         TSTree *fresh = ts_parser_parse_string(ps, NULL, t, (uint32_t)len);
-        char *x = ts_node_string(ts_tree_root_node(inc)), *y = ts_node_string(ts_tree_root_node(fresh));
+        char *x = ts_node_string(ts_tree_root_node(inc)),
+             *y = ts_node_string(ts_tree_root_node(fresh));
         same = !strcmp(x, y);
         free(x), free(y);
         ts_tree_delete(fresh);
@@ -491,9 +546,11 @@ static void related(void)
     CHECK(strstr(s, "Adds two numbers") != NULL, "with its comment");
     CHECK(strstr(s, "// src/util.c\n") != NULL, "under a comment naming its file");
     CHECK(strstr(s, "struct point {") != NULL, "a type used near the cursor is in the prompt");
-    CHECK(!strstr(s, "unrelated_helper") && !strstr(s, "def scale"), "definitions not named near the cursor are not");
+    CHECK(!strstr(s, "unrelated_helper") && !strstr(s, "def scale"),
+          "definitions not named near the cursor are not");
     char *defs_end = strstr(s, "#include \"util.h\"");
-    CHECK(defs_end && strstr(s, "add_numbers(int a") < defs_end, "definitions come before the prefix");
+    CHECK(defs_end && strstr(s, "add_numbers(int a") < defs_end,
+          "definitions come before the prefix");
     CHECK(strstr(s, "int add_numbers") < strstr(s, "struct point {"), "in their document's order");
     /* typing at the cursor keeps the definitions, and so the cached tokens, in place */
     fim_doc_replace(b, cursor, cursor, "printf", 6);
@@ -501,7 +558,8 @@ static void related(void)
     char *s2 = full_prompt(c2, &cfg);
     size_t same = 0;
     while (s[same] && s[same] == s2[same]) same++;
-    CHECK(defs_end && same >= (size_t)(defs_end - s), "the definitions part of the prompt is unchanged by typing");
+    CHECK(defs_end && same >= (size_t)(defs_end - s),
+          "the definitions part of the prompt is unchanged by typing");
     /* a budget too small for them leaves them out, and the prompt within the budget */
     fim_config small;
     fim_config_default(&small);
@@ -514,9 +572,13 @@ static void related(void)
     free(ids);
     /* the document's own definitions far above the window count too */
     char big[60000];
-    size_t k = (size_t)snprintf(big, sizeof big, "static int far_away_helper(int q)\n{\n    return q * 7;\n}\n\n");
-    for (int i = 0; i < 300; i++) k += (size_t)snprintf(big + k, sizeof big - k, "int filler_%d(void) { return %d; }\n", i, i);
-    k += (size_t)snprintf(big + k, sizeof big - k, "int main(void)\n{\n    int r = far_away_helper(3);\n    \n}\n");
+    size_t k = (size_t)snprintf(big, sizeof big,
+                                "static int far_away_helper(int q)\n{\n    return q * 7;\n}\n\n");
+    for (int i = 0; i < 300; i++)
+        k +=
+            (size_t)snprintf(big + k, sizeof big - k, "int filler_%d(void) { return %d; }\n", i, i);
+    k += (size_t)snprintf(big + k, sizeof big - k,
+                          "int main(void)\n{\n    int r = far_away_helper(3);\n    \n}\n");
     fim_doc *own = fim_doc_new("/src/big.c", "c", big, k);
     fim_context *c3 = fim_context_new(own, k - 3, NULL, 0);
     char *s3 = full_prompt(c3, &cfg);
@@ -529,7 +591,8 @@ static void related(void)
 
 /* ---- post-processing on crafted model outputs ---- */
 
-static void expect(const char *file, const char *with_cursor, const char *out, const char *want, int stop)
+static void expect(const char *file, const char *with_cursor, const char *out, const char *want,
+                   int stop)
 {
     const char *bar = strchr(with_cursor, '|');
     size_t cursor = (size_t)(bar - with_cursor), len = strlen(with_cursor) - 1;
@@ -540,8 +603,8 @@ static void expect(const char *file, const char *with_cursor, const char *out, c
     fim_context *c = fim_context_new(d, cursor, NULL, 0);
     enum fim_stop why;
     char *got = decode(c, out, &why);
-    CHECK(!strcmp(got, want) && (stop < 0 || (int)why == stop), "%s %s: got [%s] (stop %s), want [%s]", file,
-          with_cursor, got, fim_stop_name(why), want);
+    CHECK(!strcmp(got, want) && (stop < 0 || (int)why == stop),
+          "%s %s: got [%s] (stop %s), want [%s]", file, with_cursor, got, fim_stop_name(why), want);
     free(got);
     fim_context_free(c);
     fim_doc_free(d);
@@ -550,18 +613,22 @@ static void expect(const char *file, const char *with_cursor, const char *out, c
 static void post_processing(void)
 {
     /* duplicated suffix lines */
-    expect("t.py", "def f(a):\n    |\n    return a\n", "b = a * 2\n    return a\n", "b = a * 2", FIM_STOP_SUFFIX_REPEAT);
-    expect("t.c", "int f(int a)\n{\n    |\n    g(a);\n    return a;\n}\n", "a++;\n    g(a);\n    return a;\n}",
-           "a++;", -1);
-    expect("t.c", "int f(int a)\n{\n    |\n}\n", "a++;\n    return a;\n}\n", "a++;\n    return a;", FIM_STOP_UNBALANCED);
+    expect("t.py", "def f(a):\n    |\n    return a\n", "b = a * 2\n    return a\n", "b = a * 2",
+           FIM_STOP_SUFFIX_REPEAT);
+    expect("t.c", "int f(int a)\n{\n    |\n    g(a);\n    return a;\n}\n",
+           "a++;\n    g(a);\n    return a;\n}", "a++;", -1);
+    expect("t.c", "int f(int a)\n{\n    |\n}\n", "a++;\n    return a;\n}\n", "a++;\n    return a;",
+           FIM_STOP_UNBALANCED);
     /* over-long blocks: the middle completes one block, then stops */
     expect("t.c", "int f(int a)\n{\n    |\n    return a;\n}\n",
-           "if (a > 0) {\n        a--;\n    }\n    a *= 2;\n    a += 1;\n", "if (a > 0) {\n        a--;\n    }",
-           FIM_STOP_BLOCK_END);
-    expect("t.py", "def f(a):\n    |\n", "if a:\n        a -= 1\n    a *= 2\n", "if a:\n        a -= 1", FIM_STOP_BLOCK_END);
+           "if (a > 0) {\n        a--;\n    }\n    a *= 2;\n    a += 1;\n",
+           "if (a > 0) {\n        a--;\n    }", FIM_STOP_BLOCK_END);
+    expect("t.py", "def f(a):\n    |\n", "if a:\n        a -= 1\n    a *= 2\n",
+           "if a:\n        a -= 1", FIM_STOP_BLOCK_END);
     expect("t.rb", "def f(a)\n  |\nend\n", "a += 1\nend\n\ndef g\n", "a += 1", -1);
-    expect("t.c", "int f(int a)\n{\n    if (a) {|\n    return a;\n}\n", "\n        a = 0;\n    }\n    a++;\n",
-           "\n        a = 0;\n    }", FIM_STOP_BLOCK_END); /* the suffix lacks the "}": the middle brings it */
+    expect("t.c", "int f(int a)\n{\n    if (a) {|\n    return a;\n}\n",
+           "\n        a = 0;\n    }\n    a++;\n", "\n        a = 0;\n    }",
+           FIM_STOP_BLOCK_END); /* the suffix lacks the "}": the middle brings it */
     /* wrong indentation: converted to the document's */
     expect("t.go", "func f(a int) int {\n\tif a > 0 {\n\t\ta--\n\t}\n\t|\n}\n",
            "for a > 0 {\n        a--\n    }\n    return a", "for a > 0 {\n\t\ta--\n\t}", -1);
@@ -573,14 +640,18 @@ static void post_processing(void)
     expect("t.c", "x = foo(|);\n", "a, b));", "a, b", FIM_STOP_UNBALANCED);
     expect("t.js", "const v = [1, |];\n", "2, 3]];", "2, 3", FIM_STOP_UNBALANCED);
     expect("t.c", "x = foo(|\n", "a, b);", "a, b);", -1); /* the suffix lacks the ')': kept */
-    expect("t.c", "s = \"|\";\n", "a ) b", "a ) b", -1);   /* inside a string: one line, nothing to balance */
-    expect("t.c", "int f(void)\n{\n    |\n}\n", "x = 1; /* } */\n    y = 2;", "x = 1; /* } */\n    y = 2;", -1);
+    expect("t.c", "s = \"|\";\n", "a ) b", "a ) b",
+           -1); /* inside a string: one line, nothing to balance */
+    expect("t.c", "int f(void)\n{\n    |\n}\n", "x = 1; /* } */\n    y = 2;",
+           "x = 1; /* } */\n    y = 2;", -1);
     /* repetition */
-    expect("t.c", "int f(void)\n{\n    |\n}\n", "x++;\n    x++;\n    x++;\n    x++;\n", "x++;", FIM_STOP_REPETITION);
+    expect("t.c", "int f(void)\n{\n    |\n}\n", "x++;\n    x++;\n    x++;\n    x++;\n", "x++;",
+           FIM_STOP_REPETITION);
     expect("t.c", "x = f(|);\n", "a, a, a, a, a, a, a, a, a, a, a, a", "a, ", FIM_STOP_REPETITION);
     /* without a grammar, by indentation */
-    expect("t.f90", "subroutine f(a)\n  |\nend subroutine\n", "a = a + 1\n  print *, a\nend subroutine\n\nsubroutine g",
-           "a = a + 1\n  print *, a", FIM_STOP_INDENT);
+    expect("t.f90", "subroutine f(a)\n  |\nend subroutine\n",
+           "a = a + 1\n  print *, a\nend subroutine\n\nsubroutine g", "a = a + 1\n  print *, a",
+           FIM_STOP_INDENT);
 }
 
 /* ---- cache stability while typing ---- */
@@ -635,7 +706,9 @@ static void typing(const char *path, int first, int lines, const char *others)
         np = n;
         fim_context_free(c);
     }
-    CHECK(keys > 20 && worst <= 5, "%s: typing %d lines, a keystroke within a line changes %.2f prompt tokens on average, %d at most",
+    CHECK(keys > 20 && worst <= 5,
+          "%s: typing %d lines, a keystroke within a line changes %.2f prompt tokens on average, "
+          "%d at most",
           path, lines, keys ? sum / keys : 0, worst);
     free(prev);
     fim_doc_free(d);
@@ -649,7 +722,8 @@ static void typing(const char *path, int first, int lines, const char *others)
 /* The prompt never exceeds its budget, whatever the position, the budget and the related code. */
 static void budgets(void)
 {
-    static const char *files[] = {"tests/data/server.c", "tests/data/syntax.c", "tests/data/test_syntax.c", "tests/data/languages.tsv"};
+    static const char *files[] = {"tests/data/server.c", "tests/data/syntax.c",
+                                  "tests/data/test_syntax.c", "tests/data/languages.tsv"};
     enum { NF = sizeof files / sizeof *files };
     fim_doc *docs[NF];
     for (int i = 0; i < NF; i++) {
@@ -675,20 +749,23 @@ static void budgets(void)
                 fim_err err = {{0}};
                 if (fim_prompt_ids(v, c, &cfg, &ids, &n, &err)) continue;
                 runs++;
-                if (n > (size_t)budget[b]) over++, worst = n - (size_t)budget[b] > worst ? n - (size_t)budget[b] : worst;
+                if (n > (size_t)budget[b])
+                    over++, worst = n - (size_t)budget[b] > worst ? n - (size_t)budget[b] : worst;
                 free(ids);
             }
             fim_context_free(c);
         }
     }
-    CHECK(runs > 200 && over == 0, "%d prompts at budgets 16 to 2048: %d over their budget (by %zu tokens at most)", runs, over,
-          worst);
+    CHECK(runs > 200 && over == 0,
+          "%d prompts at budgets 16 to 2048: %d over their budget (by %zu tokens at most)", runs,
+          over, worst);
     for (int i = 0; i < NF; i++) fim_doc_free(docs[i]);
 }
 
 int main(int argc, char **argv)
 {
-    static const char *const cases[] = {"languages", "detection", "incremental", "related", "post_processing", "budgets", "typing"};
+    static const char *const cases[] = {"languages",       "detection", "incremental", "related",
+                                        "post_processing", "budgets",   "typing"};
     if (!check_args(argc, argv, cases, CHECK_CASES(cases))) return 2;
     m = check_tiny_model("syntax-model.gguf", "tests/data/ds2.c", "tests/data/syntax.c");
     if (!m) return check_done();

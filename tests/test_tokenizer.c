@@ -34,11 +34,13 @@ static void check_text(const model_vocab *v, const char *what, const char *text,
     int32_t *ids;
     size_t n, at = 0;
     model_err err = {{0}};
-    if (!CHECK(model_tokenize(v, text, len, false, special, &ids, &n, &err) == 0, "%s: %s", what, err.msg))
+    if (!CHECK(model_tokenize(v, text, len, false, special, &ids, &n, &err) == 0, "%s: %s", what,
+               err.msg))
         return;
-    CHECK(ids_equal(ids, n, want, n_want, &at), "%s (special=%d): %zu ids vs %zu expected, first "
-          "difference at %zu (%d vs %d)", what, special, n, n_want, at, at < n ? ids[at] : -1,
-          at < n_want ? want[at] : -1);
+    CHECK(ids_equal(ids, n, want, n_want, &at),
+          "%s (special=%d): %zu ids vs %zu expected, first "
+          "difference at %zu (%d vs %d)",
+          what, special, n, n_want, at, at < n ? ids[at] : -1, at < n_want ? want[at] : -1);
     free(ids);
 }
 
@@ -121,7 +123,8 @@ static void fim_ids(const char *fx)
     snprintf(path, sizeof path, "%s/vocab/deepseek-coder-v2-vocab.gguf", fx);
     model_vocab *v = vocab_of(path);
     CHECK(v && model_vocab_fim(v, &f, &err) == 0 && f.begin == 100003 && f.hole == 100002 &&
-              f.end == 100004, "Coder-V2 FIM ids 100003/100002/100004: %s", err.msg);
+              f.end == 100004,
+          "Coder-V2 FIM ids 100003/100002/100004: %s", err.msg);
     model_vocab_free(v);
     snprintf(path, sizeof path, "%s/vocab/deepseek-llm-vocab.gguf", fx);
     v = vocab_of(path);
@@ -163,7 +166,8 @@ static void round_trip(const model_vocab *v, const char *text)
     model_tokenize(v, text, strlen(text), false, false, &ids, &n, &err);
     char out[4096];
     size_t o = 0;
-    for (size_t i = 0; i < n; i++) o += (size_t)model_token_bytes(v, ids[i], out + o, sizeof out - o);
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)model_token_bytes(v, ids[i], out + o, sizeof out - o);
     CHECK(o == strlen(text) && !memcmp(out, text, o), "round trip of '%s' (%zu ids)", text, n);
     free(ids);
 }
@@ -197,7 +201,8 @@ static void self_contained(void)
           "invalid UTF-8 tokenizes (%zu ids)", n);
     free(ids);
     CHECK(model_tokenize(v, "", 0, true, false, &ids, &n, &err) == 0 && n == 1 &&
-              ids[0] == model_vocab_bos(v), "empty text with BOS gives [BOS]");
+              ids[0] == model_vocab_bos(v),
+          "empty text with BOS gives [BOS]");
     free(ids);
     CHECK(model_token_bytes(v, -1, NULL, 0) == -1 && model_token_bytes(v, 1 << 20, NULL, 0) == -1,
           "out-of-range ids are refused");
@@ -211,8 +216,10 @@ static void utf8_streaming(void)
     CHECK(model_utf8_emittable(euro, 3) == 1, "2 of 3 bytes held back");
     CHECK(model_utf8_emittable(euro, 2) == 1, "1 of 3 bytes held back");
     const char *emoji = "\xf0\x9f\x98\x80";
-    CHECK(model_utf8_emittable(emoji, 3) == 0 && model_utf8_emittable(emoji, 4) == 4, "4-byte sequence");
-    CHECK(model_utf8_emittable("\x80\x80\x80\x80", 4) == 4, "stray continuation bytes are not held");
+    CHECK(model_utf8_emittable(emoji, 3) == 0 && model_utf8_emittable(emoji, 4) == 4,
+          "4-byte sequence");
+    CHECK(model_utf8_emittable("\x80\x80\x80\x80", 4) == 4,
+          "stray continuation bytes are not held");
     CHECK(model_utf8_emittable("ab\xff", 3) == 3, "invalid lead byte is not held");
 }
 
@@ -222,7 +229,9 @@ int main(int argc, char **argv)
     if (!check_args(argc, argv, cases, CHECK_CASES(cases))) return 2;
     if (check_want("self_contained")) self_contained();
     if (check_want("utf8_streaming")) utf8_streaming();
-    const char *fx = check_want("conformance") ? check_fixtures("tokenizer conformance against llama.cpp") : NULL;
+    const char *fx = check_want("conformance")
+                         ? check_fixtures("tokenizer conformance against llama.cpp")
+                         : NULL;
     if (fx) {
         char a[4096], b[4096];
         public_files(fx);

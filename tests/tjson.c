@@ -90,11 +90,21 @@ char *tjson_str(const tjson *j, int i, size_t *len)
         }
         s++;
         switch (*s) {
-        case 'n': *o++ = '\n'; break;
-        case 't': *o++ = '\t'; break;
-        case 'r': *o++ = '\r'; break;
-        case 'b': *o++ = '\b'; break;
-        case 'f': *o++ = '\f'; break;
+        case 'n':
+            *o++ = '\n';
+            break;
+        case 't':
+            *o++ = '\t';
+            break;
+        case 'r':
+            *o++ = '\r';
+            break;
+        case 'b':
+            *o++ = '\b';
+            break;
+        case 'f':
+            *o++ = '\f';
+            break;
         case 'u': {
             unsigned cp = (unsigned)hex4(s + 1);
             s += 4;
@@ -105,7 +115,9 @@ char *tjson_str(const tjson *j, int i, size_t *len)
             o += put_utf8(cp, o);
             break;
         }
-        default: *o++ = *s; break;
+        default:
+            *o++ = *s;
+            break;
         }
         s++;
     }

@@ -1,7 +1,8 @@
 /* tests/fuzz/fuzz_tokenizer.c — libFuzzer over the tokenizer and detokenizer (`make
  * fuzz-tokenizer`): arbitrary bytes tokenize without a crash, and their tokens' bytes give back
  * exactly the input when it is valid UTF-8 (byte-level BPE loses nothing; invalid bytes become
- * U+FFFD as in llama.cpp, whose tokenization fimd matches); with special tokens parsed, no crash. */
+ * U+FFFD as in llama.cpp, whose tokenization fimd matches); with special tokens parsed, no crash.
+ */
 #include "model/model.h"
 
 #include <stdio.h>
@@ -70,7 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < n; i++) {
         char b[256];
         int k = model_token_bytes(vocab, ids[i], b, sizeof b);
-        if (k < 0 || k > (int)sizeof b || at + (size_t)k > size) abort(); /* more bytes than came in */
+        if (k < 0 || k > (int)sizeof b || at + (size_t)k > size)
+            abort(); /* more bytes than came in */
         memcpy(back + at, b, (size_t)k);
         at += (size_t)k;
     }
