@@ -44,7 +44,7 @@ CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 # The model's own tests link base/ and model/ only (libmodel.a): they need no grammars.
 MODEL_OBJ := $(BASE_SRC:%.c=$(BUILD)/%.o) $(MODEL_SRC:%.c=$(BUILD)/%.o)
-MODEL_TEST_BIN := $(filter $(addprefix $(BUILD)/tests/,test_gguf test_tokenizer test_kernels test_ds2),$(TEST_BIN))
+MODEL_TEST_BIN := $(filter $(addprefix $(BUILD)/tests/,test_base test_gguf test_tokenizer test_kernels test_ds2),$(TEST_BIN))
 # `make check` and the test programs alone install nothing (no apt-get, editors or npm clients):
 # a missing package is the compiler's error then, and `make` installs it.
 INSTALLS  := $(if $(MAKECMDGOALS),$(filter-out check $(TEST_BIN) $(BUILD)/libmodel.a,$(MAKECMDGOALS)),all)

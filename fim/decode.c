@@ -282,31 +282,6 @@ bool fim__decoder_push(fim_decoder *d, const char *bytes, size_t n)
     return repeated_bytes(d);
 }
 
-/* Length of the longest prefix of s[0..n) that is valid, complete UTF-8. */
-static size_t valid_utf8(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t k = c < 0x80             ? 1
-                   : (c & 0xe0) == 0xc0 ? 2
-                   : (c & 0xf0) == 0xe0 ? 3
-                   : (c & 0xf8) == 0xf0 ? 4
-                                        : 0;
-        if (!k || i + k > n || (k == 2 && c < 0xc2)) return i;
-        uint32_t cp = k == 1 ? c : (uint32_t)(c & (0x7f >> k));
-        for (size_t j = 1; j < k; j++) {
-            if ((s[i + j] & 0xc0) != 0x80) return i;
-            cp = cp << 6 | (s[i + j] & 63);
-        }
-        if ((k == 3 && (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000))) ||
-            (k == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-            return i;
-        i += k;
-    }
-    return i;
-}
-
 /* The middle's last k lines equal the suffix's first k non-blank lines: drop them. */
 static size_t drop_suffix_lines(const fim_decoder *d, size_t n)
 {
@@ -404,7 +379,7 @@ char *fim__decoder_finish(fim_decoder *d)
 {
     if (!d->stopped && d->multi_line && d->len > d->checked)
         check_line(d, d->checked, d->len, d->checked == 0);
-    size_t n = valid_utf8((const unsigned char *)d->buf, d->len);
+    size_t n = base_utf8_valid_prefix(d->buf, d->len);
     if (d->multi_line) n = drop_suffix_lines(d, n);
     /* the part that duplicates the start of the suffix */
     for (size_t k = n < d->suffix_len ? n : d->suffix_len; k > 0; k--) {

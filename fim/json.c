@@ -193,20 +193,6 @@ static int hex4(const char *p)
     return v;
 }
 
-static size_t put_utf8(char *o, unsigned cp)
-{
-    if (cp < 0x80) return o[0] = (char)cp, 1;
-    if (cp < 0x800) return o[0] = (char)(0xC0 | cp >> 6), o[1] = (char)(0x80 | (cp & 0x3F)), 2;
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | cp >> 12), o[1] = (char)(0x80 | (cp >> 6 & 0x3F)),
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | cp >> 18), o[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-    o[2] = (char)(0x80 | (cp >> 6 & 0x3F)), o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /* A \u escape at p (p[0] == 'u'), with a following low surrogate when p holds a high one; lone
  * surrogates become U+FFFD. Returns the code point and how many input bytes it used. */
 static unsigned unicode_escape(const char *p, const char *end, size_t *used)
@@ -241,7 +227,7 @@ char *fim__json_string(const fim_json *j, int i, size_t *len)
             p++;
         } else if (*p == 'u') {
             size_t used;
-            o += put_utf8(o, unicode_escape(p, end, &used));
+            o += base_utf8_encode(unicode_escape(p, end, &used), o);
             p += used;
         } else {
             *o++ = *p++;
@@ -302,12 +288,10 @@ void fim__buf_json_str(fim_buf *b, const char *s, size_t n)
         } else if (c < 0x80) {
             fim__buf_add(b, s + i, 1), i++;
         } else {
-            int want = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
-            bool ok = want && (size_t)want <= n - i;
-            for (int q = 1; ok && q < want; q++)
-                ok = ((unsigned char)s[i + (size_t)q] & 0xC0) == 0x80;
+            size_t want = base_utf8_decode(s + i, n - i, NULL);
+            bool ok = want > 0;
             if (ok)
-                fim__buf_add(b, s + i, (size_t)want), i += (size_t)want;
+                fim__buf_add(b, s + i, want), i += want;
             else
                 fim__buf_add(b, "\xEF\xBF\xBD", 3), i++;
         }

@@ -124,18 +124,6 @@ static long hex4(const char *s, const char *e)
     return v;
 }
 
-static size_t put_utf8(unsigned long cp, char *o)
-{
-    if (cp < 0x80) return o[0] = (char)cp, 1;
-    if (cp < 0x800) return o[0] = (char)(0xc0 | cp >> 6), o[1] = (char)(0x80 | (cp & 63)), 2;
-    if (cp < 0x10000)
-        return o[0] = (char)(0xe0 | cp >> 12), o[1] = (char)(0x80 | (cp >> 6 & 63)),
-               o[2] = (char)(0x80 | (cp & 63)), 3;
-    o[0] = (char)(0xf0 | cp >> 18), o[1] = (char)(0x80 | (cp >> 12 & 63));
-    o[2] = (char)(0x80 | (cp >> 6 & 63)), o[3] = (char)(0x80 | (cp & 63));
-    return 4;
-}
-
 char *lsp__jstr(const jdoc *d, int i, size_t *len)
 {
     if (!lsp__jis(d, i, JSMN_STRING)) return NULL;
@@ -183,7 +171,7 @@ char *lsp__jstr(const jdoc *d, int i, size_t *len)
                     cp = 0xfffd; /* lone low surrogate */
                 }
             }
-            o += put_utf8((unsigned long)cp, o);
+            o += base_utf8_encode((uint32_t)cp, o);
             break;
         }
         default:
@@ -268,21 +256,8 @@ void lsp__jw_str(jw *w, const char *s, size_t n)
     size_t run = 0;
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
-        size_t k = c < 0x80                          ? 1
-                   : (c & 0xe0) == 0xc0 && c >= 0xc2 ? 2
-                   : (c & 0xf0) == 0xe0              ? 3
-                   : (c & 0xf8) == 0xf0 && c < 0xf5  ? 4
-                                                     : 0;
-        bool ok = k > 0 && i + k <= n;
-        for (size_t j = 1; ok && j < k; j++) ok = ((unsigned char)s[i + j] & 0xc0) == 0x80;
-        if (ok && k == 3) { /* no overlongs, no surrogates */
-            unsigned char c1 = (unsigned char)s[i + 1];
-            ok = !(c == 0xe0 && c1 < 0xa0) && !(c == 0xed && c1 >= 0xa0);
-        }
-        if (ok && k == 4) {
-            unsigned char c1 = (unsigned char)s[i + 1];
-            ok = !(c == 0xf0 && c1 < 0x90) && !(c == 0xf4 && c1 >= 0x90);
-        }
+        size_t k = base_utf8_decode(s + i, n - i, NULL);
+        bool ok = k > 0;
         if (ok && k == 1 && c >= 0x20 && c != '"' && c != '\\') {
             run++, i++;
             continue;

@@ -2,21 +2,15 @@
  * code units by default, UTF-8 bytes or UTF-32 code points when the client offers them). Invalid
  * UTF-8 bytes count as one unit each, so every byte stays addressable. */
 #include "lsp/lsp.h"
+#include "base/base.h"
 
 #include <string.h>
 
 /* Length in bytes of the character at s[0..n) and its size in the encoding's units. */
 static size_t char_len(const unsigned char *s, size_t n, enum lsp_encoding enc, long *units)
 {
-    unsigned char c = s[0];
-    size_t k = c < 0x80             ? 1
-               : (c & 0xe0) == 0xc0 ? 2
-               : (c & 0xf0) == 0xe0 ? 3
-               : (c & 0xf8) == 0xf0 ? 4
-                                    : 1;
-    if (k > n) k = 1;
-    for (size_t j = 1; j < k; j++)
-        if ((s[j] & 0xc0) != 0x80) k = 1;
+    size_t k = base_utf8_decode((const char *)s, n, NULL);
+    if (!k) k = 1; /* an invalid byte is one unit of its own */
     *units = enc == LSP_UTF8 ? (long)k : enc == LSP_UTF16 && k == 4 ? 2 : 1;
     return k;
 }

@@ -107,10 +107,6 @@ bool model_token_is_control(const model_vocab *v, int32_t id);
 /* The token's text as stored in the vocab (GPT-2 byte-to-unicode form), NUL-terminated. */
 const char *model_token_text(const model_vocab *v, int32_t id);
 
-/* Streaming detokenization: how many leading bytes of s[0..n) may be emitted now, holding back an
- * incomplete UTF-8 sequence at the end (at most 3 bytes). Invalid bytes are not held back. */
-size_t model_utf8_emittable(const char *s, size_t n);
-
 /* ---- deepseek2 model ---- */
 
 typedef struct model_hparams {

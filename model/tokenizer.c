@@ -106,37 +106,14 @@ static uint32_t byte_cp(uint8_t b)
     return 0x100 + (uint32_t)k;
 }
 
-static int utf8_put(uint32_t cp, char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xc0 | cp >> 6);
-        out[1] = (char)(0x80 | (cp & 63));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xe0 | cp >> 12);
-        out[1] = (char)(0x80 | (cp >> 6 & 63));
-        out[2] = (char)(0x80 | (cp & 63));
-        return 3;
-    }
-    out[0] = (char)(0xf0 | cp >> 18);
-    out[1] = (char)(0x80 | (cp >> 12 & 63));
-    out[2] = (char)(0x80 | (cp >> 6 & 63));
-    out[3] = (char)(0x80 | (cp & 63));
-    return 4;
-}
-
 int model__byte_to_utf8(uint8_t b, char out[4])
 {
-    return utf8_put(byte_cp(b), out);
+    return (int)base_utf8_encode(byte_cp(b), out);
 }
 
 /* Decode one code point as llama.cpp's unicode_cpt_from_utf8 does; invalid input gives U+FFFD
- * and consumes one byte. */
+ * and consumes one byte. Laxer than base_utf8_decode on purpose (it takes overlong forms and
+ * surrogates): the pre-tokenizer must split any input exactly as llama.cpp does. */
 static uint32_t utf8_next(const uint8_t *s, size_t n, size_t *i)
 {
     uint8_t c = s[*i];
@@ -420,18 +397,6 @@ int model_token_bytes(const model_vocab *v, int32_t id, char *buf, size_t cap)
     return (int)n;
 }
 
-size_t model_utf8_emittable(const char *s, size_t n)
-{
-    /* look back at most 3 bytes for the lead byte of a sequence that is not yet complete */
-    for (size_t back = 1; back <= 3 && back <= n; back++) {
-        uint8_t c = (uint8_t)s[n - back];
-        if ((c & 0xc0) == 0x80) continue; /* continuation: keep looking */
-        int need = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 1;
-        return (size_t)need > back ? n - back : n;
-    }
-    return n;
-}
-
 /* ---- pre-tokenizer ---- */
 
 static bool is_space(uint32_t cp)
@@ -603,7 +568,7 @@ void model__pretokenize(const char *text, size_t len, void (*fn)(const char *, s
     char *buf = malloc(4 * n + 1);
     for (size_t k = 0; k < p.n; k++) {
         size_t bl = 0;
-        for (size_t i = p.v[k].a; i < p.v[k].b; i++) bl += (size_t)utf8_put(cps[i], buf + bl);
+        for (size_t i = p.v[k].a; i < p.v[k].b; i++) bl += base_utf8_encode(cps[i], buf + bl);
         fn(buf, bl, ctx);
     }
     free(buf);

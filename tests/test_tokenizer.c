@@ -209,26 +209,11 @@ static void self_contained(void)
     model_vocab_free(v);
 }
 
-static void utf8_streaming(void)
-{
-    const char *euro = "a\xe2\x82\xac"; /* a € */
-    CHECK(model_utf8_emittable(euro, 4) == 4, "complete sequence emitted");
-    CHECK(model_utf8_emittable(euro, 3) == 1, "2 of 3 bytes held back");
-    CHECK(model_utf8_emittable(euro, 2) == 1, "1 of 3 bytes held back");
-    const char *emoji = "\xf0\x9f\x98\x80";
-    CHECK(model_utf8_emittable(emoji, 3) == 0 && model_utf8_emittable(emoji, 4) == 4,
-          "4-byte sequence");
-    CHECK(model_utf8_emittable("\x80\x80\x80\x80", 4) == 4,
-          "stray continuation bytes are not held");
-    CHECK(model_utf8_emittable("ab\xff", 3) == 3, "invalid lead byte is not held");
-}
-
 int main(int argc, char **argv)
 {
-    static const char *const cases[] = {"self_contained", "utf8_streaming", "conformance"};
+    static const char *const cases[] = {"self_contained", "conformance"};
     if (!check_args(argc, argv, cases, CHECK_CASES(cases))) return 2;
     if (check_want("self_contained")) self_contained();
-    if (check_want("utf8_streaming")) utf8_streaming();
     const char *fx = check_want("conformance")
                          ? check_fixtures("tokenizer conformance against llama.cpp")
                          : NULL;

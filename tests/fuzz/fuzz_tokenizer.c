@@ -4,6 +4,7 @@
  * U+FFFD as in llama.cpp, whose tokenization fimd matches); with special tokens parsed, no crash.
  */
 #include "model/model.h"
+#include "base/base.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,32 +38,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static int valid_utf8(const uint8_t *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        uint8_t c = s[i];
-        size_t k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        if (!k || i + k > n) return 0;
-        uint32_t cp = k == 1 ? c : c & (0x7F >> k);
-        for (size_t j = 1; j < k; j++) {
-            if ((s[i + j] & 0xC0) != 0x80) return 0;
-            cp = cp << 6 | (s[i + j] & 0x3F);
-        }
-        static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < min[k] || cp > 0x10FFFF || (cp >= 0xD800 && cp < 0xE000)) return 0;
-        i += k;
-    }
-    return 1;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int32_t *ids = NULL;
     size_t n = 0;
     model_err err = {{0}};
     if (model_tokenize(vocab, (const char *)data, size, false, false, &ids, &n, &err)) abort();
-    if (!valid_utf8(data, size)) {
+    if (base_utf8_valid_prefix((const char *)data, size) != size) {
         free(ids);
         return 0;
     }
