@@ -184,6 +184,9 @@ static bool check_line(fim_decoder *d, size_t s, size_t e, bool first)
     size_t n = e - s;
     if (blank(p, n)) return false;
     int ind = base_indent_width(p, n);
+    /* the line closes the enclosing block the suffix leaves open: it is the middle's to bring */
+    if (!first && ind < d->cursor_indent && d->closed_at > s && d->closed_at <= e)
+        return cut(d, e, FIM_STOP_BLOCK_END);
     if (!first && ind < d->cursor_indent) return cut_line(d, s, FIM_STOP_INDENT);
     trim(&p, &n);
     /* (a line of closers is the bracket rules' business: it may close the middle's own block) */
@@ -195,7 +198,10 @@ static bool check_line(fim_decoder *d, size_t s, size_t e, bool first)
         int depth = fim__middle_line_depth(d->ctx, &d->parser, d->buf, e, s);
         if (depth >= 0 && depth < d->block_depth) return cut_line(d, s, FIM_STOP_BLOCK_END);
     }
-    if (d->statement_level && !first) {
+    /* In a block body the middle goes on after a nested block, to where the enclosing block ends
+     * (the rules above); at the top level one block (a definition) completes it. */
+    bool top_level = d->cursor_indent == 0 && d->block_depth <= 1;
+    if (d->statement_level && top_level && !first) {
         /* a block the middle opened, now closed: by brackets, or by indentation */
         if (d->indent_blocks) {
             const char *f = d->buf;

@@ -185,7 +185,7 @@ typedef struct fim_decoder {
     size_t len, cap;
     const parsers_lang *lang;
     bool multi_line;      /* false: stop at the end of the cursor line */
-    bool statement_level; /* the cursor starts a statement: one block completes the middle */
+    bool statement_level; /* the cursor starts a statement (a blank line before it) */
     bool indent_blocks;   /* blocks by indentation (Python, ...) */
     int cursor_indent;    /* indentation of the cursor line (columns) */
     int allowed_closers;  /* brackets open before the cursor that the suffix does not close */
