@@ -660,6 +660,45 @@ static void post_processing(void)
            FIM_STOP_INDENT);
 }
 
+/* ---- indentation in the document's style (issue 15) ---- */
+
+static void indentation(void)
+{
+    /* the document indents with tabs, the middle with spaces */
+    expect("t.py", "def f(a):\n\tif a:\n\t\ta -= 1\n\t|\n\treturn a\n",
+           "for i in range(a):\n        print(i)\n    a += 1\n",
+           "for i in range(a):\n\t\tprint(i)\n\ta += 1", -1);
+    /* ... with the cursor at column 0 of an empty line: the first line is the middle's too */
+    expect("t.py", "def f(a):\n\tif a:\n\t\ta -= 1\n|\n\treturn a\n",
+           "    for i in range(a):\n        print(i)\n    a += 1\n",
+           "\tfor i in range(a):\n\t\tprint(i)\n\ta += 1", -1);
+    expect("t.go", "func f(a int) int {\n\ts := 0\n|\n\treturn s\n}\n",
+           "    for i := 0; i < a; i++ {\n        s += i\n    }\n",
+           "\tfor i := 0; i < a; i++ {\n\t\ts += i\n\t}", -1);
+    /* the document indents with 4 spaces, the middle with tabs */
+    expect("t.py", "def f(a):\n    if a:\n        a -= 1\n    |\n    return a\n",
+           "for i in range(a):\n\t\tprint(i)\n\ta += 1\n",
+           "for i in range(a):\n        print(i)\n    a += 1", -1);
+    expect("t.c", "int f(int a)\n{\n    int s = 0;\n|\n    return s;\n}\n",
+           "\twhile (a) {\n\t\ts += a--;\n\t}\n", "    while (a) {\n        s += a--;\n    }", -1);
+    /* ... with 2 spaces, counted from the cursor's indentation or from column 0 */
+    expect("t.c", "int f(int a)\n{\n    |\n    return a;\n}\n",
+           "while (a) {\n      a--;\n    }\n    a++;\n",
+           "while (a) {\n        a--;\n    }\n    a++;", -1);
+    expect("t.py",
+           "class K:\n    def f(self, a):\n        if a:\n            a -= 1\n        |\n"
+           "        return a\n",
+           "for i in range(a):\n      print(i)\n    a += 1\n",
+           "for i in range(a):\n            print(i)\n        a += 1", -1);
+    /* the document indents with 2 spaces, the middle with tabs */
+    expect("t.c", "int f(int a)\n{\n  if (a) {\n    a--;\n  }\n  |\n  return a;\n}\n",
+           "while (a > 1) {\n\t\ta /= 2;\n\t}\n\ta++;\n",
+           "while (a > 1) {\n    a /= 2;\n  }\n  a++;", -1);
+    /* the same style: nothing changes, alignment included */
+    expect("t.c", "int f(int a)\n{\n    |\n    return a;\n}\n",
+           "a = add(a,\n            a);\n    a++;\n", "a = add(a,\n            a);\n    a++;", -1);
+}
+
 /* ---- blocks that go on to the end of the enclosing block (issue 15) ---- */
 
 static void continuation(void)
@@ -813,8 +852,9 @@ static void budgets(void)
 
 int main(int argc, char **argv)
 {
-    static const char *const cases[] = {"languages",       "detection",    "incremental", "related",
-                                        "post_processing", "continuation", "budgets",     "typing"};
+    static const char *const cases[] = {"languages",    "detection",       "incremental",
+                                        "related",      "post_processing", "indentation",
+                                        "continuation", "budgets",         "typing"};
     if (!check_args(argc, argv, cases, CHECK_CASES(cases))) return 2;
     m = check_tiny_model("syntax-model.gguf", "tests/data/ds2.c", "tests/data/syntax.c");
     if (!m) return check_done();
@@ -826,6 +866,7 @@ int main(int argc, char **argv)
     if (check_want("incremental")) incremental();
     if (check_want("related")) related();
     if (check_want("post_processing")) post_processing();
+    if (check_want("indentation")) indentation();
     if (check_want("continuation")) continuation();
     if (check_want("budgets")) budgets();
     if (check_want("typing")) {
