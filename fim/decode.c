@@ -1,9 +1,10 @@
 /* fim/decode.c — stop rules applied to generated text as it arrives, and post-processing. The shape
  * (one line or a block) comes from the syntax at the cursor (shape.c). A block middle stops when
- * the block it opened is closed, when it would close a bracket the suffix already closes, when a
- * line is less indented than the cursor line, when a line repeats the suffix's next line, or on
- * repetition. Post-processing keeps valid UTF-8, drops lines and text the suffix already has, and
- * converts indentation to the document's style (tabs or spaces, and their width). */
+ * it closes the enclosing block (or, at the top level, the one block it opened), when it would
+ * close a bracket the suffix already closes, when a line dedents below the cursor's level, when a
+ * line repeats the suffix's next line, or on repetition. Post-processing keeps valid UTF-8, drops
+ * lines and text the suffix already has, and re-expresses the middle's indentation in the
+ * document's unit (tabs, or N spaces) level by level. */
 #include "fim/fim_internal.h"
 #include "base/base.h"
 
@@ -104,7 +105,12 @@ void fim__decoder_init(fim_decoder *d, const fim_context *c)
     d->multi_line = fim__multi_line(c);
     d->indent_blocks = fim__indent_blocks(c->lang);
     d->statement_level = d->multi_line && blank(text + l0, cursor - l0);
+    d->line_start = d->statement_level && cursor == l0;
     d->cursor_indent = base_indent_width(text + l0, cursor - l0);
+    d->cursor_ws = text + l0;
+    while (d->cursor_ws_len < cursor - l0 &&
+           (text[l0 + d->cursor_ws_len] == ' ' || text[l0 + d->cursor_ws_len] == '\t'))
+        d->cursor_ws_len++;
     d->allowed_closers = unclosed_before(c, &d->in_literal);
     d->suffix = text + cursor;
     d->suffix_len = len - cursor;
@@ -177,14 +183,123 @@ static bool repeated_line(fim_decoder *d, size_t s, const char *p, size_t n)
     return cut_line(d, starts[1], FIM_STOP_REPETITION);
 }
 
+/* ---- the middle's indentation, in levels ----
+ *
+ * The model may indent in its own style (spaces in a document of tabs, 2 spaces in one of 4). Stop
+ * rules and post-processing therefore count levels: `base` columns of the middle stand for the
+ * cursor's level and each `unit` columns more (or less) for one level. The middle's lines count
+ * from the cursor line's indentation (the model sees it in the prompt), except that tabs count from
+ * column 0 (a tab a level), and so do spaces whose first line after an opener is shallower than the
+ * cursor line (its body must be deeper: the model counts from column 0 in a smaller unit); at
+ * column 0 the first line brings its own indentation and is the middle's too. */
+typedef struct mid_style {
+    int base, unit;
+    bool tabs, spaces; /* the middle's own lines start with tabs, with spaces */
+    bool own_first;    /* the first line's indentation is the middle's (cursor at column 0) */
+} mid_style;
+
+/* Columns per level in the document (a tab counts TAB_WIDTH), 0 when unknown. */
+static int doc_cols(const fim_decoder *d)
+{
+    return d->doc_tabs ? TAB_WIDTH : d->doc_unit;
+}
+
+/* Does the line open a block, so that the next line is one level deeper? (A line ending in '(' or
+ * ',' continues an expression: what follows is alignment, not a level.) */
+static bool opens_level(const char *p, size_t n)
+{
+    static const char *const words[] = {"do", "then", "else", "begin"};
+    trim(&p, &n);
+    if (!n) return false;
+    if (p[n - 1] == '{' || p[n - 1] == ':') return true;
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
+        size_t k = strlen(words[i]);
+        if (n >= k && !memcmp(p + n - k, words[i], k) && (n == k || p[n - k - 1] == ' '))
+            return true;
+    }
+    return false;
+}
+
+/* The most frequent positive step (2..8 columns) after a line that opens a block, or 0. */
+static int commonest(const int *steps)
+{
+    int best = 0;
+    for (int k = 2; k <= 8; k++)
+        if (steps[k] > 0 && (best == 0 || steps[k] > steps[best])) best = k;
+    return best;
+}
+
+static void middle_style(const fim_decoder *d, const char *s, size_t n, mid_style *st)
+{
+    size_t e0 = lend(s, n, 0);
+    int w0 = base_indent_width(s, e0), dc = doc_cols(d) ? doc_cols(d) : TAB_WIDTH;
+    int level = (d->cursor_indent + dc / 2) / dc, steps[9] = {0}, first_w = -1;
+    memset(st, 0, sizeof *st);
+    st->own_first = d->line_start && !blank(s, e0);
+    int prev = st->own_first ? w0 : d->cursor_indent;
+    bool prev_opens = opens_level(s, e0), first_opens = prev_opens;
+    for (size_t at = st->own_first ? 0 : e0 + 1; at < n; at = lend(s, n, at) + 1) {
+        size_t e = lend(s, n, at);
+        if (blank(s + at, e - at)) continue;
+        int w = base_indent_width(s + at, e - at);
+        st->tabs |= s[at] == '\t';
+        st->spaces |= s[at] == ' ';
+        if (at > 0 && first_w < 0) first_w = w;
+        if (prev_opens && w > prev && w - prev <= 8) steps[w - prev]++;
+        prev = w;
+        prev_opens = opens_level(s + at, e - at);
+    }
+    st->unit = st->tabs ? TAB_WIDTH : commonest(steps);
+    if (st->own_first) {
+        st->base = w0;
+    } else if (!st->tabs && first_opens && first_w > 0 && first_w < d->cursor_indent &&
+               first_w % (level + 1) == 0 && first_w / (level + 1) >= 2) {
+        st->unit = first_w / (level + 1); /* absolute: the opener's body is at level + 1 */
+        st->base = level * st->unit;
+    } else {
+        st->base = st->tabs && !d->doc_tabs ? level * TAB_WIDTH : d->cursor_indent;
+    }
+    if (!st->unit) st->unit = dc;
+}
+
+/* Levels of a line `w` columns deep relative to the cursor's (below it: always negative). */
+static int level_of(const mid_style *st, int w)
+{
+    if (w >= st->base) return (w - st->base + st->unit / 2) / st->unit;
+    return -((st->base - w + st->unit - 1) / st->unit);
+}
+
+static char *reindent(const fim_decoder *d, const char *s, size_t n, size_t *out_n);
+
+/* The depth of the middle's line at buf[s..e) by the tree with buf[0..e) inserted, in the
+ * document's indentation style (where indentation is syntax, the model's own style would parse as
+ * other levels). */
+static int depth_in_doc_style(fim_decoder *d, size_t s, size_t e)
+{
+    size_t rn = 0;
+    char *re = reindent(d, d->buf, e, &rn);
+    if (!re) return fim__middle_line_depth(d->ctx, &d->parser, d->buf, e, s);
+    size_t lines = 0, at = 0; /* the same line in the re-indented text */
+    for (size_t i = 0; i < s; i++) lines += d->buf[i] == '\n';
+    for (; lines > 0 && at < rn; at++) lines -= re[at] == '\n';
+    int depth = fim__middle_line_depth(d->ctx, &d->parser, re, rn, at);
+    free(re);
+    return depth;
+}
+
 /* Check the line buf[s, e) (without its '\n'); `first` = it continues the cursor line. */
 static bool check_line(fim_decoder *d, size_t s, size_t e, bool first)
 {
     const char *p = d->buf + s;
     size_t n = e - s;
     if (blank(p, n)) return false;
-    int ind = base_indent_width(p, n);
-    if (!first && ind < d->cursor_indent) return cut_line(d, s, FIM_STOP_INDENT);
+    mid_style st;
+    middle_style(d, d->buf, e, &st);
+    int level = level_of(&st, base_indent_width(p, n));
+    /* the line closes the enclosing block the suffix leaves open: it is the middle's to bring */
+    if (!first && level < 0 && d->closed_at > s && d->closed_at <= e)
+        return cut(d, e, FIM_STOP_BLOCK_END);
+    if (!first && level < 0) return cut_line(d, s, FIM_STOP_INDENT);
     trim(&p, &n);
     /* (a line of closers is the bracket rules' business: it may close the middle's own block) */
     if (d->next_line && n == d->next_line_len && !memcmp(p, d->next_line, n) && !only_closers(p, n))
@@ -192,24 +307,26 @@ static bool check_line(fim_decoder *d, size_t s, size_t e, bool first)
     if (repeated_line(d, s, p, n)) return true;
     if (d->closed_at) return cut(d, e, FIM_STOP_BLOCK_END); /* the enclosing block is closed */
     if (!first && d->block_depth > 0) { /* by syntax: this line begins outside the cursor's block */
-        int depth = fim__middle_line_depth(d->ctx, &d->parser, d->buf, e, s);
+        int depth = depth_in_doc_style(d, s, e);
         if (depth >= 0 && depth < d->block_depth) return cut_line(d, s, FIM_STOP_BLOCK_END);
     }
-    if (d->statement_level && !first) {
+    /* In a block body the middle goes on after a nested block, to where the enclosing block ends
+     * (the rules above); at the top level one block (a definition) completes it. */
+    bool top_level = (st.own_first ? st.base : d->cursor_indent) == 0 && d->block_depth <= 1;
+    if (d->statement_level && top_level && !first) {
         /* a block the middle opened, now closed: by brackets, or by indentation */
         if (d->indent_blocks) {
             const char *f = d->buf;
             size_t fn = lend(d->buf, d->len, 0);
             trim(&f, &fn);
             bool opened = fn && f[fn - 1] == ':';
-            if (opened && ind <= d->cursor_indent && s > fn)
-                return cut_line(d, s, FIM_STOP_BLOCK_END);
+            if (opened && level <= 0 && s > fn) return cut_line(d, s, FIM_STOP_BLOCK_END);
         } else {
             fim_brackets b;
             fim__brackets_init(&b, d->lang);
             fim__brackets_scan(&b, d->buf, e, 0, e, false);
             bool closes = p[n - 1] == '}' || p[0] == ')' || p[0] == ']';
-            if (b.depth == 0 && b.extra == 0 && closes && ind <= d->cursor_indent)
+            if (b.depth == 0 && b.extra == 0 && closes && level <= 0)
                 return cut(d, e, FIM_STOP_BLOCK_END);
         }
     }
@@ -323,56 +440,55 @@ static size_t drop_suffix_lines(const fim_decoder *d, size_t n)
     return n;
 }
 
-/* Re-indent lines after the first to the document's style: tabs, or `doc_unit` spaces a level.
- * The middle's own unit is the smallest indentation step it takes from the cursor line. */
+/* Is the middle's style the document's? Then it is left as it is (alignment included). */
+static bool same_style(const fim_decoder *d, const mid_style *st)
+{
+    if (d->doc_tabs) return !st->spaces;
+    if (st->tabs) return false;
+    return st->unit == d->doc_unit && (st->own_first || st->base == d->cursor_indent);
+}
+
+/* Append the indentation for `levels` levels in the document's unit. */
+static void put_levels(const fim_decoder *d, fim_buf *o, int levels)
+{
+    static const char spaces[] = "        ";
+    for (int i = 0; i < levels; i++)
+        fim__buf_add(o, d->doc_tabs ? "\t" : spaces, d->doc_tabs ? 1 : (size_t)d->doc_unit);
+}
+
+/* The middle's leading whitespace re-expressed in the document's unit, level by level: lines at or
+ * below the cursor's level keep the cursor line's own whitespace and add levels to it; lines that
+ * dedent below it (and all, when the cursor is at column 0) are rebuilt from column 0. Lines after
+ * the first only, since the first continues the cursor line, unless the cursor is at column 0. */
 static char *reindent(const fim_decoder *d, const char *s, size_t n, size_t *out_n)
 {
-    int base = d->cursor_indent, unit = 0;
-    bool spaces = false, tabs = false;
-    for (size_t at = lend(s, n, 0) + 1; at < n; at = lend(s, n, at) + 1) {
-        size_t e = lend(s, n, at);
-        if (blank(s + at, e - at)) continue;
-        spaces |= s[at] == ' ';
-        tabs |= s[at] == '\t';
-        int w = base_indent_width(s + at, e - at) - base;
-        if (w > 0 && (unit == 0 || w < unit)) unit = w;
-    }
-    bool want_tabs = d->doc_tabs, convert = false;
-    if (want_tabs && spaces && !tabs)
-        convert = unit > 0;
-    else if (!want_tabs && tabs && !spaces)
-        convert = d->doc_unit > 0, unit = TAB_WIDTH;
-    else if (!want_tabs && spaces && !tabs && d->doc_unit > 0 && unit > 0 && unit != d->doc_unit)
-        convert = true;
-    if (!convert || unit <= 0) return NULL;
-    char *o = base_xmalloc(n * 8 + 1);
-    size_t k = 0, at = 0;
-    while (at < n) {
-        size_t e = lend(s, n, at);
-        if (at > 0 && !blank(s + at, e - at)) {
-            int w = base_indent_width(s + at, e - at),
-                levels = w > base ? (w - base + unit / 2) / unit : 0;
-            int keep = w < base ? w : base; /* the cursor line's own indentation stays as it is */
-            size_t p = at;
-            while (p < e && (s[p] == ' ' || s[p] == '\t')) p++;
-            if (want_tabs) {
-                for (int i = 0; i < (keep + TAB_WIDTH - 1) / TAB_WIDTH; i++) o[k++] = '\t';
-                for (int i = 0; i < levels; i++) o[k++] = '\t';
+    if (!d->doc_tabs && d->doc_unit <= 0) return NULL; /* the document's unit is unknown */
+    mid_style st;
+    middle_style(d, s, n, &st);
+    if (same_style(d, &st)) return NULL;
+    int cursor_level = st.own_first ? (st.base + st.unit / 2) / st.unit
+                                    : (d->cursor_indent + doc_cols(d) / 2) / doc_cols(d);
+    fim_buf o = {0};
+    fim__buf_add(&o, "", 0);
+    for (size_t at = 0; at < n;) {
+        size_t e = lend(s, n, at), p = at;
+        while (p < e && (s[p] == ' ' || s[p] == '\t')) p++;
+        if ((at > 0 || st.own_first) && p < e) {
+            int lv = level_of(&st, base_indent_width(s + at, p - at));
+            if (lv >= 0 && !st.own_first) {
+                fim__buf_add(&o, d->cursor_ws, d->cursor_ws_len);
+                put_levels(d, &o, lv);
             } else {
-                for (int i = 0; i < keep + levels * d->doc_unit; i++) o[k++] = ' ';
+                put_levels(d, &o, cursor_level + lv > 0 ? cursor_level + lv : 0);
             }
-            memcpy(o + k, s + p, e - p);
-            k += e - p;
-        } else {
-            memcpy(o + k, s + at, e - at);
-            k += e - at;
+            at = p;
         }
-        if (e < n) o[k++] = '\n';
+        fim__buf_add(&o, s + at, e - at);
+        if (e < n) fim__buf_add(&o, "\n", 1);
         at = e + 1;
     }
-    o[k] = 0;
-    *out_n = k;
-    return o;
+    *out_n = o.n;
+    return o.p;
 }
 
 char *fim__decoder_finish(fim_decoder *d)

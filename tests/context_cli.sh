@@ -62,6 +62,13 @@ printf ', 3);\n' >"$T/one.txt"
 $FIMD complete -m "$M" "$T/main.c" --line 4 --character 32 --assume-output "$T/one.txt" >"$T/got" 2>/dev/null
 check '[ "$(cat "$T/got")" = ", 3" ]' "assume-output: a closer the suffix has is dropped ($(cat "$T/got"))"
 
+# a Python document indented with tabs, a middle with spaces: a loop, then the return
+printf 'def total(xs):\n\ts = 0\n\t\n\nprint(total([1, 2]))\n' >"$T/tabs.py"
+printf 'for x in xs:\n        s += x\n    return s\n\ndef other():\n    pass\n' >"$T/py.txt"
+$FIMD complete -m "$M" "$T/tabs.py" --line 2 --character 1 --assume-output "$T/py.txt" --stats >"$T/got" 2>"$T/stats"
+check '[ "$(cat "$T/got")" = "$(printf "for x in xs:\n\t\ts += x\n\treturn s")" ]' "assume-output: tabs, and the return after the loop kept ($(cat "$T/got"))"
+check 'grep -q "stop: indent" "$T/stats"' "assume-output: the dedent below the cursor ends it ($(cat "$T/stats"))"
+
 # detection
 check '[ "$($FIMD languages --detect x/Makefile)" = "$(printf "Makefile\tmake")" ]' "detect Makefile"
 check '[ "$($FIMD languages | wc -l)" -ge 338 ]' "the registry lists 338 languages or more"

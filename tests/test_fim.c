@@ -75,6 +75,23 @@ static void stop_rules(void)
     expect("multi-line trailing whitespace trimmed", "    |\n", "a();\n    \n", "a();", -1);
     expect("tabs count as indentation", "\t\t|\n\t}\n", "x();\n\t\ty();\n\tz();", "x();\n\t\ty();",
            FIM_STOP_INDENT);
+    /* a blank line in a body: nested blocks and the statements after them, to the body's end */
+    expect("a loop then the return, re-indented with the document's tabs",
+           "int f(int a)\n{\n\tint s = 0;\n\t|\n}\n",
+           "while (a) {\n        s += a--;\n    }\n    return s;\n}\n",
+           "while (a) {\n\t\ts += a--;\n\t}\n\treturn s;", FIM_STOP_UNBALANCED);
+    expect(
+        "if/else, then statements up to the suffix's next line",
+        "int f(int a)\n{\n    |\n    return a;\n}\n",
+        "if (a) {\n        a = 1;\n    } else {\n        a = 2;\n    }\n    a++;\n    return a;\n}",
+        "if (a) {\n        a = 1;\n    } else {\n        a = 2;\n    }\n    a++;",
+        FIM_STOP_SUFFIX_REPEAT);
+    expect("an empty block right after its opener is not a smaller unit",
+           "int f(int a)\n{\n    |\n    return a;\n}\n", "while (a--) {\n    }\n    a++;\n",
+           "while (a--) {\n    }\n    a++;", -1);
+    expect("the middle closes the body the suffix leaves open", "int f(int a)\n{\n    |\n",
+           "for (;;) {\n        a++;\n    }\n    return a;\n}\nint g;\n",
+           "for (;;) {\n        a++;\n    }\n    return a;\n}", FIM_STOP_BLOCK_END);
 }
 
 /* fim__build_prompt on a context made from the request's text. */

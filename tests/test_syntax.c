@@ -619,21 +619,27 @@ static void post_processing(void)
            "a++;\n    g(a);\n    return a;\n}", "a++;", -1);
     expect("t.c", "int f(int a)\n{\n    |\n}\n", "a++;\n    return a;\n}\n", "a++;\n    return a;",
            FIM_STOP_UNBALANCED);
-    /* over-long blocks: the middle completes one block, then stops */
+    /* in a body the middle goes on after a nested block; at the top level one block completes it */
     expect("t.c", "int f(int a)\n{\n    |\n    return a;\n}\n",
            "if (a > 0) {\n        a--;\n    }\n    a *= 2;\n    a += 1;\n",
-           "if (a > 0) {\n        a--;\n    }", FIM_STOP_BLOCK_END);
+           "if (a > 0) {\n        a--;\n    }\n    a *= 2;\n    a += 1;", -1);
     expect("t.py", "def f(a):\n    |\n", "if a:\n        a -= 1\n    a *= 2\n",
-           "if a:\n        a -= 1", FIM_STOP_BLOCK_END);
+           "if a:\n        a -= 1\n    a *= 2", -1);
+    expect("t.c", "int x;\n|\n", "int f(void)\n{\n    return 1;\n}\nint g(void)\n{\n",
+           "int f(void)\n{\n    return 1;\n}", FIM_STOP_BLOCK_END);
+    expect("t.py", "x = 1\n|\n", "def f():\n    return 1\ndef g():\n    pass\n",
+           "def f():\n    return 1", FIM_STOP_BLOCK_END);
     expect("t.rb", "def f(a)\n  |\nend\n", "a += 1\nend\n\ndef g\n", "a += 1", -1);
     expect("t.c", "int f(int a)\n{\n    if (a) {|\n    return a;\n}\n",
            "\n        a = 0;\n    }\n    a++;\n", "\n        a = 0;\n    }",
            FIM_STOP_BLOCK_END); /* the suffix lacks the "}": the middle brings it */
     /* wrong indentation: converted to the document's */
     expect("t.go", "func f(a int) int {\n\tif a > 0 {\n\t\ta--\n\t}\n\t|\n}\n",
-           "for a > 0 {\n        a--\n    }\n    return a", "for a > 0 {\n\t\ta--\n\t}", -1);
+           "for a > 0 {\n        a--\n    }\n    return a", "for a > 0 {\n\t\ta--\n\t}\n\treturn a",
+           -1);
     expect("t.js", "function f(a) {\n  if (a) {\n    a--;\n  }\n  |\n}\n",
-           "while (a) {\n      a--;\n  }\n  return a;", "while (a) {\n    a--;\n  }", -1);
+           "while (a) {\n      a--;\n  }\n  return a;", "while (a) {\n    a--;\n  }\n  return a;",
+           -1);
     expect("t.py", "def f(a):\n    if a:\n        a -= 1\n    |\n",
            "for i in range(a):\n\t\tprint(i)\n", "for i in range(a):\n        print(i)", -1);
     /* unbalanced brackets */
@@ -652,6 +658,88 @@ static void post_processing(void)
     expect("t.f90", "subroutine f(a)\n  |\nend subroutine\n",
            "a = a + 1\n  print *, a\nend subroutine\n\nsubroutine g", "a = a + 1\n  print *, a",
            FIM_STOP_INDENT);
+}
+
+/* ---- indentation in the document's style (issue 15) ---- */
+
+static void indentation(void)
+{
+    /* the document indents with tabs, the middle with spaces */
+    expect("t.py", "def f(a):\n\tif a:\n\t\ta -= 1\n\t|\n\treturn a\n",
+           "for i in range(a):\n        print(i)\n    a += 1\n",
+           "for i in range(a):\n\t\tprint(i)\n\ta += 1", -1);
+    /* ... with the cursor at column 0 of an empty line: the first line is the middle's too */
+    expect("t.py", "def f(a):\n\tif a:\n\t\ta -= 1\n|\n\treturn a\n",
+           "    for i in range(a):\n        print(i)\n    a += 1\n",
+           "\tfor i in range(a):\n\t\tprint(i)\n\ta += 1", -1);
+    expect("t.go", "func f(a int) int {\n\ts := 0\n|\n\treturn s\n}\n",
+           "    for i := 0; i < a; i++ {\n        s += i\n    }\n",
+           "\tfor i := 0; i < a; i++ {\n\t\ts += i\n\t}", -1);
+    /* the document indents with 4 spaces, the middle with tabs */
+    expect("t.py", "def f(a):\n    if a:\n        a -= 1\n    |\n    return a\n",
+           "for i in range(a):\n\t\tprint(i)\n\ta += 1\n",
+           "for i in range(a):\n        print(i)\n    a += 1", -1);
+    expect("t.c", "int f(int a)\n{\n    int s = 0;\n|\n    return s;\n}\n",
+           "\twhile (a) {\n\t\ts += a--;\n\t}\n", "    while (a) {\n        s += a--;\n    }", -1);
+    /* ... with 2 spaces, counted from the cursor's indentation or from column 0 */
+    expect("t.c", "int f(int a)\n{\n    |\n    return a;\n}\n",
+           "while (a) {\n      a--;\n    }\n    a++;\n",
+           "while (a) {\n        a--;\n    }\n    a++;", -1);
+    expect("t.py",
+           "class K:\n    def f(self, a):\n        if a:\n            a -= 1\n        |\n"
+           "        return a\n",
+           "for i in range(a):\n      print(i)\n    a += 1\n",
+           "for i in range(a):\n            print(i)\n        a += 1", -1);
+    /* the document indents with 2 spaces, the middle with tabs */
+    expect("t.c", "int f(int a)\n{\n  if (a) {\n    a--;\n  }\n  |\n  return a;\n}\n",
+           "while (a > 1) {\n\t\ta /= 2;\n\t}\n\ta++;\n",
+           "while (a > 1) {\n    a /= 2;\n  }\n  a++;", -1);
+    /* the same style: nothing changes, alignment included */
+    expect("t.c", "int f(int a)\n{\n    |\n    return a;\n}\n",
+           "a = add(a,\n            a);\n    a++;\n", "a = add(a,\n            a);\n    a++;", -1);
+}
+
+/* ---- blocks that go on to the end of the enclosing block (issue 15) ---- */
+
+static void continuation(void)
+{
+    /* a loop, then the return: kept; the function's closing brace is the suffix's */
+    expect("t.c", "int f(int a)\n{\n    int s = 0;\n    |\n}\n",
+           "for (int i = 0; i < a; i++) {\n        s += i;\n    }\n    return s;\n}\n",
+           "for (int i = 0; i < a; i++) {\n        s += i;\n    }\n    return s;",
+           FIM_STOP_UNBALANCED);
+    expect("t.go", "package main\n\nfunc f(a int) int {\n\ts := 0\n\t|\n}\n",
+           "for i := 0; i < a; i++ {\n\t\ts += i\n\t}\n\treturn s\n}\n\nfunc g() {\n",
+           "for i := 0; i < a; i++ {\n\t\ts += i\n\t}\n\treturn s", FIM_STOP_UNBALANCED);
+    expect("t.rs", "fn f(a: i32) -> i32 {\n    let mut s = 0;\n    |\n}\n",
+           "for i in 0..a {\n        s += i;\n    }\n    s\n}\n",
+           "for i in 0..a {\n        s += i;\n    }\n    s", FIM_STOP_UNBALANCED);
+    /* a nested if, then more statements, up to the suffix's next line */
+    expect("t.js", "function f(a) {\n  let b = 0;\n  |\n  return b;\n}\n",
+           "if (a > 0) {\n    if (a > 1) {\n      b = 2;\n    }\n    b++;\n  }\n  b *= 2;\n"
+           "  return b;\n}\n",
+           "if (a > 0) {\n    if (a > 1) {\n      b = 2;\n    }\n    b++;\n  }\n  b *= 2;",
+           FIM_STOP_SUFFIX_REPEAT);
+    expect("t.java", "class K {\n    int f(int a) {\n        |\n    }\n}\n",
+           "if (a > 0) {\n            a--;\n        }\n        return a;\n    }\n}\n",
+           "if (a > 0) {\n            a--;\n        }\n        return a;", FIM_STOP_UNBALANCED);
+    /* Python: nested blocks kept, a line dedenting below the cursor's level ends the middle */
+    expect(
+        "t.py", "def f(a):\n    s = 0\n    |\n\nprint(f(3))\n",
+        "for i in range(a):\n        if i % 2:\n            s += i\n        s *= 2\n"
+        "    return s\n\ndef g():\n    pass\n",
+        "for i in range(a):\n        if i % 2:\n            s += i\n        s *= 2\n    return s",
+        FIM_STOP_INDENT);
+    expect("t.py", "class K:\n    def f(self, a):\n        |\n\n    def g(self):\n        pass\n",
+           "while a:\n            a -= 1\n        return a\n    def h(self):\n",
+           "while a:\n            a -= 1\n        return a", FIM_STOP_INDENT);
+    /* without a grammar (Perl): by brackets and indentation */
+    expect("t.pl", "sub f {\n    my $s = 0;\n    |\n}\n",
+           "for my $i (1..3) {\n        $s += $i;\n    }\n    return $s;\n}\n",
+           "for my $i (1..3) {\n        $s += $i;\n    }\n    return $s;", FIM_STOP_UNBALANCED);
+    /* single-line rules are unchanged */
+    expect("t.c", "int f(int a)\n{\n    a = g(|);\n}\n", "a, 1);\n    return a;", "a, 1",
+           FIM_STOP_UNBALANCED);
 }
 
 /* ---- cache stability while typing ---- */
@@ -764,8 +852,9 @@ static void budgets(void)
 
 int main(int argc, char **argv)
 {
-    static const char *const cases[] = {"languages",       "detection", "incremental", "related",
-                                        "post_processing", "budgets",   "typing"};
+    static const char *const cases[] = {"languages",    "detection",       "incremental",
+                                        "related",      "post_processing", "indentation",
+                                        "continuation", "budgets",         "typing"};
     if (!check_args(argc, argv, cases, CHECK_CASES(cases))) return 2;
     m = check_tiny_model("syntax-model.gguf", "tests/data/ds2.c", "tests/data/syntax.c");
     if (!m) return check_done();
@@ -777,6 +866,8 @@ int main(int argc, char **argv)
     if (check_want("incremental")) incremental();
     if (check_want("related")) related();
     if (check_want("post_processing")) post_processing();
+    if (check_want("indentation")) indentation();
+    if (check_want("continuation")) continuation();
     if (check_want("budgets")) budgets();
     if (check_want("typing")) {
         typing("tests/data/server.c", 150, 3, NULL);
