@@ -267,8 +267,10 @@ static void cancellation(const char *api, const char *text)
         atomic_store(&c.cancel, 1);
         pthread_join(t, NULL);
         double after = now_ms() - t0;
-        quick += c.rc == 1 && after < 200;
-        CHECK(c.rc == 1 && after < 200, "%s round %d: cancelled (rc %d) %.0f ms after the flag",
+        /* the rest of the stream would take about 2 s (64 tokens, 40 ms each): well under that
+         * means the cancel closed it, with room for a loaded machine */
+        quick += c.rc == 1 && after < 1000;
+        CHECK(c.rc == 1 && after < 1000, "%s round %d: cancelled (rc %d) %.0f ms after the flag",
               api, round, c.rc, after);
     }
     CHECK(quick == 4, "%s: every cancel took effect at once", api);
