@@ -778,6 +778,8 @@ static void stdin_eof(void)
     close(c.to);
     double took;
     int st = wait_exit(&c, 10000, &took);
+    printf("eof: exit status %d after %.0f ms\n", st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+           took);
     CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 1,
           "eof: the server exits with status 1 (no shutdown) in %.0f ms, not by a signal or hang "
           "(wait status %d)",
@@ -819,6 +821,7 @@ static void huge_document(void)
     CHECK(sent && got && code == -32600 && strstr(c.last, "exceeds"),
           "huge: a 100 MB didOpen gets -32600 naming the limit in %.0f ms: %s", ms,
           got ? c.last : "(no answer)");
+    printf("huge: %zu-byte didOpen answered in %.0f ms: %s\n", len, ms, got ? c.last : "-");
     if (got) done_msg(&d);
     CHECK(ms < 60000, "huge: bounded time (%.0f ms)", ms);
     long err;
@@ -857,7 +860,7 @@ static void change_storm(void)
     for (int i = 0; i < 10000; i++) {
         size_t len = strlen(t), a = rnd((unsigned)len + 1);
         while (a < len && ((unsigned char)t[a] & 0xC0) == 0x80) a--; /* a character's start */
-        if (rnd(2) || len < 200) {
+        if (rnd(2) || len < 3000) { /* the text stays around 3 KB */
             const char *p = pieces[rnd(8)];
             edit(&c, "file:///storm.c", i + 2, pos_of(t, a), pos_of(t, a), p);
             memmove(t + a + strlen(p), t + a, len - a + 1);
@@ -874,6 +877,7 @@ static void change_storm(void)
     size_t bytes = 0;
     uint64_t h = status_hash(&c, "file:///storm.c", &bytes);
     double ms = now_ms() - t0;
+    printf("storm: 10,000 edits applied in %.0f ms, %zu bytes at the end\n", ms, strlen(t));
     CHECK(h == fnv1a(t, strlen(t)) && bytes == strlen(t),
           "storm: after 10,000 edits the server's text equals the expected text (%zu bytes vs "
           "%zu) in %.0f ms",
