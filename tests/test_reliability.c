@@ -828,6 +828,23 @@ static void huge_document(void)
     char *r = complete(&c, "1", "file:///huge.c", (lsp_pos){0, 0}, &err);
     CHECK(!r && err == -32602, "huge: the refused document is unknown afterwards (%ld)", err);
     free(r);
+    /* under the cap (60 MB of code): opened, parsed and completed in bounded time */
+    n = 60u << 20;
+    char *big = malloc(n + 1);
+    for (size_t k = 0; k < n; k += 64)
+        snprintf(big + k, 65, "%-63s\n",
+                 k % 4096 ? "    total += compute(1, 2);" : "}\nint f(void)\n{");
+    big[n] = 0;
+    t0 = now_ms();
+    open_doc(&c, "file:///big.c", big, n);
+    r = complete(&c, "3", "file:///big.c", (lsp_pos){(long)(n / 64 / 2), 4}, &err);
+    ms = now_ms() - t0;
+    printf("huge: a %zu-byte document opened and completed in %.0f ms\n", n, ms);
+    CHECK(r != NULL && ms < 120000,
+          "huge: a 60 MB document (under the cap) is completed (%ld) in "
+          "%.0f ms",
+          err, ms);
+    free(r), free(big);
     long l;
     small_doc(&c, "file:///after.c", &l);
     r = complete(&c, "2", "file:///after.c", (lsp_pos){l, 8}, &err);
