@@ -47,10 +47,10 @@ MODEL_OBJ := $(BASE_SRC:%.c=$(BUILD)/%.o) $(MODEL_SRC:%.c=$(BUILD)/%.o)
 MODEL_TEST_BIN := $(filter $(addprefix $(BUILD)/tests/,test_base test_gguf test_tokenizer test_kernels test_ds2),$(TEST_BIN))
 # `make check` and the test programs alone install nothing (no apt-get, editors or npm clients):
 # a missing package is the compiler's error then, and `make` installs it.
-INSTALLS  := $(if $(MAKECMDGOALS),$(filter-out check $(TEST_BIN) $(BUILD)/libmodel.a,$(MAKECMDGOALS)),all)
+INSTALLS  := $(if $(MAKECMDGOALS),$(filter-out check soak $(TEST_BIN) $(BUILD)/libmodel.a,$(MAKECMDGOALS)),all)
 
-.PHONY: all deps editors-deps train-deps check test demo bench bench-context bench-quality corpus weights \
-	install vsix format format-check clean
+.PHONY: all deps editors-deps train-deps check test soak demo bench bench-context bench-quality corpus \
+	weights install vsix format format-check clean
 .SECONDARY:
 all: deps $(BUILD)/fimd
 
@@ -151,6 +151,18 @@ test: all $(TEST_BIN) editors-deps train-deps
 		sh tests/run.sh $(TEST_BIN) \
 		tests/cli_errors.sh tests/context_cli.sh tests/bundled.sh tests/train.sh \
 		tests/editors.sh tests/editors_tmux.sh tests/vsix.sh tests/format.sh
+
+# The soak (not in CI): SOAK_REQUESTS completion requests over 8 open documents, with edits, cancels,
+# supersessions, closes and reopens, on the bundled model (tests/test_reliability.c, case soak; make
+# test runs 1,000). `make SANITIZE=1 soak` runs it under ASan/LSan from build-san/, with ASan's
+# quarantine of freed memory bounded to 16 MB (by default it grows to 256 MB, which the RSS check
+# would take for a leak).
+SOAK_REQUESTS ?= 10000
+soak: $(BUILD)/fimd $(BUILD)/tests/test_reliability
+	@ASAN_OPTIONS=quarantine_size_mb=16:$$ASAN_OPTIONS \
+		FIMD_BIN=$(BUILD)/fimd FIMD_TMP=$(BUILD)/tmp FIMD_SOAK_REQUESTS=$(SOAK_REQUESTS) \
+		FIMD_SOAK_MODEL=$(BUNDLED) LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
+		$(BUILD)/tests/test_reliability soak
 
 # The README's first command: build and run a scripted LSP session with FIMD_MODEL, or else the
 # bundled model fimd trained itself (weights/), which fimd finds on its own.

@@ -111,6 +111,7 @@ typedef struct fim_backend_status {
     char note[512];   /* warnings: a tokenizer mismatch, plain http to another host */
     int threads;      /* in-process only */
     bool prompt_ids;  /* prompts go as token ids (else as text) */
+    bool damaged;     /* the model's file changed under it: it must be loaded again */
 } fim_backend_status;
 
 typedef struct fim_engine fim_engine;

@@ -37,6 +37,15 @@ static void session_free(session *s)
     free(s->ids.v);
 }
 
+/* The weights' file was truncated under its mapping (model_gguf_damaged): nothing computed from it
+ * can be trusted, so every step fails with this until the model is loaded again. */
+static int damaged(const local *l, fim_err *err)
+{
+    const model_gguf *g = model_get_gguf(l->m);
+    if (!model_gguf_damaged(g)) return 0;
+    return fim__fail(err, "the model file was truncated while in use; it must be loaded again");
+}
+
 static size_t local_cache_bytes(const fim_backend *b)
 {
     const local *l = (const local *)b;
@@ -111,6 +120,7 @@ static int local_start(fim_backend *b, const fim_gen *g, const atomic_int *cance
 {
     local *l = (local *)b;
     l->cur = NULL;
+    if (damaged(l, err)) return -1;
     if (g->n == 0) return fim__fail(err, "empty prompt");
     session *s = session_for(l, g->doc, err);
     if (!s) return -1;
@@ -131,6 +141,7 @@ static int local_start(fim_backend *b, const fim_gen *g, const atomic_int *cance
                            last ? MODEL_LOGITS_LAST : MODEL_LOGITS_NONE, cancel, &me);
         if (r == -2) return 1;
         if (r) return fim__fail(err, "%s", me.msg);
+        if (damaged(l, err)) return -1;
         fim__ids_push(&s->ids, g->ids + at, (size_t)k);
         st->evaluated += k;
     }
@@ -158,6 +169,7 @@ static int local_accept(fim_backend *b, int32_t tok, const atomic_int *cancel, f
     int r = model_eval(l->m, l->cur->cache, &tok, 1, l->logits, MODEL_LOGITS_LAST, cancel, &me);
     if (r == -2) return 1;
     if (r) return fim__fail(err, "%s", me.msg);
+    if (damaged(l, err)) return -1;
     fim__ids_push(&l->cur->ids, &tok, 1);
     return 0;
 }
@@ -180,7 +192,9 @@ static void local_status(const fim_backend *b, fim_backend_status *out)
     snprintf(out->kind, sizeof out->kind, "in-process");
     snprintf(out->desc, sizeof out->desc, "deepseek2 %d layers, %d experts, vocab %d", h->n_layer,
              h->n_expert, h->n_vocab);
-    snprintf(out->health, sizeof out->health, "ok");
+    out->damaged = model_gguf_damaged(model_get_gguf(l->m));
+    snprintf(out->health, sizeof out->health, "%s",
+             out->damaged ? "the model file was truncated while in use" : "ok");
     out->threads = model_get_threads(l->m);
     out->prompt_ids = true;
 }

@@ -876,7 +876,19 @@ static void on_input(struct ev_loop *loop, ev_io *w, int revents)
     ssize_t n = read(w->fd, buf, sizeof buf);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     if (n <= 0) { /* end of input: the client is gone */
-        logf_(s, "end of input");
+        /* said on stderr too (editors show it in their server log): a client that died mid-message
+         * leaves a partial frame, one that quit without `exit` leaves none */
+        size_t unread = s->rd.len - s->rd.pending + s->rd.discard;
+        char why[160];
+        if (n < 0)
+            snprintf(why, sizeof why, "read error on input (%s)", strerror(errno));
+        else if (unread)
+            snprintf(why, sizeof why, "end of input in the middle of a message (%zu bytes unread)",
+                     unread);
+        else
+            snprintf(why, sizeof why, "end of input before `exit`");
+        fprintf(stderr, "fimd: %s; exiting\n", why);
+        logf_(s, "%s", why);
         s->exiting = true;
         ev_break(loop, EVBREAK_ALL);
         return;

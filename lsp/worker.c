@@ -114,6 +114,23 @@ static void run_complete(lsp_worker *w, job *j)
     fim_err fe = {{0}};
     j->status = fim_complete(w->engine, &req, &j->cfg, &j->cancel, &j->out, &j->st, &fe);
     if (j->status < 0) snprintf(j->err, sizeof j->err, "%s", fe.msg);
+    fim_backend_status bs;
+    fim_engine_status(w->engine, &bs);
+    if (bs.damaged) { /* the weights' file was truncated: unusable until loaded again */
+        unload(w);
+        pthread_mutex_lock(&w->mu);
+        w->status.state = LOAD_FAILED;
+        snprintf(w->status.error, sizeof w->status.error, "%.300s: %.200s", w->status.model,
+                 bs.health);
+        w->status.cache_bytes = 0;
+        w->status.cached_docs = 0;
+        pthread_mutex_unlock(&w->mu);
+        if (j->status >= 0) {
+            free(j->out), j->out = NULL;
+            j->status = -1;
+        }
+        snprintf(j->err, sizeof j->err, "%s", w->status.error);
+    }
 }
 
 static void *worker_main(void *arg)

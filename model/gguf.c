@@ -7,6 +7,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -498,6 +501,88 @@ static void *read_resident(int fd, uint64_t size)
     return p;
 }
 
+/* ---- the SIGBUS guard: a mapped file truncated by another process ----
+ * A page of a file mapping past the file's new end raises SIGBUS when touched. For the mappings
+ * registered here the handler maps zero pages over the rest of the mapping instead and marks it
+ * damaged: the computation under way finishes on zeros, and the engine, seeing the mark, reports
+ * the file instead of the process dying. Any other SIGBUS goes to the handler that was there
+ * before, or gets the default action (the process ends, as it would have). */
+
+enum { MAX_GUARDED = 32 };
+static struct guarded {
+    _Atomic uintptr_t lo, hi; /* [lo, hi): the mapping, page-rounded; 0, 0 when the slot is free */
+    atomic_bool damaged;
+} guarded[MAX_GUARDED];
+static pthread_mutex_t guard_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct sigaction guard_prev;
+static uintptr_t guard_page;
+static bool guard_installed;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uctx)
+{
+    uintptr_t a = (uintptr_t)si->si_addr;
+    for (int i = 0; i < MAX_GUARDED; i++) {
+        uintptr_t lo = atomic_load(&guarded[i].lo), hi = atomic_load(&guarded[i].hi);
+        if (a < lo || a >= hi) continue;
+        uintptr_t page = a & ~(guard_page - 1);
+        if (mmap((void *)page, hi - page, PROT_READ,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) != MAP_FAILED) {
+            atomic_store(&guarded[i].damaged, true);
+            return; /* the access is retried and reads zeros */
+        }
+    }
+    if (guard_prev.sa_flags & SA_SIGINFO) {
+        if (guard_prev.sa_sigaction) {
+            guard_prev.sa_sigaction(sig, si, uctx);
+            return;
+        }
+    } else if (guard_prev.sa_handler != SIG_DFL && guard_prev.sa_handler != SIG_IGN) {
+        guard_prev.sa_handler(sig);
+        return;
+    }
+    signal(SIGBUS, SIG_DFL); /* the access faults again, now with the default action */
+}
+
+/* The slot guarding [p, p + size), or -1 when every slot is taken (the mapping is unguarded). */
+static int guard_add(const void *p, uint64_t size)
+{
+    pthread_mutex_lock(&guard_mu);
+    if (!guard_installed) {
+        guard_page = (uintptr_t)sysconf(_SC_PAGESIZE);
+        struct sigaction sa = {0};
+        sa.sa_sigaction = on_sigbus;
+        sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+        sigemptyset(&sa.sa_mask);
+        guard_installed = sigaction(SIGBUS, &sa, &guard_prev) == 0;
+    }
+    int slot = -1;
+    for (int i = 0; guard_installed && i < MAX_GUARDED && slot < 0; i++)
+        if (!atomic_load(&guarded[i].hi)) slot = i;
+    if (slot >= 0) {
+        uintptr_t lo = (uintptr_t)p,
+                  hi = (lo + (uintptr_t)size + guard_page - 1) & ~(guard_page - 1);
+        atomic_store(&guarded[slot].damaged, false);
+        atomic_store(&guarded[slot].lo, lo);
+        atomic_store(&guarded[slot].hi, hi);
+    }
+    pthread_mutex_unlock(&guard_mu);
+    return slot;
+}
+
+static void guard_remove(int slot)
+{
+    if (slot < 0) return;
+    pthread_mutex_lock(&guard_mu);
+    atomic_store(&guarded[slot].hi, 0);
+    atomic_store(&guarded[slot].lo, 0);
+    pthread_mutex_unlock(&guard_mu);
+}
+
+bool model_gguf_damaged(const model_gguf *g)
+{
+    return g && g->guard >= 0 && atomic_load(&guarded[g->guard].damaged);
+}
+
 static model_gguf *open_file(const char *path, bool resident, model_err *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -519,6 +604,7 @@ static model_gguf *open_file(const char *path, bool resident, model_err *err)
     }
     g->path = strdup(path);
     g->size = (uint64_t)st.st_size;
+    g->guard = -1;
     if (g->size == 0) {
         model__fail(err, "%s: empty file", path);
         close(fd);
@@ -528,7 +614,10 @@ static model_gguf *open_file(const char *path, bool resident, model_err *err)
     void *p = resident ? read_resident(fd, g->size) : MAP_FAILED;
     /* otherwise a mapping; MAP_POPULATE: fault the weights in now, not token by token as experts
      * get routed */
-    if (p == MAP_FAILED) p = mmap(NULL, g->size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (p == MAP_FAILED) {
+        p = mmap(NULL, g->size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+        if (p != MAP_FAILED) g->guard = guard_add(p, g->size);
+    }
     close(fd);
     if (p == MAP_FAILED) {
         model__fail(err, "%s: mmap: %s", path, strerror(errno));
@@ -558,6 +647,7 @@ model_gguf *model__gguf_open_resident(const char *path, model_err *err)
 void model_gguf_close(model_gguf *g)
 {
     if (!g) return;
+    guard_remove(g->guard);
     if (g->base) munmap((void *)g->base, g->size);
     free(g->kv);
     free(g->tensors);

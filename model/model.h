@@ -24,6 +24,10 @@ typedef struct model_gguf model_gguf;
 
 model_gguf *model_gguf_open(const char *path, model_err *err);
 void model_gguf_close(model_gguf *g);
+/* True once the file under a mapping was found truncated (its pages past the new end read as zeros
+ * since, rather than killing the process with SIGBUS): what was computed from it is garbage and the
+ * file must be loaded again. Always false for a file read into memory. */
+bool model_gguf_damaged(const model_gguf *g);
 
 /* Dequantize tensor `name` to float32 in GGUF order (ne0 fastest). *out is malloc'd (caller
  * frees); ne[0..3] receive the dimensions (unused ones 1), *n_dims their count. */

@@ -66,6 +66,7 @@ struct model_gguf {
     gguf_tensor *tensors;
     uint64_t data_start;
     char *path;
+    int guard; /* the SIGBUS guard's slot for a file mapping, else -1 */
 };
 
 /* model_gguf_open for the engine: the file is read into memory that may use 2 MB pages (falls back

@@ -373,9 +373,39 @@ static void dense_only(void)
           status);
 }
 
+/* A file truncated under its mapping: the pages past the new end read as zeros instead of raising
+ * SIGBUS, and the mapping says it is damaged. */
+static void truncated(void)
+{
+    const char *path = check_tmp("gguf-truncated.gguf");
+    FILE *f = fopen(path, "wb");
+    bool written = f && fwrite(base, 1, base_len, f) == base_len;
+    if (f) written &= fclose(f) == 0;
+    model_err err = {{0}};
+    model_gguf *g = written ? model_gguf_open(path, &err) : NULL;
+    if (!CHECK(g != NULL, "the copy maps: %s", err.msg)) return;
+    CHECK(!model_gguf_damaged(g), "a mapping of an intact file is not damaged");
+    CHECK(truncate(path, (off_t)(base_len / 4)) == 0, "truncate the file under the mapping");
+    const volatile uint8_t *p = g->base;
+    unsigned sum = 0;
+    for (uint64_t i = 0; i < g->size; i += 256) sum += p[i]; /* SIGBUS here without the guard */
+    CHECK(model_gguf_damaged(g), "the mapping is marked damaged (read sum %u)", sum);
+    CHECK(p[g->size - 1] == 0 && p[base_len / 4 + 4096] == 0, "past the new end it reads zeros");
+    float *out = NULL;
+    int64_t ne[4];
+    int nd;
+    CHECK(model_gguf_tensor_f32(g, "output.weight", &out, ne, &nd, &err) == 0,
+          "a tensor past the new end still reads: %s", err.msg);
+    free(out);
+    model_gguf_close(g);
+    g = model_gguf_open(path, &err);
+    CHECK(!g && err.msg[0], "opening the truncated file fails with a message: %s", err.msg);
+    model_gguf_close(g);
+}
+
 int main(int argc, char **argv)
 {
-    static const char *const cases[] = {"header", "model", "writer", "dense_only"};
+    static const char *const cases[] = {"header", "model", "writer", "dense_only", "truncated"};
     if (!check_args(argc, argv, cases, CHECK_CASES(cases))) return 2;
     model_synth_opts o;
     model_synth_preset(&o, "tiny");
@@ -393,6 +423,7 @@ int main(int argc, char **argv)
     if (check_want("model")) model_cases();
     if (check_want("writer")) writer_round_trip();
     if (check_want("dense_only")) dense_only();
+    if (check_want("truncated")) truncated();
     free(base);
     free((char *)base_path);
     return check_done();
