@@ -139,11 +139,12 @@ $(BUILD)/.train-ok: | $(BUILD)/.deps-ok
 	@sh tools/install-deps.sh $(TRAIN_PACKAGES)
 	@touch $@
 
-# The fast tier: the C test programs only (no editors, no npm clients, no training tools). One
-# program: build/tests/test_fim; one case: build/tests/test_fim sessions.
-check: $(BUILD)/fimd $(TEST_BIN)
+# The fast tier: the C test programs but the reliability one (no editors, no npm clients, no
+# training tools). One program: build/tests/test_fim; one case: build/tests/test_fim sessions.
+CHECK_BIN := $(filter-out $(BUILD)/tests/test_reliability,$(TEST_BIN))
+check: $(BUILD)/fimd $(CHECK_BIN)
 	@FIMD_BIN=$(BUILD)/fimd FIMD_SHARED=$(SHARED) FIMD_TMP=$(BUILD)/tmp LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
-		sh tests/run.sh $(TEST_BIN)
+		sh tests/run.sh $(CHECK_BIN)
 
 # Each test program runs as its own process with a timeout; the runner prints the totals.
 test: all $(TEST_BIN) editors-deps train-deps
