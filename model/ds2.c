@@ -231,34 +231,35 @@ static void per_head(run *rs, int H, const wt *w, const float *X, size_t xs, flo
     model__matmul_batch(rs->mm, rs->ops, H);
 }
 
-/* Multi-head latent attention with absorbed weights: the queries are taken into the latent space
- * by W_UK (per head), attend over the cached latent rows, and come back through W_UV. */
-static void attention(const model_weights *ws, run *rs, model_cache *c, const layer *L, int il,
-                      int T, int n_past)
+/* The queries q [T][H*Dk] and the latent kv [T][R + Dr] of the normed input a. */
+static void qkv(const model_hparams *hp, run *rs, const layer *L, int T)
 {
-    const model_hparams *hp = &ws->hp;
-    int D = hp->n_embd, H = hp->n_head, Dn = hp->qk_nope, Dr = hp->qk_rope, R = hp->kv_lora_rank;
-    int Dk = Dn + Dr, Dv = hp->v_head, row = R + Dr;
+    int D = hp->n_embd, H = hp->n_head, Dk = hp->qk_nope + hp->qk_rope;
+    size_t row = (size_t)(hp->kv_lora_rank + hp->qk_rope);
     if (hp->q_lora_rank > 0) {
         int Q = hp->q_lora_rank;
         model__matmul(rs->mm, &L->wq_a, 0, rs->a, T, (size_t)D, rs->g, (size_t)Q);
         for (int t = 0; t < T; t++)
             rmsnorm(rs->g + (size_t)t * Q, &L->q_a_norm, hp->rms_eps, Q, rs->g + (size_t)t * Q);
         model__matmul(rs->mm, &L->wq_b, 0, rs->g, T, (size_t)Q, rs->q, (size_t)H * Dk);
-        model__matmul(rs->mm, &L->wkv_a, 0, rs->a, T, (size_t)D, rs->kv, (size_t)row);
-    } else { /* both read the normed input: one dispatch */
-        mm_op qkv[2] = {
-            {.w = &L->wq, .T = T, .X = rs->a, .ldx = (size_t)D, .Y = rs->q, .ldy = (size_t)H * Dk},
-            {.w = &L->wkv_a,
-             .T = T,
-             .X = rs->a,
-             .ldx = (size_t)D,
-             .Y = rs->kv,
-             .ldy = (size_t)row}};
-        model__matmul_batch(rs->mm, qkv, 2);
+        model__matmul(rs->mm, &L->wkv_a, 0, rs->a, T, (size_t)D, rs->kv, row);
+        return;
     }
-    float *rows = model__cache_rows(c, il);
-    per_head(rs, H, &L->wk_b, rs->q, (size_t)Dk, rs->qa, (size_t)row, T); /* q_nope -> latent */
+    /* Lite: both read the normed input, so one dispatch */
+    mm_op ops[2] = {
+        {.w = &L->wq, .T = T, .X = rs->a, .ldx = (size_t)D, .Y = rs->q, .ldy = (size_t)H * Dk},
+        {.w = &L->wkv_a, .T = T, .X = rs->a, .ldx = (size_t)D, .Y = rs->kv, .ldy = row}};
+    model__matmul_batch(rs->mm, ops, 2);
+}
+
+/* Append the T tokens' latent rows to the cache (latent normed, k_pe roped) and rope the queries'
+ * rope parts into qa beside their absorbed latent parts. */
+static void latent_rows(const model_weights *ws, run *rs, const layer *L, float *rows, int T,
+                        int n_past)
+{
+    const model_hparams *hp = &ws->hp;
+    int H = hp->n_head, Dn = hp->qk_nope, Dr = hp->qk_rope, R = hp->kv_lora_rank;
+    int Dk = Dn + Dr, row = R + Dr;
     for (int t = 0; t < T; t++) {
         float *kv = rs->kv + (size_t)t * row, *dst = rows + (size_t)(n_past + t) * row;
         rmsnorm(kv, &L->kv_a_norm, hp->rms_eps, R, dst); /* the norm covers the latent only */
@@ -271,6 +272,20 @@ static void attention(const model_weights *ws, run *rs, model_cache *c, const la
             rope(ws, qa, Dr, n_past + t);
         }
     }
+}
+
+/* Multi-head latent attention with absorbed weights: the queries are taken into the latent space
+ * by W_UK (per head), attend over the cached latent rows, and come back through W_UV. */
+static void attention(const model_weights *ws, run *rs, model_cache *c, const layer *L, int il,
+                      int T, int n_past)
+{
+    const model_hparams *hp = &ws->hp;
+    int D = hp->n_embd, H = hp->n_head, R = hp->kv_lora_rank, Dv = hp->v_head;
+    size_t Dk = (size_t)(hp->qk_nope + hp->qk_rope), row = (size_t)(R + hp->qk_rope);
+    qkv(hp, rs, L, T);
+    float *rows = model__cache_rows(c, il);
+    per_head(rs, H, &L->wk_b, rs->q, Dk, rs->qa, row, T); /* q_nope -> latent */
+    latent_rows(ws, rs, L, rows, T, n_past);
     att_task a = {hp, rs, rows, rs->qa, rs->ol, n_past};
     model__pool_for(rs->pool, T * (H / att_group(H)), 1, att_heads, &a);
     per_head(rs, H, &L->wv_b, rs->ol, (size_t)R, rs->o, (size_t)Dv, T); /* latent -> v */
@@ -348,19 +363,15 @@ static void route(const model_hparams *hp, float *p, int *top, float *w)
     }
 }
 
-/* Routed experts of all T tokens, grouped by expert (each expert's tokens in one batch), and the
- * shared experts: every gate and up product in one dispatch, every down product in a second.
- * Expert outputs are summed per token in selection order, then the shared ones, as llama.cpp does.
- */
-static void moe(const model_hparams *hp, run *rs, const layer *L, const float *F, int T, float *out)
+/* Route T tokens and copy each token's input to one row per selected expert, in expert order:
+ * expert e's rows are start[e] .. start[e+1]-1 of xe; row_of[t K + j] is the row of token t's j-th
+ * selected expert. */
+static void group_by_expert(const model_hparams *hp, run *rs, const float *F, int T, int *start)
 {
     int D = hp->n_embd, E = hp->n_expert, K = hp->n_expert_used;
-    size_t Fe = (size_t)L->gate_exps.ne[1], Fs = hp->n_shared > 0 ? (size_t)L->gate_sh.ne[1] : 0;
-    model__matmul(rs->mm, &L->router, 0, F, T, (size_t)D, rs->probs, (size_t)E);
     for (int t = 0; t < T; t++)
         route(hp, rs->probs + (size_t)t * E, rs->top + (size_t)t * K, rs->wts + (size_t)t * K);
-    /* rows of xe in expert order; row_of[t K + j] = the row of token t's j-th selected expert */
-    int *row_of = rs->row_of, start[MAX_EXPERTS + 1] = {0};
+    memset(start, 0, sizeof(int) * (size_t)(E + 1));
     for (int i = 0; i < T * K; i++) start[rs->top[i] + 1]++;
     for (int e = 0; e < E; e++) start[e + 1] += start[e];
     int fill[MAX_EXPERTS];
@@ -368,9 +379,19 @@ static void moe(const model_hparams *hp, run *rs, const layer *L, const float *F
     for (int t = 0; t < T; t++)
         for (int j = 0; j < K; j++) {
             int r = fill[rs->top[t * K + j]]++;
-            row_of[t * K + j] = r;
+            rs->row_of[t * K + j] = r;
             memcpy(rs->xe + (size_t)r * D, F + (size_t)t * D, sizeof(float) * (size_t)D);
         }
+}
+
+/* The experts' SwiGLU: every gate and up product (each routed expert once for its rows, then the
+ * shared experts over all T tokens) in one dispatch, every down product in a second. Routed outputs
+ * land in ye's first T K rows, the shared ones in the T rows after. */
+static void expert_ffn(const model_hparams *hp, run *rs, const layer *L, const float *F, int T,
+                       const int *start)
+{
+    int D = hp->n_embd, E = hp->n_expert, K = hp->n_expert_used;
+    size_t Fe = (size_t)L->gate_exps.ne[1], Fs = hp->n_shared > 0 ? (size_t)L->gate_sh.ne[1] : 0;
     float *gs = rs->g + (size_t)T * K * Fe,
           *us = rs->u + (size_t)T * K * Fe; /* the shared experts' part */
     mm_op *ops = rs->ops;
@@ -396,22 +417,45 @@ static void moe(const model_hparams *hp, run *rs, const layer *L, const float *F
                                .Y = rs->ye + (size_t)start[e] * D,
                                .ldy = (size_t)D};
     }
-    float *ys = rs->ye + (size_t)T * K * D;
     if (Fs)
-        ops[n++] = (mm_op){.w = &L->down_sh, .T = T, .X = gs, .ldx = Fs, .Y = ys, .ldy = (size_t)D};
+        ops[n++] = (mm_op){.w = &L->down_sh,
+                           .T = T,
+                           .X = gs,
+                           .ldx = Fs,
+                           .Y = rs->ye + (size_t)T * K * D,
+                           .ldy = (size_t)D};
     model__matmul_batch(rs->mm, ops, n);
-    for (int t = 0; t < T; t++) { /* in selection order: each weighted output, then their sum */
+}
+
+/* out[t] = the weighted routed outputs in selection order, then the shared experts' output: the
+ * order of llama.cpp's sums, which float addition makes part of the result. */
+static void combine(const model_hparams *hp, const run *rs, int T, bool shared, float *out)
+{
+    int D = hp->n_embd, K = hp->n_expert_used;
+    const float *ys = rs->ye + (size_t)T * K * D;
+    for (int t = 0; t < T; t++) {
         float *o = out + (size_t)t * D;
         for (int j = 0; j < K; j++) {
-            const float *y = rs->ye + (size_t)row_of[t * K + j] * D, w = rs->wts[t * K + j];
+            const float *y = rs->ye + (size_t)rs->row_of[t * K + j] * D, w = rs->wts[t * K + j];
             if (j == 0)
                 for (int i = 0; i < D; i++) o[i] = y[i] * w;
             else
                 for (int i = 0; i < D; i++) o[i] += y[i] * w;
         }
-        if (Fs)
+        if (shared)
             for (int i = 0; i < D; i++) o[i] += ys[(size_t)t * D + i];
     }
+}
+
+/* DeepSeekMoE over T tokens: routed experts grouped by expert (each expert's tokens in one batch)
+ * and the shared experts. */
+static void moe(const model_hparams *hp, run *rs, const layer *L, const float *F, int T, float *out)
+{
+    int start[MAX_EXPERTS + 1];
+    model__matmul(rs->mm, &L->router, 0, F, T, (size_t)hp->n_embd, rs->probs, (size_t)hp->n_expert);
+    group_by_expert(hp, rs, F, T, start);
+    expert_ffn(hp, rs, L, F, T, start);
+    combine(hp, rs, T, hp->n_shared > 0, out);
 }
 
 /* ---- forward ---- */

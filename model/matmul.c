@@ -67,53 +67,71 @@ typedef struct mm_batch {
 
 enum { MM_TOKEN_TILE = 16 };
 
+/* The kernels one product uses, looked up once per call. */
+typedef struct row_dots {
+    int K;
+    vec_dot_fn dot;
+    vec_dot4_fn dot4;
+    vec_dotn_fn dotn;
+    vec_dotn2_fn dotn2; /* NULL when pairs of rows do not pay */
+} row_dots;
+
+/* Weight rows n and n+1 against tokens [t0, t1): the two rows share the activations' loads. */
+static void two_rows(const row_dots *d, const mm_op *o, const uint8_t *row, int n, int t0, int t1)
+{
+    size_t rb = o->w->row_bytes;
+    for (int tk = t0; tk < t1; tk += 8) {
+        int c = t1 - tk < 8 ? t1 - tk : 8;
+        float r[16];
+        d->dotn2(d->K, row, rb, o->xq + (size_t)tk * o->xstride, o->xstride, r, c);
+        for (int q = 0; q < c; q++) {
+            o->Y[(size_t)(tk + q) * o->ldy + (size_t)n] = r[q];
+            o->Y[(size_t)(tk + q) * o->ldy + (size_t)n + 1] = r[8 + q];
+        }
+    }
+}
+
+/* Weight row n against tokens [t0, t1): 8 at a time, then 4, then one by one. The batched kernels
+ * make bitwise the same sums as dot, so batch size never changes a result. */
+static void one_row(const row_dots *d, const mm_op *o, const uint8_t *row, int n, int t0, int t1)
+{
+    int tk = t0;
+    if (d->dotn)
+        for (; tk < t1; tk += 8) {
+            int c = t1 - tk < 8 ? t1 - tk : 8;
+            float r[8];
+            d->dotn(d->K, row, o->xq + (size_t)tk * o->xstride, o->xstride, r, c);
+            for (int q = 0; q < c; q++) o->Y[(size_t)(tk + q) * o->ldy + (size_t)n] = r[q];
+        }
+    if (d->dot4)
+        for (; tk + 4 <= t1; tk += 4) {
+            float r[4];
+            d->dot4(d->K, row, o->xq + (size_t)tk * o->xstride, o->xstride, r);
+            for (int q = 0; q < 4; q++) o->Y[(size_t)(tk + q) * o->ldy + (size_t)n] = r[q];
+        }
+    for (; tk < t1; tk++)
+        o->Y[(size_t)tk * o->ldy + (size_t)n] = d->dot(d->K, row, o->xq + (size_t)tk * o->xstride);
+}
+
 /* Rows [n0, n1) of one product. */
 static void mm_op_rows(const model_mm *mm, const mm_op *o, int n0, int n1)
 {
     const wt *w = o->w;
-    int K = (int)w->ne[0];
-    vec_dot_fn dot = mm->k->vec_dot[w->type];
-    vec_dot4_fn dot4 = mm->k->vec_dot4[w->type];
-    vec_dotn_fn dotn = mm->k->vec_dotn[w->type];
+    row_dots d = {(int)w->ne[0], mm->k->vec_dot[w->type], mm->k->vec_dot4[w->type],
+                  mm->k->vec_dotn[w->type], NULL};
     /* pairs of rows only when the rows are read again for later token tiles: streaming two rows
      * at once from memory measured 2-3x slower here than one (decode) */
-    vec_dotn2_fn dotn2 = dotn && o->T > MM_TOKEN_TILE / 2 ? mm->k->vec_dotn2[w->type] : NULL;
+    if (d.dotn && o->T > MM_TOKEN_TILE / 2) d.dotn2 = mm->k->vec_dotn2[w->type];
     const uint8_t *rows = w->data + (size_t)o->e * w->mat_bytes;
     /* token tiles: a tile of weight rows stays in cache while it meets every token */
     for (int t0 = 0; t0 < o->T; t0 += MM_TOKEN_TILE) {
         int t1 = t0 + MM_TOKEN_TILE < o->T ? t0 + MM_TOKEN_TILE : o->T;
         for (int n = n0; n < n1; n++) {
             const uint8_t *row = rows + (size_t)n * w->row_bytes;
-            int tk = t0;
-            if (dotn2 && n + 1 < n1) { /* two weight rows share the activations' loads */
-                for (; tk < t1; tk += 8) {
-                    int c = t1 - tk < 8 ? t1 - tk : 8;
-                    float r[16];
-                    dotn2(K, row, w->row_bytes, o->xq + (size_t)tk * o->xstride, o->xstride, r, c);
-                    for (int q = 0; q < c; q++) {
-                        o->Y[(size_t)(tk + q) * o->ldy + (size_t)n] = r[q];
-                        o->Y[(size_t)(tk + q) * o->ldy + (size_t)n + 1] = r[8 + q];
-                    }
-                }
-                n++;
-                continue;
-            }
-            if (dotn) /* bitwise the same sums as dot: batch size never changes a result */
-                for (; tk < t1; tk += 8) {
-                    int c = t1 - tk < 8 ? t1 - tk : 8;
-                    float r[8];
-                    dotn(K, row, o->xq + (size_t)tk * o->xstride, o->xstride, r, c);
-                    for (int q = 0; q < c; q++) o->Y[(size_t)(tk + q) * o->ldy + (size_t)n] = r[q];
-                }
-            if (dot4)
-                for (; tk + 4 <= t1; tk += 4) {
-                    float r[4];
-                    dot4(K, row, o->xq + (size_t)tk * o->xstride, o->xstride, r);
-                    for (int q = 0; q < 4; q++) o->Y[(size_t)(tk + q) * o->ldy + (size_t)n] = r[q];
-                }
-            for (; tk < t1; tk++)
-                o->Y[(size_t)tk * o->ldy + (size_t)n] =
-                    dot(K, row, o->xq + (size_t)tk * o->xstride);
+            if (d.dotn2 && n + 1 < n1)
+                two_rows(&d, o, row, n++, t0, t1);
+            else
+                one_row(&d, o, row, n, t0, t1);
         }
     }
 }

@@ -1,6 +1,6 @@
-/* model/model_internal.h — what the files of model/ share with each other (and with white-box
- * tests): the parsed GGUF layout, the GGUF writer, tensor-type traits and the kernel table.
- * Nothing outside model/ and tests/ includes this. */
+/* model/model_internal.h — what the files of model/ share (and white-box tests see): the GGUF
+ * layout and writer, type traits, the kernel table, the pool, the product scheduler and the
+ * cache's inside. Nothing outside model/ and tests/ includes this. */
 #ifndef FIMD_MODEL_INTERNAL_H
 #define FIMD_MODEL_INTERNAL_H
 
