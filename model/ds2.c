@@ -3,7 +3,6 @@
  * buffers and threads (llama2.c's RunState), plus the public model_* entry points. */
 #define _GNU_SOURCE
 #include "weights.h"
-#include "base/base.h"
 
 #include <cblas.h>
 #include <math.h>
