@@ -60,7 +60,7 @@ bool cli_backend_remote(cli_backend *b)
 
 fim_backend_spec cli_backend_spec(const cli_backend *b, const char *model_path, int threads)
 {
-    fim_backend_spec s = {.model_path = model_path, .threads = threads};
+    fim_backend_spec s = {.model_path = model_path, .threads = threads, .load = *cli_model_opts()};
     if (!b->api[0]) return s;
     const char *bundled = cli_bundled_model();
     s.model_is_bundled = model_path && bundled && !strcmp(model_path, bundled);

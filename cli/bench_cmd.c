@@ -102,7 +102,7 @@ int cmd_bench(int argc, char **argv)
         return cli_fail("bench: usage: fimd bench -m MODEL [-p 512] [-n 64] [-t N] [--json]");
     model_err err = {{0}};
     double t0 = (base_now_ms() / 1e3);
-    model *m = model_load(path, &err);
+    model *m = model_load_opts(path, cli_model_opts(), &err);
     if (!m) return cli_fail("%s", err.msg);
     double load_s = (base_now_ms() / 1e3) - t0;
     model_set_threads(m, (int)threads);

@@ -349,7 +349,8 @@ int cmd_bench_quality(int argc, char **argv)
             docs[i] = fim_doc_new(files[i], NULL, text, len), free(text);
     }
     fim_err fe = {{0}};
-    fim_backend_spec spec = {.model_path = model_path, .threads = (int)threads};
+    fim_backend_spec spec = {
+        .model_path = model_path, .threads = (int)threads, .load = *cli_model_opts()};
     b->e = rc ? NULL : fim_engine_open(&spec, &fe);
     if (!rc && !b->e) rc = cli_fail("%s", fe.msg);
     for (int f = 0; f < n_files && !rc; f++) {

@@ -39,6 +39,10 @@ const char *cli_bundled_model(void);
  * unless cmd is NULL); NULL when there is none. */
 const char *cli_model_or_bundled(const char *given, const char *cmd);
 
+/* How the model library loads weights, from FIMD_MLOCK=0, FIMD_HUGEPAGES=0, FIMD_SGEMM=1 and
+ * FIMD_KERNELS=scalar|avx2 (cli/model_env.c): read at the first call, the same struct after. */
+const model_opts *cli_model_opts(void);
+
 /* Options for a serving engine (cli/backend_opts.c); the strings point into argv or the
  * environment. */
 typedef struct cli_backend {

@@ -125,6 +125,7 @@ static int serve(int argc, char **argv)
         }
     }
     o.bundled_model = cli_bundled_model();
+    o.load = *cli_model_opts();
     if (cli_backend_remote(&be)) {
         o.backend_api = be.api, o.backend_url = be.url, o.backend_model = be.model_name;
         o.api_key_env = be.api_key_env, o.ca_file = be.ca_file, o.timeout_ms = be.timeout_ms;

@@ -73,7 +73,7 @@ static model_vocab *open_vocab(const char *path)
 static model *open_model(const char *path)
 {
     model_err err = {{0}};
-    model *m = model_load(path, &err);
+    model *m = model_load_opts(path, cli_model_opts(), &err);
     if (!m) cli_fail("%s", err.msg);
     return m;
 }

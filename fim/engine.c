@@ -194,7 +194,7 @@ fim_engine *fim_engine_open(const fim_backend_spec *spec, fim_err *err)
         return NULL;
     }
     model_err me = {{0}};
-    model *m = model_load(spec->model_path, &me);
+    model *m = model_load_opts(spec->model_path, &spec->load, &me);
     if (!m) {
         fim__fail(err, "%s", me.msg);
         return NULL;

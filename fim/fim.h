@@ -99,6 +99,7 @@ typedef struct fim_backend_spec {
     bool model_is_bundled; /* remote: model_path is fimd's own small model, whose tokenizer is not
                               the server's, so prompts go as text */
     int threads;           /* in-process matrix threads (0: the number of cores) */
+    model_opts load;       /* in-process: how the weights are loaded (zero: the defaults) */
     fim_remote_config remote;
 } fim_backend_spec;
 

@@ -5,6 +5,8 @@
 #ifndef FIMD_LSP_H
 #define FIMD_LSP_H
 
+#include "model/model.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +29,7 @@ typedef struct lsp_options {
     const char *model;         /* --model or FIMD_MODEL; initializationOptions.model overrides */
     const char *bundled_model; /* used when no model is configured at all (NULL: none) */
     int threads;               /* 0 = default */
+    model_opts load;           /* how the in-process model is loaded (zero: the defaults) */
     /* A serving engine instead of the in-process model (--backend API:URL); `model` then names the
      * GGUF whose vocabulary builds the prompts. */
     const char *backend_api, *backend_url, *backend_model, *api_key_env, *ca_file;

@@ -101,6 +101,7 @@ typedef struct lsp_backend_cfg {
     char *model_path; /* weights, or the remote model's vocabulary */
     bool bundled;     /* model_path is the bundled small model */
     int threads;
+    model_opts load; /* in-process load options (no strings: copied as is) */
     char *api, *url, *model_name, *api_key_env, *ca_file; /* api NULL: in-process */
     int timeout_ms;
 } lsp_backend_cfg;

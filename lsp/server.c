@@ -913,6 +913,7 @@ static int server_init(server *s, const lsp_options *opt)
     fim_config_default(&s->cfg);
     lsp_backend_cfg be = {.model_path = (char *)opt->model,
                           .threads = opt->threads,
+                          .load = opt->load,
                           .api = (char *)opt->backend_api,
                           .url = (char *)opt->backend_url,
                           .model_name = (char *)opt->backend_model,

@@ -58,8 +58,10 @@ void lsp__backend_cfg_free(lsp_backend_cfg *c)
 
 fim_backend_spec lsp__backend_spec(const lsp_backend_cfg *c)
 {
-    fim_backend_spec s = {
-        .model_path = c->model_path, .model_is_bundled = c->bundled, .threads = c->threads};
+    fim_backend_spec s = {.model_path = c->model_path,
+                          .model_is_bundled = c->bundled,
+                          .threads = c->threads,
+                          .load = c->load};
     s.remote = (fim_remote_config){.api = c->api,
                                    .url = c->url,
                                    .model = c->model_name,

@@ -638,10 +638,9 @@ model_gguf *model_gguf_open(const char *path, model_err *err)
     return open_file(path, false, err);
 }
 
-model_gguf *model__gguf_open_resident(const char *path, model_err *err)
+model_gguf *model__gguf_open_resident(const char *path, bool hugepages, model_err *err)
 {
-    const char *e = getenv("FIMD_HUGEPAGES");
-    return open_file(path, !(e && !strcmp(e, "0")), err);
+    return open_file(path, hugepages, err);
 }
 
 void model_gguf_close(model_gguf *g)

@@ -130,13 +130,35 @@ typedef struct model_hparams {
     float kq_scale;  /* mscale^2 / sqrt(qk_nope + qk_rope) */
 } model_hparams;
 
+/* A model: immutable weights (the file, bound and checked) plus a run context (activation scratch,
+ * the matrix products' buffers and the thread pool) that model_eval reuses. One thread at a time.
+ */
 typedef struct model model;
+
+/* Which kernel table the engine uses: the best this CPU runs, or a cap below it (to compare, or
+ * to rule a kernel out). */
+enum model_kernel_cap {
+    MODEL_KERNELS_BEST = 0,
+    MODEL_KERNELS_AVX2 = 1,   /* no AVX-512 */
+    MODEL_KERNELS_SCALAR = 2, /* the scalar references only */
+};
+
+/* How model_load treats the machine. A zeroed struct is the default; the library reads no
+ * environment: the CLI maps FIMD_MLOCK, FIMD_HUGEPAGES, FIMD_SGEMM and FIMD_KERNELS onto this. */
+typedef struct model_opts {
+    bool no_mlock;     /* do not lock the weights in memory (FIMD_MLOCK=0) */
+    bool no_hugepages; /* map the file instead of reading it into 2 MB pages (FIMD_HUGEPAGES=0) */
+    bool sgemm; /* prefill through dequantized tiles and OpenBLAS (FIMD_SGEMM=1): logits then depend
+                   on how a prompt is chunked, within ~1e-5 */
+    enum model_kernel_cap kernels; /* FIMD_KERNELS=avx2 or scalar */
+} model_opts;
 
 /* Load a deepseek2 GGUF: hyper-parameters, every tensor checked for type and shape, and the
  * vocabulary. The file is read into memory that may use 2 MB pages when it fits in what the system
  * has available (else it is mapped), read-only until model_free, and locked in memory when the
- * process may lock that much. */
+ * process may lock that much. model_load uses the default options; opts may be NULL for them. */
 model *model_load(const char *path, model_err *err);
+model *model_load_opts(const char *path, const model_opts *opts, model_err *err);
 void model_free(model *m);
 
 const model_hparams *model_get_hparams(const model *m);
@@ -145,7 +167,7 @@ const model_gguf *model_get_gguf(const model *m);
 /* Weight bytes one decoded token reads: everything but the routed experts, plus the used share of
  * them (n_expert_used / n_expert), plus one embedding row. For achieved-bandwidth figures. */
 size_t model_weight_bytes_per_token(const model *m);
-/* Whether the weights are locked in memory (tried at load; FIMD_MLOCK=0 skips it). */
+/* Whether the weights are locked in memory (tried at load unless opts.no_mlock). */
 bool model_weights_locked(const model *m);
 /* Threads for the matrix products (0 = the number of cores). */
 void model_set_threads(model *m, int n);

@@ -1,6 +1,6 @@
-/* model/model_internal.h — what the files of model/ share with each other (and with white-box
- * tests): the parsed GGUF layout, the GGUF writer, tensor-type traits and the kernel table.
- * Nothing outside model/ and tests/ includes this. */
+/* model/model_internal.h — what the files of model/ share (and white-box tests see): the GGUF
+ * layout and writer, type traits, the kernel table, the pool, the product scheduler and the
+ * cache's inside. Nothing outside model/ and tests/ includes this. */
 #ifndef FIMD_MODEL_INTERNAL_H
 #define FIMD_MODEL_INTERNAL_H
 
@@ -69,9 +69,9 @@ struct model_gguf {
     int guard; /* the SIGBUS guard's slot for a file mapping, else -1 */
 };
 
-/* model_gguf_open for the engine: the file is read into memory that may use 2 MB pages (falls back
- * to the mapping; FIMD_HUGEPAGES=0 skips it). Closed by model_gguf_close as usual. */
-model_gguf *model__gguf_open_resident(const char *path, model_err *err);
+/* model_gguf_open for the engine: with hugepages the file is read into memory that may use 2 MB
+ * pages (falling back to the mapping). Closed by model_gguf_close as usual. */
+model_gguf *model__gguf_open_resident(const char *path, bool hugepages, model_err *err);
 const gguf_kv *model__gguf_find(const model_gguf *g, const char *key);
 const gguf_tensor *model__gguf_tensor(const model_gguf *g, const char *name);
 /* Typed getters: return 0 and set *out, 1 when the key is absent, -1 (with message) when it has
@@ -199,7 +199,8 @@ typedef struct model_kernels {
     const char *name;
 } model_kernels;
 
-const model_kernels *model__kernels(void);
+/* The best table this CPU runs, capped by `cap` (enum model_kernel_cap). */
+const model_kernels *model__kernels(int cap);
 /* Every kernel table this CPU can run (the scalar reference first); for tests. */
 int model__kernel_tables(const model_kernels **out, int max);
 /* Fill the AVX2 entries of k (kernels_avx2.c, compiled with -mavx2 -mfma -mf16c). */
@@ -224,6 +225,61 @@ int model__pool_threads(const model_pool *p);
 /* Run fn over [0, total) on all threads, in chunks that shrink from a share of what is left down to
  * `grain` items; returns when all are done. */
 void model__pool_for(model_pool *p, int total, int grain, pool_fn fn, void *ctx);
+
+/* ---- matrix products (matmul.c) ---- */
+
+/* One weight as the forward pass sees it: borrowed from the GGUF's memory, or owned by the model
+ * (the k_b/v_b derived from a legacy kv_b). */
+typedef struct wt {
+    int type;
+    int64_t ne[3]; /* ne0 = input features (contiguous), ne1 = outputs, ne2 = experts/heads */
+    const uint8_t *data;
+    size_t row_bytes; /* bytes of one ne0 row */
+    size_t mat_bytes; /* bytes of one ne0 x ne1 matrix */
+} wt;
+
+/* One product in a batch: weight matrix w (expert e) times T activation rows. The caller fills the
+ * first group of fields; the scheduler the rest. */
+typedef struct mm_op {
+    const wt *w;
+    int e, T;
+    const float *X; /* T rows, ldx floats apart */
+    size_t ldx;
+    float *Y; /* T rows, ldy floats apart */
+    size_t ldy;
+    /* X in the weight's vec_dot type (or X itself for f32), xstride bytes apart */
+    const uint8_t *xq;
+    size_t xstride;
+    int row0;                   /* first row of this product in the batch's joint row range */
+    const struct mm_op *shares; /* an earlier product whose quantized input this one reuses */
+} mm_op;
+
+/* The scheduler of the products: the kernel table, the pool it dispatches on (borrowed, must
+ * outlive it) and its own grow-only buffers (quantized activations, sgemm tiles). */
+typedef struct model_mm model_mm;
+model_mm *model__mm_new(const model_kernels *k, model_pool *pool, bool sgemm);
+void model__mm_free(model_mm *mm);
+/* Y[t][n] = W_e[n] . X[t] for T rows of X (ldx floats apart); Y rows ldy floats apart. */
+void model__matmul(model_mm *mm, const wt *w, int e, const float *X, int T, size_t ldx, float *Y,
+                   size_t ldy);
+/* The n products of ops in one dispatch over all their rows (each op's own fields as for
+ * model__matmul; the scheduler writes the rest). */
+void model__matmul_batch(model_mm *mm, mm_op *ops, int n);
+/* Grow-only buffer: *p holds at least `need` bytes afterwards (old contents are not kept). */
+void *model__grow(void **p, size_t *cap, size_t need);
+
+/* ---- the latent cache's inside, for the forward pass (cache.c) ---- */
+
+/* The model the cache was made for. */
+const model *model__cache_model(const model_cache *c);
+/* Room for `need` tokens (capacity doubles, up to the training context). */
+int model__cache_reserve(model_cache *c, int need, model_err *err);
+/* Layer il's rows: [capacity][R + Dr]. */
+float *model__cache_rows(model_cache *c, int il);
+/* The cache's capacity in tokens (the attention scratch is sized by it). */
+int model__cache_cap(const model_cache *c);
+/* Set the length after an evaluation appended rows up to n. */
+void model__cache_set_len(model_cache *c, int n);
 
 /* ---- tokenizer internals shared with synth (BPE training) ---- */
 

@@ -805,14 +805,13 @@ static void init_kernels(void)
     }
 }
 
-/* The one dispatch point, decided once from the CPU's features (FIMD_KERNELS=scalar or avx2 caps
- * the choice, to compare or to rule a kernel out). */
-const model_kernels *model__kernels(void)
+/* The one dispatch point, decided once from the CPU's features (the cap, from the load options,
+ * rules out a kernel or compares two). */
+const model_kernels *model__kernels(int cap)
 {
     pthread_once(&kernels_once, init_kernels);
-    const char *force = getenv("FIMD_KERNELS");
-    if (force && !strcmp(force, "scalar")) return &scalar_kernels;
-    if (have_avx512 && !(force && !strcmp(force, "avx2"))) return &avx512_kernels;
+    if (cap == MODEL_KERNELS_SCALAR) return &scalar_kernels;
+    if (have_avx512 && cap != MODEL_KERNELS_AVX2) return &avx512_kernels;
     if (have_avx2) return &avx2_kernels;
     return &scalar_kernels;
 }
