@@ -37,8 +37,8 @@ typedef struct fim_config {
 } fim_config;
 
 void fim_config_default(fim_config *c);
-/* Split one prompt budget B the way `--budget` does: 3B/16 - 96 for related definitions (none below
- * 512), B/4 suffix, the rest prefix (minus the FIM markers). */
+/* Split one prompt budget B the way `--budget` does: 5B/16 for related code, B/4 suffix, the rest
+ * prefix (minus the FIM markers). */
 void fim_config_budget(fim_config *c, int budget);
 /* Shrink the budgets, when they and max_tokens exceed a model's training context n_ctx, to the
  * same split of what fits (a small model trained on 256 tokens must not see positions it never

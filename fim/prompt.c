@@ -18,6 +18,9 @@
  * the window never begins in the middle of a construct when a better place is near. The suffix ends
  * likewise at the shallowest node end among its last lines. */
 enum { LINE_BEFORE_MAX_TOKENS = 512, MIN_STEP = 4, SEARCH_STEPS = 1 };
+/* The document's own snippets sort after other documents' (whose order has the document's rank in
+ * its upper half), so the nearest code comes nearest the prefix. */
+#define OWN_ORDER ((size_t)0xffff << 32)
 
 int fim__fail(fim_err *err, const char *fmt, ...)
 {
@@ -218,56 +221,166 @@ static void snippet_header(const fim_snippet *sn, char *buf, size_t cap)
     }
 }
 
-/* The most relevant snippets that fit `budget` together, emitted in their stable order; returns the
- * tokens used. */
-static int add_snippets(const model_vocab *v, const fim_snippet *sn, int n, int budget,
-                        fim_ids_vec *out, fim_err *err)
+/* A set of identifier hashes (open addressing; 0 marks a free slot, so hash 0 is kept as 1). */
+typedef struct hash_set {
+    uint32_t *k;
+    size_t cap, n;
+} hash_set;
+
+static void set_put(hash_set *s, uint32_t h)
 {
-    int used = 0, *rank = base_xmalloc(sizeof *rank * (size_t)(n + 1));
-    fim_ids_vec *toks = base_xcalloc((size_t)n + 1, sizeof *toks);
-    bool *take = base_xcalloc((size_t)n + 1, sizeof *take);
-    for (int i = 0; i < n; i++) rank[i] = i;
-    for (int i = 1; i < n; i++) /* by score, stable */
-        for (int j = i; j > 0 && sn[rank[j]].score > sn[rank[j - 1]].score; j--) {
-            int t = rank[j];
-            rank[j] = rank[j - 1], rank[j - 1] = t;
-        }
-    for (int r = 0; r < n && used >= 0; r++) {
-        int i = rank[r];
+    h = h ? h : 1;
+    if ((s->n + 1) * 2 > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 256;
+        hash_set t = {base_xcalloc(cap, sizeof *t.k), cap, 0};
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->k[i]) set_put(&t, s->k[i]);
+        free(s->k);
+        *s = t;
+    }
+    size_t i = h & (s->cap - 1);
+    for (; s->k[i]; i = (i + 1) & (s->cap - 1))
+        if (s->k[i] == h) return;
+    s->k[i] = h;
+    s->n++;
+}
+
+static bool set_has(const hash_set *s, uint32_t h)
+{
+    h = h ? h : 1;
+    for (size_t i = h & (s->cap - 1); s->cap && s->k[i]; i = (i + 1) & (s->cap - 1))
+        if (s->k[i] == h) return true;
+    return false;
+}
+
+static void set_put_range(hash_set *s, const char *t, size_t from, size_t to)
+{
+    fim_hashes h;
+    fim__ident_hashes(t, from, to, &h);
+    for (size_t i = 0; i < h.n; i++) set_put(s, h.v[i]);
+    fim__hashes_free(&h);
+}
+
+/* What related code is judged by: `seen`, the identifiers the prompt shows anyway (near the
+ * cursor) and those of the snippets taken so far; `doc`, those the document uses outside the
+ * cursor line (what a document uses, its middle is likely to use). Neither depends on the cursor
+ * line, so typing in it cannot change the choice. */
+typedef struct pick_ctx {
+    hash_set seen, doc;
+} pick_ctx;
+
+static void pick_init(pick_ctx *p, const fim_context *c, size_t l0)
+{
+    memset(p, 0, sizeof *p);
+    for (size_t i = 0; i < c->query.near.n; i++) set_put(&p->seen, c->query.near.v[i]);
+    set_put_range(&p->doc, c->text, 0, l0);
+    set_put_range(&p->doc, c->text, line_end(c->text, c->len, c->cursor), c->len);
+}
+
+/* A snippet's worth per token: its identifiers not seen yet, those the document uses counting
+ * DOC_WEIGHT times (measured at budget 512: 5 against 1 and 2, +0.002 and +0.0004; 10 no better),
+ * times how relevant it is (named near the cursor: fully; similar code: by its similarity). A
+ * definition named near the cursor is worth one more: its shape (a struct's field types, a
+ * signature) helps a model even when all its names are already in sight. */
+enum { DOC_WEIGHT = 5 };
+static double snippet_worth(const fim_snippet *s, const fim_hashes *ids, size_t tokens,
+                            const pick_ctx *p)
+{
+    size_t fresh = s->score >= 2;
+    for (size_t k = 0; k < ids->n; k++)
+        if (!set_has(&p->seen, ids->v[k])) fresh += set_has(&p->doc, ids->v[k]) ? DOC_WEIGHT : 1;
+    double relevance = s->score >= 2 ? 1.0 : s->score * 2 < 1 ? s->score * 2 : 1.0;
+    return relevance * (double)fresh / (double)(tokens ? tokens : 1);
+}
+
+/* Windows and definitions of one file that overlap: the best only. */
+static bool overlaps_taken(const fim_snippet *sn, int n, const bool *take, int i)
+{
+    for (int j = 0; j < n; j++)
+        if (take[j] && sn[j].order < sn[i].order_end && sn[i].order < sn[j].order_end) return true;
+    return false;
+}
+
+/* Each snippet's tokens (header, text, blank line) and identifiers; -1 on a tokenizer error. */
+static int snippet_tokens(const model_vocab *v, const fim_snippet *sn, int n, fim_ids_vec *toks,
+                          fim_hashes *ids, fim_err *err)
+{
+    for (int i = 0; i < n; i++) {
         char head[512];
         snippet_header(&sn[i], head, sizeof head);
         if (tok(v, head, strlen(head), &toks[i], err) ||
             tok(v, sn[i].text, strlen(sn[i].text), &toks[i], err) ||
-            tok(v, "\n\n", 2, &toks[i], err)) {
-            used = -1;
-            break;
-        }
-        if (used + (int)toks[i].n > budget) continue;
-        bool overlaps = false; /* windows and definitions of one file that overlap: the best only */
-        for (int j = 0; j < n && !overlaps; j++)
-            overlaps = take[j] && sn[j].order < sn[i].order_end && sn[i].order < sn[j].order_end;
-        if (overlaps) continue;
-        used += (int)toks[i].n;
-        take[i] = true;
+            tok(v, "\n\n", 2, &toks[i], err))
+            return -1;
+        fim__ident_hashes(sn[i].text, 0, strlen(sn[i].text), &ids[i]);
     }
+    return 0;
+}
+
+/* Greedy by worth per token while snippets fit `budget` (a knapsack's usual good-enough answer);
+ * each taken snippet's identifiers become seen, so near-duplicates lose their worth. Returns the
+ * tokens used. (Measured: 0.0059 better than taking the highest scores first at budget 1024.) */
+static int pick_snippets(const fim_snippet *sn, int n, int budget, const fim_ids_vec *toks,
+                         const fim_hashes *ids, pick_ctx *p, bool *take)
+{
+    int used = 0;
+    for (;;) {
+        int best = -1;
+        double best_worth = 0;
+        for (int i = 0; i < n; i++) {
+            if (take[i] || used + (int)toks[i].n > budget || overlaps_taken(sn, n, take, i))
+                continue;
+            double w = snippet_worth(&sn[i], &ids[i], toks[i].n, p);
+            if (w > best_worth) best = i, best_worth = w;
+        }
+        if (best < 0) return used;
+        take[best] = true;
+        used += (int)toks[best].n;
+        for (size_t k = 0; k < ids[best].n; k++) set_put(&p->seen, ids[best].v[k]);
+    }
+}
+
+/* The taken snippets in their stable order, one header per run of one file; returns the tokens
+ * that saves. */
+static int emit_snippets(const model_vocab *v, const fim_snippet *sn, int n, const bool *take,
+                         const fim_ids_vec *toks, fim_ids_vec *out, fim_err *err)
+{
     const char *last_path = NULL;
-    for (int i = 0; i < n && used >= 0; i++) {
+    int saved = 0;
+    for (int i = 0; i < n; i++) {
         if (!take[i]) continue;
         if (last_path && !strcmp(last_path, sn[i].path)) { /* the same file goes on: one header */
             char head[512];
             snippet_header(&sn[i], head, sizeof head);
             fim_ids_vec h = {0};
-            if (!tok(v, head, strlen(head), &h, err))
-                fim__ids_push(out, toks[i].v + h.n, toks[i].n - h.n);
-            used -= (int)h.n;
+            if (tok(v, head, strlen(head), &h, err)) return -1;
+            fim__ids_push(out, toks[i].v + h.n, toks[i].n - h.n);
+            saved += (int)h.n;
             free(h.v);
         } else {
             fim__ids_push(out, toks[i].v, toks[i].n);
         }
         last_path = sn[i].path;
     }
-    for (int i = 0; i < n; i++) free(toks[i].v);
-    free(toks), free(take), free(rank);
+    return saved;
+}
+
+/* The snippets worth the most that fit `budget` together, emitted in their stable order (sn is in
+ * that order); returns the tokens used, -1 on error. */
+static int add_snippets(const model_vocab *v, const fim_snippet *sn, int n, int budget, pick_ctx *p,
+                        fim_ids_vec *out, fim_err *err)
+{
+    fim_ids_vec *toks = base_xcalloc((size_t)n + 1, sizeof *toks);
+    fim_hashes *ids = base_xcalloc((size_t)n + 1, sizeof *ids);
+    bool *take = base_xcalloc((size_t)n + 1, sizeof *take);
+    int used = -1;
+    if (!snippet_tokens(v, sn, n, toks, ids, err)) {
+        used = pick_snippets(sn, n, budget, toks, ids, p, take);
+        int saved = emit_snippets(v, sn, n, take, toks, out, err);
+        used = saved < 0 ? -1 : used - saved;
+    }
+    for (int i = 0; i < n; i++) free(toks[i].v), fim__hashes_free(&ids[i]);
+    free(toks), free(ids), free(take);
     return used;
 }
 
@@ -291,13 +404,26 @@ static int own_snippets(const fim_context *c, size_t lo, size_t hi, fim_snippet 
         s[k].text = fim__def_snippet(c->text, d, c->lang);
         s[k].lang = c->lang;
         s[k].score = score;
-        s[k].order = d->start;
-        s[k].order_end = d->end;
+        s[k].order = OWN_ORDER | d->start;
+        s[k].order_end = OWN_ORDER | d->end;
         k++;
     }
     free(defs);
     *out = s;
     return k;
+}
+
+/* The context's snippets from other documents followed by the document's own outside [lo, hi),
+ * in one array (the own ones' texts are the caller's to free); returns the count. */
+static int with_own_snippets(const fim_context *c, size_t lo, size_t hi, fim_snippet **out)
+{
+    fim_snippet *own;
+    int n = own_snippets(c, lo, hi, &own), k = c->n_snips;
+    *out = base_xmalloc(sizeof **out * (size_t)(k + n + 1));
+    if (k) memcpy(*out, c->snips, sizeof **out * (size_t)k);
+    if (n) memcpy(*out + k, own, sizeof **out * (size_t)n);
+    free(own);
+    return k + n;
 }
 
 /* Whether text[a, b) fits in what is left of `budget` after *used tokens (adding them when it
@@ -363,8 +489,6 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
         goto assemble;
     }
     int related = cfg->related_tokens > 0 ? cfg->related_tokens : 0;
-    int used = add_snippets(v, c->snips, c->n_snips, related, out, err);
-    if (used < 0) goto done;
     /* the widest prefix and suffix we could have (by budget alone, so that parse errors of the
      * moment cannot change them): the document's own definitions outside them may help */
     /* the cursor line's share: its tokens and a step more (prefix/16 tokens, 4 to 64), kept for
@@ -381,16 +505,19 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
     if (memo) memo->line = cursor_line, memo->reserve = reserve;
     int base = cfg->prefix_tokens - reserve;
     size_t pstart, send;
-    if (prefix_start(v, c, l0, base + related - used, false, NULL, &pstart, err)) goto done;
+    if (prefix_start(v, c, l0, base + related, false, NULL, &pstart, err)) goto done;
     /* (the suffix may get what the prefix leaves: exclude what the widest suffix would show) */
     if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + base + related, false, NULL, &suf, &send,
                       err))
         goto done;
     suf.n = 0;
-    n_own = own_snippets(c, pstart, send, &own);
-    int used_own = add_snippets(v, own, n_own, related - used, out, err);
-    if (used_own < 0) goto done;
-    int budget = base + related - used - used_own; /* what the related definitions left */
+    n_own = with_own_snippets(c, pstart, send, &own);
+    pick_ctx pick;
+    pick_init(&pick, c, l0);
+    int used = add_snippets(v, own, n_own, related, &pick, out, err);
+    free(pick.seen.k), free(pick.doc.k);
+    if (used < 0) goto done;
+    int budget = base + related - used; /* what the related code left */
     if (budget < 0) budget = 0;
     if (prefix_start(v, c, l0, budget, true, memo, &pstart, err)) goto done;
     if (prefix_tokens(v, c, pstart, l0, budget, &pre, err)) goto done;
@@ -407,7 +534,7 @@ assemble:
     fim__ids_push(out, line.v + skip, line.n - skip);
     rc = 0;
 done:
-    for (int i = 0; i < n_own; i++) free(own[i].text);
+    for (int i = c->n_snips; i < n_own; i++) free(own[i].text);
     free(own);
     free(line.v), free(pre.v), free(suf.v);
     return rc;

@@ -275,7 +275,11 @@ double fim__def_score(const fim_query *q, const char *text, const fim_def *d, co
     if (k >= 2) {
         uint32_t h = 2166136261u;
         for (size_t i = 0; i < k; i++) h = (h ^ (unsigned char)text[d->name_start + i]) * 16777619u;
-        if (has_hash(&q->near, h)) return 2.0; /* named near the cursor */
+        if (has_hash(&q->near, h)) { /* named near the cursor: more when it shows more */
+            size_t novel = 0;
+            for (size_t i = 0; i < ids->n; i++) novel += !has_hash(&q->near, ids->v[i]);
+            return 2.0 + (ids->n ? (double)novel / (double)ids->n : 0);
+        }
     }
     size_t both = 0;
     for (size_t i = 0; i < ids->n; i++) both += has_hash(&q->similar, ids->v[i]);
