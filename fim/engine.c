@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-enum { TOP_K = 40, SUFFIX_HEAD = 6, HEAL_TOP = 10 };
+enum { TOP_K = 40, SUFFIX_HEAD = 6 };
 
 struct fim_engine {
     fim_backend *b;
@@ -44,6 +44,9 @@ void fim_config_fit(fim_config *c, int n_ctx)
     }
     if (c->prefix_tokens + c->suffix_tokens + c->related_tokens + 4 <= room) return;
     fim_config_budget(c, room);
+    /* a model trained on a few hundred tokens uses the local window best: related code there cost
+     * the bundled model 0.014 of edit similarity on next_line and block cursors (bench-quality) */
+    if (room < 512) c->prefix_tokens += c->related_tokens, c->related_tokens = 0;
 }
 
 void fim_config_budget(fim_config *c, int budget)
@@ -409,6 +412,14 @@ static int heal_advance(heal *h, const char *bytes, int nb, const char **out)
     return nb - (int)rlen;
 }
 
+/* Is what healing has still to spell only blanks (the cursor line's indentation)? */
+static bool heal_is_blank(const heal *h)
+{
+    for (size_t i = h->at; i < h->len; i++)
+        if (!base_is_blank_byte(h->text[i])) return false;
+    return true;
+}
+
 /* The k best ids by logit, best first (lowest id first on ties, as greedy sampling). */
 static int best_ids(const float *l, int nv, int32_t *top, int k)
 {
@@ -423,15 +434,18 @@ static int best_ids(const float *l, int nv, int32_t *top, int k)
 }
 
 /* The token taken at a step: sampled from the logits, or the backend's choice, either way agreeing
- * with what healing has still to spell. Greedy healing looks only at the HEAL_TOP best tokens
- * (what a serving engine sends back), so that it picks the same token whichever backend runs:
- * the best of them that agrees, else the start of the bytes themselves. */
+ * with what healing has still to spell. With the logits at hand (the in-process model) healing
+ * takes the best agreeing token of the whole vocabulary: looking only at the first few let the
+ * typed indentation be spelled by itself, and the model then often ended an empty block body
+ * (bench-quality: 29 % of block middles empty instead of 7 %). A serving engine sends back only
+ * its FIM_HEAL_TOP best tokens (cfg->heal_top holds the in-process model to that rule): the best
+ * of them that agrees, else the start of the bytes themselves. */
 static int32_t choose(const model_vocab *v, const fim_step *step, const heal *h,
                       const fim_config *cfg, uint64_t *rng, float **scratch)
 {
     bool healing = h->at < h->len;
     int nv = model_vocab_size(v);
-    if (step->token < 0 && healing && cfg->temperature > 0) { /* sampling: among agreeing tokens */
+    if (step->token < 0 && healing && !cfg->heal_top && heal_is_blank(h)) { /* all agreeing */
         if (!*scratch) *scratch = base_xmalloc(sizeof **scratch * (size_t)nv);
         for (int i = 0; i < nv; i++)
             (*scratch)[i] = heal_allows(v, h, i) ? step->logits[i] : -INFINITY;
@@ -439,12 +453,13 @@ static int32_t choose(const model_vocab *v, const fim_step *step, const heal *h,
     }
     if (step->token < 0 && !healing) return sample(step->logits, nv, cfg, rng);
     fim_step local = *step;
+    int top = cfg->heal_top > 0 && cfg->heal_top < FIM_HEAL_TOP ? cfg->heal_top : FIM_HEAL_TOP;
     if (step->token < 0) {
-        local.n_top = best_ids(step->logits, nv, local.top, HEAL_TOP);
+        local.n_top = best_ids(step->logits, nv, local.top, top);
         local.token = local.top[0];
     }
     if (heal_allows(v, h, local.token)) return local.token;
-    for (int k = 0; k < local.n_top && k < HEAL_TOP; k++)
+    for (int k = 0; k < local.n_top && k < top; k++)
         if (heal_allows(v, h, local.top[k])) return local.top[k];
     return heal_fallback(v, h);
 }
@@ -575,7 +590,7 @@ int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
         .temperature = fitted.temperature,
         .top_p = fitted.top_p,
         .seed = fitted.seed,
-        .want_top = healing.len ? HEAL_TOP : 0,
+        .want_top = healing.len ? FIM_HEAL_TOP : 0,
         .cache_bytes = fitted.cache_bytes,
         .text_budget = fitted.prefix_tokens + fitted.suffix_tokens + fitted.related_tokens + 4,
     };

@@ -34,7 +34,14 @@ typedef struct fim_config {
      * related code, a plain window of the same total budget, 3/4 before the cursor line and 1/4
      * after the cursor, in whole lines. */
     bool naive_window;
+    /* Token healing (the cursor line's last token is spelled again by the first generated ones):
+     * 0 (default) takes the best agreeing token of the whole vocabulary; N > 0 looks only at the
+     * N best, which is all a serving engine sends back (FIM_HEAL_TOP of them), so a test can hold
+     * the in-process model to the same rule. */
+    int heal_top;
 } fim_config;
+
+enum { FIM_HEAL_TOP = 10 }; /* alternatives per token asked of a serving engine */
 
 void fim_config_default(fim_config *c);
 /* Split one prompt budget B the way `--budget` does: 5B/16 for related code, B/4 suffix, the rest
