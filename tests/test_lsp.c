@@ -8,6 +8,7 @@
 #include "lsp/lsp.h"
 #include "lsp/lsp_internal.h"
 #include "tests/check.h"
+#include "tests/tlsp.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -118,34 +119,14 @@ static bool recv_msg(client *c, jdoc *d, int timeout_ms)
     }
 }
 
-static void done_msg(jdoc *d)
-{
-    free((char *)d->s);
-    lsp__json_free(d);
-}
-
 /* Wait for the response with this raw id, skipping notifications and server requests. */
 static bool response(client *c, const char *id, jdoc *d, int timeout_ms)
 {
     while (recv_msg(c, d, timeout_ms)) {
-        int i = lsp__jget(d, 0, "id");
-        if (i >= 0 && lsp__jget(d, 0, "method") < 0) {
-            /* compare the raw JSON of the id: a string token's span excludes its quotes */
-            int q = d->t[i].type == JSMN_STRING;
-            int start = d->t[i].start - q, end = d->t[i].end + q;
-            if (end - start == (int)strlen(id) && !memcmp(d->s + start, id, strlen(id)))
-                return true;
-        }
-        done_msg(d);
+        if (tlsp_answers(d, id)) return true;
+        tlsp_done(d);
     }
     return false;
-}
-
-static long error_code(const jdoc *d)
-{
-    long code = 0;
-    lsp__jint(d, lsp__jget(d, lsp__jget(d, 0, "error"), "code"), &code);
-    return code;
 }
 
 /* Request and expect an error code; returns true if it matched. */
@@ -153,10 +134,10 @@ static bool expect_error(client *c, const char *id, long code, const char *what)
 {
     jdoc d;
     bool got = response(c, id, &d, 20000);
-    long e = got ? error_code(&d) : 0;
+    long e = got ? tlsp_error_code(&d) : 0;
     CHECK(got && e == code, "%s: expected error %ld, got %ld (%s)", what, code, e,
           got ? c->last : "no answer");
-    if (got) done_msg(&d);
+    if (got) tlsp_done(&d);
     return got && e == code;
 }
 
@@ -176,7 +157,7 @@ static long status_num(client *c, const char *path1, const char *path2)
             v = (double)strtoull(s, NULL, 16);
             free(s);
         }
-        done_msg(&d);
+        tlsp_done(&d);
     }
     return (long)v;
 }
@@ -197,7 +178,7 @@ static char *status_str(client *c, const char *key, int doc_index)
             out = lsp__jstr(&d, lsp__jget(&d, lsp__jget(&d, r, "last"), key), NULL);
             if (!out) out = lsp__jstr(&d, lsp__jget(&d, r, key), NULL);
         }
-        done_msg(&d);
+        tlsp_done(&d);
     }
     return out ? out : strdup("");
 }
@@ -221,7 +202,7 @@ static int finish(client *c)
     jdoc d;
     bool ok = response(c, "\"bye\"", &d, 20000);
     CHECK(ok && lsp__jget(&d, 0, "result") >= 0, "shutdown answered with a result");
-    if (ok) done_msg(&d);
+    if (ok) tlsp_done(&d);
     sendf(c, "{\"jsonrpc\":\"2.0\",\"method\":\"exit\"}");
     int status = -1;
     pid_t done = 0;
@@ -297,7 +278,7 @@ static char *inline_text(client *c, const char *id, const char *uri, long line, 
         out = d.t[items].size ? lsp__jstr(&d, lsp__jget(&d, items + 1, "insertText"), NULL)
                               : strdup("");
     }
-    done_msg(&d);
+    tlsp_done(&d);
     return out;
 }
 
@@ -372,13 +353,13 @@ static void session(const char *model_path)
     CHECK(ok && lsp__jget(&d, caps, "inlineCompletionProvider") >= 0 &&
               lsp__jget(&d, caps, "completionProvider") >= 0,
           "advertises inline and regular completion");
-    if (ok) done_msg(&d);
+    if (ok) tlsp_done(&d);
     sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"initialized\",\"params\":{}}");
     /* progress: the server asks to create a token, then reports begin/end */
     bool created = false;
     for (int i = 0; i < 5 && recv_msg(&c, &d, 20000); i++) {
         created |= lsp__jstr_eq(&d, lsp__jget(&d, 0, "method"), "window/workDoneProgress/create");
-        done_msg(&d);
+        tlsp_done(&d);
         if (created) break;
     }
     CHECK(created, "window/workDoneProgress/create sent while the model loads");
@@ -447,7 +428,7 @@ static void session(const char *model_path)
     CHECK(label && !strncmp(want, label, strlen(label)) && !strchr(label, '\n'),
           "label is the first line");
     free(nt), free(label), free(want);
-    if (ok) done_msg(&d);
+    if (ok) tlsp_done(&d);
 
     /* cache reuse: one more character on the cursor line re-evaluates only that line's tokens */
     free(inline_text(&c, "11b", uri, 12, 11));
@@ -503,7 +484,7 @@ static void cancellation(const char *slow_model)
           "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"capabilities\":{},"
           "\"initializationOptions\":{\"maxTokens\":4000,\"prefixTokens\":4000}}}");
     jdoc d;
-    if (response(&c, "1", &d, 20000)) done_msg(&d);
+    if (response(&c, "1", &d, 20000)) tlsp_done(&d);
     sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"initialized\",\"params\":{}}");
     CHECK(wait_ready(&c), "slow model loads");
     /* a long document: prefill alone takes a while */
@@ -579,7 +560,7 @@ static void bad_input(const char *model_path)
                                      "positionEncoding"),
                            "utf-32"),
           "utf-32 chosen when offered");
-    if (ok) done_msg(&d);
+    if (ok) tlsp_done(&d);
     sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"initialized\",\"params\":{}}");
     CHECK(wait_ready(&c), "model loads");
     const char *ok_text = "int f(void)\n{\n    \n}\n";
@@ -627,7 +608,7 @@ static void bad_input(const char *model_path)
     ok = response(&c, "\"esc\"", &d, 20000);
     CHECK(ok && lsp__jget(&d, 0, "result") >= 0,
           "a method written with \\/ (as Neovim sends it) and null params");
-    if (ok) done_msg(&d);
+    if (ok) tlsp_done(&d);
     sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"no/such/method\",\"params\":{}}");
     expect_error(&c, "3", -32601, "unknown method");
     sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"no/such/notification\",\"params\":{}}");
@@ -750,7 +731,7 @@ static void cross_file(const char *model_path)
     sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"processId\":"
               "null,\"capabilities\":{}}}");
     jdoc d;
-    if (response(&c, "1", &d, 20000)) done_msg(&d);
+    if (response(&c, "1", &d, 20000)) tlsp_done(&d);
     sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"initialized\",\"params\":{}}");
     CHECK(wait_ready(&c), "model loads");
     const char *util =

@@ -6,6 +6,7 @@
 #include "lsp/lsp_internal.h"
 #include "model/model.h"
 #include "tests/check.h"
+#include "tests/tlsp.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -157,35 +158,16 @@ static bool recv_msg(srv *c, jdoc *d, int timeout_ms)
     return true;
 }
 
-static void done_msg(jdoc *d)
-{
-    free((char *)d->s);
-    lsp__json_free(d);
-}
-
 /* Wait for the response with this raw id (skipping everything else). */
 static bool response(srv *c, const char *id, jdoc *d, int timeout_ms)
 {
     double until = now_ms() + timeout_ms;
     for (int left = timeout_ms; left > 0; left = (int)(until - now_ms())) {
         if (!recv_msg(c, d, left)) return false;
-        int i = lsp__jget(d, 0, "id");
-        if (i >= 0 && lsp__jget(d, 0, "method") < 0) {
-            int q = d->t[i].type == JSMN_STRING;
-            int start = d->t[i].start - q, end = d->t[i].end + q;
-            if (end - start == (int)strlen(id) && !memcmp(d->s + start, id, strlen(id)))
-                return true;
-        }
-        done_msg(d);
+        if (tlsp_answers(d, id)) return true;
+        tlsp_done(d);
     }
     return false;
-}
-
-static long error_code(const jdoc *d)
-{
-    long code = 0;
-    lsp__jint(d, lsp__jget(d, lsp__jget(d, 0, "error"), "code"), &code);
-    return code;
 }
 
 /* initialize with these initializationOptions, then initialized. */
@@ -197,12 +179,12 @@ static bool start(srv *c, const char *options)
           options);
     jdoc d;
     bool ok = response(c, "\"init\"", &d, 20000);
-    if (ok) done_msg(&d);
+    if (ok) tlsp_done(&d);
     sendf(c, "{\"jsonrpc\":\"2.0\",\"method\":\"initialized\",\"params\":{}}");
     return ok;
 }
 
-/* fimd/status as a parsed message (the caller frees it with done_msg); false without an answer. */
+/* fimd/status as a parsed message (the caller frees it with tlsp_done); false without an answer. */
 static bool status(srv *c, jdoc *d)
 {
     sendf(c, "{\"jsonrpc\":\"2.0\",\"id\":\"status\",\"method\":\"fimd/status\"}");
@@ -218,7 +200,7 @@ static char *status_field(srv *c, const char *key)
         int i = lsp__jget(&d, lsp__jget(&d, 0, "result"), key);
         out = lsp__jstr(&d, i, NULL);
         if (!out && i >= 0) out = strndup(d.s + d.t[i].start, (size_t)(d.t[i].end - d.t[i].start));
-        done_msg(&d);
+        tlsp_done(&d);
     }
     return out ? out : strdup("");
 }
@@ -312,8 +294,8 @@ static char *complete(srv *c, const char *id, const char *uri, lsp_pos p, long *
         out = d.t[items].size ? lsp__jstr(&d, lsp__jget(&d, items + 1, "insertText"), NULL)
                               : strdup("");
     else
-        *code = error_code(&d);
-    done_msg(&d);
+        *code = tlsp_error_code(&d);
+    tlsp_done(&d);
     return out;
 }
 
@@ -322,7 +304,7 @@ static int finish(srv *c)
 {
     sendf(c, "{\"jsonrpc\":\"2.0\",\"id\":\"bye\",\"method\":\"shutdown\"}");
     jdoc d;
-    if (response(c, "\"bye\"", &d, 60000)) done_msg(&d);
+    if (response(c, "\"bye\"", &d, 60000)) tlsp_done(&d);
     sendf(c, "{\"jsonrpc\":\"2.0\",\"method\":\"exit\"}");
     int status = -1;
     pid_t done = 0;
@@ -381,7 +363,7 @@ static uint64_t status_hash(srv *c, const char *uri, size_t *bytes)
             *bytes = (size_t)b;
             free(s);
         }
-    done_msg(&d);
+    tlsp_done(&d);
     return h;
 }
 
@@ -479,7 +461,7 @@ static void drain(srv *c, soak_counts *k, int timeout_ms)
             } else {
                 k->state[id] = 2;
                 k->outstanding--;
-                long code = lsp__jget(&d, 0, "result") >= 0 ? 0 : error_code(&d);
+                long code = lsp__jget(&d, 0, "result") >= 0 ? 0 : tlsp_error_code(&d);
                 if (code == 0)
                     k->results++;
                 else if (code == -32800)
@@ -490,7 +472,7 @@ static void drain(srv *c, soak_counts *k, int timeout_ms)
                     printf("unexpected answer: %s\n", c->last);
             }
         }
-        done_msg(&d);
+        tlsp_done(&d);
     }
 }
 
@@ -816,13 +798,13 @@ static void huge_document(void)
     free(msg);
     jdoc d;
     bool got = response(&c, "null", &d, 60000);
-    long code = got ? error_code(&d) : 0;
+    long code = got ? tlsp_error_code(&d) : 0;
     double ms = now_ms() - t0;
     CHECK(sent && got && code == -32600 && strstr(c.last, "exceeds"),
           "huge: a 100 MB didOpen gets -32600 naming the limit in %.0f ms: %s", ms,
           got ? c.last : "(no answer)");
     printf("huge: %zu-byte didOpen answered in %.0f ms: %s\n", len, ms, got ? c.last : "-");
-    if (got) done_msg(&d);
+    if (got) tlsp_done(&d);
     CHECK(ms < 60000, "huge: bounded time (%.0f ms)", ms);
     long err;
     char *r = complete(&c, "1", "file:///huge.c", (lsp_pos){0, 0}, &err);
