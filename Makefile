@@ -253,8 +253,11 @@ bench-context: all $(BENCH_CONTEXT_VOCAB)
 		echo "$$b | $$f | $$n"; done
 
 # libFuzzer targets (clang): `make fuzz-lsp`, `make fuzz-gguf`, `make fuzz-tokenizer`; FUZZ_SECONDS
-# per run (default 60).
+# per run (default 60), FUZZ_RUNS executions at most (default no limit), FUZZ_ARGS more libFuzzer
+# flags (e.g. -max_len=65536). The last lines libFuzzer prints give the execution count.
 FUZZ_SECONDS ?= 60
+FUZZ_RUNS ?= -1
+FUZZ_ARGS ?=
 FUZZ_FLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -Wall -Wextra -I.
 # the kernels need their instruction-set flags, so they are compiled on their own
 FUZZ_KERNELS := $(patsubst model/%.c,build-fuzz/%.o,$(wildcard model/kernels_*.c))
@@ -272,7 +275,7 @@ build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(filter-out model/kernels_%,$(LIB_SRC)) 
 fuzz-%: build-fuzz/fuzz_%
 	@mkdir -p build-fuzz/corpus-$*
 	@cp tests/fuzz/seeds/$*/* build-fuzz/corpus-$*/
-	ASAN_OPTIONS=detect_leaks=1 $< -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 build-fuzz/corpus-$*
+	ASAN_OPTIONS=detect_leaks=1 $< -max_total_time=$(FUZZ_SECONDS) -runs=$(FUZZ_RUNS) $(FUZZ_ARGS) -timeout=10 -rss_limit_mb=4096 build-fuzz/corpus-$*
 
 # clang-format over fimd's own C (not tests/data/, which holds frozen inputs); CI runs format-check.
 FORMAT_SRC := $(wildcard base/*.[ch] cli/*.[ch] fim/*.[ch] lsp/*.[ch] model/*.[ch] parsers/*.[ch] \

@@ -143,8 +143,8 @@ typedef struct worker_status {
 
 typedef struct lsp_worker lsp_worker;
 
-/* Starts the thread; `notify(ctx)` is called from the worker whenever a job is done (the server
- * passes ev_async_send). */
+/* Makes the worker; its thread starts with the first submitted job. `notify(ctx)` is called
+ * whenever a job is done, from the worker (the server passes ev_async_send). */
 lsp_worker *lsp__worker_start(void (*notify)(void *), void *ctx);
 /* Stop the thread (cancelling what runs), free the model and every cache, and return finished jobs
  * through lsp__worker_take. */

@@ -15,6 +15,7 @@ struct lsp_worker {
     pthread_cond_t cv;
     job *pending, *done, *running;
     bool quit;
+    bool started; /* the thread runs (it starts with the first job) */
     void (*notify)(void *);
     void *ctx;
     worker_status status; /* guarded by mu */
@@ -176,11 +177,24 @@ lsp_worker *lsp__worker_start(void (*notify)(void *), void *ctx)
     pthread_cond_init(&w->cv, NULL);
     w->notify = notify;
     w->ctx = ctx;
-    if (pthread_create(&w->thread, NULL, worker_main, w)) {
-        free(w);
-        return NULL;
-    }
     return w;
+}
+
+/* The thread starts with the first job, so a server that only syncs documents, or a fuzzed input,
+ * never pays for one. Called with mu held. A job that cannot get a thread is answered at once. */
+static void ensure_thread(lsp_worker *w, job *j)
+{
+    if (w->started || w->quit) return;
+    if (pthread_create(&w->thread, NULL, worker_main, w) == 0) {
+        w->started = true;
+        return;
+    }
+    j->status = -1;
+    snprintf(j->err, sizeof j->err, "cannot start the worker thread");
+    if (j->kind == JOB_LOAD) {
+        w->status.state = LOAD_FAILED;
+        snprintf(w->status.error, sizeof w->status.error, "%s", j->err);
+    }
 }
 
 void lsp__worker_stop(lsp_worker *w)
@@ -191,7 +205,7 @@ void lsp__worker_stop(lsp_worker *w)
     if (w->running) atomic_store(&w->running->cancel, 1);
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
-    pthread_join(w->thread, NULL);
+    if (w->started) pthread_join(w->thread, NULL);
     unload(w);
     w->status.state = LOAD_NONE;
     w->status.cache_bytes = 0;
@@ -221,9 +235,12 @@ void lsp__worker_submit(lsp_worker *w, job *j)
 {
     pthread_mutex_lock(&w->mu);
     if (j->kind == JOB_LOAD) w->status.state = LOAD_LOADING;
-    append(&w->pending, j);
+    ensure_thread(w, j);
+    bool failed = j->status < 0;
+    append(failed ? &w->done : &w->pending, j);
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
+    if (failed) w->notify(w->ctx);
 }
 
 job *lsp__worker_take(lsp_worker *w)

@@ -7,6 +7,7 @@
 #include "model_internal.h"
 #include "base/base.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -458,7 +459,7 @@ static const uint32_t cjk[][2] = {{0x0800, 0x9FA5}, {0xAC00, 0xD7FF}};
 enum rule { R_NEWLINE, R_LETTERS, R_PUNCT, R_TRAILING_SPACE, R_CJK, R_NUMBER };
 
 /* Class membership after llama.cpp's mapping of non-ASCII whitespace to U+000B. */
-static bool in_class(enum rule r, uint32_t cp)
+static bool in_class_searched(enum rule r, uint32_t cp)
 {
     if (cp >= 0x80 && is_space(cp)) return false;
     switch (r) {
@@ -476,6 +477,24 @@ static bool in_class(enum rule r, uint32_t cp)
     default:
         return false;
     }
+}
+
+/* ASCII answers come from a table made once from the range searches: most code is ASCII, and six
+ * rules each ask about every code point. Bit r of ascii_classes[cp] is in_class(r, cp). */
+static uint8_t ascii_classes[128];
+static pthread_once_t ascii_once = PTHREAD_ONCE_INIT;
+
+static void ascii_classes_init(void)
+{
+    for (uint32_t cp = 0; cp < 128; cp++)
+        for (int r = R_NEWLINE; r <= R_NUMBER; r++)
+            if (in_class_searched((enum rule)r, cp)) ascii_classes[cp] |= (uint8_t)(1u << r);
+}
+
+static bool in_class(enum rule r, uint32_t cp)
+{
+    if (cp < 128) return ascii_classes[cp] >> r & 1;
+    return in_class_searched(r, cp);
 }
 
 /* Leftmost match of rule r in cps[pos, end): sets [*ms, *me) and returns true. */
@@ -527,6 +546,7 @@ static void spans_push(spans *s, size_t a, size_t b)
 /* Apply the rules in sequence; matches and the gaps between them both become pieces. */
 static spans split_pieces(const uint32_t *cps, size_t n)
 {
+    pthread_once(&ascii_once, ascii_classes_init);
     spans cur = {0}, next = {0};
     if (n) spans_push(&cur, 0, n);
     static const enum rule rules[] = {R_NEWLINE,        R_LETTERS, R_PUNCT,
