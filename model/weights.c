@@ -6,6 +6,8 @@
 #include "base/base.h"
 
 #include <math.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -95,10 +97,52 @@ static int load_rope(model_weights *ws, model_err *err)
     return 0;
 }
 
-static int load_hparams(model_weights *ws, model_err *err)
+/* Key widths of the attention, which the hyper-parameters are derived from (the MLA keys, or the
+ * legacy key/value lengths). */
+typedef struct attn_keys {
+    int key_len, val_len, key_mla, val_mla, n_rot;
+} attn_keys;
+
+enum { KEY_REQUIRED = -1 };
+
+/* The integer keys under "deepseek2.": each lands in the hyper-parameters (in_hp) or in attn_keys,
+ * with its value when absent (KEY_REQUIRED: a load error). A new key touches one line. */
+typedef struct u32_key {
+    const char *name;
+    bool in_hp;
+    size_t off;
+    int absent;
+} u32_key;
+
+#define HP(f) true, offsetof(model_hparams, f)
+#define AK(f) false, offsetof(attn_keys, f)
+static const u32_key u32_keys[] = {
+    {"block_count", HP(n_layer), KEY_REQUIRED},
+    {"embedding_length", HP(n_embd), KEY_REQUIRED},
+    {"context_length", HP(n_ctx_train), KEY_REQUIRED},
+    {"attention.head_count", HP(n_head), KEY_REQUIRED},
+    {"attention.kv_lora_rank", HP(kv_lora_rank), KEY_REQUIRED},
+    {"attention.q_lora_rank", HP(q_lora_rank), 0},
+    {"attention.key_length", AK(key_len), 0},
+    {"attention.value_length", AK(val_len), 0},
+    {"attention.key_length_mla", AK(key_mla), 0},
+    {"attention.value_length_mla", AK(val_mla), 0},
+    {"rope.dimension_count", AK(n_rot), 0},
+    {"feed_forward_length", HP(n_ff), 0},
+    {"leading_dense_block_count", HP(n_dense), 0},
+    {"expert_count", HP(n_expert), 0},
+    {"expert_used_count", HP(n_expert_used), 0},
+    {"expert_group_count", HP(n_group), 0},
+    {"expert_group_used_count", HP(n_group_used), 0},
+    {"expert_shared_count", HP(n_shared), 0},
+    {"expert_feed_forward_length", HP(n_ff_exp), 0},
+    {"expert_gating_func", HP(gating), 1},
+};
+#undef HP
+#undef AK
+
+static int check_arch(const model_gguf *g, model_err *err)
 {
-    const model_gguf *g = ws->g;
-    model_hparams *hp = &ws->hp;
     gguf_str arch;
     int r = model__gguf_str(g, "general.architecture", &arch, err);
     if (r < 0) return -1;
@@ -106,47 +150,44 @@ static int load_hparams(model_weights *ws, model_err *err)
     if (!model__gguf_str_eq(arch, "deepseek2"))
         return model__fail(err, "%s: architecture '%.*s' is not deepseek2", g->path,
                            (int)(arch.n < 40 ? arch.n : 40), arch.p);
-    int head_kv, key_len, val_len, key_mla, val_mla, n_rot;
-    uint32_t gating = 1;
-    if (req_u32(g, "deepseek2.block_count", &hp->n_layer, err) ||
-        req_u32(g, "deepseek2.embedding_length", &hp->n_embd, err) ||
-        req_u32(g, "deepseek2.context_length", &hp->n_ctx_train, err) ||
-        req_u32(g, "deepseek2.attention.head_count", &hp->n_head, err) ||
-        opt_u32(g, "deepseek2.attention.head_count_kv", &head_kv, hp->n_head, err) ||
-        req_u32(g, "deepseek2.attention.kv_lora_rank", &hp->kv_lora_rank, err) ||
-        opt_u32(g, "deepseek2.attention.q_lora_rank", &hp->q_lora_rank, 0, err) ||
-        opt_u32(g, "deepseek2.attention.key_length", &key_len, 0, err) ||
-        opt_u32(g, "deepseek2.attention.value_length", &val_len, 0, err) ||
-        opt_u32(g, "deepseek2.attention.key_length_mla", &key_mla, 0, err) ||
-        opt_u32(g, "deepseek2.attention.value_length_mla", &val_mla, 0, err) ||
-        opt_u32(g, "deepseek2.rope.dimension_count", &n_rot, 0, err) ||
-        opt_u32(g, "deepseek2.feed_forward_length", &hp->n_ff, 0, err) ||
-        opt_u32(g, "deepseek2.leading_dense_block_count", &hp->n_dense, 0, err) ||
-        opt_u32(g, "deepseek2.expert_count", &hp->n_expert, 0, err) ||
-        opt_u32(g, "deepseek2.expert_used_count", &hp->n_expert_used, 0, err) ||
-        opt_u32(g, "deepseek2.expert_group_count", &hp->n_group, 0, err) ||
-        opt_u32(g, "deepseek2.expert_group_used_count", &hp->n_group_used, 0, err) ||
-        opt_u32(g, "deepseek2.expert_shared_count", &hp->n_shared, 0, err) ||
-        opt_u32(g, "deepseek2.expert_feed_forward_length", &hp->n_ff_exp, 0, err) ||
+    return 0;
+}
+
+static int read_u32_keys(const model_gguf *g, model_hparams *hp, attn_keys *ak, model_err *err)
+{
+    for (size_t i = 0; i < sizeof u32_keys / sizeof *u32_keys; i++) {
+        const u32_key *k = &u32_keys[i];
+        char key[96];
+        snprintf(key, sizeof key, "deepseek2.%s", k->name);
+        int *out = (int *)((char *)(k->in_hp ? (void *)hp : (void *)ak) + k->off);
+        if (k->absent == KEY_REQUIRED ? req_u32(g, key, out, err)
+                                      : opt_u32(g, key, out, k->absent, err))
+            return -1;
+    }
+    return 0;
+}
+
+static int load_hparams(model_weights *ws, model_err *err)
+{
+    const model_gguf *g = ws->g;
+    model_hparams *hp = &ws->hp;
+    attn_keys ak;
+    if (check_arch(g, err) || read_u32_keys(g, hp, &ak, err) ||
         opt_f32(g, "deepseek2.expert_weights_scale", &hp->weights_scale, 0, err) ||
-        opt_f32(g, "deepseek2.attention.layer_norm_rms_epsilon", &hp->rms_eps, -1, err))
+        opt_f32(g, "deepseek2.attention.layer_norm_rms_epsilon", &hp->rms_eps, -1, err) ||
+        model__gguf_bool(g, "deepseek2.expert_weights_norm", &hp->weights_norm, err) < 0)
         return -1;
-    if (model__gguf_bool(g, "deepseek2.expert_weights_norm", &hp->weights_norm, err) < 0 ||
-        model__gguf_u32(g, "deepseek2.expert_gating_func", &gating, err) < 0)
-        return -1;
-    hp->gating = (int)gating;
     if (hp->rms_eps < 0)
         return model__fail(err,
                            "%s: required key 'deepseek2.attention.layer_norm_rms_epsilon' is "
                            "missing",
                            g->path);
-    bool mla = key_mla > 0 && val_mla > 0;
-    if (n_rot == 0) n_rot = mla ? key_len - hp->kv_lora_rank : key_len;
+    bool mla = ak.key_mla > 0 && ak.val_mla > 0;
+    int n_rot = ak.n_rot ? ak.n_rot : mla ? ak.key_len - hp->kv_lora_rank : ak.key_len;
     hp->qk_rope = n_rot;
-    hp->qk_nope = (mla ? key_mla : key_len) - n_rot;
-    hp->v_head = mla ? val_mla : val_len;
+    hp->qk_nope = (mla ? ak.key_mla : ak.key_len) - n_rot;
+    hp->v_head = mla ? ak.val_mla : ak.val_len;
     hp->legacy_kvb = !mla;
-    (void)head_kv;
     return load_rope(ws, err);
 }
 
@@ -155,10 +196,8 @@ static int load_hparams(model_weights *ws, model_err *err)
         if (!(cond)) return model__fail(err, __VA_ARGS__);                                         \
     } while (0)
 
-static int check_hparams(const model_weights *ws, model_err *err)
+static int check_attention(const model_hparams *hp, const char *p, model_err *err)
 {
-    const model_hparams *hp = &ws->hp;
-    const char *p = ws->g->path;
     CHECK_HP(hp->n_layer >= 1 && hp->n_layer <= 1024, "%s: block_count %d is invalid", p,
              hp->n_layer);
     CHECK_HP(hp->n_embd >= 1 && hp->n_head >= 1, "%s: embedding_length and head_count must be > 0",
@@ -169,31 +208,46 @@ static int check_hparams(const model_weights *ws, model_err *err)
     CHECK_HP(hp->qk_nope >= 1, "%s: key_length%s (%d) must exceed the rope dimension (%d)", p,
              hp->legacy_kvb ? "" : "_mla", hp->qk_nope + hp->qk_rope, hp->qk_rope);
     CHECK_HP(hp->v_head >= 1, "%s: value_length%s must be > 0", p, hp->legacy_kvb ? "" : "_mla");
+    return 0;
+}
+
+static int check_expert_groups(const model_hparams *hp, const char *p, model_err *err)
+{
+    CHECK_HP(hp->n_expert % hp->n_group == 0 && hp->n_group < hp->n_expert &&
+                 hp->n_group_used > 0 && hp->n_group_used < hp->n_group,
+             "%s: expert groups %d/%d do not fit %d experts", p, hp->n_group_used, hp->n_group,
+             hp->n_expert);
+    CHECK_HP(hp->n_expert / hp->n_group >= 2, "%s: expert groups need 2+ experts each", p);
+    CHECK_HP(hp->n_expert_used <= hp->n_group_used * (hp->n_expert / hp->n_group),
+             "%s: expert_used_count exceeds the experts of the used groups", p);
+    return 0;
+}
+
+/* The expert keys mean nothing in a model of dense layers only, so they are checked only when a
+ * layer routes. */
+static int check_ffn(const model_hparams *hp, const char *p, model_err *err)
+{
     CHECK_HP(hp->n_dense <= hp->n_layer, "%s: leading_dense_block_count %d > block_count %d", p,
              hp->n_dense, hp->n_layer);
     CHECK_HP(hp->n_dense == 0 || hp->n_ff >= 1, "%s: dense layers need feed_forward_length", p);
-    if (hp->n_dense < hp->n_layer) {
-        CHECK_HP(hp->n_expert >= 1 && hp->n_expert_used >= 1 && hp->n_expert_used <= hp->n_expert,
-                 "%s: expert_used_count %d must be in 1..expert_count (%d)", p, hp->n_expert_used,
-                 hp->n_expert);
-        CHECK_HP(hp->n_ff_exp >= 1, "%s: expert_feed_forward_length must be > 0", p);
-        CHECK_HP(hp->n_expert <= MAX_EXPERTS && hp->n_expert_used <= MAX_USED &&
-                     hp->n_group <= MAX_USED,
-                 "%s: %d experts (%d used, %d groups) exceed fimd's limits (%d, %d, %d)", p,
-                 hp->n_expert, hp->n_expert_used, hp->n_group, MAX_EXPERTS, MAX_USED, MAX_USED);
-        CHECK_HP(hp->gating == 1 || hp->gating == 2, "%s: expert_gating_func %d is unknown", p,
-                 hp->gating);
-        if (hp->n_group > 1) {
-            CHECK_HP(hp->n_expert % hp->n_group == 0 && hp->n_group < hp->n_expert &&
-                         hp->n_group_used > 0 && hp->n_group_used < hp->n_group,
-                     "%s: expert groups %d/%d do not fit %d experts", p, hp->n_group_used,
-                     hp->n_group, hp->n_expert);
-            CHECK_HP(hp->n_expert / hp->n_group >= 2, "%s: expert groups need 2+ experts each", p);
-            CHECK_HP(hp->n_expert_used <= hp->n_group_used * (hp->n_expert / hp->n_group),
-                     "%s: expert_used_count exceeds the experts of the used groups", p);
-        }
-    }
-    return 0;
+    if (hp->n_dense == hp->n_layer) return 0;
+    CHECK_HP(hp->n_expert >= 1 && hp->n_expert_used >= 1 && hp->n_expert_used <= hp->n_expert,
+             "%s: expert_used_count %d must be in 1..expert_count (%d)", p, hp->n_expert_used,
+             hp->n_expert);
+    CHECK_HP(hp->n_ff_exp >= 1, "%s: expert_feed_forward_length must be > 0", p);
+    CHECK_HP(hp->n_expert <= MAX_EXPERTS && hp->n_expert_used <= MAX_USED &&
+                 hp->n_group <= MAX_USED,
+             "%s: %d experts (%d used, %d groups) exceed fimd's limits (%d, %d, %d)", p,
+             hp->n_expert, hp->n_expert_used, hp->n_group, MAX_EXPERTS, MAX_USED, MAX_USED);
+    CHECK_HP(hp->gating == 1 || hp->gating == 2, "%s: expert_gating_func %d is unknown", p,
+             hp->gating);
+    return hp->n_group > 1 ? check_expert_groups(hp, p, err) : 0;
+}
+
+static int check_hparams(const model_weights *ws, model_err *err)
+{
+    return check_attention(&ws->hp, ws->g->path, err) || check_ffn(&ws->hp, ws->g->path, err) ? -1
+                                                                                              : 0;
 }
 
 /* ---- weights ---- */
@@ -285,56 +339,138 @@ static int derive_kvb(model_weights *ws, layer *L, const char *name, model_err *
     return 0;
 }
 
+/* A layer's widths, named for the tensor table below. */
+enum width {
+    W_EMBD,     /* D */
+    W_Q_LORA,   /* Q (full model) */
+    W_Q_HEADS,  /* H * (Dn + Dr) */
+    W_KV_A,     /* R + Dr: the latent, then the rope part */
+    W_LORA,     /* R */
+    W_V_HEADS,  /* H * Dv */
+    W_NOPE,     /* Dn */
+    W_VHEAD,    /* Dv */
+    W_HEADS,    /* H */
+    W_FF,       /* dense FFN */
+    W_EXPERTS,  /* E */
+    W_FF_EXP,   /* one expert's FFN */
+    W_FF_SHARE, /* the shared experts' FFN */
+    W_ONE,
+};
+
+static int64_t width(const model_hparams *hp, enum width w)
+{
+    int64_t H = hp->n_head;
+    const int64_t v[] = {
+        [W_EMBD] = hp->n_embd,
+        [W_Q_LORA] = hp->q_lora_rank,
+        [W_Q_HEADS] = H * (hp->qk_nope + hp->qk_rope),
+        [W_KV_A] = hp->kv_lora_rank + hp->qk_rope,
+        [W_LORA] = hp->kv_lora_rank,
+        [W_V_HEADS] = H * hp->v_head,
+        [W_NOPE] = hp->qk_nope,
+        [W_VHEAD] = hp->v_head,
+        [W_HEADS] = H,
+        [W_FF] = hp->n_ff,
+        [W_EXPERTS] = hp->n_expert,
+        [W_FF_EXP] = hp->n_ff_exp,
+        [W_FF_SHARE] = (int64_t)hp->n_ff_exp * hp->n_shared,
+        [W_ONE] = 1,
+    };
+    return v[w];
+}
+
+/* Which layers hold a tensor. */
+enum when { ALL, Q_LORA, NO_Q_LORA, MLA, DENSE, MOE, SHARED };
+
+static bool holds(const model_hparams *hp, int il, enum when w)
+{
+    switch (w) {
+    case ALL:
+        return true;
+    case Q_LORA:
+        return hp->q_lora_rank > 0;
+    case NO_Q_LORA:
+        return hp->q_lora_rank == 0;
+    case MLA:
+        return !hp->legacy_kvb;
+    case DENSE:
+        return il < hp->n_dense;
+    case MOE:
+        return il >= hp->n_dense;
+    case SHARED:
+        return il >= hp->n_dense && hp->n_shared > 0;
+    }
+    return false;
+}
+
+/* Every tensor of a layer: its name in blk.N.NAME.weight, where it goes, when a layer holds it, and
+ * its shape (n_dims 1 with f32 set: a norm or router that must be F32). A new tensor is one line.
+ */
+typedef struct layer_tensor {
+    const char *name;
+    size_t off;
+    enum when when;
+    int n_dims;
+    enum width ne[3];
+    bool f32;
+} layer_tensor;
+
+#define AT(f) offsetof(layer, f)
+static const layer_tensor layer_tensors[] = {
+    {"attn_norm", AT(attn_norm), ALL, 1, {W_EMBD, W_ONE, W_ONE}, true},
+    {"attn_q_a", AT(wq_a), Q_LORA, 2, {W_EMBD, W_Q_LORA, W_ONE}, false},
+    {"attn_q_a_norm", AT(q_a_norm), Q_LORA, 1, {W_Q_LORA, W_ONE, W_ONE}, true},
+    {"attn_q_b", AT(wq_b), Q_LORA, 2, {W_Q_LORA, W_Q_HEADS, W_ONE}, false},
+    {"attn_q", AT(wq), NO_Q_LORA, 2, {W_EMBD, W_Q_HEADS, W_ONE}, false},
+    {"attn_kv_a_mqa", AT(wkv_a), ALL, 2, {W_EMBD, W_KV_A, W_ONE}, false},
+    {"attn_kv_a_norm", AT(kv_a_norm), ALL, 1, {W_LORA, W_ONE, W_ONE}, true},
+    {"attn_output", AT(wo), ALL, 2, {W_V_HEADS, W_EMBD, W_ONE}, false},
+    {"ffn_norm", AT(ffn_norm), ALL, 1, {W_EMBD, W_ONE, W_ONE}, true},
+    {"attn_k_b", AT(wk_b), MLA, 3, {W_NOPE, W_LORA, W_HEADS}, false},
+    {"attn_v_b", AT(wv_b), MLA, 3, {W_LORA, W_VHEAD, W_HEADS}, false},
+    {"ffn_gate", AT(gate), DENSE, 2, {W_EMBD, W_FF, W_ONE}, false},
+    {"ffn_up", AT(up), DENSE, 2, {W_EMBD, W_FF, W_ONE}, false},
+    {"ffn_down", AT(down), DENSE, 2, {W_FF, W_EMBD, W_ONE}, false},
+    {"ffn_gate_inp", AT(router), MOE, 2, {W_EMBD, W_EXPERTS, W_ONE}, true},
+    {"ffn_gate_exps", AT(gate_exps), MOE, 3, {W_EMBD, W_FF_EXP, W_EXPERTS}, false},
+    {"ffn_up_exps", AT(up_exps), MOE, 3, {W_EMBD, W_FF_EXP, W_EXPERTS}, false},
+    {"ffn_down_exps", AT(down_exps), MOE, 3, {W_FF_EXP, W_EMBD, W_EXPERTS}, false},
+    {"ffn_gate_shexp", AT(gate_sh), SHARED, 2, {W_EMBD, W_FF_SHARE, W_ONE}, false},
+    {"ffn_up_shexp", AT(up_sh), SHARED, 2, {W_EMBD, W_FF_SHARE, W_ONE}, false},
+    {"ffn_down_shexp", AT(down_sh), SHARED, 2, {W_FF_SHARE, W_EMBD, W_ONE}, false},
+};
+#undef AT
+
+static int bind_tensor(model_weights *ws, int il, const layer_tensor *t, model_err *err)
+{
+    const model_hparams *hp = &ws->hp;
+    wt *w = (wt *)((char *)&ws->layers[il] + t->off);
+    char name[96];
+    snprintf(name, sizeof name, "blk.%d.%s.weight", il, t->name);
+    if (bind(ws, w, name, t->n_dims, width(hp, t->ne[0]), width(hp, t->ne[1]), width(hp, t->ne[2]),
+             true, err))
+        return -1;
+    if (t->f32 && w->type != MODEL_TYPE_F32)
+        return model__fail(err, "%s: tensor '%s' must be F32, found %s", ws->g->path, name,
+                           model_type_name(w->type));
+    return 0;
+}
+
 static int bind_layer(model_weights *ws, int il, model_err *err)
 {
     const model_hparams *hp = &ws->hp;
-    layer *L = &ws->layers[il];
-    int64_t D = hp->n_embd, H = hp->n_head, Dk = hp->qk_nope + hp->qk_rope, R = hp->kv_lora_rank;
-    char n[96];
-#define NM(s) (snprintf(n, sizeof n, "blk.%d." s ".weight", il), n)
-    if (bind_f32(ws, &L->attn_norm, NM("attn_norm"), D, err)) return -1;
-    if (hp->q_lora_rank > 0) {
-        int64_t Q = hp->q_lora_rank;
-        if (bind(ws, &L->wq_a, NM("attn_q_a"), 2, D, Q, 1, true, err) ||
-            bind_f32(ws, &L->q_a_norm, NM("attn_q_a_norm"), Q, err) ||
-            bind(ws, &L->wq_b, NM("attn_q_b"), 2, Q, H * Dk, 1, true, err))
+    for (size_t i = 0; i < sizeof layer_tensors / sizeof *layer_tensors; i++)
+        if (holds(hp, il, layer_tensors[i].when) && bind_tensor(ws, il, &layer_tensors[i], err))
             return -1;
-    } else if (bind(ws, &L->wq, NM("attn_q"), 2, D, H * Dk, 1, true, err)) {
-        return -1;
-    }
-    if (bind(ws, &L->wkv_a, NM("attn_kv_a_mqa"), 2, D, R + hp->qk_rope, 1, true, err) ||
-        bind_f32(ws, &L->kv_a_norm, NM("attn_kv_a_norm"), R, err) ||
-        bind(ws, &L->wo, NM("attn_output"), 2, H * hp->v_head, D, 1, true, err) ||
-        bind_f32(ws, &L->ffn_norm, NM("ffn_norm"), D, err))
-        return -1;
+    char name[96];
     if (hp->legacy_kvb) {
-        if (derive_kvb(ws, L, NM("attn_kv_b"), err)) return -1;
-    } else if (bind(ws, &L->wk_b, NM("attn_k_b"), 3, hp->qk_nope, R, H, true, err) ||
-               bind(ws, &L->wv_b, NM("attn_v_b"), 3, R, hp->v_head, H, true, err)) {
-        return -1;
+        snprintf(name, sizeof name, "blk.%d.attn_kv_b.weight", il);
+        if (derive_kvb(ws, &ws->layers[il], name, err)) return -1;
     }
-    if (il < hp->n_dense)
-        return bind(ws, &L->gate, NM("ffn_gate"), 2, D, hp->n_ff, 1, true, err) ||
-                       bind(ws, &L->up, NM("ffn_up"), 2, D, hp->n_ff, 1, true, err) ||
-                       bind(ws, &L->down, NM("ffn_down"), 2, hp->n_ff, D, 1, true, err)
-                   ? -1
-                   : 0;
-    int64_t E = hp->n_expert, Fe = hp->n_ff_exp, Fs = Fe * hp->n_shared;
-    if (bind(ws, &L->router, NM("ffn_gate_inp"), 2, D, E, 1, true, err) ||
-        bind(ws, &L->gate_exps, NM("ffn_gate_exps"), 3, D, Fe, E, true, err) ||
-        bind(ws, &L->up_exps, NM("ffn_up_exps"), 3, D, Fe, E, true, err) ||
-        bind(ws, &L->down_exps, NM("ffn_down_exps"), 3, Fe, D, E, true, err))
-        return -1;
-    if (L->router.type != MODEL_TYPE_F32)
-        return model__fail(err, "%s: router '%s' must be F32", ws->g->path, NM("ffn_gate_inp"));
-    if (model__gguf_tensor(ws->g, NM("exp_probs_b.bias")))
+    snprintf(name, sizeof name, "blk.%d.exp_probs_b.bias", il);
+    if (il >= hp->n_dense && model__gguf_tensor(ws->g, name))
         return model__fail(err, "%s: expert bias (DeepSeek-V3 routing) is not supported",
                            ws->g->path);
-    if (hp->n_shared > 0 && (bind(ws, &L->gate_sh, NM("ffn_gate_shexp"), 2, D, Fs, 1, true, err) ||
-                             bind(ws, &L->up_sh, NM("ffn_up_shexp"), 2, D, Fs, 1, true, err) ||
-                             bind(ws, &L->down_sh, NM("ffn_down_shexp"), 2, Fs, D, 1, true, err)))
-        return -1;
-#undef NM
     return 0;
 }
 
