@@ -174,6 +174,37 @@ typedef struct att_task {
     int n_past;
 } att_task;
 
+/* Scores of G heads (queries qa, row floats apart) against the first n_kv latent rows, as
+ * G x n_kv. */
+static void group_scores(const model_kernels *k, const float *rows, int row, int n_kv,
+                         const float *qa, int G, float *att)
+{
+    for (int s = 0; s < n_kv; s++) {
+        const float *kv = rows + (size_t)s * row;
+        if (k->dot_f32_heads)
+            k->dot_f32_heads(row, kv, qa, (size_t)row, G, att + s, (size_t)n_kv);
+        else
+            for (int g = 0; g < G; g++)
+                att[(size_t)g * n_kv + s] = k->dot_f32(row, qa + (size_t)g * row, kv);
+    }
+}
+
+/* ol[g] = sum over s of att[g][s] * the latent part (R floats) of row s. */
+static void group_mix(const model_kernels *k, const float *rows, int row, int R, int n_kv,
+                      const float *att, int G, float *ol)
+{
+    if (k->mix_f32_heads) {
+        k->mix_f32_heads(R, n_kv, rows, (size_t)row, att, (size_t)n_kv, G, ol, (size_t)R);
+        return;
+    }
+    memset(ol, 0, sizeof(float) * (size_t)G * R);
+    for (int s = 0; s < n_kv; s++) {
+        const float *kv = rows + (size_t)s * row;
+        for (int g = 0; g < G; g++)
+            k->axpy_f32(R, att[(size_t)g * n_kv + s], kv, ol + (size_t)g * R);
+    }
+}
+
 /* One (token, group of heads) item: attend over the latent rows with the absorbed queries. */
 static void att_heads(void *ctx, int i0, int i1, int thread)
 {
@@ -186,31 +217,14 @@ static void att_heads(void *ctx, int i0, int i1, int thread)
     for (int i = i0; i < i1; i++) {
         int t = i / groups, h0 = (i % groups) * G,
             n_kv = a->n_past + t + 1; /* causal: positions 0..p */
-        const float *qa = a->qa + ((size_t)t * H + (size_t)h0) * row;
-        float *ol = a->ol + ((size_t)t * H + (size_t)h0) * R;
-        for (int s = 0; s < n_kv; s++) {
-            const float *kv = a->rows + (size_t)s * row;
-            if (k->dot_f32_heads)
-                k->dot_f32_heads(row, kv, qa, (size_t)row, G, att + s, (size_t)n_kv);
-            else
-                for (int g = 0; g < G; g++)
-                    att[(size_t)g * n_kv + s] = k->dot_f32(row, qa + (size_t)g * row, kv);
-        }
+        size_t head = (size_t)t * H + (size_t)h0;
+        group_scores(k, a->rows, row, n_kv, a->qa + head * row, G, att);
         for (int g = 0; g < G; g++) {
             float *sc = att + (size_t)g * n_kv;
             for (int s = 0; s < n_kv; s++) sc[s] *= hp->kq_scale;
             softmax(sc, n_kv);
         }
-        if (k->mix_f32_heads) {
-            k->mix_f32_heads(R, n_kv, a->rows, (size_t)row, att, (size_t)n_kv, G, ol, (size_t)R);
-        } else {
-            memset(ol, 0, sizeof(float) * (size_t)G * R);
-            for (int s = 0; s < n_kv; s++) {
-                const float *kv = a->rows + (size_t)s * row;
-                for (int g = 0; g < G; g++)
-                    k->axpy_f32(R, att[(size_t)g * n_kv + s], kv, ol + (size_t)g * R);
-            }
-        }
+        group_mix(k, a->rows, row, R, n_kv, att, G, a->ol + head * R);
     }
 }
 
