@@ -17,6 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     model_err err;
     model *m = model_load(path, &err);
     if (m) {
+        model_set_threads(m, 1); /* no pool threads to start and join per input */
         model_cache *c = model_cache_new(m, &err);
         int32_t tok = 0;
         float *logits = malloc(sizeof(float) * (size_t)model_get_hparams(m)->n_vocab);
