@@ -173,6 +173,7 @@ typedef struct accept_run {
     double *lat;
     int n, cap;
     long tt_hits, pf_hits, model; /* answers by source */
+    long evaluated;               /* prompt tokens the model evaluated for its answers */
     char *accepted;               /* everything the user accepted or typed, for the same replay */
     size_t acc_len;
 } accept_run;
@@ -187,6 +188,7 @@ static void run_add(accept_run *r, double ms, const fim_stats *st, const char *t
     r->tt_hits += st->source == FIM_FROM_TYPE_THROUGH;
     r->pf_hits += st->source == FIM_FROM_PREFETCH;
     r->model += st->source == FIM_FROM_MODEL;
+    r->evaluated += st->evaluated;
     r->accepted = base_xrealloc(r->accepted, r->acc_len + n + 1);
     memcpy(r->accepted + r->acc_len, text, n);
     r->acc_len += n;
@@ -277,6 +279,11 @@ static double pct(accept_run *r, double q)
     return r->lat[(int)(q * (r->n - 1) + 0.5)];
 }
 
+static double per_model(const accept_run *r)
+{
+    return r->model ? (double)r->evaluated / (double)r->model : 0;
+}
+
 static void print_accept(const typing_opts *o, accept_run *runs, const int *modes, int n_modes)
 {
     bool same = true;
@@ -292,21 +299,24 @@ static void print_accept(const typing_opts *o, accept_run *runs, const int *mode
                o->file, o->line, o->lines, o->n_predict, note);
         for (int k = 0; k < n_modes; k++)
             printf("%s{\"mode\":\"%s\",\"events\":%d,\"p50_ms\":%.2f,\"p90_ms\":%.2f,"
-                   "\"type_through_hits\":%ld,\"prefetch_hits\":%ld,\"model_completions\":%ld}",
+                   "\"type_through_hits\":%ld,\"prefetch_hits\":%ld,\"model_completions\":%ld,"
+                   "\"evaluated_per_model_completion\":%.1f}",
                    k ? "," : "", mode_names[modes[k]], runs[k].n, pct(&runs[k], 0.5),
-                   pct(&runs[k], 0.9), runs[k].tt_hits, runs[k].pf_hits, runs[k].model);
+                   pct(&runs[k], 0.9), runs[k].tt_hits, runs[k].pf_hits, runs[k].model,
+                   per_model(&runs[k]));
         printf("],\"p50_ratio\":%.4f,\"same_replay\":%s}\n", off > 0 ? last / off : 0,
                same ? "true" : "false");
         return;
     }
     printf("accepting ghost texts from line %ld of %s (%ld lines, %ld tokens each); %s\n",
            o->line + 1, o->file, o->lines, o->n_predict, note);
-    printf("%-13s %7s %9s %9s %13s %13s %7s\n", "features", "events", "p50 ms", "p90 ms",
-           "type-through", "prefetch", "model");
+    printf("%-13s %7s %9s %9s %13s %13s %7s %10s\n", "features", "events", "p50 ms", "p90 ms",
+           "type-through", "prefetch", "model", "evaluated");
     for (int k = 0; k < n_modes; k++)
-        printf("%-13s %7d %9.2f %9.2f %13ld %13ld %7ld\n", mode_names[modes[k]], runs[k].n,
+        printf("%-13s %7d %9.2f %9.2f %13ld %13ld %7ld %10.1f\n", mode_names[modes[k]], runs[k].n,
                pct(&runs[k], 0.5), pct(&runs[k], 0.9), runs[k].tt_hits, runs[k].pf_hits,
-               runs[k].model);
+               runs[k].model, per_model(&runs[k]));
+    printf("(evaluated: prompt tokens per answer the model computed)\n");
     printf("p50 %s / off: %.4f; the same text accepted in every row: %s\n",
            mode_names[modes[n_modes - 1]], off > 0 ? last / off : 0, same ? "yes" : "NO");
 }
