@@ -699,7 +699,11 @@ static int complete(fim_engine *e, const fim_request *req, const fim_config *cfg
     replay rp = {0};
     fim_backend *b = e->b;
     int r = -1;
-    if (fim__build_prompt(v, c, &fitted, ds ? &ds->memo : NULL, &prompt, err)) goto done;
+    /* a prefetch leaves the document's window memo alone: if the branch is never reached, the
+     * prompts that follow are the ones they would have been without it */
+    fim_window_memo scratch = ds ? ds->memo : (fim_window_memo){0};
+    fim_window_memo *memo = !ds ? NULL : ahead ? &scratch : &ds->memo;
+    if (fim__build_prompt(v, c, &fitted, memo, &prompt, err)) goto done;
     if (ds && !ahead && cfg->prefetch && kept_at(&ds->ahead, t, tlen, tcur, cfg, &prompt)) {
         answer_kept(&ds->ahead, 0, FIM_FROM_PREFETCH, out, st);
         kept_clear(&ds->shown); /* it is shown now: typing it through trims it */
