@@ -141,6 +141,7 @@ typedef struct worker_status {
     char error[512];
     size_t cache_bytes;
     int cached_docs;
+    int prefetching;            /* prefetch jobs pending or running */
     fim_backend_status backend; /* of the loaded engine */
 } worker_status;
 
@@ -161,10 +162,10 @@ job *lsp__worker_take(lsp_worker *w);
 job *lsp__worker_cancel_doc(lsp_worker *w, const char *doc, int code);
 /* Prefetch jobs for doc (every document's when NULL) are cancelled, except one whose state is
  * exactly text[0..len) with the cursor at `cursor` (any cursor when SIZE_MAX; keep nothing when
- * text is NULL): pending ones are removed and returned (the caller frees them), a running one gets
- * cancel set. *kept tells whether such a job is still pending or running. */
+ * text is NULL) that runs, or is pending when keep_pending: pending ones are removed and returned
+ * (the caller frees them), a running one gets cancel set. *kept tells whether one was kept. */
 job *lsp__worker_cancel_prefetch(lsp_worker *w, const char *doc, const char *text, size_t len,
-                                 size_t cursor, bool *kept);
+                                 size_t cursor, bool keep_pending, bool *kept);
 /* Cancel one request by id: returns the pending job (removed), or NULL after flagging a running
  * one. */
 job *lsp__worker_cancel_id(lsp_worker *w, const char *id, int code);

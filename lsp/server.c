@@ -413,7 +413,7 @@ static void prefetch_branch(server *s, lsp_doc *doc, size_t cursor, const char *
     size_t len;
     const char *text = fim_doc_text(branch, &len);
     bool kept;
-    drop_jobs(lsp__worker_cancel_prefetch(s->worker, doc->uri, text, len, cursor + n, &kept));
+    drop_jobs(lsp__worker_cancel_prefetch(s->worker, doc->uri, text, len, cursor + n, true, &kept));
     if (!kept) {
         fim_doc *open[MAX_CONTEXT_DOCS];
         int n_open = 0;
@@ -441,10 +441,12 @@ static void on_completion(server *s, const jdoc *d, int params, const char *id, 
     size_t cursor;
     lsp_offset_of(doc->text, doc->len, pos, s->enc, &cursor);
     pos = lsp_pos_of(doc->text, doc->len, cursor, s->enc); /* clamped, as the reply will use it */
-    /* a prefetch of another state of this document is stale; one of this very state is kept, and
-     * this request, queued behind it, gets its answer */
+    /* a prefetch of another state of this document is stale; one of this very state that runs is
+     * kept, and this request, queued behind it, gets its answer (a pending one would run after this
+     * request, which computes the same itself) */
     bool kept;
-    drop_jobs(lsp__worker_cancel_prefetch(s->worker, doc->uri, doc->text, doc->len, cursor, &kept));
+    drop_jobs(lsp__worker_cancel_prefetch(s->worker, doc->uri, doc->text, doc->len, cursor, false,
+                                          &kept));
     fim_doc *open[MAX_CONTEXT_DOCS];
     int n_open = open_docs(s, open);
     job *j = calloc(1, sizeof *j);
@@ -591,10 +593,11 @@ static void on_status(server *s, const char *id)
                 "\"cacheBytes\":%zu,"
                 "\"requests\":%ld,\"cancelled\":%ld,\"shown\":%ld,\"accepted\":%ld,"
                 "\"type_through_hits\":%ld,\"prefetch_hits\":%ld,\"typeThrough\":%s,"
-                "\"prefetch\":%s",
+                "\"prefetch\":%s,\"prefetching\":%d",
                 enc_name(s->enc), s->docs.n, ws.cached_docs, ws.cache_bytes, s->requests,
                 s->cancelled, s->shown, s->accepted, s->type_through_hits, s->prefetch_hits,
-                s->cfg.type_through ? "true" : "false", s->cfg.prefetch ? "true" : "false");
+                s->cfg.type_through ? "true" : "false", s->cfg.prefetch ? "true" : "false",
+                ws.prefetching);
     lsp__jw_lit(&r, ",\"documents\":[");
     for (int i = 0; i < s->docs.n; i++) {
         const lsp_doc *doc = &s->docs.v[i];
@@ -734,8 +737,8 @@ static void on_did_change(server *s, const jdoc *d, int params)
     /* an edit cancels the document's prefetch, unless it made the document that very branch (the
      * accepted text arrived): then the request that follows gets its answer */
     bool kept;
-    drop_jobs(
-        lsp__worker_cancel_prefetch(s->worker, doc->uri, doc->text, doc->len, SIZE_MAX, &kept));
+    drop_jobs(lsp__worker_cancel_prefetch(s->worker, doc->uri, doc->text, doc->len, SIZE_MAX, true,
+                                          &kept));
     free(uri);
 }
 
@@ -746,7 +749,7 @@ static void on_did_close(server *s, const jdoc *d, int params)
         answer_cancelled(s, lsp__worker_cancel_doc(s->worker, uri, ERR_MODIFIED), ERR_MODIFIED,
                          "document closed");
         bool kept;
-        drop_jobs(lsp__worker_cancel_prefetch(s->worker, uri, NULL, 0, 0, &kept));
+        drop_jobs(lsp__worker_cancel_prefetch(s->worker, uri, NULL, 0, 0, false, &kept));
         lsp__doc_close(&s->docs, uri);
         job *j = calloc(1, sizeof *j);
         j->kind = JOB_CLOSE_DOC;

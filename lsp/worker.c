@@ -319,20 +319,21 @@ static bool prefetch_of(const job *j, const char *doc, const char *text, size_t 
 }
 
 job *lsp__worker_cancel_prefetch(lsp_worker *w, const char *doc, const char *text, size_t len,
-                                 size_t cursor, bool *kept)
+                                 size_t cursor, bool keep_pending, bool *kept)
 {
     job *removed = NULL;
     *kept = false;
     pthread_mutex_lock(&w->mu);
     for (job **p = &w->pending; *p;) {
         job *j = *p;
-        if (prefetch_of(j, doc, NULL, 0, 0, false) &&
-            !prefetch_of(j, doc, text, len, cursor, true)) {
+        if (!prefetch_of(j, doc, NULL, 0, 0, false)) {
+            p = &j->next;
+        } else if (keep_pending && prefetch_of(j, doc, text, len, cursor, true)) {
+            *kept = true;
+            p = &j->next;
+        } else {
             *p = j->next;
             append(&removed, j);
-        } else {
-            *kept |= prefetch_of(j, doc, NULL, 0, 0, false);
-            p = &j->next;
         }
     }
     job *r = w->running;
@@ -370,5 +371,7 @@ void lsp__worker_status(lsp_worker *w, worker_status *out)
 {
     pthread_mutex_lock(&w->mu);
     *out = w->status;
+    out->prefetching = w->running && w->running->kind == JOB_PREFETCH;
+    for (job *j = w->pending; j; j = j->next) out->prefetching += j->kind == JOB_PREFETCH;
     pthread_mutex_unlock(&w->mu);
 }

@@ -847,7 +847,9 @@ static void accept(const char *model_path)
     CHECK(rest && !strcmp(rest, g + 1) && status_num(&c, "type_through_hits", NULL) == 1,
           "typing into the ghost text answers the rest from type-through: [%s] of [%s]",
           rest ? rest : "(none)", g);
-    /* accept the rest: the command first (as nvim and Emacs send it), then the edit */
+    /* the user pauses (the prefetch of the accepted branch finishes), then accepts the rest: the
+     * command first (as nvim and Emacs send it), then the edit */
+    for (int i = 0; i < 1000 && status_num(&c, "prefetching", NULL) != 0; i++) usleep(10000);
     accept_cmd(&c, "12", args, 0);
     char *branch = with_insert(SAMPLE, at, g);
     size_t end = at + strlen(g);
