@@ -869,18 +869,35 @@ static void accept(const char *model_path)
     free(want);
     want = reference(edited, strlen(edited), end + 1);
     got = inline_text(&c, "14", uri, pe.line, pe.character + 1);
+    char *args2 = got && *got ? lsp_json_path(c.last, "result.items.0.command.arguments") : NULL;
     CHECK(got && !strcmp(got, want) && status_num(&c, "prefetch_hits", NULL) == 1,
           "after a diverging edit: a fresh completion [%s] = [%s]", got ? got : "(none)", want);
-    /* switched off by settings: typing into a ghost text runs the model */
-    sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"workspace/didChangeConfiguration\",\"params\":"
-              "{\"settings\":{\"fimd\":{\"typeThrough\":false,\"prefetch\":false}}}}");
-    if (got && *got && (unsigned char)got[0] < 0x80) {
-        char typed[2] = {got[0], 0};
-        insert(&c, uri, 5, pe.line, pe.character + 1, typed);
-        free(inline_text(&c, "15", uri, pe.line, pe.character + 2));
-        CHECK(status_num(&c, "type_through_hits", NULL) == 1 &&
-                  status_num(&c, "last", "tokensGenerated") > 0,
-              "typeThrough false: the model answers");
+    /* accepted the other way round, as VS Code does: the edit, then the command */
+    if (args2) {
+        for (int i = 0; i < 1000 && status_num(&c, "prefetching", NULL) != 0; i++) usleep(10000);
+        insert(&c, uri, 5, pe.line, pe.character + 1, got);
+        accept_cmd(&c, "15", args2, 0);
+        char *branch2 = with_insert(edited, end + 1, got);
+        size_t end2 = end + 1 + strlen(got);
+        lsp_pos p2 = lsp_pos_of(branch2, strlen(branch2), end2, LSP_UTF16);
+        char *next2 = inline_text(&c, "16", uri, p2.line, p2.character),
+             *want2 = reference(branch2, strlen(branch2), end2);
+        CHECK(next2 && !strcmp(next2, want2) && status_num(&c, "prefetch_hits", NULL) == 2,
+              "edit then accept: the prefetched branch answers too: [%s] vs [%s]",
+              next2 ? next2 : "(none)", want2);
+        /* switched off by settings: typing into a ghost text runs the model */
+        sendf(&c,
+              "{\"jsonrpc\":\"2.0\",\"method\":\"workspace/didChangeConfiguration\","
+              "\"params\":{\"settings\":{\"fimd\":{\"typeThrough\":false,\"prefetch\":false}}}}");
+        if (next2 && *next2 && (unsigned char)next2[0] < 0x80) {
+            char typed[2] = {next2[0], 0};
+            insert(&c, uri, 6, p2.line, p2.character, typed);
+            free(inline_text(&c, "17", uri, p2.line, p2.character + 1));
+            CHECK(status_num(&c, "type_through_hits", NULL) == 1 &&
+                      status_num(&c, "last", "tokensGenerated") > 0,
+                  "typeThrough false: the model answers");
+        }
+        free(branch2), free(next2), free(want2), free(args2);
     }
     free(got), free(want), free(edited), free(branch), free(next), free(rest), free(args);
     /* bad arguments get a clear error, and the server goes on */
