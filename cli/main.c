@@ -108,6 +108,14 @@ static int serve(int argc, char **argv)
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         long v;
         if (!strcmp(a, "--stdio")) continue; /* what some clients pass by habit */
+        if (!strcmp(a, "--no-type-through")) {
+            o.no_type_through = true;
+            continue;
+        }
+        if (!strcmp(a, "--no-prefetch")) {
+            o.no_prefetch = true;
+            continue;
+        }
         int bo = cli_backend_option(&be, argc, argv, &i);
         if (bo < 0) return 1;
         if (bo) continue;
@@ -136,7 +144,9 @@ static int serve(int argc, char **argv)
 static void usage(FILE *f)
 {
     fputs(
-        "usage: fimd [--model PATH] [--threads N] [--log FILE] [BACKEND]   serve LSP on stdio\n"
+        "usage: fimd [--model PATH] [--threads N] [--log FILE] [--no-type-through] "
+        "[--no-prefetch]\n"
+        "            [BACKEND]   serve LSP on stdio\n"
         "       (no model given: FIMD_MODEL, else the bundled weights/fimd-tiny-code.gguf)\n"
         "       BACKEND: --backend API:URL [--backend-model NAME] [--api-key-env VAR] [--ca-file "
         "F]\n"
@@ -162,8 +172,9 @@ static void usage(FILE *f)
         "  demo       [-m MODEL] [FILE --line L --character C --type TEXT]   a scripted LSP "
         "session\n"
         "  bench      -m MODEL [-p 512] [-n 64] [-t N] [--json]   prompt/decode speed, GB/s, RSS\n"
-        "  bench-typing -m MODEL FILE --line L [--lines 3] [--n-predict 16] [--json]   "
-        "per-keystroke latency\n"
+        "  bench-typing -m MODEL FILE --line L [--lines 3] [--n-predict 16] [--accept]\n"
+        "             [--no-type-through] [--no-prefetch] [--json]   "
+        "latency per keystroke (or accept)\n"
         "  synth      --like lite|full|tiny [shape options] --type TYPE [--vocab-from FILE]\n"
         "             [--merges-from FILE ...] --seed S -o OUT.gguf   (fimd synth --help)\n",
         f);

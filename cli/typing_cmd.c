@@ -2,7 +2,8 @@
  * (the rest of the file stays below as suffix) and asks for a completion at every keystroke as an
  * editor would, through the same fim path as the server. Prints latency percentiles, tokens
  * evaluated per request (within a line, where the cache should leave only the cursor line's tokens)
- * and the share of prompt tokens reused from the cache. */
+ * and the share of prompt tokens reused from the cache. With --accept the replayed user accepts
+ * every ghost text instead (see accept_replay), with the features off and on side by side. */
 #define _GNU_SOURCE
 #include "cli/cli.h"
 #include "base/base.h"
@@ -12,6 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+typedef struct typing_opts {
+    const char *path, *file;
+    long line, lines, n_predict, threads;
+    bool json, accept, type_through, prefetch;
+} typing_opts;
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -30,53 +37,370 @@ static size_t line_offset(const char *t, size_t len, long line)
     return at;
 }
 
-int cmd_bench_typing(int argc, char **argv)
+/* A completion at the document's cursor, as an editor's request makes it (context, then fim). */
+static int ask(fim_engine *e, const char *key, fim_doc *doc, size_t cursor, const fim_config *cfg,
+               char **out, fim_stats *st)
 {
-    const char *path = NULL, *file = NULL;
-    long line = -1, lines = 3, n_predict = 16, threads = 0;
-    bool json = false;
-    cli_backend be;
-    memset(&be, 0, sizeof be);
+    fim_err fe = {{0}};
+    fim_context *ctx = fim_context_new(doc, cursor, NULL, 0);
+    fim_request r = {.doc = key, .ctx = ctx};
+    int rc = ctx ? fim_complete(e, &r, cfg, NULL, out, st, &fe) : -1;
+    fim_context_free(ctx);
+    if (rc) return cli_fail("bench-typing: %s", ctx ? fe.msg : "out of memory");
+    return 0;
+}
+
+/* ---- typing the file's text ---- */
+
+typedef struct typing_result {
+    double *lat;
+    int *cached, *prompts;
+    int n;
+    bool server_told;
+    long eval_sum, eval_in_line, n_in_line, eval_max_in_line, reused, prompt, tt_hits;
+} typing_result;
+
+/* Type orig[from, from+typed) at the cursor, a completion asked at every keystroke. */
+static int type_text(fim_engine *e, const typing_opts *o, const fim_config *cfg, fim_doc *doc,
+                     const char *orig, size_t from, size_t typed, typing_result *res)
+{
+    size_t cursor = from;
+    fim_stats st;
+    char *out;
+    /* one request to fill the cache, as an editor does when the file opens (not counted) */
+    if (ask(e, o->file, doc, cursor, cfg, &out, &st)) return 1;
+    free(out);
+    for (size_t k = 0; k < typed; k++) {
+        char ch = orig[from + k];
+        double t0 = base_now_ms();
+        fim_doc_replace(doc, cursor, cursor, &ch, 1);
+        cursor++;
+        if (ask(e, o->file, doc, cursor, cfg, &out, &st)) return 1;
+        int n = res->n++;
+        res->lat[n] = base_now_ms() - t0;
+        res->cached[n] = st.server_cached;
+        res->prompts[n] = st.prompt_tokens;
+        res->server_told |= st.server_cached >= 0;
+        res->tt_hits += st.source == FIM_FROM_TYPE_THROUGH;
+        free(out);
+        res->eval_sum += st.evaluated;
+        res->reused += st.reused;
+        res->prompt += st.prompt_tokens;
+        if (ch != '\n' && k > 0 && orig[from + k - 1] != '\n') { /* a keystroke within a line */
+            res->eval_in_line += st.evaluated;
+            res->n_in_line++;
+            if (st.evaluated > res->eval_max_in_line) res->eval_max_in_line = st.evaluated;
+        }
+    }
+    return 0;
+}
+
+static void print_typing(const typing_opts *o, typing_result *r)
+{
+    int n = r->n;
+    qsort(r->lat, (size_t)n, sizeof *r->lat, cmp_double);
+    double p50 = r->lat[n / 2], p95 = r->lat[(int)(0.95 * (n - 1))];
+    double per = (double)r->eval_sum / n,
+           in_line = r->n_in_line ? (double)r->eval_in_line / (double)r->n_in_line : 0;
+    double ratio = r->prompt ? (double)r->reused / (double)r->prompt : 0;
+    if (o->json) {
+        printf("{\"file\":\"%s\",\"line\":%ld,\"lines\":%ld,\"n_predict\":%ld,\"requests\":%d,"
+               "\"p50_ms\":%.2f,"
+               "\"p95_ms\":%.2f,\"evaluated_per_request\":%.2f,\"evaluated_per_keystroke_in_"
+               "line\":%.2f,"
+               "\"max_evaluated_in_line\":%ld,\"reuse_ratio\":%.4f,\"type_through_hits\":%ld,"
+               "\"prefetch_hits\":0",
+               o->file, o->line, o->lines, o->n_predict, n, p50, p95, per, in_line,
+               r->eval_max_in_line, ratio, r->tt_hits);
+        if (r->server_told) { /* per request, from the serving engine's own answer */
+            printf(",\"server_cached\":[");
+            for (int k = 0; k < n; k++) printf("%s%d", k ? "," : "", r->cached[k]);
+            printf("],\"prompt_tokens\":[");
+            for (int k = 0; k < n; k++) printf("%s%d", k ? "," : "", r->prompts[k]);
+            printf("]");
+        }
+        printf("}\n");
+        return;
+    }
+    printf("typed %ld lines of %s from line %ld: %d requests of %ld tokens\n"
+           "latency p50 %.1f ms, p95 %.1f ms\n"
+           "tokens evaluated per request %.2f (within a line: %.2f on average, %ld at most)\n"
+           "reuse ratio %.4f (prompt tokens kept from the cache)\n"
+           "type-through hits %ld (keystrokes that typed the start of the ghost text)\n",
+           o->lines, o->file, o->line + 1, n, o->n_predict, p50, p95, per, in_line,
+           r->eval_max_in_line, ratio, r->tt_hits);
+    if (r->server_told) {
+        printf("server-side cached prompt tokens per request (the server's own figure / "
+               "prompt tokens):\n");
+        for (int k = 0; k < n; k++) printf("%s%d/%d", k ? " " : "  ", r->cached[k], r->prompts[k]);
+        printf("\n");
+    }
+}
+
+static int typing_replay(fim_engine *e, const typing_opts *o, const fim_config *cfg,
+                         const char *orig, size_t len, size_t from, size_t to)
+{
+    /* the document without the lines to type; they are typed back at the cursor, each keystroke an
+     * edit of the document (its syntax tree reparsed incrementally) as an editor's didChange */
+    fim_doc *doc = fim_doc_new(o->file, NULL, orig, len);
+    fim_doc_replace(doc, from, to, "", 0);
+    size_t typed = to - from;
+    typing_result r = {.lat = malloc(sizeof(double) * (typed + 1)),
+                       .cached = malloc(sizeof(int) * (typed + 1)),
+                       .prompts = malloc(sizeof(int) * (typed + 1))};
+    int rc = type_text(e, o, cfg, doc, orig, from, typed, &r);
+    if (!rc && r.n) print_typing(o, &r);
+    free(r.cached), free(r.prompts), free(r.lat);
+    fim_doc_free(doc);
+    return rc;
+}
+
+/* ---- accepting the ghost texts ----
+ *
+ * The replayed user starts on a blank line in place of the lines to type and accepts every ghost
+ * text: with type-through, as one keystroke per character (each answered at once from the shown
+ * middle; the last one reaches the accepted state); without, as the accept command (the whole text
+ * at once). When the ghost text is empty they press Enter. Latency runs from the keystroke or
+ * accept to the next ghost text. bench-typing has no idle time between keystrokes, so the prefetch
+ * is computed untimed right after a ghost text is shown, standing for the user's pause before
+ * accepting (normally longer than one completion); only the answer at the accept is timed. */
+
+enum { MODES = 4, CYCLES_PER_LINE = 3 }; /* ghost texts accepted at most, per line asked */
+static const char *const mode_names[MODES] = {"off", "type-through", "prefetch", "both"};
+
+typedef struct accept_run {
+    bool type_through, prefetch;
+    double *lat;
+    int n, cap;
+    long tt_hits, pf_hits, model; /* answers by source */
+    long evaluated;               /* prompt tokens the model evaluated for its answers */
+    char *accepted;               /* everything the user accepted or typed, for the same replay */
+    size_t acc_len;
+} accept_run;
+
+static void run_add(accept_run *r, double ms, const fim_stats *st, const char *text, size_t n)
+{
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 64;
+        r->lat = base_xrealloc(r->lat, sizeof *r->lat * (size_t)r->cap);
+    }
+    r->lat[r->n++] = ms;
+    r->tt_hits += st->source == FIM_FROM_TYPE_THROUGH;
+    r->pf_hits += st->source == FIM_FROM_PREFETCH;
+    r->model += st->source == FIM_FROM_MODEL;
+    r->evaluated += st->evaluated;
+    r->accepted = base_xrealloc(r->accepted, r->acc_len + n + 1);
+    memcpy(r->accepted + r->acc_len, text, n);
+    r->acc_len += n;
+}
+
+/* The think time: the completion of the accepted branch, computed untimed. */
+static int prefetch_branch(fim_engine *e, const char *key, const fim_doc *doc, size_t cursor,
+                           const char *ghost, const fim_config *cfg)
+{
+    fim_doc *branch = fim_doc_copy(doc);
+    size_t n = strlen(ghost);
+    if (branch) fim_doc_replace(branch, cursor, cursor, ghost, n);
+    fim_context *ctx = branch ? fim_context_new(branch, cursor + n, NULL, 0) : NULL;
+    fim_request r = {.doc = key, .ctx = ctx};
+    fim_stats st;
+    fim_err fe = {{0}};
+    int rc = ctx ? fim_prefetch(e, &r, cfg, NULL, &st, &fe) : -1;
+    fim_context_free(ctx);
+    fim_doc_free(branch);
+    return rc < 0 ? cli_fail("bench-typing: prefetch: %s", ctx ? fe.msg : "out of memory") : 0;
+}
+
+/* One input event (keystroke or accept) of n bytes at the cursor, timed to the next ghost text. */
+static int event(fim_engine *e, const char *key, fim_doc *doc, size_t *cursor, const char *text,
+                 size_t n, const fim_config *cfg, accept_run *r, char **ghost)
+{
+    fim_stats st;
+    double t0 = base_now_ms();
+    fim_doc_replace(doc, *cursor, *cursor, text, n);
+    *cursor += n;
+    free(*ghost);
+    *ghost = NULL;
+    if (ask(e, key, doc, *cursor, cfg, ghost, &st)) return 1;
+    run_add(r, base_now_ms() - t0, &st, text, n);
+    return 0;
+}
+
+/* Accept `ghost` (replaced by the next ghost text): keystrokes or the accept command. */
+static int accept_ghost(fim_engine *e, const char *key, fim_doc *doc, size_t *cursor,
+                        const fim_config *cfg, accept_run *r, char **ghost)
+{
+    char *g = *ghost;
+    size_t n = strlen(g);
+    *ghost = NULL;
+    int rc = r->prefetch ? prefetch_branch(e, key, doc, *cursor, g, cfg) : 0;
+    for (size_t at = 0; !rc && at < n;) {
+        size_t step = n - at;
+        if (r->type_through) /* one character (its UTF-8 bytes) per keystroke */
+            for (step = 1; at + step < n && ((unsigned char)g[at + step] & 0xc0) == 0x80;) step++;
+        rc = event(e, key, doc, cursor, g + at, step, cfg, r, ghost);
+        at += step;
+    }
+    free(g);
+    return rc;
+}
+
+static int accept_mode(fim_engine *e, const typing_opts *o, const fim_doc *start, size_t from,
+                       accept_run *r)
+{
+    fim_config cfg;
+    fim_config_default(&cfg);
+    cfg.max_tokens = (int)o->n_predict;
+    cfg.type_through = r->type_through;
+    cfg.prefetch = r->prefetch;
+    fim_doc *doc = fim_doc_copy(start);
+    size_t cursor = from;
+    char *ghost = NULL;
+    fim_stats st;
+    fim_engine_close_doc(e, o->file); /* every mode starts cold, as the file opens */
+    int rc = doc ? ask(e, o->file, doc, cursor, &cfg, &ghost, &st) : cli_fail("out of memory");
+    long lines = 0;
+    for (long c = 0; !rc && lines < o->lines && c < o->lines * CYCLES_PER_LINE; c++) {
+        for (const char *p = ghost; *p; p++) lines += *p == '\n';
+        if (*ghost)
+            rc = accept_ghost(e, o->file, doc, &cursor, &cfg, r, &ghost);
+        else /* nothing to accept: the user goes on to the next line */
+            rc = event(e, o->file, doc, &cursor, "\n", 1, &cfg, r, &ghost), lines++;
+    }
+    free(ghost);
+    fim_doc_free(doc);
+    return rc;
+}
+
+static double pct(accept_run *r, double q)
+{
+    if (!r->n) return 0;
+    qsort(r->lat, (size_t)r->n, sizeof *r->lat, cmp_double);
+    return r->lat[(int)(q * (r->n - 1) + 0.5)];
+}
+
+static double per_model(const accept_run *r)
+{
+    return r->model ? (double)r->evaluated / (double)r->model : 0;
+}
+
+static void print_accept(const typing_opts *o, accept_run *runs, const int *modes, int n_modes)
+{
+    bool same = true;
+    for (int k = 1; k < n_modes; k++)
+        same &= runs[k].acc_len == runs[0].acc_len &&
+                !memcmp(runs[k].accepted, runs[0].accepted, runs[0].acc_len);
+    double off = pct(&runs[0], 0.5), last = pct(&runs[n_modes - 1], 0.5);
+    const char *note = "prefetch computed untimed between showing and accepting (the user's "
+                       "pause); latency from keystroke or accept to the next ghost text";
+    if (o->json) {
+        printf("{\"file\":\"%s\",\"line\":%ld,\"lines\":%ld,\"n_predict\":%ld,\"accept\":true,"
+               "\"note\":\"%s\",\"modes\":[",
+               o->file, o->line, o->lines, o->n_predict, note);
+        for (int k = 0; k < n_modes; k++)
+            printf("%s{\"mode\":\"%s\",\"events\":%d,\"p50_ms\":%.2f,\"p90_ms\":%.2f,"
+                   "\"type_through_hits\":%ld,\"prefetch_hits\":%ld,\"model_completions\":%ld,"
+                   "\"evaluated_per_model_completion\":%.1f}",
+                   k ? "," : "", mode_names[modes[k]], runs[k].n, pct(&runs[k], 0.5),
+                   pct(&runs[k], 0.9), runs[k].tt_hits, runs[k].pf_hits, runs[k].model,
+                   per_model(&runs[k]));
+        printf("],\"p50_ratio\":%.4f,\"same_replay\":%s}\n", off > 0 ? last / off : 0,
+               same ? "true" : "false");
+        return;
+    }
+    printf("accepting ghost texts from line %ld of %s (%ld lines, %ld tokens each); %s\n",
+           o->line + 1, o->file, o->lines, o->n_predict, note);
+    printf("%-13s %7s %9s %9s %13s %13s %7s %10s\n", "features", "events", "p50 ms", "p90 ms",
+           "type-through", "prefetch", "model", "evaluated");
+    for (int k = 0; k < n_modes; k++)
+        printf("%-13s %7d %9.2f %9.2f %13ld %13ld %7ld %10.1f\n", mode_names[modes[k]], runs[k].n,
+               pct(&runs[k], 0.5), pct(&runs[k], 0.9), runs[k].tt_hits, runs[k].pf_hits,
+               runs[k].model, per_model(&runs[k]));
+    printf("(evaluated: prompt tokens per answer the model computed)\n");
+    printf("p50 %s / off: %.4f; the same text accepted in every row: %s\n",
+           mode_names[modes[n_modes - 1]], off > 0 ? last / off : 0, same ? "yes" : "NO");
+}
+
+static int accept_replay(fim_engine *e, const typing_opts *o, const char *orig, size_t len,
+                         size_t from, size_t to)
+{
+    fim_doc *start = fim_doc_new(o->file, NULL, orig, len);
+    fim_doc_replace(start, from, to, "\n", 1); /* a blank line where the lines were */
+    accept_run runs[MODES];
+    int modes[MODES], n_modes = 0, rc = 0;
+    memset(runs, 0, sizeof runs);
+    for (int m = 0; m < MODES; m++) { /* the rows the switches allow, off first */
+        bool tt = m & 1, pf = m & 2;
+        if ((tt && !o->type_through) || (pf && !o->prefetch)) continue;
+        runs[n_modes].type_through = tt, runs[n_modes].prefetch = pf;
+        modes[n_modes] = tt && pf ? 3 : pf ? 2 : tt ? 1 : 0;
+        if (!rc) rc = accept_mode(e, o, start, from, &runs[n_modes]);
+        n_modes++;
+    }
+    if (!rc) print_accept(o, runs, modes, n_modes);
+    for (int k = 0; k < n_modes; k++) free(runs[k].lat), free(runs[k].accepted);
+    fim_doc_free(start);
+    return rc;
+}
+
+/* ---- options ---- */
+
+static int parse_opts(int argc, char **argv, typing_opts *o, cli_backend *be)
+{
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--json")) {
-            json = true;
+        bool *flag = !strcmp(a, "--json") ? &o->json : !strcmp(a, "--accept") ? &o->accept : NULL;
+        if (flag || !strcmp(a, "--no-type-through") || !strcmp(a, "--no-prefetch")) {
+            if (flag) *flag = true;
+            if (!strcmp(a, "--no-type-through")) o->type_through = false;
+            if (!strcmp(a, "--no-prefetch")) o->prefetch = false;
             continue;
         }
-        int bo = cli_backend_option(&be, argc, argv, &i);
+        int bo = cli_backend_option(be, argc, argv, &i);
         if (bo < 0) return 1;
         if (bo) continue;
         if (a[0] != '-') {
-            file = a;
+            o->file = a;
             continue;
         }
         if (!v) return cli_fail("bench-typing: %s needs a value (or is unknown)", a);
         i++;
-        long *dst = !strcmp(a, "--line")        ? &line
-                    : !strcmp(a, "--lines")     ? &lines
-                    : !strcmp(a, "--n-predict") ? &n_predict
-                    : !strcmp(a, "-t")          ? &threads
+        long *dst = !strcmp(a, "--line")        ? &o->line
+                    : !strcmp(a, "--lines")     ? &o->lines
+                    : !strcmp(a, "--n-predict") ? &o->n_predict
+                    : !strcmp(a, "-t")          ? &o->threads
                                                 : NULL;
         if (!strcmp(a, "-m"))
-            path = v;
+            o->path = v;
         else if (!dst || cli_parse_int(v, 0, 1 << 20, dst))
             return cli_fail("bench-typing: bad option %s %s", a, v);
     }
-    path = cli_model_or_bundled(path, "bench-typing");
-    if (!path || !file || line < 0 || lines < 1 || n_predict < 1)
+    return 0;
+}
+
+int cmd_bench_typing(int argc, char **argv)
+{
+    typing_opts o = {
+        .line = -1, .lines = 3, .n_predict = 16, .type_through = true, .prefetch = true};
+    cli_backend be;
+    memset(&be, 0, sizeof be);
+    if (parse_opts(argc, argv, &o, &be)) return 1;
+    o.path = cli_model_or_bundled(o.path, "bench-typing");
+    if (!o.path || !o.file || o.line < 0 || o.lines < 1 || o.n_predict < 1)
         return cli_fail("bench-typing: usage: fimd bench-typing -m MODEL FILE --line L [--lines 3] "
-                        "[--n-predict 16] [-t N] [--json]");
+                        "[--n-predict 16] [-t N] [--accept] [--no-type-through] [--no-prefetch] "
+                        "[--json]");
     char *orig;
     size_t len;
-    if (cli_read_file(file, &orig, &len)) return 1;
-    size_t from = line_offset(orig, len, line), to = line_offset(orig, len, line + lines);
+    if (cli_read_file(o.file, &orig, &len)) return 1;
+    size_t from = line_offset(orig, len, o.line), to = line_offset(orig, len, o.line + o.lines);
     if (from >= len) {
         free(orig);
-        return cli_fail("bench-typing: %s has no line %ld", file, line + 1);
+        return cli_fail("bench-typing: %s has no line %ld", o.file, o.line + 1);
     }
     fim_err fe = {{0}};
     cli_backend_remote(&be);
-    fim_backend_spec spec = cli_backend_spec(&be, path, (int)threads);
+    fim_backend_spec spec = cli_backend_spec(&be, o.path, (int)o.threads);
     fim_engine *e = fim_engine_open(&spec, &fe);
     if (!e) {
         free(orig);
@@ -84,97 +408,11 @@ int cmd_bench_typing(int argc, char **argv)
     }
     fim_config cfg;
     fim_config_default(&cfg);
-    cfg.max_tokens = (int)n_predict;
-    /* the document without the lines to type; they are typed back at the cursor, each keystroke an
-     * edit of the document (its syntax tree reparsed incrementally) as an editor's didChange */
-    fim_doc *doc = fim_doc_new(file, NULL, orig, len);
-    fim_doc_replace(doc, from, to, "", 0);
-    size_t cursor = from, typed = to - from;
-    double *lat = malloc(sizeof(double) * (typed + 1));
-    int *cached = malloc(sizeof(int) * (typed + 1)), *prompts = malloc(sizeof(int) * (typed + 1));
-    bool server_told = false;
-    long eval_sum = 0, eval_in_line = 0, n_in_line = 0, eval_max_in_line = 0, reused = 0,
-         prompt = 0;
-    int n = 0, rc = 0;
-    fim_stats st;
-    char *out;
-    /* one request to fill the cache, as an editor does when the file opens (not counted) */
-    fim_context *ctx = fim_context_new(doc, cursor, NULL, 0);
-    fim_request first = {.doc = file, .ctx = ctx};
-    if (fim_complete(e, &first, &cfg, NULL, &out, &st, &fe))
-        rc = cli_fail("bench-typing: %s", fe.msg);
-    fim_context_free(ctx);
-    free(out);
-    for (size_t k = 0; !rc && k < typed; k++) {
-        char ch = orig[from + k];
-        double t0 = base_now_ms();
-        fim_doc_replace(doc, cursor, cursor, &ch, 1);
-        cursor++;
-        ctx = fim_context_new(doc, cursor, NULL, 0);
-        fim_request r = {.doc = file, .ctx = ctx};
-        int fr = fim_complete(e, &r, &cfg, NULL, &out, &st, &fe);
-        fim_context_free(ctx);
-        if (fr) {
-            rc = cli_fail("bench-typing: %s", fe.msg);
-            break;
-        }
-        cached[n] = st.server_cached;
-        prompts[n] = st.prompt_tokens;
-        server_told |= st.server_cached >= 0;
-        lat[n++] = base_now_ms() - t0;
-        free(out);
-        eval_sum += st.evaluated;
-        reused += st.reused;
-        prompt += st.prompt_tokens;
-        if (ch != '\n' && k > 0 && orig[from + k - 1] != '\n') { /* a keystroke within a line */
-            eval_in_line += st.evaluated;
-            n_in_line++;
-            if (st.evaluated > eval_max_in_line) eval_max_in_line = st.evaluated;
-        }
-    }
-    if (!rc && n) {
-        qsort(lat, (size_t)n, sizeof *lat, cmp_double);
-        double p50 = lat[n / 2], p95 = lat[(int)(0.95 * (n - 1))];
-        double per = (double)eval_sum / n,
-               in_line = n_in_line ? (double)eval_in_line / (double)n_in_line : 0;
-        double ratio = prompt ? (double)reused / (double)prompt : 0;
-        if (json) {
-            printf("{\"file\":\"%s\",\"line\":%ld,\"lines\":%ld,\"n_predict\":%ld,\"requests\":%d,"
-                   "\"p50_ms\":%.2f,"
-                   "\"p95_ms\":%.2f,\"evaluated_per_request\":%.2f,\"evaluated_per_keystroke_in_"
-                   "line\":%.2f,"
-                   "\"max_evaluated_in_line\":%ld,\"reuse_ratio\":%.4f",
-                   file, line, lines, n_predict, n, p50, p95, per, in_line, eval_max_in_line,
-                   ratio);
-            if (server_told) { /* per request, from the serving engine's own answer */
-                printf(",\"server_cached\":[");
-                for (int k = 0; k < n; k++) printf("%s%d", k ? "," : "", cached[k]);
-                printf("],\"prompt_tokens\":[");
-                for (int k = 0; k < n; k++) printf("%s%d", k ? "," : "", prompts[k]);
-                printf("]");
-            }
-            printf("}\n");
-        } else {
-            printf(
-                "typed %ld lines of %s from line %ld: %d requests of %ld tokens\n"
-                "latency p50 %.1f ms, p95 %.1f ms\n"
-                "tokens evaluated per request %.2f (within a line: %.2f on average, %ld at most)\n"
-                "reuse ratio %.4f (prompt tokens kept from the cache)\n",
-                lines, file, line + 1, n, n_predict, p50, p95, per, in_line, eval_max_in_line,
-                ratio);
-            if (server_told) {
-                printf("server-side cached prompt tokens per request (the server's own figure / "
-                       "prompt tokens):\n");
-                for (int k = 0; k < n; k++)
-                    printf("%s%d/%d", k ? " " : "  ", cached[k], prompts[k]);
-                printf("\n");
-            }
-        }
-    }
-    free(cached);
-    free(prompts);
-    free(lat);
-    fim_doc_free(doc);
+    cfg.max_tokens = (int)o.n_predict;
+    cfg.type_through = o.type_through;
+    cfg.prefetch = o.prefetch; /* typing the file's text never accepts: nothing is prefetched */
+    int rc = o.accept ? accept_replay(e, &o, orig, len, from, to)
+                      : typing_replay(e, &o, &cfg, orig, len, from, to);
     free(orig);
     fim_engine_free(e);
     return rc;

@@ -75,6 +75,24 @@ void fim_doc_free(fim_doc *d)
     free(d);
 }
 
+fim_doc *fim_doc_copy(const fim_doc *d)
+{
+    fim_doc *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->path = strdup(d->path);
+    reserve(c, d->len);
+    memcpy(c->text, d->text, d->len + 1);
+    c->len = d->len;
+    c->lang = d->lang;
+    c->grammar = d->grammar;
+    /* trees are shared by reference count; the copy gets its own parser when it first parses */
+    c->tree = d->tree ? ts_tree_copy(d->tree) : NULL;
+    c->good = d->good ? ts_tree_copy(d->good) : NULL;
+    c->dirty = d->dirty;
+    c->edits = d->edits;
+    return c;
+}
+
 const char *fim_doc_text(const fim_doc *d, size_t *len)
 {
     *len = d->len;

@@ -13,12 +13,32 @@
 
 enum { TOP_K = 40, SUFFIX_HEAD = 6 };
 
+/* A completion kept for a later request: the state it was computed at and its middle. */
+typedef struct kept {
+    bool valid;
+    char *text; /* the request's text (the document or its window) */
+    size_t len, cursor;
+    int32_t *prompt; /* the prompt built for it, before token healing */
+    size_t n_prompt;
+    char *mid; /* the middle, stop rules and post-processing applied */
+    size_t mid_len;
+    fim_config cfg;
+    fim_stats st;
+} kept;
+
+/* What the engine remembers of a document besides the backend's cache. */
+typedef struct doc_state {
+    char *key;
+    fim_window_memo memo; /* the prompt windows' last cut points */
+    kept shown;           /* the last middle answered: typing it through trims it */
+    kept ahead;           /* the prefetched completion of the accepted branch */
+} doc_state;
+
 struct fim_engine {
     fim_backend *b;
-    model *owned_model;    /* loaded by fim_engine_open for the in-process backend */
-    fim_window_memo *memo; /* per document: the prompt windows' last cut points */
-    char **memo_doc;
-    int n_memo, cap_memo;
+    model *owned_model; /* loaded by fim_engine_open for the in-process backend */
+    doc_state *docs;
+    int n_docs, cap_docs;
 };
 
 void fim_config_default(fim_config *c)
@@ -32,6 +52,8 @@ void fim_config_default(fim_config *c)
     c->temperature = 0;
     c->top_p = 0.95f;
     c->seed = 0x5eed;
+    c->type_through = true;
+    c->prefetch = true;
 }
 
 void fim_config_fit(fim_config *c, int n_ctx)
@@ -212,25 +234,38 @@ fim_engine *fim_engine_open(const fim_backend_spec *spec, fim_err *err)
     return e;
 }
 
+static void kept_clear(kept *k)
+{
+    free(k->text);
+    free(k->prompt);
+    free(k->mid);
+    memset(k, 0, sizeof *k);
+}
+
+static void doc_state_free(doc_state *d)
+{
+    free(d->key);
+    kept_clear(&d->shown);
+    kept_clear(&d->ahead);
+}
+
 void fim_engine_free(fim_engine *e)
 {
     if (!e) return;
     e->b->ops->free(e->b);
     model_free(e->owned_model);
-    for (int i = 0; i < e->n_memo; i++) free(e->memo_doc[i]);
-    free(e->memo);
-    free(e->memo_doc);
+    for (int i = 0; i < e->n_docs; i++) doc_state_free(&e->docs[i]);
+    free(e->docs);
     free(e);
 }
 
 void fim_engine_close_doc(fim_engine *e, const char *doc)
 {
     e->b->ops->close_doc(e->b, doc);
-    for (int i = 0; i < e->n_memo; i++)
-        if (!strcmp(e->memo_doc[i], doc)) {
-            free(e->memo_doc[i]);
-            e->memo_doc[i] = e->memo_doc[--e->n_memo];
-            e->memo[i] = e->memo[e->n_memo];
+    for (int i = 0; i < e->n_docs; i++)
+        if (!strcmp(e->docs[i].key, doc)) {
+            doc_state_free(&e->docs[i]);
+            e->docs[i] = e->docs[--e->n_docs];
             return;
         }
 }
@@ -261,24 +296,114 @@ int fim_engine_n_ctx(const fim_engine *e)
     return e->b->n_ctx;
 }
 
-enum { MEMO_MAX = 256 };
+enum { DOCS_MAX = 256 };
 
-/* A document's window memo (created on first use; the oldest is forgotten past MEMO_MAX). */
-static fim_window_memo *memo_for(fim_engine *e, const char *doc)
+/* A document's state (created on first use; the oldest is forgotten past DOCS_MAX). */
+static doc_state *state_for(fim_engine *e, const char *doc)
 {
-    for (int i = 0; i < e->n_memo; i++)
-        if (!strcmp(e->memo_doc[i], doc)) return &e->memo[i];
-    if (e->n_memo == MEMO_MAX) fim_engine_close_doc(e, e->memo_doc[0]);
-    if (e->n_memo == e->cap_memo) {
-        int cap = e->cap_memo ? e->cap_memo * 2 : 8;
-        e->memo = base_xrealloc(e->memo, sizeof *e->memo * (size_t)cap);
-        e->memo_doc = base_xrealloc(e->memo_doc, sizeof *e->memo_doc * (size_t)cap);
-        e->cap_memo = cap;
+    for (int i = 0; i < e->n_docs; i++)
+        if (!strcmp(e->docs[i].key, doc)) return &e->docs[i];
+    if (e->n_docs == DOCS_MAX) fim_engine_close_doc(e, e->docs[0].key);
+    if (e->n_docs == e->cap_docs) {
+        e->cap_docs = e->cap_docs ? e->cap_docs * 2 : 8;
+        e->docs = base_xrealloc(e->docs, sizeof *e->docs * (size_t)e->cap_docs);
     }
-    char *key = base_xstrdup(doc);
-    e->memo_doc[e->n_memo] = key;
-    memset(&e->memo[e->n_memo], 0, sizeof *e->memo);
-    return &e->memo[e->n_memo++];
+    doc_state *d = &e->docs[e->n_docs++];
+    memset(d, 0, sizeof *d);
+    d->key = base_xstrdup(doc);
+    return d;
+}
+
+/* ---- kept completions: type-through and prefetch ---- */
+
+/* The settings that decide a completion (type_through and prefetch do not). */
+static bool same_config(const fim_config *a, const fim_config *b)
+{
+    return a->max_tokens == b->max_tokens && a->prefix_tokens == b->prefix_tokens &&
+           a->suffix_tokens == b->suffix_tokens && a->related_tokens == b->related_tokens &&
+           a->temperature == b->temperature && a->top_p == b->top_p && a->seed == b->seed &&
+           a->naive_window == b->naive_window && a->heal_top == b->heal_top;
+}
+
+/* The text and cursor a request completes at, without making its context (no parse). */
+static const char *request_text(const fim_request *req, size_t *len, size_t *cursor)
+{
+    if (req->ctx) {
+        *cursor = fim_context_cursor(req->ctx);
+        return fim_context_text(req->ctx, len);
+    }
+    *len = req->len;
+    *cursor = req->cursor < req->len ? req->cursor : req->len;
+    return req->text ? req->text : "";
+}
+
+static void kept_set(kept *k, const char *text, size_t len, size_t cursor, const fim_ids_vec *p,
+                     size_t n_prompt, const char *mid, const fim_config *cfg, const fim_stats *st)
+{
+    kept_clear(k);
+    k->text = base_xmalloc(len + 1);
+    memcpy(k->text, text, len);
+    k->len = len;
+    k->cursor = cursor;
+    k->prompt = base_xmalloc(sizeof *k->prompt * (n_prompt + 1));
+    memcpy(k->prompt, p->v, sizeof *k->prompt * n_prompt);
+    k->n_prompt = n_prompt;
+    k->mid = base_xstrdup(mid);
+    k->mid_len = strlen(mid);
+    k->cfg = *cfg;
+    k->st = *st;
+    k->valid = true;
+}
+
+/* Is the request the kept state with k bytes typed at its cursor, the start of its middle? Those
+ * bytes, the text before the old cursor and everything after the new one must be unchanged; the
+ * rest of the middle must start on a character boundary (valid UTF-8 after trimming). */
+static bool typed_into(const kept *k, const char *t, size_t len, size_t cursor, size_t *typed)
+{
+    if (!k->valid || cursor <= k->cursor || len != k->len + (cursor - k->cursor)) return false;
+    size_t n = cursor - k->cursor;
+    if (n >= k->mid_len || ((unsigned char)k->mid[n] & 0xc0) == 0x80) return false;
+    if (memcmp(t, k->text, k->cursor) || memcmp(t + k->cursor, k->mid, n) ||
+        memcmp(t + cursor, k->text + k->cursor, k->len - k->cursor))
+        return false;
+    *typed = n;
+    return true;
+}
+
+/* An answer from a kept completion: its middle from byte `from` on, with no model work. */
+static void answer_kept(const kept *k, size_t from, enum fim_source src, char **out, fim_stats *st)
+{
+    *out = base_xstrdup(k->mid + from);
+    memset(st, 0, sizeof *st);
+    st->server_cached = -1;
+    st->prompt_tokens = st->reused = (int)k->n_prompt;
+    st->multi_line = k->st.multi_line;
+    st->stop = k->st.stop;
+    st->source = src;
+}
+
+/* Type-through: the request typed the start of the document's last answered middle. */
+static bool type_through(fim_engine *e, const fim_request *req, const fim_config *cfg, char **out,
+                         fim_stats *st)
+{
+    size_t len, cursor, typed;
+    const char *t = request_text(req, &len, &cursor);
+    doc_state *d = state_for(e, req->doc);
+    if (!same_config(&d->shown.cfg, cfg) || !typed_into(&d->shown, t, len, cursor, &typed))
+        return false;
+    answer_kept(&d->shown, typed, FIM_FROM_TYPE_THROUGH, out, st);
+    return true;
+}
+
+/* Is k the completion of this very state (text, cursor, settings; prompt when given)? */
+static bool kept_at(const kept *k, const char *t, size_t len, size_t cursor, const fim_config *cfg,
+                    const fim_ids_vec *prompt)
+{
+    if (!k->valid || k->len != len || k->cursor != cursor || !same_config(&k->cfg, cfg) ||
+        memcmp(k->text, t, len))
+        return false;
+    return !prompt || (prompt->n == k->n_prompt &&
+                       !memcmp(prompt->v, k->prompt, sizeof *prompt->v * prompt->n));
 }
 
 /* ---- the replay backend: a given text's tokens stand in for the model's ---- */
@@ -552,16 +677,20 @@ static int replay_init(replay *r, const model_vocab *v, const fim_request *req, 
     return 0;
 }
 
-int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
-                 const atomic_int *cancel, char **out, fim_stats *st, fim_err *err)
+/* A completion from the backend (or the tools' replay): the prompt, a prefetched answer when the
+ * request reached its state, else generation. `ahead` (fim_prefetch) keeps the result as the
+ * document's prefetched completion instead of its last answered one. */
+static int complete(fim_engine *e, const fim_request *req, const fim_config *cfg, bool ahead,
+                    const atomic_int *cancel, char **out, fim_stats *st, fim_err *err)
 {
     const model_vocab *v = e->b->vocab;
-    memset(st, 0, sizeof *st);
-    st->server_cached = -1;
-    *out = NULL;
     double t0 = base_now_ms();
     fim_config fitted = *cfg;
     fim_config_fit(&fitted, e->b->n_ctx);
+    size_t tlen, tcur;
+    const char *t = request_text(req, &tlen, &tcur);
+    doc_state *ds = req->assume_output ? NULL : state_for(e, req->doc);
+    if (ahead && kept_at(&ds->ahead, t, tlen, tcur, cfg, NULL)) return 0; /* already kept */
     fim_context *made;
     const fim_context *c = request_context(req, &made);
     if (!c) return fim__fail(err, "out of memory");
@@ -570,8 +699,20 @@ int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
     replay rp = {0};
     fim_backend *b = e->b;
     int r = -1;
-    fim_window_memo *memo = req->assume_output ? NULL : memo_for(e, req->doc);
+    /* a prefetch leaves the document's window memo alone: if the branch is never reached, the
+     * prompts that follow are the ones they would have been without it */
+    fim_window_memo scratch = ds ? ds->memo : (fim_window_memo){0};
+    fim_window_memo *memo = !ds ? NULL : ahead ? &scratch : &ds->memo;
     if (fim__build_prompt(v, c, &fitted, memo, &prompt, err)) goto done;
+    if (ds && !ahead && cfg->prefetch && kept_at(&ds->ahead, t, tlen, tcur, cfg, &prompt)) {
+        answer_kept(&ds->ahead, 0, FIM_FROM_PREFETCH, out, st);
+        kept_clear(&ds->shown); /* it is shown now: typing it through trims it */
+        ds->shown = ds->ahead;
+        memset(&ds->ahead, 0, sizeof ds->ahead);
+        r = 0;
+        goto done;
+    }
+    size_t n_built = prompt.n; /* healing takes the last token off; kept prompts compare whole */
     int n_ctx = e->b->n_ctx;
     if (n_ctx > 0 && (int)prompt.n + fitted.max_tokens > n_ctx)
         fitted.max_tokens = n_ctx - (int)prompt.n > 1 ? n_ctx - (int)prompt.n : 1;
@@ -613,6 +754,9 @@ int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
     if (r == 0) {
         *out = fim__decoder_finish(&d);
         st->stop = d.stop;
+        if (ds && (ahead || cfg->type_through))
+            kept_set(ahead ? &ds->ahead : &ds->shown, t, tlen, tcur, &prompt, n_built, *out, cfg,
+                     st);
     } else if (r == 1) {
         st->stop = FIM_STOP_CANCELLED;
     }
@@ -621,5 +765,27 @@ done:
     free(prompt.v);
     free(rp.ids.v);
     fim_context_free(made);
+    return r;
+}
+
+int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
+                 const atomic_int *cancel, char **out, fim_stats *st, fim_err *err)
+{
+    memset(st, 0, sizeof *st);
+    st->server_cached = -1;
+    *out = NULL;
+    if (!req->assume_output && cfg->type_through && type_through(e, req, cfg, out, st)) return 0;
+    return complete(e, req, cfg, false, cancel, out, st, err);
+}
+
+int fim_prefetch(fim_engine *e, const fim_request *req, const fim_config *cfg,
+                 const atomic_int *cancel, fim_stats *st, fim_err *err)
+{
+    memset(st, 0, sizeof *st);
+    st->server_cached = -1;
+    if (!cfg->prefetch || req->assume_output) return 0;
+    char *out = NULL;
+    int r = complete(e, req, cfg, true, cancel, &out, st, err);
+    free(out);
     return r;
 }

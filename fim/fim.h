@@ -39,6 +39,13 @@ typedef struct fim_config {
      * N best, which is all a serving engine sends back (FIM_HEAL_TOP of them), so a test can hold
      * the in-process model to the same rule. */
     int heal_top;
+    /* Type-through (default on): when the user types the start of the middle last answered for a
+     * document, and the rest of the document is as it was, the answer is that middle less what was
+     * typed, with no model work. */
+    bool type_through;
+    /* Prefetch (default on): fim_prefetch computes the completion of the accepted branch ahead; a
+     * request that reaches exactly that state (text, cursor, prompt) is answered from it. */
+    bool prefetch;
 } fim_config;
 
 enum { FIM_HEAL_TOP = 10 }; /* alternatives per token asked of a serving engine */
@@ -63,6 +70,9 @@ typedef struct fim_doc fim_doc;
 enum { FIM_PARSE_MAX = 8 << 20 };
 fim_doc *fim_doc_new(const char *path, const char *language_id, const char *text, size_t len);
 void fim_doc_free(fim_doc *d);
+/* An independent copy (text, language, trees; NULL when out of memory): the server edits one to
+ * make the context of a state the document has not reached yet (the accepted ghost text). */
+fim_doc *fim_doc_copy(const fim_doc *d);
 const char *fim_doc_text(const fim_doc *d, size_t *len);
 /* The registry name of the language ("C", "Python"), or "" when unknown. */
 const char *fim_doc_language(const fim_doc *d);
@@ -168,6 +178,9 @@ enum fim_stop {
 };
 const char *fim_stop_name(enum fim_stop s);
 
+/* Where an answer came from: the model, or a kept completion with no model work. */
+enum fim_source { FIM_FROM_MODEL, FIM_FROM_TYPE_THROUGH, FIM_FROM_PREFETCH };
+
 typedef struct fim_stats {
     int prompt_tokens; /* tokens in the prompt */
     int reused;        /* of them, kept from the document's cache */
@@ -178,6 +191,7 @@ typedef struct fim_stats {
     int server_cached; /* prompt tokens the serving engine reports it had cached (-1: not told) */
     bool multi_line;
     enum fim_stop stop;
+    enum fim_source source;
     char note[256]; /* what a remote stream did besides tokens (an error after them, a retry) */
 } fim_stats;
 
@@ -186,6 +200,13 @@ typedef struct fim_stats {
  * is 1 with stats->stop = FIM_STOP_CANCELLED and *out NULL. Errors return -1 with a message. */
 int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
                  const atomic_int *cancel, char **out, fim_stats *stats, fim_err *err);
+
+/* Compute ahead the completion at req's state (the document with the shown middle accepted) and
+ * keep it for the document: a later fim_complete at exactly that state answers from it. Nothing is
+ * done when cfg->prefetch is off or that state's completion is already kept. The last answered
+ * middle (for type-through) is left alone. Returns as fim_complete, without the text. */
+int fim_prefetch(fim_engine *e, const fim_request *req, const fim_config *cfg,
+                 const atomic_int *cancel, fim_stats *stats, fim_err *err);
 
 /* The same prompt built with only a vocabulary (no weights needed), as token ids (malloc'd). */
 int fim_prompt_ids(const model_vocab *v, const fim_context *ctx, const fim_config *cfg,

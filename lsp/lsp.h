@@ -37,6 +37,8 @@ typedef struct lsp_options {
     const char *log_path; /* --log FILE, or NULL */
     int in_fd, out_fd;    /* normally 0 and 1 */
     size_t max_message;   /* bytes; 0 = 64 MiB */
+    /* --no-type-through, --no-prefetch: start with these off (settings may turn them on) */
+    bool no_type_through, no_prefetch;
 } lsp_options;
 
 /* Serve until `exit` (or end of input). Returns the process exit status: 0 after shutdown+exit,

@@ -94,7 +94,10 @@ void lsp__docs_free(lsp_docs *s);
 
 /* ---- the inference worker ---- */
 
-enum job_kind { JOB_LOAD, JOB_COMPLETE, JOB_CLOSE_DOC };
+/* JOB_PREFETCH: the completion of the accepted branch, computed ahead at low priority (run only
+ * when nothing else waits); any edit or request on its document that leaves that branch cancels it.
+ * It answers nothing: the engine keeps the result for the request that reaches its state. */
+enum job_kind { JOB_LOAD, JOB_COMPLETE, JOB_CLOSE_DOC, JOB_PREFETCH };
 
 /* What to run completions on: settings and options as the server holds them (owned strings). */
 typedef struct lsp_backend_cfg {
@@ -138,6 +141,7 @@ typedef struct worker_status {
     char error[512];
     size_t cache_bytes;
     int cached_docs;
+    int prefetching;            /* prefetch jobs pending or running */
     fim_backend_status backend; /* of the loaded engine */
 } worker_status;
 
@@ -156,6 +160,12 @@ job *lsp__worker_take(lsp_worker *w);
 /* Pending completion jobs for doc (all if doc is NULL) are removed and returned (not run); a
  * running one gets cancel set with `code`. Pending loads and closes are kept. */
 job *lsp__worker_cancel_doc(lsp_worker *w, const char *doc, int code);
+/* Prefetch jobs for doc (every document's when NULL) are cancelled, except one whose state is
+ * exactly text[0..len) with the cursor at `cursor` (any cursor when SIZE_MAX; keep nothing when
+ * text is NULL) that runs, or is pending when keep_pending: pending ones are removed and returned
+ * (the caller frees them), a running one gets cancel set. *kept tells whether one was kept. */
+job *lsp__worker_cancel_prefetch(lsp_worker *w, const char *doc, const char *text, size_t len,
+                                 size_t cursor, bool keep_pending, bool *kept);
 /* Cancel one request by id: returns the pending job (removed), or NULL after flagging a running
  * one. */
 job *lsp__worker_cancel_id(lsp_worker *w, const char *id, int code);

@@ -50,6 +50,7 @@ typedef struct server {
     fim_stats last;
     long requests, answered, cancelled;
     long shown, accepted; /* inline completions with text, and those the editor reported accepted */
+    long type_through_hits, prefetch_hits; /* answers from a kept completion (no model work) */
     FILE *log;
     bool fuzzing; /* lsp__fuzz_feed: never load a model named by the input */
 } server;
@@ -219,6 +220,8 @@ static bool apply_config(server *s, const jdoc *d, int obj)
     if (lsp__jnum(d, lsp__jget(d, obj, "temperature"), &f) && f >= 0 && f <= 10)
         s->cfg.temperature = (float)f;
     if (lsp__jnum(d, lsp__jget(d, obj, "topP"), &f) && f > 0 && f <= 1) s->cfg.top_p = (float)f;
+    lsp__jbool(d, lsp__jget(d, obj, "typeThrough"), &s->cfg.type_through);
+    lsp__jbool(d, lsp__jget(d, obj, "prefetch"), &s->cfg.prefetch);
     if (lsp__jint(d, lsp__jget(d, obj, "threads"), &v) && v >= 0 && v <= 1024 && v != s->be.threads)
         s->be.threads = (int)v, changed = true;
     char *model = lsp__jstr(d, lsp__jget(d, obj, "model"), NULL);
@@ -380,6 +383,53 @@ static void answer_cancelled(server *s, job *list, int code, const char *why)
     }
 }
 
+/* The documents that may contribute definitions to a context. */
+static int open_docs(server *s, fim_doc **open)
+{
+    int n = 0;
+    for (int i = 0; i < s->docs.n && n < MAX_CONTEXT_DOCS; i++) open[n++] = s->docs.v[i].fd;
+    return n;
+}
+
+/* Jobs taken back from the worker that nobody waits for (prefetches). */
+static void drop_jobs(job *list)
+{
+    while (list) {
+        job *n = list->next;
+        lsp__job_free(list);
+        list = n;
+    }
+}
+
+/* After ghost text `mid` is shown at `cursor`, compute the next completion as if it were accepted
+ * (llama.vim does the same): a low-priority job on a copy of the document with mid inserted. A
+ * prefetch of the same branch already pending or running is kept; others of the document go. */
+static void prefetch_branch(server *s, lsp_doc *doc, size_t cursor, const char *mid, size_t n)
+{
+    if (!s->cfg.prefetch || !n || s->fuzzing) return;
+    fim_doc *branch = fim_doc_copy(doc->fd);
+    if (!branch) return;
+    fim_doc_replace(branch, cursor, cursor, mid, n);
+    size_t len;
+    const char *text = fim_doc_text(branch, &len);
+    bool kept;
+    drop_jobs(lsp__worker_cancel_prefetch(s->worker, doc->uri, text, len, cursor + n, true, &kept));
+    if (!kept) {
+        fim_doc *open[MAX_CONTEXT_DOCS];
+        int n_open = 0;
+        for (int i = 0, all = open_docs(s, open); i < all; i++) /* not the document's old self */
+            if (open[i] != doc->fd) open[n_open++] = open[i];
+        job *j = calloc(1, sizeof *j);
+        j->kind = JOB_PREFETCH;
+        j->doc = strdup(doc->uri);
+        j->ctx = fim_context_new(branch, cursor + n, open, n_open);
+        j->cfg = s->cfg;
+        if (!j->ctx) abort();
+        lsp__worker_submit(s->worker, j);
+    }
+    fim_doc_free(branch);
+}
+
 static void on_completion(server *s, const jdoc *d, int params, const char *id, bool inline_kind)
 {
     lsp_pos pos;
@@ -391,10 +441,14 @@ static void on_completion(server *s, const jdoc *d, int params, const char *id, 
     size_t cursor;
     lsp_offset_of(doc->text, doc->len, pos, s->enc, &cursor);
     pos = lsp_pos_of(doc->text, doc->len, cursor, s->enc); /* clamped, as the reply will use it */
+    /* a prefetch of another state of this document is stale; one of this very state that runs is
+     * kept, and this request, queued behind it, gets its answer (a pending one would run after this
+     * request, which computes the same itself) */
+    bool kept;
+    drop_jobs(lsp__worker_cancel_prefetch(s->worker, doc->uri, doc->text, doc->len, cursor, false,
+                                          &kept));
     fim_doc *open[MAX_CONTEXT_DOCS];
-    int n_open = 0;
-    for (int i = 0; i < s->docs.n && n_open < MAX_CONTEXT_DOCS; i++)
-        open[n_open++] = s->docs.v[i].fd;
+    int n_open = open_docs(s, open);
     job *j = calloc(1, sizeof *j);
     j->kind = JOB_COMPLETE;
     j->id = strdup(id);
@@ -439,6 +493,8 @@ static void answer_job(server *s, job *j)
           j->st.prompt_ms, j->st.first_token_ms, j->st.generated, j->st.gen_ms,
           fim_stop_name(j->st.stop));
     if (j->st.note[0]) logf_(s, "completion %s: %s", j->id, j->st.note);
+    s->type_through_hits += j->st.source == FIM_FROM_TYPE_THROUGH;
+    s->prefetch_hits += j->st.source == FIM_FROM_PREFETCH;
     size_t n = strlen(j->out);
     jw r = {0};
     if (j->inline_kind) {
@@ -448,11 +504,15 @@ static void answer_job(server *s, job *j)
             lsp__jw_str(&r, j->out, n);
             lsp__jw_lit(&r, ",\"range\":");
             write_range(&r, j->pos);
-            /* the editor runs this command when the user accepts: fimd counts acceptances */
-            lsp__jw_fmt(&r,
-                        ",\"command\":{\"title\":\"fimd: "
-                        "accepted\",\"command\":\"fimd.accept\",\"arguments\":[%ld]}}",
-                        ++s->shown);
+            /* the editor runs this command when the user accepts: fimd counts acceptances and
+             * makes sure the accepted branch is being prefetched */
+            lsp__jw_lit(&r, ",\"command\":{\"title\":\"fimd: accepted\",\"command\":\"fimd."
+                            "accept\",\"arguments\":[{\"uri\":");
+            lsp__jw_str(&r, j->doc, strlen(j->doc));
+            lsp__jw_fmt(&r, ",\"line\":%ld,\"character\":%ld,\"text\":", j->pos.line,
+                        j->pos.character);
+            lsp__jw_str(&r, j->out, n);
+            lsp__jw_fmt(&r, ",\"shown\":%ld}]}}", ++s->shown);
         }
         lsp__jw_lit(&r, "]}");
     } else {
@@ -473,6 +533,11 @@ static void answer_job(server *s, job *j)
     }
     reply_result(s, j->id, &r);
     lsp__jw_free(&r);
+    lsp_doc *doc = lsp__doc_find(&s->docs, j->doc);
+    size_t len, cursor = fim_context_cursor(j->ctx);
+    const char *asked = fim_context_text(j->ctx, &len);
+    if (j->inline_kind && doc && doc->len == len && !memcmp(doc->text, asked, len))
+        prefetch_branch(s, doc, cursor, j->out, n); /* the document is still as it was asked */
 }
 
 /* The backend part of fimd/status: never the API key (only the variable's name). */
@@ -526,9 +591,13 @@ static void on_status(server *s, const char *id)
     lsp__jw_fmt(&r,
                 ",\"positionEncoding\":\"%s\",\"openDocuments\":%d,\"cachedDocuments\":%d,"
                 "\"cacheBytes\":%zu,"
-                "\"requests\":%ld,\"cancelled\":%ld,\"shown\":%ld,\"accepted\":%ld",
+                "\"requests\":%ld,\"cancelled\":%ld,\"shown\":%ld,\"accepted\":%ld,"
+                "\"type_through_hits\":%ld,\"prefetch_hits\":%ld,\"typeThrough\":%s,"
+                "\"prefetch\":%s,\"prefetching\":%d",
                 enc_name(s->enc), s->docs.n, ws.cached_docs, ws.cache_bytes, s->requests,
-                s->cancelled, s->shown, s->accepted);
+                s->cancelled, s->shown, s->accepted, s->type_through_hits, s->prefetch_hits,
+                s->cfg.type_through ? "true" : "false", s->cfg.prefetch ? "true" : "false",
+                ws.prefetching);
     lsp__jw_lit(&r, ",\"documents\":[");
     for (int i = 0; i < s->docs.n; i++) {
         const lsp_doc *doc = &s->docs.v[i];
@@ -559,17 +628,46 @@ static void on_status(server *s, const char *id)
     lsp__jw_free(&r);
 }
 
+/* The user accepted `text` at pos. Editors run the command before or after their edit arrives:
+ * before, the text is not there yet and the branch is prefetched from the document as it is (kept
+ * if already under way); after, the document is the branch and the next request computes it. */
+static void on_accept(server *s, lsp_doc *doc, lsp_pos pos, const char *text, size_t n,
+                      const char *id)
+{
+    s->accepted++;
+    size_t at;
+    lsp_offset_of(doc->text, doc->len, pos, s->enc, &at);
+    if (n > doc->len - at || memcmp(doc->text + at, text, n)) prefetch_branch(s, doc, at, text, n);
+    jw r = {0};
+    lsp__jw_lit(&r, "null");
+    reply_result(s, id, &r);
+    lsp__jw_free(&r);
+}
+
 static void on_execute(server *s, const jdoc *d, int params, const char *id)
 {
     if (!lsp__jstr_eq(d, lsp__jget(d, params, "command"), "fimd.accept")) {
         reply_error(s, id, ERR_PARAMS, "unknown command (fimd offers fimd.accept)");
         return;
     }
-    s->accepted++;
-    jw r = {0};
-    lsp__jw_lit(&r, "null");
-    reply_result(s, id, &r);
-    lsp__jw_free(&r);
+    int a = lsp__jelem(d, lsp__jget(d, params, "arguments"), 0);
+    char *uri = lsp__jstr(d, lsp__jget(d, a, "uri"), NULL);
+    size_t n;
+    char *text = lsp__jstr(d, lsp__jget(d, a, "text"), &n);
+    lsp_pos pos;
+    lsp_doc *doc = uri ? lsp__doc_find(&s->docs, uri) : NULL;
+    if (!uri || !text || !lsp__jint(d, lsp__jget(d, a, "line"), &pos.line) ||
+        !lsp__jint(d, lsp__jget(d, a, "character"), &pos.character) || pos.line < 0 ||
+        pos.character < 0)
+        reply_error(s, id, ERR_PARAMS,
+                    "fimd.accept expects the arguments fimd sent with the inline completion: "
+                    "[{uri, line, character, text}]");
+    else if (!doc)
+        reply_error(s, id, ERR_PARAMS, "fimd.accept: unknown document (not opened with didOpen)");
+    else
+        on_accept(s, doc, pos, text, n, id);
+    free(uri);
+    free(text);
 }
 
 /* ---- notifications ---- */
@@ -636,6 +734,11 @@ static void on_did_change(server *s, const jdoc *d, int params)
         }
         free(text);
     }
+    /* an edit cancels the document's prefetch, unless it made the document that very branch (the
+     * accepted text arrived): then the request that follows gets its answer */
+    bool kept;
+    drop_jobs(lsp__worker_cancel_prefetch(s->worker, doc->uri, doc->text, doc->len, SIZE_MAX, true,
+                                          &kept));
     free(uri);
 }
 
@@ -645,6 +748,8 @@ static void on_did_close(server *s, const jdoc *d, int params)
     if (uri && lsp__doc_find(&s->docs, uri)) {
         answer_cancelled(s, lsp__worker_cancel_doc(s->worker, uri, ERR_MODIFIED), ERR_MODIFIED,
                          "document closed");
+        bool kept;
+        drop_jobs(lsp__worker_cancel_prefetch(s->worker, uri, NULL, 0, 0, false, &kept));
         lsp__doc_close(&s->docs, uri);
         job *j = calloc(1, sizeof *j);
         j->kind = JOB_CLOSE_DOC;
@@ -839,6 +944,10 @@ static void on_done(struct ev_loop *loop, ev_async *w, int revents)
         job *next = j->next;
         if (j->kind == JOB_COMPLETE) {
             answer_job(s, j);
+        } else if (j->kind == JOB_PREFETCH) {
+            logf_(s, "prefetch %s: %s, %d evaluated, %d generated", j->doc,
+                  j->status ? (j->status == 1 ? "cancelled" : j->err) : "kept", j->st.evaluated,
+                  j->st.generated);
         } else if (j->kind == JOB_LOAD) {
             progress(s, "end", NULL, j->status ? "failed" : "ready");
             if (j->status)
@@ -911,6 +1020,8 @@ static int server_init(server *s, const lsp_options *opt)
     s->exit_code = 1;
     s->rd.max_message = opt->max_message;
     fim_config_default(&s->cfg);
+    s->cfg.type_through = !opt->no_type_through;
+    s->cfg.prefetch = !opt->no_prefetch;
     lsp_backend_cfg be = {.model_path = (char *)opt->model,
                           .threads = opt->threads,
                           .load = opt->load,

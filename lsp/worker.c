@@ -136,6 +136,31 @@ static void run_complete(lsp_worker *w, job *j)
     }
 }
 
+/* The completion of the accepted branch: the engine keeps it (there is no answer to send). */
+static void run_prefetch(lsp_worker *w, job *j)
+{
+    if (!w->engine) {
+        j->status = -1;
+        return;
+    }
+    fim_request req = {.doc = j->doc, .ctx = j->ctx};
+    fim_err fe = {{0}};
+    j->status = fim_prefetch(w->engine, &req, &j->cfg, &j->cancel, &j->st, &fe);
+    if (j->status < 0) snprintf(j->err, sizeof j->err, "%s", fe.msg);
+}
+
+/* The next job: the oldest that is not a prefetch, else the oldest prefetch. Called with mu held.
+ */
+static job *take_next(lsp_worker *w)
+{
+    job **p = &w->pending;
+    while (*p && (*p)->kind == JOB_PREFETCH) p = &(*p)->next;
+    if (!*p) p = &w->pending;
+    job *j = *p;
+    *p = j->next;
+    return j;
+}
+
 static void *worker_main(void *arg)
 {
     lsp_worker *w = arg;
@@ -143,14 +168,15 @@ static void *worker_main(void *arg)
     for (;;) {
         while (!w->pending && !w->quit) pthread_cond_wait(&w->cv, &w->mu);
         if (w->quit) break;
-        job *j = w->pending;
-        w->pending = j->next;
+        job *j = take_next(w);
         w->running = j;
         pthread_mutex_unlock(&w->mu);
         if (j->kind == JOB_LOAD)
             run_load(w, j);
         else if (j->kind == JOB_COMPLETE)
             run_complete(w, j);
+        else if (j->kind == JOB_PREFETCH)
+            run_prefetch(w, j);
         else if (w->engine)
             fim_engine_close_doc(w->engine, j->doc);
         pthread_mutex_lock(&w->mu);
@@ -238,6 +264,11 @@ void lsp__worker_submit(lsp_worker *w, job *j)
     ensure_thread(w, j);
     bool failed = j->status < 0;
     append(failed ? &w->done : &w->pending, j);
+    /* a prefetch has low priority: a request on another document preempts it (on its own
+     * document the server decides, by lsp__worker_cancel_prefetch: the request may want it) */
+    job *r = w->running;
+    if (j->kind == JOB_COMPLETE && r && r->kind == JOB_PREFETCH && strcmp(r->doc, j->doc))
+        atomic_store(&r->cancel, 1);
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
     if (failed) w->notify(w->ctx);
@@ -275,6 +306,47 @@ job *lsp__worker_cancel_doc(lsp_worker *w, const char *doc, int code)
     return removed;
 }
 
+/* Is the prefetch job j for doc and, when text is given, at exactly that state? */
+static bool prefetch_of(const job *j, const char *doc, const char *text, size_t len, size_t cursor,
+                        bool same_state)
+{
+    if (j->kind != JOB_PREFETCH || (doc && strcmp(j->doc, doc))) return false;
+    if (!same_state) return true;
+    size_t n;
+    const char *t = text ? fim_context_text(j->ctx, &n) : NULL;
+    return t && n == len && (cursor == SIZE_MAX || cursor == fim_context_cursor(j->ctx)) &&
+           !memcmp(t, text, len);
+}
+
+job *lsp__worker_cancel_prefetch(lsp_worker *w, const char *doc, const char *text, size_t len,
+                                 size_t cursor, bool keep_pending, bool *kept)
+{
+    job *removed = NULL;
+    *kept = false;
+    pthread_mutex_lock(&w->mu);
+    for (job **p = &w->pending; *p;) {
+        job *j = *p;
+        if (!prefetch_of(j, doc, NULL, 0, 0, false)) {
+            p = &j->next;
+        } else if (keep_pending && prefetch_of(j, doc, text, len, cursor, true)) {
+            *kept = true;
+            p = &j->next;
+        } else {
+            *p = j->next;
+            append(&removed, j);
+        }
+    }
+    job *r = w->running;
+    if (r && prefetch_of(r, doc, NULL, 0, 0, false) && !atomic_load(&r->cancel)) {
+        if (prefetch_of(r, doc, text, len, cursor, true))
+            *kept = true;
+        else
+            atomic_store(&r->cancel, 1);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return removed;
+}
+
 job *lsp__worker_cancel_id(lsp_worker *w, const char *id, int code)
 {
     job *found = NULL;
@@ -299,5 +371,7 @@ void lsp__worker_status(lsp_worker *w, worker_status *out)
 {
     pthread_mutex_lock(&w->mu);
     *out = w->status;
+    out->prefetching = w->running && w->running->kind == JOB_PREFETCH;
+    for (job *j = w->pending; j; j = j->next) out->prefetching += j->kind == JOB_PREFETCH;
     pthread_mutex_unlock(&w->mu);
 }

@@ -265,9 +265,162 @@ static void sessions(void)
     fim_engine_free(e);
 }
 
+/* ---- kept completions: type-through and prefetch ---- */
+
+/* A completion of text with s[0..n) inserted at cursor, the cursor after it (malloc'd). */
+static char *ask_at(fim_engine *e, const char *doc, const char *text, size_t cursor, const char *s,
+                    size_t n, const fim_config *cfg, fim_stats *st)
+{
+    size_t len = strlen(text);
+    char *t = malloc(len + n + 1);
+    memcpy(t, text, cursor), memcpy(t + cursor, s, n),
+        memcpy(t + cursor + n, text + cursor, len - cursor + 1);
+    fim_request r = {.doc = doc, .text = t, .len = len + n, .cursor = cursor + n, .language = "c"};
+    fim_err err = {{0}};
+    char *out = NULL;
+    if (fim_complete(e, &r, cfg, NULL, &out, st, &err)) out = strdup("<error>");
+    free(t);
+    return out;
+}
+
+static int prefetch_at(fim_engine *e, const char *text, size_t cursor, const char *s,
+                       const fim_config *cfg, fim_stats *st)
+{
+    size_t len = strlen(text), n = strlen(s);
+    char *t = malloc(len + n + 1);
+    memcpy(t, text, cursor), memcpy(t + cursor, s, n),
+        memcpy(t + cursor + n, text + cursor, len - cursor + 1);
+    fim_request r = {.doc = "k", .text = t, .len = len + n, .cursor = cursor + n, .language = "c"};
+    fim_err err = {{0}};
+    int rc = fim_prefetch(e, &r, cfg, NULL, st, &err);
+    free(t);
+    return rc;
+}
+
+static const char *KEPT_TEXT =
+    "int main(void)\n{\n    int total = 0;\n    \n    return total;\n}\n";
+
+/* A cursor of KEPT_TEXT where the model suggests at least 3 bytes; its suggestion in *ghost. */
+static size_t find_ghost(fim_engine *e, const fim_config *cfg, char **ghost)
+{
+    fim_stats st;
+    size_t len = strlen(KEPT_TEXT);
+    for (size_t c = 0; c < len; c++) {
+        if (KEPT_TEXT[c] != '\n') continue;
+        fim_engine_close_doc(e, "k");
+        *ghost = ask_at(e, "k", KEPT_TEXT, c, "", 0, cfg, &st);
+        if (strlen(*ghost) >= 3 && ((unsigned char)(*ghost)[1] & 0xc0) != 0x80) return c;
+        free(*ghost);
+    }
+    *ghost = NULL;
+    return 0;
+}
+
+static void type_through(void)
+{
+    fim_err err = {{0}};
+    fim_engine *e = fim__engine_with_model(m, &err), *ref = fim__engine_with_model(m, &err);
+    fim_config cfg;
+    fim_config_default(&cfg);
+    cfg.max_tokens = 12;
+    cfg.prefetch = false;
+    char *g;
+    size_t c = find_ghost(e, &cfg, &g);
+    if (!CHECK(g != NULL, "some cursor has a ghost text")) goto out;
+    size_t n = strlen(g);
+    fim_stats st;
+    for (size_t k = 1; k < n; k++) { /* every keystroke into the ghost text, the last one too */
+        if (((unsigned char)g[k] & 0xc0) == 0x80) continue;
+        char *got = ask_at(e, "k", KEPT_TEXT, c, g, k, &cfg, &st);
+        CHECK(!strcmp(got, g + k) && st.source == FIM_FROM_TYPE_THROUGH && st.evaluated == 0 &&
+                  st.generated == 0,
+              "typed %zu of [%s]: [%s] from type-through with no model work", k, g, got);
+        free(got);
+    }
+    /* typed to the end: a fresh completion, as an engine without type-through gives it */
+    char *got = ask_at(e, "k", KEPT_TEXT, c, g, n, &cfg, &st);
+    fim_engine_close_doc(ref, "k");
+    cfg.type_through = false;
+    char *want = ask_at(ref, "k", KEPT_TEXT, c, g, n, &cfg, &st);
+    CHECK(!strcmp(got, want) && st.source == FIM_FROM_MODEL,
+          "typed through to the end: a new completion [%s] = [%s]", got, want);
+    free(got), free(want);
+    /* a diverging keystroke is computed afresh (the ghost text is now the first state's again) */
+    cfg.type_through = true;
+    free(ask_at(e, "k", KEPT_TEXT, c, "", 0, &cfg, &st));
+    char other[2] = {g[0] == 'q' ? 'z' : 'q', 0};
+    free(ask_at(e, "k", KEPT_TEXT, c, other, 1, &cfg, &st));
+    CHECK(st.source == FIM_FROM_MODEL && st.generated > 0, "a diverging keystroke runs the model");
+    /* the same keystroke with the text after the cursor changed: no hit either */
+    free(ask_at(e, "k", KEPT_TEXT, c, "", 0, &cfg, &st));
+    char *edited = strdup(KEPT_TEXT);
+    edited[strlen(edited) - 2] = ' '; /* the closing brace */
+    free(ask_at(e, "k", edited, c, g, 1, &cfg, &st));
+    CHECK(st.source == FIM_FROM_MODEL, "an edit after the cursor is not typed through");
+    free(edited);
+    /* switched off */
+    free(ask_at(e, "k", KEPT_TEXT, c, "", 0, &cfg, &st));
+    cfg.type_through = false;
+    free(ask_at(e, "k", KEPT_TEXT, c, g, 1, &cfg, &st));
+    CHECK(st.source == FIM_FROM_MODEL && st.generated > 0, "type_through off: the model runs");
+out:
+    free(g);
+    fim_engine_free(e);
+    fim_engine_free(ref);
+}
+
+static void prefetch(void)
+{
+    fim_err err = {{0}};
+    fim_engine *e = fim__engine_with_model(m, &err), *ref = fim__engine_with_model(m, &err);
+    fim_config cfg;
+    fim_config_default(&cfg);
+    cfg.max_tokens = 12;
+    char *g;
+    size_t c = find_ghost(e, &cfg, &g), n = g ? strlen(g) : 0;
+    if (!CHECK(g != NULL, "some cursor has a ghost text")) goto out;
+    fim_stats st;
+    CHECK(prefetch_at(e, KEPT_TEXT, c, g, &cfg, &st) == 0 && st.generated > 0,
+          "the accepted branch is computed ahead (%d generated)", st.generated);
+    char *got = ask_at(e, "k", KEPT_TEXT, c, g, n, &cfg, &st);
+    CHECK(st.source == FIM_FROM_PREFETCH && st.evaluated == 0 && st.generated == 0,
+          "accepting is answered from the prefetch with no model work");
+    /* the same requests on an engine without prefetch */
+    fim_config off = cfg;
+    off.prefetch = false;
+    fim_stats rst;
+    free(ask_at(ref, "k", KEPT_TEXT, c, "", 0, &off, &rst));
+    char *want = ask_at(ref, "k", KEPT_TEXT, c, g, n, &off, &rst);
+    CHECK(!strcmp(got, want) && rst.source == FIM_FROM_MODEL,
+          "the prefetched answer is the fresh one: [%s] vs [%s]", got, want);
+    free(got), free(want);
+    /* prefetched, then an edit elsewhere: no stale answer */
+    free(ask_at(e, "k", KEPT_TEXT, c, "", 0, &cfg, &st));
+    prefetch_at(e, KEPT_TEXT, c, g, &cfg, &st);
+    char *edited = strdup(KEPT_TEXT);
+    edited[0] = 'I';
+    free(ask_at(e, "k", edited, c, g, n, &cfg, &st));
+    CHECK(st.source == FIM_FROM_MODEL, "an edit elsewhere is not answered from the prefetch");
+    free(edited);
+    /* a prefetch of a state already kept costs nothing; with prefetch off nothing is computed */
+    prefetch_at(e, KEPT_TEXT, c, g, &cfg, &st);
+    prefetch_at(e, KEPT_TEXT, c, g, &cfg, &st);
+    CHECK(st.generated == 0 && st.evaluated == 0, "the same branch again is not recomputed");
+    fim_engine_close_doc(e, "k");
+    CHECK(prefetch_at(e, KEPT_TEXT, c, g, &off, &st) == 0 && st.generated == 0 && st.evaluated == 0,
+          "prefetch off: fim_prefetch does nothing");
+    free(ask_at(e, "k", KEPT_TEXT, c, g, n, &cfg, &st));
+    CHECK(st.source == FIM_FROM_MODEL, "prefetch off: nothing kept to answer from");
+out:
+    free(g);
+    fim_engine_free(e);
+    fim_engine_free(ref);
+}
+
 int main(int argc, char **argv)
 {
-    static const char *const cases[] = {"stop_rules", "prompt_layout", "budgets", "sessions"};
+    static const char *const cases[] = {"stop_rules", "prompt_layout", "budgets",
+                                        "sessions",   "type_through",  "prefetch"};
     if (!check_args(argc, argv, cases, CHECK_CASES(cases))) return 2;
     m = check_tiny_model("fim-model.gguf", "tests/data/ds2.c", "tests/data/tokenizer.c");
     if (!m) return check_done();
@@ -278,6 +431,8 @@ int main(int argc, char **argv)
     if (check_want("prompt_layout")) prompt_layout();
     if (check_want("budgets")) budgets();
     if (check_want("sessions")) sessions();
+    if (check_want("type_through")) type_through();
+    if (check_want("prefetch")) prefetch();
     model_free(m);
     return check_done();
 }

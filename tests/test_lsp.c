@@ -774,10 +774,151 @@ static void cross_file(const char *model_path)
     finish(&c);
 }
 
+/* ---- type-through, fimd.accept and the prefetched branch ---- */
+
+/* An inline completion's text and its command's arguments (raw JSON), both malloc'd. */
+static char *inline_args(client *c, const char *id, const char *uri, lsp_pos p, char **args)
+{
+    char *text = inline_text(c, id, uri, p.line, p.character);
+    *args = text && *text ? lsp_json_path(c->last, "result.items.0.command.arguments") : NULL;
+    return text;
+}
+
+/* text with s inserted at byte `at` (malloc'd). */
+static char *with_insert(const char *text, size_t at, const char *s)
+{
+    size_t len = strlen(text), n = strlen(s);
+    char *t = malloc(len + n + 1);
+    memcpy(t, text, at), memcpy(t + at, s, n), memcpy(t + at + n, text + at, len - at + 1);
+    return t;
+}
+
+static void accept_cmd(client *c, const char *id, const char *args, long want_error)
+{
+    sendf(c,
+          "{\"jsonrpc\":\"2.0\",\"id\":%s,\"method\":\"workspace/executeCommand\",\"params\":{"
+          "\"command\":\"fimd.accept\"%s%s}}",
+          id, args ? ",\"arguments\":" : "", args ? args : "");
+    if (want_error) {
+        expect_error(c, id, want_error, args ? args : "fimd.accept without arguments");
+        return;
+    }
+    jdoc d;
+    bool ok = response(c, id, &d, 20000);
+    CHECK(ok && lsp__jget(&d, 0, "result") >= 0, "fimd.accept answered: %s", c->last);
+    if (ok) tlsp_done(&d);
+}
+
+/* The end of a line of SAMPLE where the reference model suggests at least 2 ASCII bytes. */
+static size_t ghost_cursor(void)
+{
+    size_t len = strlen(SAMPLE);
+    for (size_t at = 0; at < len; at++) {
+        if (SAMPLE[at] != '\n') continue;
+        char *g = reference(SAMPLE, len, at);
+        bool ok = strlen(g) >= 2 && (unsigned char)g[0] < 0x80 && (unsigned char)g[1] < 0x80;
+        free(g);
+        if (ok) return at;
+    }
+    return 0;
+}
+
+static void accept(const char *model_path)
+{
+    client c;
+    spawn(&c, model_path, check_tmp("lsp-accept.log"));
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+              "\"capabilities\":{}}}");
+    jdoc d;
+    if (response(&c, "1", &d, 20000)) tlsp_done(&d);
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"initialized\",\"params\":{}}");
+    CHECK(wait_ready(&c), "model loads");
+    const char *uri = "file:///tmp/accept.c";
+    open_doc(&c, uri, SAMPLE, strlen(SAMPLE));
+    size_t at = ghost_cursor();
+    lsp_pos p = lsp_pos_of(SAMPLE, strlen(SAMPLE), at, LSP_UTF16);
+    char *args, *g = inline_args(&c, "10", uri, p, &args);
+    if (!CHECK(g && strlen(g) >= 2 && args, "a ghost text with its command: %s", c.last)) goto out;
+    free(args);
+    /* type its first character: the rest, from type-through, with new arguments to accept it */
+    char first[2] = {g[0], 0};
+    insert(&c, uri, 2, p.line, p.character, first);
+    char *rest = inline_args(&c, "11", uri, (lsp_pos){p.line, p.character + 1}, &args);
+    CHECK(rest && !strcmp(rest, g + 1) && status_num(&c, "type_through_hits", NULL) == 1,
+          "typing into the ghost text answers the rest from type-through: [%s] of [%s]",
+          rest ? rest : "(none)", g);
+    /* the user pauses (the prefetch of the accepted branch finishes), then accepts the rest: the
+     * command first (as nvim and Emacs send it), then the edit */
+    for (int i = 0; i < 1000 && status_num(&c, "prefetching", NULL) != 0; i++) usleep(10000);
+    accept_cmd(&c, "12", args, 0);
+    char *branch = with_insert(SAMPLE, at, g);
+    size_t end = at + strlen(g);
+    lsp_pos pe = lsp_pos_of(branch, strlen(branch), end, LSP_UTF16);
+    insert(&c, uri, 3, p.line, p.character + 1, g + 1);
+    char *next = inline_text(&c, "13", uri, pe.line, pe.character),
+         *want = reference(branch, strlen(branch), end);
+    CHECK(next && !strcmp(next, want) && status_num(&c, "prefetch_hits", NULL) == 1,
+          "after the accept the prefetched branch answers (%ld hits), the same as a fresh "
+          "completion: [%s] vs [%s]",
+          status_num(&c, "prefetch_hits", NULL), next ? next : "(none)", want);
+    CHECK(status_num(&c, "accepted", NULL) == 1, "the accept is counted");
+    /* an edit that leaves the new branch cancels its prefetch: the answer is fresh, not stale */
+    char other[2] = {next && next[0] == 'x' ? 'y' : 'x', 0};
+    insert(&c, uri, 4, pe.line, pe.character, other);
+    char *edited = with_insert(branch, end, other), *got;
+    free(want);
+    want = reference(edited, strlen(edited), end + 1);
+    got = inline_text(&c, "14", uri, pe.line, pe.character + 1);
+    char *args2 = got && *got ? lsp_json_path(c.last, "result.items.0.command.arguments") : NULL;
+    CHECK(got && !strcmp(got, want) && status_num(&c, "prefetch_hits", NULL) == 1,
+          "after a diverging edit: a fresh completion [%s] = [%s]", got ? got : "(none)", want);
+    /* accepted the other way round, as VS Code does: the edit, then the command */
+    if (args2) {
+        for (int i = 0; i < 1000 && status_num(&c, "prefetching", NULL) != 0; i++) usleep(10000);
+        insert(&c, uri, 5, pe.line, pe.character + 1, got);
+        accept_cmd(&c, "15", args2, 0);
+        char *branch2 = with_insert(edited, end + 1, got);
+        size_t end2 = end + 1 + strlen(got);
+        lsp_pos p2 = lsp_pos_of(branch2, strlen(branch2), end2, LSP_UTF16);
+        char *next2 = inline_text(&c, "16", uri, p2.line, p2.character),
+             *want2 = reference(branch2, strlen(branch2), end2);
+        CHECK(next2 && !strcmp(next2, want2) && status_num(&c, "prefetch_hits", NULL) == 2,
+              "edit then accept: the prefetched branch answers too: [%s] vs [%s]",
+              next2 ? next2 : "(none)", want2);
+        /* switched off by settings: typing into a ghost text runs the model */
+        sendf(&c,
+              "{\"jsonrpc\":\"2.0\",\"method\":\"workspace/didChangeConfiguration\","
+              "\"params\":{\"settings\":{\"fimd\":{\"typeThrough\":false,\"prefetch\":false}}}}");
+        if (next2 && *next2 && (unsigned char)next2[0] < 0x80) {
+            char typed[2] = {next2[0], 0};
+            insert(&c, uri, 6, p2.line, p2.character, typed);
+            free(inline_text(&c, "17", uri, p2.line, p2.character + 1));
+            CHECK(status_num(&c, "type_through_hits", NULL) == 1 &&
+                      status_num(&c, "last", "tokensGenerated") > 0,
+                  "typeThrough false: the model answers");
+        }
+        free(branch2), free(next2), free(want2), free(args2);
+    }
+    free(got), free(want), free(edited), free(branch), free(next), free(rest), free(args);
+    /* bad arguments get a clear error, and the server goes on */
+    accept_cmd(&c, "20", NULL, -32602);
+    accept_cmd(&c, "21", "[1]", -32602);
+    accept_cmd(&c, "22", "[{\"uri\":\"file:///nope.c\",\"line\":0,\"character\":0,\"text\":\"x\"}]",
+               -32602);
+    accept_cmd(&c, "23", "[{\"uri\":\"file:///tmp/accept.c\",\"line\":-1,\"character\":0}]",
+               -32602);
+    char *after = inline_text(&c, "24", uri, 0, 0);
+    CHECK(after != NULL, "a completion succeeds after bad fimd.accept arguments");
+    free(after);
+out:
+    free(g);
+    CHECK(finish(&c) == 0, "exit after shutdown gives status 0");
+}
+
 int main(int argc, char **argv)
 {
-    static const char *const cases[] = {"positions",  "fuzz_corpus", "session",
-                                        "cross_file", "bad_input",   "cancellation"};
+    static const char *const cases[] = {"positions", "fuzz_corpus",  "session", "cross_file",
+                                        "bad_input", "cancellation", "accept"};
     if (!check_args(argc, argv, cases, CHECK_CASES(cases))) return 2;
     if (check_want("positions")) positions();
     if (check_want("fuzz_corpus")) fuzz_corpus();
@@ -790,6 +931,7 @@ int main(int argc, char **argv)
         if (check_want("session")) session(m);
         if (check_want("cross_file")) cross_file(m);
         if (check_want("bad_input")) bad_input(m);
+        if (check_want("accept")) accept(m);
         if (check_want("cancellation")) {
             slow = make_model("lsp-slow.gguf", 512, 4, 2048);
             cancellation(slow);
