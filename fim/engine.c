@@ -32,6 +32,7 @@ void fim_config_default(fim_config *c)
     c->temperature = 0;
     c->top_p = 0.95f;
     c->seed = 0x5eed;
+    c->drafts = FIM_DRAFTS;
 }
 
 void fim_config_fit(fim_config *c, int n_ctx)
@@ -593,6 +594,7 @@ int fim_complete(fim_engine *e, const fim_request *req, const fim_config *cfg,
         .want_top = healing.len ? FIM_HEAL_TOP : 0,
         .cache_bytes = fitted.cache_bytes,
         .text_budget = fitted.prefix_tokens + fitted.suffix_tokens + fitted.related_tokens + 4,
+        .drafts = fitted.drafts,
     };
     r = b->ops->start(b, &g, cancel, st, err);
     if (r) {

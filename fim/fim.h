@@ -39,9 +39,16 @@ typedef struct fim_config {
      * N best, which is all a serving engine sends back (FIM_HEAL_TOP of them), so a test can hold
      * the in-process model to the same rule. */
     int heal_top;
+    /* Drafts from the context (prompt lookup; in-process model only): at each step up to this many
+     * tokens that followed the last generated n-gram where it occurs earlier in the prompt or the
+     * output are evaluated with the accepted token in one model step, and every one the engine
+     * then chooses costs no step of its own. The choices are the same as without (0: off; default
+     * FIM_DRAFTS, at most FIM_DRAFTS_MAX). */
+    int drafts;
 } fim_config;
 
 enum { FIM_HEAL_TOP = 10 }; /* alternatives per token asked of a serving engine */
+enum { FIM_DRAFTS = 8, FIM_DRAFTS_MAX = 16 };
 
 void fim_config_default(fim_config *c);
 /* Split one prompt budget B the way `--budget` does: 5B/16 for related code, B/4 suffix, the rest
@@ -178,6 +185,9 @@ typedef struct fim_stats {
     int server_cached; /* prompt tokens the serving engine reports it had cached (-1: not told) */
     bool multi_line;
     enum fim_stop stop;
+    int steps;      /* model evaluations during generation (in-process) */
+    int drafted;    /* draft tokens evaluated ahead of the engine's choice */
+    int accepted;   /* of them, the ones the engine chose (each saved a step) */
     char note[256]; /* what a remote stream did besides tokens (an error after them, a retry) */
 } fim_stats;
 
