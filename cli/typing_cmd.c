@@ -34,13 +34,13 @@ int cmd_bench_typing(int argc, char **argv)
 {
     const char *path = NULL, *file = NULL;
     long line = -1, lines = 3, n_predict = 16, threads = 0;
-    bool json = false;
+    bool json = false, no_drafts = false;
     cli_backend be;
     memset(&be, 0, sizeof be);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--json")) {
-            json = true;
+        if (!strcmp(a, "--json") || !strcmp(a, "--no-drafts")) {
+            *(a[2] == 'j' ? &json : &no_drafts) = true;
             continue;
         }
         int bo = cli_backend_option(&be, argc, argv, &i);
@@ -65,7 +65,7 @@ int cmd_bench_typing(int argc, char **argv)
     path = cli_model_or_bundled(path, "bench-typing");
     if (!path || !file || line < 0 || lines < 1 || n_predict < 1)
         return cli_fail("bench-typing: usage: fimd bench-typing -m MODEL FILE --line L [--lines 3] "
-                        "[--n-predict 16] [-t N] [--json]");
+                        "[--n-predict 16] [-t N] [--no-drafts] [--json]");
     char *orig;
     size_t len;
     if (cli_read_file(file, &orig, &len)) return 1;
@@ -85,6 +85,7 @@ int cmd_bench_typing(int argc, char **argv)
     fim_config cfg;
     fim_config_default(&cfg);
     cfg.max_tokens = (int)n_predict;
+    if (no_drafts) cfg.drafts = 0;
     /* the document without the lines to type; they are typed back at the cursor, each keystroke an
      * edit of the document (its syntax tree reparsed incrementally) as an editor's didChange */
     fim_doc *doc = fim_doc_new(file, NULL, orig, len);
@@ -94,7 +95,7 @@ int cmd_bench_typing(int argc, char **argv)
     int *cached = malloc(sizeof(int) * (typed + 1)), *prompts = malloc(sizeof(int) * (typed + 1));
     bool server_told = false;
     long eval_sum = 0, eval_in_line = 0, n_in_line = 0, eval_max_in_line = 0, reused = 0,
-         prompt = 0;
+         prompt = 0, drafted = 0, accepted = 0, steps = 0;
     int n = 0, rc = 0;
     fim_stats st;
     char *out;
@@ -125,6 +126,7 @@ int cmd_bench_typing(int argc, char **argv)
         free(out);
         eval_sum += st.evaluated;
         reused += st.reused;
+        drafted += st.drafted, accepted += st.accepted, steps += st.steps;
         prompt += st.prompt_tokens;
         if (ch != '\n' && k > 0 && orig[from + k - 1] != '\n') { /* a keystroke within a line */
             eval_in_line += st.evaluated;
@@ -143,9 +145,10 @@ int cmd_bench_typing(int argc, char **argv)
                    "\"p50_ms\":%.2f,"
                    "\"p95_ms\":%.2f,\"evaluated_per_request\":%.2f,\"evaluated_per_keystroke_in_"
                    "line\":%.2f,"
-                   "\"max_evaluated_in_line\":%ld,\"reuse_ratio\":%.4f",
-                   file, line, lines, n_predict, n, p50, p95, per, in_line, eval_max_in_line,
-                   ratio);
+                   "\"max_evaluated_in_line\":%ld,\"reuse_ratio\":%.4f,\"drafted\":%ld,"
+                   "\"accepted\":%ld,\"steps_per_completion\":%.2f",
+                   file, line, lines, n_predict, n, p50, p95, per, in_line, eval_max_in_line, ratio,
+                   drafted, accepted, (double)steps / n);
             if (server_told) { /* per request, from the serving engine's own answer */
                 printf(",\"server_cached\":[");
                 for (int k = 0; k < n; k++) printf("%s%d", k ? "," : "", cached[k]);
@@ -159,9 +162,10 @@ int cmd_bench_typing(int argc, char **argv)
                 "typed %ld lines of %s from line %ld: %d requests of %ld tokens\n"
                 "latency p50 %.1f ms, p95 %.1f ms\n"
                 "tokens evaluated per request %.2f (within a line: %.2f on average, %ld at most)\n"
-                "reuse ratio %.4f (prompt tokens kept from the cache)\n",
+                "reuse ratio %.4f (prompt tokens kept from the cache)\n"
+                "model steps per completion %.2f; drafts %ld, accepted %ld\n",
                 lines, file, line + 1, n, n_predict, p50, p95, per, in_line, eval_max_in_line,
-                ratio);
+                ratio, (double)steps / n, drafted, accepted);
             if (server_told) {
                 printf("server-side cached prompt tokens per request (the server's own figure / "
                        "prompt tokens):\n");

@@ -219,6 +219,8 @@ static bool apply_config(server *s, const jdoc *d, int obj)
     if (lsp__jnum(d, lsp__jget(d, obj, "temperature"), &f) && f >= 0 && f <= 10)
         s->cfg.temperature = (float)f;
     if (lsp__jnum(d, lsp__jget(d, obj, "topP"), &f) && f > 0 && f <= 1) s->cfg.top_p = (float)f;
+    bool on;
+    if (lsp__jbool(d, lsp__jget(d, obj, "drafts"), &on)) s->cfg.drafts = on ? FIM_DRAFTS : 0;
     if (lsp__jint(d, lsp__jget(d, obj, "threads"), &v) && v >= 0 && v <= 1024 && v != s->be.threads)
         s->be.threads = (int)v, changed = true;
     char *model = lsp__jstr(d, lsp__jget(d, obj, "model"), NULL);
@@ -526,9 +528,10 @@ static void on_status(server *s, const char *id)
     lsp__jw_fmt(&r,
                 ",\"positionEncoding\":\"%s\",\"openDocuments\":%d,\"cachedDocuments\":%d,"
                 "\"cacheBytes\":%zu,"
-                "\"requests\":%ld,\"cancelled\":%ld,\"shown\":%ld,\"accepted\":%ld",
+                "\"requests\":%ld,\"cancelled\":%ld,\"shown\":%ld,\"accepted\":%ld,"
+                "\"drafted\":%ld,\"draftAccepted\":%ld",
                 enc_name(s->enc), s->docs.n, ws.cached_docs, ws.cache_bytes, s->requests,
-                s->cancelled, s->shown, s->accepted);
+                s->cancelled, s->shown, s->accepted, ws.drafted, ws.draft_accepted);
     lsp__jw_lit(&r, ",\"documents\":[");
     for (int i = 0; i < s->docs.n; i++) {
         const lsp_doc *doc = &s->docs.v[i];
