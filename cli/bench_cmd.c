@@ -228,8 +228,10 @@ int cmd_bench(int argc, char **argv)
                    path, model_get_threads(m), p, n, prompt_tps, decode_tps, after_tps, bytes, gbps,
                    bw, bw > 0 ? gbps / bw : 0, rss_mb, file_mb, load_s);
             if (oracle)
-                printf(",\"draft_k\":%ld,\"draft_decode_tps\":%.2f,\"draft_tokens_identical\":%s",
-                       draft_k, n ? (double)n / tdd : 0, same ? "true" : "false");
+                printf(",\"draft_k\":%ld,\"draft_decode_tps\":%.2f,\"draft_speedup\":%.3f,"
+                       "\"draft_tokens_identical\":%s",
+                       draft_k, n ? (double)n / tdd : 0, tdd > 0 ? td / tdd : 0,
+                       same ? "true" : "false");
             printf("}\n");
         } else {
             printf("model %s: %d layers, vocab %d, %d threads\n", path, h->n_layer, h->n_vocab,
