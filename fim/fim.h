@@ -40,9 +40,10 @@ typedef struct fim_config {
      * the in-process model to the same rule. */
     int heal_top;
     /* Drafts from the context (prompt lookup; in-process model only): at each step up to this many
-     * tokens that followed the last generated n-gram where it occurs earlier in the prompt or the
-     * output are evaluated with the accepted token in one model step, and every one the engine
-     * then chooses costs no step of its own. The choices are the same as without (0: off; default
+     * tokens that followed the last generated 3- or 2-gram where it occurs earlier in the prompt or
+     * the output are evaluated with the accepted token in one model step, and every one the engine
+     * then chooses costs no step of its own. A generation starts with one draft per step and
+     * doubles that while all are accepted. The choices are the same as without (0: off; default
      * FIM_DRAFTS, at most FIM_DRAFTS_MAX). */
     int drafts;
 } fim_config;

