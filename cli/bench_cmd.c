@@ -69,7 +69,8 @@ static int32_t argmax(const float *l, int n)
 
 /* n greedy steps from the current logits; returns the seconds taken (sets *rc on error). The
  * tokens chosen go to toks[0..n] when it is not NULL (toks[n]: the choice after the last step). */
-static double decode_run(model *m, model_cache *c, float *logits, long n, int32_t *toks, int *rc)
+static double decode_run(model *m, model_cache *c, float *logits, long n, int32_t *toks, int *rc,
+                         long *experts)
 {
     const model_hparams *h = model_get_hparams(m);
     model_err err = {{0}};
@@ -79,6 +80,7 @@ static double decode_run(model *m, model_cache *c, float *logits, long n, int32_
         if (toks) toks[i] = tok;
         if (model_eval(m, c, &tok, 1, logits, MODEL_LOGITS_LAST, NULL, &err))
             *rc = cli_fail("bench: %s", err.msg);
+        if (experts) *experts += model_last_experts(m);
     }
     if (toks && !*rc) toks[n] = argmax(logits, h->n_vocab);
     return base_now_ms() / 1e3 - t0;
@@ -90,7 +92,7 @@ static double decode_run(model *m, model_cache *c, float *logits, long n, int32_
  * next token of the run. What it measures is the cost of verification, not the drafts' quality.
  * Returns the seconds taken; *same is false when any choice differs. */
 static double draft_run(model *m, model_cache *c, const int32_t *toks, long n, int k, bool *same,
-                        int *rc)
+                        int *rc, long *experts)
 {
     const model_hparams *h = model_get_hparams(m);
     float *rows = malloc(sizeof(float) * (size_t)h->n_vocab * (size_t)(k + 1));
@@ -101,6 +103,7 @@ static double draft_run(model *m, model_cache *c, const int32_t *toks, long n, i
         int b = (int)(n - i < k + 1 ? n - i : k + 1);
         if (model_eval(m, c, toks + i, b, rows, MODEL_LOGITS_ALL, NULL, &err))
             *rc = cli_fail("bench: %s", err.msg);
+        *experts += model_last_experts(m);
         for (int j = 0; !*rc && j < b; j++)
             *same &= argmax(rows + (size_t)j * (size_t)h->n_vocab, h->n_vocab) == toks[i + j + 1];
     }
@@ -109,41 +112,48 @@ static double draft_run(model *m, model_cache *c, const int32_t *toks, long n, i
     return s;
 }
 
+typedef struct oracle {
+    double plain_s, draft_s;           /* the best of the runs */
+    bool same;                         /* every choice of the oracle was the plain run's */
+    long plain_experts, draft_experts; /* routed experts run, summed over the last runs' steps */
+} oracle;
+
 /* Plain decoding after the prompt (whose logits are at `logits`) and the draft oracle on its
  * tokens, alternated ORACLE_REPS times from the same cache state: the best time of each, as the
- * load of the machine varies between runs. Returns the plain seconds, the oracle's in *draft_s. */
-static double oracle_compare(model *m, model_cache *c, const float *logits, int p, long n, int k,
-                             double *draft_s, bool *same, int *rc)
+ * load of the machine varies between runs. */
+static void oracle_compare(model *m, model_cache *c, const float *logits, int p, long n, int k,
+                           oracle *o, int *rc)
 {
     size_t nv = (size_t)model_get_hparams(m)->n_vocab;
     float *work = malloc(sizeof(float) * nv);
     int32_t *toks = malloc(sizeof(int32_t) * (size_t)(n + 1));
-    double best = 0;
-    *same = work && toks;
-    for (int r = 0; *same && !*rc && r < ORACLE_REPS; r++) {
+    memset(o, 0, sizeof *o);
+    o->same = work && toks;
+    for (int r = 0; o->same && !*rc && r < ORACLE_REPS; r++) {
         memcpy(work, logits, sizeof(float) * nv);
         model_cache_truncate(c, p);
-        double t = decode_run(m, c, work, n, toks, rc), td = 0;
+        o->plain_experts = o->draft_experts = 0;
+        double t = decode_run(m, c, work, n, toks, rc, &o->plain_experts), td = 0;
         bool ok = false;
         model_cache_truncate(c, p);
-        if (!*rc) td = draft_run(m, c, toks, n, k, &ok, rc);
-        *same &= ok;
-        if (!r || t < best) best = t;
-        if (!r || td < *draft_s) *draft_s = td;
+        if (!*rc) td = draft_run(m, c, toks, n, k, &ok, rc, &o->draft_experts);
+        o->same &= ok;
+        if (!r || t < o->plain_s) o->plain_s = t;
+        if (!r || td < o->draft_s) o->draft_s = td;
     }
     free(work);
-    return best;
+    free(toks);
 }
 
 int cmd_bench(int argc, char **argv)
 {
     const char *path = NULL;
     long p = 512, n = 64, threads = 0, draft_k = DRAFT_K;
-    bool json = false, oracle = false;
+    bool json = false, want_oracle = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--json") || !strcmp(a, "--draft-oracle")) {
-            *(a[2] == 'j' ? &json : &oracle) = true;
+            *(a[2] == 'j' ? &json : &want_oracle) = true;
             continue;
         }
         if (!v) return cli_fail("bench: %s needs a value (or is unknown)", a);
@@ -198,17 +208,24 @@ int cmd_bench(int argc, char **argv)
         model_cache_truncate(c, 0);
         logits[0] = 1, logits[1] = 0; /* start from token 0 */
         for (int v = 2; v < h->n_vocab; v++) logits[v] = 0;
-        t0d = decode_run(m, c, logits, warm ? (n < 8 ? n : 8) : n, NULL, &rc);
+        t0d = decode_run(m, c, logits, warm ? (n < 8 ? n : 8) : n, NULL, &rc, NULL);
     }
     model_cache_truncate(c, 0);
     if (!rc && model_eval(m, c, prompt, (int)p, logits, MODEL_LOGITS_LAST, NULL, &err))
         rc = cli_fail("bench: %s", err.msg);
-    double td, tdd = 0;
-    bool same = false;
-    if (oracle && !rc)
-        td = oracle_compare(m, c, logits, (int)p, n, (int)draft_k, &tdd, &same, &rc);
+    double td;
+    oracle o = {0};
+    if (want_oracle && !rc)
+        oracle_compare(m, c, logits, (int)p, n, (int)draft_k, &o, &rc), td = o.plain_s;
     else
-        td = decode_run(m, c, logits, n, NULL, &rc);
+        td = decode_run(m, c, logits, n, NULL, &rc, NULL);
+    double tdd = o.draft_s;
+    bool same = o.same;
+    /* routed experts per MoE layer per evaluation: one token's, and a verification batch's */
+    int moe_layers = h->n_layer - h->n_dense > 0 ? h->n_layer - h->n_dense : 1;
+    long batches = (n + draft_k) / (draft_k + 1);
+    double ex_plain = n ? (double)o.plain_experts / (double)(n * moe_layers) : 0,
+           ex_draft = batches ? (double)o.draft_experts / (double)(batches * moe_layers) : 0;
     if (!rc) {
         double prompt_tps = (double)p / tp, decode_tps = n ? (double)n / t0d : 0,
                after_tps = n ? (double)n / td : 0;
@@ -227,11 +244,12 @@ int cmd_bench(int argc, char **argv)
                    "\"roofline\":%.3f,\"peak_rss_mb\":%.1f,\"file_mb\":%.1f,\"load_s\":%.3f",
                    path, model_get_threads(m), p, n, prompt_tps, decode_tps, after_tps, bytes, gbps,
                    bw, bw > 0 ? gbps / bw : 0, rss_mb, file_mb, load_s);
-            if (oracle)
+            if (want_oracle)
                 printf(",\"draft_k\":%ld,\"draft_decode_tps\":%.2f,\"draft_speedup\":%.3f,"
-                       "\"draft_tokens_identical\":%s",
+                       "\"draft_tokens_identical\":%s,\"experts_per_step\":%.2f,"
+                       "\"draft_experts_per_step\":%.2f",
                        draft_k, n ? (double)n / tdd : 0, tdd > 0 ? td / tdd : 0,
-                       same ? "true" : "false");
+                       same ? "true" : "false", ex_plain, ex_draft);
             printf("}\n");
         } else {
             printf("model %s: %d layers, vocab %d, %d threads\n", path, h->n_layer, h->n_vocab,
@@ -249,12 +267,13 @@ int cmd_bench(int argc, char **argv)
                    rss_mb, file_mb, file_mb > 0 ? 100 * (rss_mb / file_mb - 1) : 0, load_s,
                    model_weights_locked(m) ? "locked in memory"
                                            : "not locked (no mlock privilege)");
-            if (oracle)
+            if (want_oracle)
                 printf(
                     "decode  %5ld tokens: %8.1f tok/s with the first run's tokens as drafts, %ld "
-                    "per evaluation (%.2fx after the prompt; tokens %s)\n",
+                    "per evaluation (%.2fx after the prompt; tokens %s); routed experts per "
+                    "MoE layer: %.1f per token, %.1f per batch\n",
                     n, n ? (double)n / tdd : 0, draft_k, tdd > 0 ? td / tdd : 0,
-                    same ? "identical" : "DIFFER");
+                    same ? "identical" : "DIFFER", ex_plain, ex_draft);
         }
     }
     free(prompt);
