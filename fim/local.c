@@ -12,8 +12,9 @@
 #include <string.h>
 
 /* Drafts follow an earlier occurrence of the last 3 tokens, else of the last 2: a single token
- * recurs too often to predict what follows (on held-out C with the bundled model, 5 % of such
- * drafts were accepted against 11 % from pairs and 19 % from triples). */
+ * recurs too often to predict what follows. On held-out C with the bundled model, 8 drafts per
+ * step: 5 % accepted when single tokens matched too, 11 % from pairs and triples, 19 % from
+ * triples alone, which then drafted too seldom (5.59 steps per completion against 5.45). */
 enum { EVAL_CHUNK = 128, DRAFT_NGRAM = 3, DRAFT_NGRAM_MIN = 2 };
 
 typedef struct session {
