@@ -234,6 +234,10 @@ bench: all $(BENCH_TYPES:%=$(BENCH_DIR)/lite4-%.gguf) $(BENCH_DIR)/typing.c
 	@$(BUILD)/fimd bench-typing -m $(BENCH_DIR)/lite4-Q4_K_M.gguf $(BENCH_DIR)/typing.c --line 150
 	@echo "== lite4 Q4_K_M: fimd bench-typing --accept, the user accepts every ghost text: features off, type-through, prefetch, both"
 	@$(BUILD)/fimd bench-typing -m $(BENCH_DIR)/lite4-Q4_K_M.gguf $(BENCH_DIR)/typing.c --line 150 --accept
+	@echo "== lite4 Q4_K_M: the same without drafts from the context"
+	@$(BUILD)/fimd bench-typing -m $(BENCH_DIR)/lite4-Q4_K_M.gguf $(BENCH_DIR)/typing.c --line 150 --no-drafts
+	@echo "== lite4 Q4_K_M: fimd bench --draft-oracle (decode again with its own tokens as drafts)"
+	@$(BUILD)/fimd bench -m $(BENCH_DIR)/lite4-Q4_K_M.gguf -p 256 -n 64 --draft-oracle
 
 # Identifier recall of the prompt at budgets 512, 1024 and 2048 over real multi-file trees (this
 # repository, and Python, Lua and JavaScript sources installed on the machine when present), fimd's

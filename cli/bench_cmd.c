@@ -56,31 +56,104 @@ static double read_bandwidth(int threads)
     return best;
 }
 
-/* n greedy steps from the current logits; returns the seconds taken (sets *rc on error). */
-static double decode_run(model *m, model_cache *c, float *logits, long n, int *rc)
+/* Drafts per evaluation in the draft oracle: measured best on a Lite-4L Q4_K_M with 2 threads. */
+enum { DRAFT_K = 15, ORACLE_REPS = 3 };
+
+static int32_t argmax(const float *l, int n)
+{
+    int32_t best = 0;
+    for (int v = 1; v < n; v++)
+        if (l[v] > l[best]) best = v;
+    return best;
+}
+
+/* n greedy steps from the current logits; returns the seconds taken (sets *rc on error). The
+ * tokens chosen go to toks[0..n] when it is not NULL (toks[n]: the choice after the last step). */
+static double decode_run(model *m, model_cache *c, float *logits, long n, int32_t *toks, int *rc,
+                         long *experts)
 {
     const model_hparams *h = model_get_hparams(m);
     model_err err = {{0}};
     double t0 = base_now_ms() / 1e3;
     for (long i = 0; !*rc && i < n; i++) {
-        int32_t tok = 0;
-        for (int v = 1; v < h->n_vocab; v++)
-            if (logits[v] > logits[tok]) tok = v;
+        int32_t tok = argmax(logits, h->n_vocab);
+        if (toks) toks[i] = tok;
         if (model_eval(m, c, &tok, 1, logits, MODEL_LOGITS_LAST, NULL, &err))
             *rc = cli_fail("bench: %s", err.msg);
+        if (experts) *experts += model_last_experts(m);
     }
+    if (toks && !*rc) toks[n] = argmax(logits, h->n_vocab);
     return base_now_ms() / 1e3 - t0;
+}
+
+/* The draft oracle: the n tokens toks[0..n] of a greedy run decoded again from the same cache
+ * state with the run's own tokens as drafts, so every draft is accepted: each evaluation takes
+ * the accepted token and k drafts with the logits of all, and each row's greedy choice must be the
+ * next token of the run. What it measures is the cost of verification, not the drafts' quality.
+ * Returns the seconds taken; *same is false when any choice differs. */
+static double draft_run(model *m, model_cache *c, const int32_t *toks, long n, int k, bool *same,
+                        int *rc, long *experts)
+{
+    const model_hparams *h = model_get_hparams(m);
+    float *rows = malloc(sizeof(float) * (size_t)h->n_vocab * (size_t)(k + 1));
+    model_err err = {{0}};
+    *same = rows != NULL;
+    double t0 = base_now_ms() / 1e3;
+    for (long i = 0; rows && !*rc && i < n; i += k + 1) {
+        int b = (int)(n - i < k + 1 ? n - i : k + 1);
+        if (model_eval(m, c, toks + i, b, rows, MODEL_LOGITS_ALL, NULL, &err))
+            *rc = cli_fail("bench: %s", err.msg);
+        *experts += model_last_experts(m);
+        for (int j = 0; !*rc && j < b; j++)
+            *same &= argmax(rows + (size_t)j * (size_t)h->n_vocab, h->n_vocab) == toks[i + j + 1];
+    }
+    double s = base_now_ms() / 1e3 - t0;
+    free(rows);
+    return s;
+}
+
+typedef struct oracle {
+    double plain_s, draft_s;           /* the best of the runs */
+    bool same;                         /* every choice of the oracle was the plain run's */
+    long plain_experts, draft_experts; /* routed experts run, summed over the last runs' steps */
+} oracle;
+
+/* Plain decoding after the prompt (whose logits are at `logits`) and the draft oracle on its
+ * tokens, alternated ORACLE_REPS times from the same cache state: the best time of each, as the
+ * load of the machine varies between runs. */
+static void oracle_compare(model *m, model_cache *c, const float *logits, int p, long n, int k,
+                           oracle *o, int *rc)
+{
+    size_t nv = (size_t)model_get_hparams(m)->n_vocab;
+    float *work = malloc(sizeof(float) * nv);
+    int32_t *toks = malloc(sizeof(int32_t) * (size_t)(n + 1));
+    memset(o, 0, sizeof *o);
+    o->same = work && toks;
+    for (int r = 0; o->same && !*rc && r < ORACLE_REPS; r++) {
+        memcpy(work, logits, sizeof(float) * nv);
+        model_cache_truncate(c, p);
+        o->plain_experts = o->draft_experts = 0;
+        double t = decode_run(m, c, work, n, toks, rc, &o->plain_experts), td = 0;
+        bool ok = false;
+        model_cache_truncate(c, p);
+        if (!*rc) td = draft_run(m, c, toks, n, k, &ok, rc, &o->draft_experts);
+        o->same &= ok;
+        if (!r || t < o->plain_s) o->plain_s = t;
+        if (!r || td < o->draft_s) o->draft_s = td;
+    }
+    free(work);
+    free(toks);
 }
 
 int cmd_bench(int argc, char **argv)
 {
     const char *path = NULL;
-    long p = 512, n = 64, threads = 0;
-    bool json = false;
+    long p = 512, n = 64, threads = 0, draft_k = DRAFT_K;
+    bool json = false, want_oracle = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--json")) {
-            json = true;
+        if (!strcmp(a, "--json") || !strcmp(a, "--draft-oracle")) {
+            *(a[2] == 'j' ? &json : &want_oracle) = true;
             continue;
         }
         if (!v) return cli_fail("bench: %s needs a value (or is unknown)", a);
@@ -94,12 +167,15 @@ int cmd_bench(int argc, char **argv)
         } else if (!strcmp(a, "-t")) {
             if (cli_parse_int(v, 0, 1024, &threads))
                 return cli_fail("bench: -t needs a thread count");
+        } else if (!strcmp(a, "--draft-k")) {
+            if (cli_parse_int(v, 1, 64, &draft_k)) return cli_fail("bench: --draft-k needs 1..64");
         } else {
             return cli_fail("bench: unknown option '%s'", a);
         }
     }
     if (!path)
-        return cli_fail("bench: usage: fimd bench -m MODEL [-p 512] [-n 64] [-t N] [--json]");
+        return cli_fail("bench: usage: fimd bench -m MODEL [-p 512] [-n 64] [-t N] "
+                        "[--draft-oracle [--draft-k K]] [--json]");
     model_err err = {{0}};
     double t0 = (base_now_ms() / 1e3);
     model *m = model_load_opts(path, cli_model_opts(), &err);
@@ -132,12 +208,24 @@ int cmd_bench(int argc, char **argv)
         model_cache_truncate(c, 0);
         logits[0] = 1, logits[1] = 0; /* start from token 0 */
         for (int v = 2; v < h->n_vocab; v++) logits[v] = 0;
-        t0d = decode_run(m, c, logits, warm ? (n < 8 ? n : 8) : n, &rc);
+        t0d = decode_run(m, c, logits, warm ? (n < 8 ? n : 8) : n, NULL, &rc, NULL);
     }
     model_cache_truncate(c, 0);
     if (!rc && model_eval(m, c, prompt, (int)p, logits, MODEL_LOGITS_LAST, NULL, &err))
         rc = cli_fail("bench: %s", err.msg);
-    double td = decode_run(m, c, logits, n, &rc);
+    double td;
+    oracle o = {0};
+    if (want_oracle && !rc)
+        oracle_compare(m, c, logits, (int)p, n, (int)draft_k, &o, &rc), td = o.plain_s;
+    else
+        td = decode_run(m, c, logits, n, NULL, &rc, NULL);
+    double tdd = o.draft_s;
+    bool same = o.same;
+    /* routed experts per MoE layer per evaluation: one token's, and a verification batch's */
+    int moe_layers = h->n_layer - h->n_dense > 0 ? h->n_layer - h->n_dense : 1;
+    long batches = (n + draft_k) / (draft_k + 1);
+    double ex_plain = n ? (double)o.plain_experts / (double)(n * moe_layers) : 0,
+           ex_draft = batches ? (double)o.draft_experts / (double)(batches * moe_layers) : 0;
     if (!rc) {
         double prompt_tps = (double)p / tp, decode_tps = n ? (double)n / t0d : 0,
                after_tps = n ? (double)n / td : 0;
@@ -153,9 +241,16 @@ int cmd_bench(int argc, char **argv)
                    "\"prompt_tps\":%.2f,"
                    "\"decode_tps\":%.2f,\"decode_after_prompt_tps\":%.2f,\"bytes_per_token\":%.0f,"
                    "\"gbps\":%.2f,\"bandwidth_gbps\":%.2f,"
-                   "\"roofline\":%.3f,\"peak_rss_mb\":%.1f,\"file_mb\":%.1f,\"load_s\":%.3f}\n",
+                   "\"roofline\":%.3f,\"peak_rss_mb\":%.1f,\"file_mb\":%.1f,\"load_s\":%.3f",
                    path, model_get_threads(m), p, n, prompt_tps, decode_tps, after_tps, bytes, gbps,
                    bw, bw > 0 ? gbps / bw : 0, rss_mb, file_mb, load_s);
+            if (want_oracle)
+                printf(",\"draft_k\":%ld,\"draft_decode_tps\":%.2f,\"draft_speedup\":%.3f,"
+                       "\"draft_tokens_identical\":%s,\"experts_per_step\":%.2f,"
+                       "\"draft_experts_per_step\":%.2f",
+                       draft_k, n ? (double)n / tdd : 0, tdd > 0 ? td / tdd : 0,
+                       same ? "true" : "false", ex_plain, ex_draft);
+            printf("}\n");
         } else {
             printf("model %s: %d layers, vocab %d, %d threads\n", path, h->n_layer, h->n_vocab,
                    model_get_threads(m));
@@ -172,6 +267,13 @@ int cmd_bench(int argc, char **argv)
                    rss_mb, file_mb, file_mb > 0 ? 100 * (rss_mb / file_mb - 1) : 0, load_s,
                    model_weights_locked(m) ? "locked in memory"
                                            : "not locked (no mlock privilege)");
+            if (want_oracle)
+                printf(
+                    "decode  %5ld tokens: %8.1f tok/s with the first run's tokens as drafts, %ld "
+                    "per evaluation (%.2fx after the prompt; tokens %s); routed experts per "
+                    "MoE layer: %.1f per token, %.1f per batch\n",
+                    n, n ? (double)n / tdd : 0, draft_k, tdd > 0 ? td / tdd : 0,
+                    same ? "identical" : "DIFFER", ex_plain, ex_draft);
         }
     }
     free(prompt);

@@ -43,8 +43,11 @@ static int parse_at_cursor(const char *cmd, int argc, char **argv, at_cursor *o)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0, budget = 0;
-        if (!strcmp(a, "--stats")) {
-            o->stats = true;
+        if (!strcmp(a, "--stats") || !strcmp(a, "--no-drafts")) {
+            if (a[2] == 's')
+                o->stats = true;
+            else
+                o->cfg.drafts = 0;
             continue;
         }
         int bo = cli_backend_option(&o->be, argc, argv, &i);
@@ -95,7 +98,9 @@ static int parse_at_cursor(const char *cmd, int argc, char **argv, at_cursor *o)
             cmd, CLI_BUNDLED_NAME);
     if (!o->file || o->line < 0 || o->character < 0)
         return cli_fail(
-            "%s: usage: fimd %s -m MODEL FILE --line L --character C [--open OTHER ...]", cmd, cmd);
+            "%s: usage: fimd %s -m MODEL FILE --line L --character C [--open OTHER ...] "
+            "[--no-drafts] [--stats]",
+            cmd, cmd);
     return 0;
 }
 
@@ -160,11 +165,12 @@ int cmd_complete(int argc, char **argv)
                 fprintf(stderr,
                         "prompt %d tokens (%d evaluated, %d cached by the server) %.1f ms, first "
                         "token %.1f ms, "
-                        "generated %d tokens %.1f ms, %s, stop: %s%s%s\n",
+                        "generated %d tokens %.1f ms in %d steps (%d of %d drafts accepted), "
+                        "%s, stop: %s%s%s\n",
                         st.prompt_tokens, st.evaluated, st.server_cached, st.prompt_ms,
-                        st.first_token_ms, st.generated, st.gen_ms,
-                        st.multi_line ? "multi-line" : "single line", fim_stop_name(st.stop),
-                        st.note[0] ? "; " : "", st.note);
+                        st.first_token_ms, st.generated, st.gen_ms, st.steps, st.accepted,
+                        st.drafted, st.multi_line ? "multi-line" : "single line",
+                        fim_stop_name(st.stop), st.note[0] ? "; " : "", st.note);
         }
         free(out);
     }

@@ -17,7 +17,7 @@
 typedef struct typing_opts {
     const char *path, *file;
     long line, lines, n_predict, threads;
-    bool json, accept, type_through, prefetch;
+    bool json, accept, type_through, prefetch, drafts;
 } typing_opts;
 
 static int cmp_double(const void *a, const void *b)
@@ -58,6 +58,7 @@ typedef struct typing_result {
     int n;
     bool server_told;
     long eval_sum, eval_in_line, n_in_line, eval_max_in_line, reused, prompt, tt_hits;
+    long drafted, accepted, steps; /* drafts from the context */
 } typing_result;
 
 /* Type orig[from, from+typed) at the cursor, a completion asked at every keystroke. */
@@ -84,6 +85,7 @@ static int type_text(fim_engine *e, const typing_opts *o, const fim_config *cfg,
         res->tt_hits += st.source == FIM_FROM_TYPE_THROUGH;
         free(out);
         res->eval_sum += st.evaluated;
+        res->drafted += st.drafted, res->accepted += st.accepted, res->steps += st.steps;
         res->reused += st.reused;
         res->prompt += st.prompt_tokens;
         if (ch != '\n' && k > 0 && orig[from + k - 1] != '\n') { /* a keystroke within a line */
@@ -109,9 +111,10 @@ static void print_typing(const typing_opts *o, typing_result *r)
                "\"p95_ms\":%.2f,\"evaluated_per_request\":%.2f,\"evaluated_per_keystroke_in_"
                "line\":%.2f,"
                "\"max_evaluated_in_line\":%ld,\"reuse_ratio\":%.4f,\"type_through_hits\":%ld,"
-               "\"prefetch_hits\":0",
+               "\"prefetch_hits\":0,\"drafted\":%ld,\"accepted\":%ld,\"steps_per_completion\":%.2f",
                o->file, o->line, o->lines, o->n_predict, n, p50, p95, per, in_line,
-               r->eval_max_in_line, ratio, r->tt_hits);
+               r->eval_max_in_line, ratio, r->tt_hits, r->drafted, r->accepted,
+               (double)r->steps / n);
         if (r->server_told) { /* per request, from the serving engine's own answer */
             printf(",\"server_cached\":[");
             for (int k = 0; k < n; k++) printf("%s%d", k ? "," : "", r->cached[k]);
@@ -126,9 +129,10 @@ static void print_typing(const typing_opts *o, typing_result *r)
            "latency p50 %.1f ms, p95 %.1f ms\n"
            "tokens evaluated per request %.2f (within a line: %.2f on average, %ld at most)\n"
            "reuse ratio %.4f (prompt tokens kept from the cache)\n"
-           "type-through hits %ld (keystrokes that typed the start of the ghost text)\n",
+           "type-through hits %ld (keystrokes that typed the start of the ghost text)\n"
+           "model steps per completion %.2f; drafts %ld, accepted %ld\n",
            o->lines, o->file, o->line + 1, n, o->n_predict, p50, p95, per, in_line,
-           r->eval_max_in_line, ratio, r->tt_hits);
+           r->eval_max_in_line, ratio, r->tt_hits, (double)r->steps / n, r->drafted, r->accepted);
     if (r->server_told) {
         printf("server-side cached prompt tokens per request (the server's own figure / "
                "prompt tokens):\n");
@@ -253,6 +257,7 @@ static int accept_mode(fim_engine *e, const typing_opts *o, const fim_doc *start
     cfg.max_tokens = (int)o->n_predict;
     cfg.type_through = r->type_through;
     cfg.prefetch = r->prefetch;
+    if (!o->drafts) cfg.drafts = 0;
     fim_doc *doc = fim_doc_copy(start);
     size_t cursor = from;
     char *ghost = NULL;
@@ -350,10 +355,13 @@ static int parse_opts(int argc, char **argv, typing_opts *o, cli_backend *be)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool *flag = !strcmp(a, "--json") ? &o->json : !strcmp(a, "--accept") ? &o->accept : NULL;
-        if (flag || !strcmp(a, "--no-type-through") || !strcmp(a, "--no-prefetch")) {
+        bool *off = !strcmp(a, "--no-type-through") ? &o->type_through
+                    : !strcmp(a, "--no-prefetch")   ? &o->prefetch
+                    : !strcmp(a, "--no-drafts")     ? &o->drafts
+                                                    : NULL;
+        if (flag || off) {
             if (flag) *flag = true;
-            if (!strcmp(a, "--no-type-through")) o->type_through = false;
-            if (!strcmp(a, "--no-prefetch")) o->prefetch = false;
+            if (off) *off = false;
             continue;
         }
         int bo = cli_backend_option(be, argc, argv, &i);
@@ -380,8 +388,12 @@ static int parse_opts(int argc, char **argv, typing_opts *o, cli_backend *be)
 
 int cmd_bench_typing(int argc, char **argv)
 {
-    typing_opts o = {
-        .line = -1, .lines = 3, .n_predict = 16, .type_through = true, .prefetch = true};
+    typing_opts o = {.line = -1,
+                     .lines = 3,
+                     .n_predict = 16,
+                     .type_through = true,
+                     .prefetch = true,
+                     .drafts = true};
     cli_backend be;
     memset(&be, 0, sizeof be);
     if (parse_opts(argc, argv, &o, &be)) return 1;
@@ -389,7 +401,7 @@ int cmd_bench_typing(int argc, char **argv)
     if (!o.path || !o.file || o.line < 0 || o.lines < 1 || o.n_predict < 1)
         return cli_fail("bench-typing: usage: fimd bench-typing -m MODEL FILE --line L [--lines 3] "
                         "[--n-predict 16] [-t N] [--accept] [--no-type-through] [--no-prefetch] "
-                        "[--json]");
+                        "[--no-drafts] [--json]");
     char *orig;
     size_t len;
     if (cli_read_file(o.file, &orig, &len)) return 1;
@@ -411,6 +423,7 @@ int cmd_bench_typing(int argc, char **argv)
     cfg.max_tokens = (int)o.n_predict;
     cfg.type_through = o.type_through;
     cfg.prefetch = o.prefetch; /* typing the file's text never accepts: nothing is prefetched */
+    if (!o.drafts) cfg.drafts = 0;
     int rc = o.accept ? accept_replay(e, &o, orig, len, from, to)
                       : typing_replay(e, &o, &cfg, orig, len, from, to);
     free(orig);

@@ -54,6 +54,7 @@ void fim_config_default(fim_config *c)
     c->seed = 0x5eed;
     c->type_through = true;
     c->prefetch = true;
+    c->drafts = FIM_DRAFTS;
 }
 
 void fim_config_fit(fim_config *c, int n_ctx)
@@ -734,6 +735,7 @@ static int complete(fim_engine *e, const fim_request *req, const fim_config *cfg
         .want_top = healing.len ? FIM_HEAL_TOP : 0,
         .cache_bytes = fitted.cache_bytes,
         .text_budget = fitted.prefix_tokens + fitted.suffix_tokens + fitted.related_tokens + 4,
+        .drafts = fitted.drafts,
     };
     r = b->ops->start(b, &g, cancel, st, err);
     if (r) {

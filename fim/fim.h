@@ -46,9 +46,17 @@ typedef struct fim_config {
     /* Prefetch (default on): fim_prefetch computes the completion of the accepted branch ahead; a
      * request that reaches exactly that state (text, cursor, prompt) is answered from it. */
     bool prefetch;
+    /* Drafts from the context (prompt lookup; in-process model only): at each step up to this many
+     * tokens that followed the last generated 3- or 2-gram where it occurs earlier in the prompt or
+     * the output are evaluated with the accepted token in one model step, and every one the engine
+     * then chooses costs no step of its own. A generation starts with one draft per step and
+     * doubles that while all are accepted. The choices are the same as without (0: off; default
+     * FIM_DRAFTS, at most FIM_DRAFTS_MAX). */
+    int drafts;
 } fim_config;
 
 enum { FIM_HEAL_TOP = 10 }; /* alternatives per token asked of a serving engine */
+enum { FIM_DRAFTS = 8, FIM_DRAFTS_MAX = 16 };
 
 void fim_config_default(fim_config *c);
 /* Split one prompt budget B the way `--budget` does: 5B/16 for related code, B/4 suffix, the rest
@@ -192,6 +200,9 @@ typedef struct fim_stats {
     bool multi_line;
     enum fim_stop stop;
     enum fim_source source;
+    int steps;      /* model evaluations during generation (in-process) */
+    int drafted;    /* draft tokens evaluated ahead of the engine's choice */
+    int accepted;   /* of them, the ones the engine chose (each saved a step) */
     char note[256]; /* what a remote stream did besides tokens (an error after them, a retry) */
 } fim_stats;
 

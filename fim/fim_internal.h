@@ -236,6 +236,7 @@ typedef struct fim_gen {
     int want_top;       /* alternatives per token wanted (token healing on a remote engine) */
     size_t cache_bytes; /* in-process caches' budget */
     int text_budget;    /* prompt tokens at most (sizes a remote context, e.g. Ollama's num_ctx) */
+    int drafts;         /* draft tokens per step at most (fim_config.drafts) */
 } fim_gen;
 
 /* A step: the logits to choose from (in-process), or the backend's own choice with alternatives. */

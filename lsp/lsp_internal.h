@@ -141,8 +141,9 @@ typedef struct worker_status {
     char error[512];
     size_t cache_bytes;
     int cached_docs;
-    int prefetching;            /* prefetch jobs pending or running */
-    fim_backend_status backend; /* of the loaded engine */
+    int prefetching;              /* prefetch jobs pending or running */
+    long drafted, draft_accepted; /* draft tokens over all completions, and those accepted */
+    fim_backend_status backend;   /* of the loaded engine */
 } worker_status;
 
 typedef struct lsp_worker lsp_worker;

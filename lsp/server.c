@@ -222,6 +222,8 @@ static bool apply_config(server *s, const jdoc *d, int obj)
     if (lsp__jnum(d, lsp__jget(d, obj, "topP"), &f) && f > 0 && f <= 1) s->cfg.top_p = (float)f;
     lsp__jbool(d, lsp__jget(d, obj, "typeThrough"), &s->cfg.type_through);
     lsp__jbool(d, lsp__jget(d, obj, "prefetch"), &s->cfg.prefetch);
+    bool on;
+    if (lsp__jbool(d, lsp__jget(d, obj, "drafts"), &on)) s->cfg.drafts = on ? FIM_DRAFTS : 0;
     if (lsp__jint(d, lsp__jget(d, obj, "threads"), &v) && v >= 0 && v <= 1024 && v != s->be.threads)
         s->be.threads = (int)v, changed = true;
     char *model = lsp__jstr(d, lsp__jget(d, obj, "model"), NULL);
@@ -593,11 +595,11 @@ static void on_status(server *s, const char *id)
                 "\"cacheBytes\":%zu,"
                 "\"requests\":%ld,\"cancelled\":%ld,\"shown\":%ld,\"accepted\":%ld,"
                 "\"type_through_hits\":%ld,\"prefetch_hits\":%ld,\"typeThrough\":%s,"
-                "\"prefetch\":%s,\"prefetching\":%d",
+                "\"prefetch\":%s,\"prefetching\":%d,\"drafted\":%ld,\"draftAccepted\":%ld",
                 enc_name(s->enc), s->docs.n, ws.cached_docs, ws.cache_bytes, s->requests,
                 s->cancelled, s->shown, s->accepted, s->type_through_hits, s->prefetch_hits,
                 s->cfg.type_through ? "true" : "false", s->cfg.prefetch ? "true" : "false",
-                ws.prefetching);
+                ws.prefetching, ws.drafted, ws.draft_accepted);
     lsp__jw_lit(&r, ",\"documents\":[");
     for (int i = 0; i < s->docs.n; i++) {
         const lsp_doc *doc = &s->docs.v[i];

@@ -181,6 +181,8 @@ static void *worker_main(void *arg)
             fim_engine_close_doc(w->engine, j->doc);
         pthread_mutex_lock(&w->mu);
         w->running = NULL;
+        if (j->kind == JOB_COMPLETE && j->status >= 0)
+            w->status.drafted += j->st.drafted, w->status.draft_accepted += j->st.accepted;
         if (w->engine) {
             w->status.cache_bytes = fim_engine_cache_bytes(w->engine);
             w->status.cached_docs = fim_engine_n_docs(w->engine);

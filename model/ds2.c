@@ -33,6 +33,7 @@ typedef struct run {
     float *qa, *ol;     /* [T][H][R + Dr] absorbed queries, [T][H][R] latent attention outputs */
     float *att;         /* each thread's attention scores */
     size_t att_len, att_stride;
+    int experts_run; /* routed experts the last evaluation ran, over all layers */
 } run;
 
 struct model {
@@ -412,6 +413,7 @@ static void expert_ffn(const model_hparams *hp, run *rs, const layer *L, const f
     for (int e = 0; e < E; e++) {
         int c = start[e + 1] - start[e];
         if (!c) continue;
+        rs->experts_run++;
         n += gate_up(ops + n, &L->gate_exps, &L->up_exps, e, rs->xe + (size_t)start[e] * D, c,
                      (size_t)D, rs->g + (size_t)start[e] * Fe, rs->u + (size_t)start[e] * Fe, Fe);
     }
@@ -527,6 +529,7 @@ int model_eval(model *m, model_cache *c, const int32_t *tokens, int n, float *lo
     if (check_tokens(hp, tokens, n, err)) return -1;
     if (model__cache_reserve(c, n_past + n, err)) return -1;
     run_reserve(rs, hp, n, model__cache_cap(c));
+    rs->experts_run = 0;
     for (int t = 0; t < n; t++)
         model__dequant(ws->tok_embd.type,
                        ws->tok_embd.data + (size_t)tokens[t] * ws->tok_embd.row_bytes,
@@ -627,4 +630,9 @@ void model_set_threads(model *m, int n)
 int model_get_threads(const model *m)
 {
     return m->r.n_threads;
+}
+
+int model_last_experts(const model *m)
+{
+    return m->r.experts_run;
 }

@@ -173,6 +173,10 @@ bool model_weights_locked(const model *m);
 void model_set_threads(model *m, int n);
 int model_get_threads(const model *m);
 
+/* Routed experts the last model_eval ran, summed over its MoE layers: a batch of tokens reads each
+ * expert once for all the tokens routed to it (for figures on batched verification). */
+int model_last_experts(const model *m);
+
 /* Bytes of latent cache one token occupies across all layers. */
 size_t model_cache_bytes_per_token(const model *m);
 

@@ -3,6 +3,7 @@
 #include "tests/check.h"
 #include "model/model.h"
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,25 @@ const char *check_fixtures(const char *what)
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return path;
     printf("skipped: %s (no reference fixtures at %s)\n", what, path);
     return NULL;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int check_model_dirs(const char *fx, char **names, int max)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/models", fx);
+    DIR *d = opendir(dir);
+    if (!CHECK(d != NULL, "open %s", dir)) return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) && n < max;)
+        if (e->d_name[0] != '.' && !strchr(e->d_name, '.')) names[n++] = strdup(e->d_name);
+    closedir(d);
+    qsort(names, (size_t)n, sizeof *names, cmp_name);
+    return n;
 }
 
 const char *check_tmp(const char *name)

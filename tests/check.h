@@ -35,6 +35,9 @@ const char *check_tmp(const char *name);
  * scratch folder as `name` and loaded; NULL after a failed check. The caller frees it. */
 struct model;
 struct model *check_tiny_model(const char *name, const char *merges_a, const char *merges_b);
+/* The fixture model folders under fx/models (names without a dot), sorted, at most max; each
+ * name malloc'd (the caller frees them). -1 after a failed check when the folder cannot be read. */
+int check_model_dirs(const char *fx, char **names, int max);
 /* Whole file, malloc'd and NUL-terminated; NULL if unreadable. */
 char *check_read(const char *path, size_t *len);
 

@@ -7,7 +7,6 @@
 #include "tests/check.h"
 #include "tests/tjson.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,23 +205,11 @@ static void conformance_model(const char *dir)
     model_free(m);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void conformance(const char *fx)
 {
-    char dir[2048];
-    snprintf(dir, sizeof dir, "%s/models", fx);
-    DIR *d = opendir(dir);
-    if (!CHECK(d != NULL, "open %s", dir)) return;
     char *names[64];
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d)) && n < 64;)
-        if (e->d_name[0] != '.' && !strchr(e->d_name, '.')) names[n++] = strdup(e->d_name);
-    closedir(d);
-    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    int n = check_model_dirs(fx, names, 64);
+    if (n < 0) return;
     CHECK(n >= 16, "16 model folders found, got %d", n);
     for (int i = 0; i < n; i++) {
         char path[8192];

@@ -1,6 +1,7 @@
 /* tests/test_fim.c — the completion path without the server: the PSM prompt's layout and budgets
  * (cut at line boundaries, prefix window moving in steps), the stop rules and post-processing on
- * crafted model outputs, the per-document caches (reuse, LRU eviction, close) and cancellation. */
+ * crafted model outputs, the per-document caches (reuse, LRU eviction, close) and cancellation;
+ * drafts from the context change no choice (every fixture model, the bundled one). */
 #define _GNU_SOURCE
 #include "fim/fim.h"
 #include "fim/fim_internal.h"
@@ -417,10 +418,177 @@ out:
     fim_engine_free(ref);
 }
 
+/* ---- drafts from the context: the same choices as without ---- */
+
+static int32_t argmax(const float *l, int n)
+{
+    int32_t b = 0;
+    for (int i = 1; i < n; i++)
+        if (l[i] > l[b]) b = i;
+    return b;
+}
+
+enum { DRAFT_GEN = 48 };
+
+/* Greedy ids from the in-process backend, driven as the engine drives it (next, choose, accept;
+ * the last choice is not accepted). Returns how many; the backend's counts land in *st. */
+static int backend_greedy(model *mm, const int32_t *prompt, size_t n, int drafts, int32_t *out,
+                          fim_stats *st)
+{
+    fim_err err = {{0}};
+    fim_backend *b = fim__local_new(mm, &err);
+    fim_gen g = {.doc = "d",
+                 .ids = prompt,
+                 .n = n,
+                 .max_tokens = DRAFT_GEN,
+                 .cache_bytes = (size_t)1 << 30,
+                 .drafts = drafts};
+    int nv = model_get_hparams(mm)->n_vocab, k = 0;
+    memset(st, 0, sizeof *st);
+    if (b && b->ops->start(b, &g, NULL, st, &err) == 0)
+        for (;;) {
+            fim_step step = {.token = -1};
+            if (b->ops->next(b, &step, NULL, st, &err)) break;
+            out[k] = argmax(step.logits, nv);
+            if (++k == DRAFT_GEN || b->ops->accept(b, out[k - 1], NULL, &err)) break;
+        }
+    CHECK(k == DRAFT_GEN, "greedy run: %d tokens (%s)", k, err.msg);
+    if (b) b->ops->finish(b, false, st), b->ops->free(b);
+    return k;
+}
+
+/* A prompt that repeats itself (so n-grams recur): 12 tokens three times, then 5 of them. */
+static size_t repeating_prompt(int nv, int32_t *p)
+{
+    size_t n = 0;
+    for (int r = 0; r < 3; r++)
+        for (int i = 0; i < 12; i++) p[n++] = (int32_t)((i * 37 + 11) % (nv - 8)) + 3;
+    for (int i = 0; i < 5; i++) p[n++] = p[i];
+    return n;
+}
+
+/* Drafts on and off give the same ids; returns the drafts' counts. */
+static fim_stats same_with_drafts(model *mm, const char *what)
+{
+    int32_t p[64], plain[DRAFT_GEN], drafted[DRAFT_GEN];
+    size_t n = repeating_prompt(model_get_hparams(mm)->n_vocab, p);
+    fim_stats off, on;
+    int a = backend_greedy(mm, p, n, 0, plain, &off), b = backend_greedy(mm, p, n, 8, drafted, &on);
+    CHECK(a == b && !memcmp(plain, drafted, sizeof *plain * (size_t)a),
+          "%s: greedy ids identical with drafts (%d of %d drafts accepted)", what, on.accepted,
+          on.drafted);
+    CHECK(off.drafted == 0 && off.steps == DRAFT_GEN - 1 && on.steps + on.accepted == off.steps,
+          "%s: each accepted draft saves a step (%d steps, %d with drafts, %d accepted)", what,
+          off.steps, on.steps, on.accepted);
+    return on;
+}
+
+/* Every fixture model (each weight type): identical ids, drafts accepted by some and rejected
+ * by some (the cache is then cut back to the agreed tokens, and what follows must still agree).
+ */
+static void drafts_fixtures(void)
+{
+    const char *fx = check_fixtures("drafts on every fixture model");
+    if (!fx) return;
+    char *names[64];
+    int n = check_model_dirs(fx, names, 64), accepting = 0, rejecting = 0;
+    for (int i = 0; i < n; i++) {
+        char path[8192];
+        snprintf(path, sizeof path, "%s/models/%s/model.gguf", fx, names[i]);
+        model_err me = {{0}};
+        model *mm = model_load(path, &me);
+        if (CHECK(mm != NULL, "load %s: %s", path, me.msg)) {
+            model_set_threads(mm, 1); /* tiny: a second thread costs more than it brings */
+            fim_stats st = same_with_drafts(mm, names[i]);
+            accepting += st.accepted > 0, rejecting += st.drafted > st.accepted;
+        }
+        model_free(mm);
+        free(names[i]);
+    }
+    printf("drafts: accepted on %d of %d fixture models, rejected on %d\n", accepting, n,
+           rejecting);
+    CHECK(n >= 16 && accepting >= n / 4 && rejecting > 0,
+          "drafts accepted on %d of %d models, rejected on %d", accepting, n, rejecting);
+}
+
+/* The bundled model (no fixtures needed): the same ids from the backend and the same
+ * completions through fim_complete, where a block repeating the one above it accepts drafts. */
+static void drafts_bundled(void)
+{
+    model_err me = {{0}};
+    model *mm = model_load("weights/fimd-tiny-code.gguf", &me);
+    if (!CHECK(mm != NULL, "load the bundled model: %s", me.msg)) return;
+    same_with_drafts(mm, "bundled");
+    fim_err err = {{0}};
+    fim_engine *e = fim__engine_with_model(mm, &err);
+    const char *t = "static int sum(const int *v, int n)\n{\n    int s = 0;\n"
+                    "    for (int i = 0; i < n; i++)\n        s += v[i];\n    return s;\n}\n\n"
+                    "static int sum2(const int *v, int n)\n{\n    int s = 0;\n    ";
+    fim_config cfg;
+    fim_config_default(&cfg);
+    cfg.max_tokens = 32;
+    fim_request r = {.doc = "s.c", .text = t, .len = strlen(t), .cursor = strlen(t)};
+    fim_stats on, off;
+    char *a = NULL, *b = NULL;
+    fim_complete(e, &r, &cfg, NULL, &a, &on, &err);
+    cfg.drafts = 0;
+    fim_complete(e, &r, &cfg, NULL, &b, &off, &err);
+    CHECK(a && b && !strcmp(a, b) && on.generated == off.generated,
+          "bundled: the same completion with and without drafts ([%s] / [%s])", a ? a : "",
+          b ? b : "");
+    printf("bundled: %d of %d drafts accepted, %d steps (%d without) for %d tokens\n", on.accepted,
+           on.drafted, on.steps, off.steps, on.generated);
+    CHECK(on.accepted > 0 && on.steps < off.steps && off.drafted == 0,
+          "bundled: drafts from the block above are accepted (%d of %d; %d steps, %d without)",
+          on.accepted, on.drafted, on.steps, off.steps);
+    free(a), free(b);
+    fim_engine_free(e);
+    model_free(mm);
+}
+
+/* Tokens forced on the backend (an engine may choose anything): the logits it serves, from
+ * drafts or not, equal a plain evaluation's bit for bit, through accepted drafts, a rejected
+ * one and the steps after it. */
+static void drafts_exact(void)
+{
+    int nv = model_get_hparams(m)->n_vocab;
+    int32_t p[64], forced[24];
+    size_t n = repeating_prompt(nv, p);
+    for (int i = 0; i < 24; i++) forced[i] = p[(5 + i) % 12]; /* the pattern goes on ... */
+    forced[9] = (forced[9] + 1) % nv, forced[17] = (forced[17] + 5) % nv; /* ... but not twice */
+    fim_err err = {{0}};
+    model_err me = {{0}};
+    fim_backend *b = fim__local_new(m, &err);
+    model_cache *ref = model_cache_new(m, &me);
+    float *want = malloc(sizeof(float) * (size_t)nv);
+    fim_gen g = {
+        .doc = "x", .ids = p, .n = n, .max_tokens = 64, .cache_bytes = 1 << 30, .drafts = 8};
+    fim_stats st = {0};
+    int same = 0, steps = 0;
+    model_eval(m, ref, p, (int)n, want, MODEL_LOGITS_LAST, NULL, &me);
+    if (b->ops->start(b, &g, NULL, &st, &err) == 0)
+        for (; steps <= 24; steps++) {
+            fim_step step = {.token = -1};
+            if (b->ops->next(b, &step, NULL, &st, &err)) break;
+            same += !memcmp(step.logits, want, sizeof(float) * (size_t)nv);
+            if (steps == 24 || b->ops->accept(b, forced[steps], NULL, &err)) break;
+            model_eval(m, ref, &forced[steps], 1, want, MODEL_LOGITS_LAST, NULL, &me);
+        }
+    b->ops->finish(b, false, &st);
+    CHECK(same == 25, "served logits equal a plain evaluation's at %d of 25 steps", same);
+    CHECK(st.accepted > 0 && st.drafted > st.accepted && st.steps < 24,
+          "forced tokens: %d of %d drafts accepted, %d steps for 24 tokens", st.accepted,
+          st.drafted, st.steps);
+    free(want);
+    model_cache_free(ref);
+    b->ops->free(b);
+}
+
 int main(int argc, char **argv)
 {
-    static const char *const cases[] = {"stop_rules", "prompt_layout", "budgets",
-                                        "sessions",   "type_through",  "prefetch"};
+    static const char *const cases[] = {"stop_rules",   "prompt_layout",  "budgets",
+                                        "sessions",     "type_through",   "prefetch",
+                                        "drafts_exact", "drafts_bundled", "drafts_fixtures"};
     if (!check_args(argc, argv, cases, CHECK_CASES(cases))) return 2;
     m = check_tiny_model("fim-model.gguf", "tests/data/ds2.c", "tests/data/tokenizer.c");
     if (!m) return check_done();
@@ -433,6 +601,9 @@ int main(int argc, char **argv)
     if (check_want("sessions")) sessions();
     if (check_want("type_through")) type_through();
     if (check_want("prefetch")) prefetch();
+    if (check_want("drafts_exact")) drafts_exact();
+    if (check_want("drafts_bundled")) drafts_bundled();
+    if (check_want("drafts_fixtures")) drafts_fixtures();
     model_free(m);
     return check_done();
 }

@@ -447,6 +447,16 @@ static void session(const char *model_path)
           "a keystroke evaluates %ld tokens (cursor line has %zu)", evaluated, n_line);
     CHECK(reused + evaluated == prompt && reused >= prompt - (long)n_line - 2,
           "the prefix and suffix are reused (%ld of %ld)", reused, prompt);
+    /* drafts from the context are counted, and the setting turns them off */
+    long drafted = status_num(&c, "drafted", NULL), taken = status_num(&c, "draftAccepted", NULL);
+    printf("drafts so far %ld, %ld accepted\n", drafted, taken);
+    CHECK(drafted >= taken && taken >= 0, "status counts drafts (%ld, %ld accepted)", drafted,
+          taken);
+    sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"workspace/didChangeConfiguration\",\"params\":"
+              "{\"settings\":{\"fimd\":{\"drafts\":false}}}}");
+    insert(&c, uri, 7, 12, 12, "l");
+    free(inline_text(&c, "12b", uri, 12, 13));
+    CHECK(status_num(&c, "drafted", NULL) == drafted, "drafts: false drafts nothing");
 
     /* a position inside a surrogate pair clamps to the character's start; past the line end clamps
      * to it */
