@@ -232,7 +232,7 @@ bench: all $(BENCH_TYPES:%=$(BENCH_DIR)/lite4-%.gguf) $(BENCH_DIR)/typing.c
 	@for t in $(BENCH_TYPES); do echo "== lite4 $$t: fimd bench -p 512 -n 64"; $(BUILD)/fimd bench -m $(BENCH_DIR)/lite4-$$t.gguf -p 512 -n 64; done
 	@echo "== lite4 Q4_K_M: fimd bench-typing, 3 lines of a 300-line C file, 16 tokens per keystroke"
 	@$(BUILD)/fimd bench-typing -m $(BENCH_DIR)/lite4-Q4_K_M.gguf $(BENCH_DIR)/typing.c --line 150
-	@echo "== lite4 Q4_K_M: fimd bench-typing --accept, the user accepts every ghost text: features off, type-through, prefetch, both"
+	@echo "== lite4 Q4_K_M: fimd bench-typing --accept, the user accepts every ghost text: features off, each alone (type-through, prefetch, drafts), all"
 	@$(BUILD)/fimd bench-typing -m $(BENCH_DIR)/lite4-Q4_K_M.gguf $(BENCH_DIR)/typing.c --line 150 --accept
 	@echo "== lite4 Q4_K_M: the same without drafts from the context"
 	@$(BUILD)/fimd bench-typing -m $(BENCH_DIR)/lite4-Q4_K_M.gguf $(BENCH_DIR)/typing.c --line 150 --no-drafts

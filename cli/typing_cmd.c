@@ -169,11 +169,25 @@ static int typing_replay(fim_engine *e, const typing_opts *o, const fim_config *
  * is computed untimed right after a ghost text is shown, standing for the user's pause before
  * accepting (normally longer than one completion); only the answer at the accept is timed. */
 
-enum { MODES = 4, CYCLES_PER_LINE = 3 }; /* ghost texts accepted at most, per line asked */
-static const char *const mode_names[MODES] = {"off", "type-through", "prefetch", "both"};
+enum { CYCLES_PER_LINE = 3 }; /* ghost texts accepted at most, per line asked */
+
+/* The rows: each feature alone, all off first and all on last. A row is a set of features. */
+enum { F_TYPE_THROUGH = 1, F_PREFETCH = 2, F_DRAFTS = 4, F_ALL = 7 };
+static const struct {
+    int features;
+    const char *name;
+} accept_modes[] = {
+    {0, "off"},
+    {F_TYPE_THROUGH, "type-through"},
+    {F_PREFETCH, "prefetch"},
+    {F_DRAFTS, "drafts"},
+    {F_ALL, "all"},
+};
+enum { MODES = sizeof accept_modes / sizeof *accept_modes };
 
 typedef struct accept_run {
-    bool type_through, prefetch;
+    bool type_through, prefetch, drafts;
+    long drafted, drafts_taken, steps; /* drafts evaluated, accepted; model steps generating */
     double *lat;
     int n, cap;
     long tt_hits, pf_hits, model; /* answers by source */
@@ -193,6 +207,7 @@ static void run_add(accept_run *r, double ms, const fim_stats *st, const char *t
     r->pf_hits += st->source == FIM_FROM_PREFETCH;
     r->model += st->source == FIM_FROM_MODEL;
     r->evaluated += st->evaluated;
+    r->drafted += st->drafted, r->drafts_taken += st->accepted, r->steps += st->steps;
     r->accepted = base_xrealloc(r->accepted, r->acc_len + n + 1);
     memcpy(r->accepted + r->acc_len, text, n);
     r->acc_len += n;
@@ -257,7 +272,7 @@ static int accept_mode(fim_engine *e, const typing_opts *o, const fim_doc *start
     cfg.max_tokens = (int)o->n_predict;
     cfg.type_through = r->type_through;
     cfg.prefetch = r->prefetch;
-    if (!o->drafts) cfg.drafts = 0;
+    if (!r->drafts) cfg.drafts = 0;
     fim_doc *doc = fim_doc_copy(start);
     size_t cursor = from;
     char *ghost = NULL;
@@ -284,9 +299,9 @@ static double pct(accept_run *r, double q)
     return r->lat[(int)(q * (r->n - 1) + 0.5)];
 }
 
-static double per_model(const accept_run *r)
+static double per_model(const accept_run *r, long what)
 {
-    return r->model ? (double)r->evaluated / (double)r->model : 0;
+    return r->model ? (double)what / (double)r->model : 0;
 }
 
 static void print_accept(const typing_opts *o, accept_run *runs, const int *modes, int n_modes)
@@ -305,25 +320,29 @@ static void print_accept(const typing_opts *o, accept_run *runs, const int *mode
         for (int k = 0; k < n_modes; k++)
             printf("%s{\"mode\":\"%s\",\"events\":%d,\"p50_ms\":%.2f,\"p90_ms\":%.2f,"
                    "\"type_through_hits\":%ld,\"prefetch_hits\":%ld,\"model_completions\":%ld,"
-                   "\"evaluated_per_model_completion\":%.1f}",
-                   k ? "," : "", mode_names[modes[k]], runs[k].n, pct(&runs[k], 0.5),
+                   "\"evaluated_per_model_completion\":%.1f,\"drafted\":%ld,\"accepted\":%ld,"
+                   "\"steps_per_completion\":%.2f}",
+                   k ? "," : "", accept_modes[modes[k]].name, runs[k].n, pct(&runs[k], 0.5),
                    pct(&runs[k], 0.9), runs[k].tt_hits, runs[k].pf_hits, runs[k].model,
-                   per_model(&runs[k]));
+                   per_model(&runs[k], runs[k].evaluated), runs[k].drafted, runs[k].drafts_taken,
+                   per_model(&runs[k], runs[k].steps));
         printf("],\"p50_ratio\":%.4f,\"same_replay\":%s}\n", off > 0 ? last / off : 0,
                same ? "true" : "false");
         return;
     }
     printf("accepting ghost texts from line %ld of %s (%ld lines, %ld tokens each); %s\n",
            o->line + 1, o->file, o->lines, o->n_predict, note);
-    printf("%-13s %7s %9s %9s %13s %13s %7s %10s\n", "features", "events", "p50 ms", "p90 ms",
-           "type-through", "prefetch", "model", "evaluated");
+    printf("%-13s %7s %9s %9s %13s %9s %6s %10s %7s %13s\n", "features", "events", "p50 ms",
+           "p90 ms", "type-through", "prefetch", "model", "evaluated", "steps", "drafts taken");
     for (int k = 0; k < n_modes; k++)
-        printf("%-13s %7d %9.2f %9.2f %13ld %13ld %7ld %10.1f\n", mode_names[modes[k]], runs[k].n,
-               pct(&runs[k], 0.5), pct(&runs[k], 0.9), runs[k].tt_hits, runs[k].pf_hits,
-               runs[k].model, per_model(&runs[k]));
-    printf("(evaluated: prompt tokens per answer the model computed)\n");
+        printf("%-13s %7d %9.2f %9.2f %13ld %9ld %6ld %10.1f %7.2f %6ld/%-6ld\n",
+               accept_modes[modes[k]].name, runs[k].n, pct(&runs[k], 0.5), pct(&runs[k], 0.9),
+               runs[k].tt_hits, runs[k].pf_hits, runs[k].model,
+               per_model(&runs[k], runs[k].evaluated), per_model(&runs[k], runs[k].steps),
+               runs[k].drafts_taken, runs[k].drafted);
+    printf("(per answer the model computed: evaluated prompt tokens, model steps generating)\n");
     printf("p50 %s / off: %.4f; the same text accepted in every row: %s\n",
-           mode_names[modes[n_modes - 1]], off > 0 ? last / off : 0, same ? "yes" : "NO");
+           accept_modes[modes[n_modes - 1]].name, off > 0 ? last / off : 0, same ? "yes" : "NO");
 }
 
 static int accept_replay(fim_engine *e, const typing_opts *o, const char *orig, size_t len,
@@ -334,11 +353,16 @@ static int accept_replay(fim_engine *e, const typing_opts *o, const char *orig, 
     accept_run runs[MODES];
     int modes[MODES], n_modes = 0, rc = 0;
     memset(runs, 0, sizeof runs);
-    for (int m = 0; m < MODES; m++) { /* the rows the switches allow, off first */
-        bool tt = m & 1, pf = m & 2;
-        if ((tt && !o->type_through) || (pf && !o->prefetch)) continue;
-        runs[n_modes].type_through = tt, runs[n_modes].prefetch = pf;
-        modes[n_modes] = tt && pf ? 3 : pf ? 2 : tt ? 1 : 0;
+    int allowed = (o->type_through ? F_TYPE_THROUGH : 0) | (o->prefetch ? F_PREFETCH : 0) |
+                  (o->drafts ? F_DRAFTS : 0);
+    /* the rows the switches allow: off, each feature alone, then all the allowed ones together */
+    for (int m = 0; m < MODES; m++) {
+        int f = m == MODES - 1 ? allowed : accept_modes[m].features;
+        bool several = f & (f - 1);
+        if ((f & ~allowed) || (m == MODES - 1 && !several)) continue;
+        runs[n_modes].type_through = f & F_TYPE_THROUGH, runs[n_modes].prefetch = f & F_PREFETCH;
+        runs[n_modes].drafts = f & F_DRAFTS;
+        modes[n_modes] = m;
         if (!rc) rc = accept_mode(e, o, start, from, &runs[n_modes]);
         n_modes++;
     }

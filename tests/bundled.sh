@@ -66,5 +66,22 @@ done
 $FIMD bench-quality --budget 12 "$H/c/vec__vec.c" >/dev/null 2>&1 && bad "bench-quality accepted --budget 12" || ok
 $FIMD bench-quality "$T/no-such-file.c" >/dev/null 2>&1 && bad "bench-quality accepted a missing file" || ok
 
+# bench-typing --accept: a user who accepts every ghost text, one row per feature and all of them,
+# the same text accepted in every row; a switched-off feature has no row
+$FIMD bench-typing "$H/c/vec__vec.c" --line 30 --lines 2 --n-predict 8 --accept --json >"$T/acc.json" 2>"$T/acc.err" \
+    || bad "bench-typing --accept: $(cat "$T/acc.err")"
+for key in '"mode":"off"' '"mode":"type-through"' '"mode":"prefetch"' '"mode":"drafts"' '"mode":"all"' \
+    '"same_replay":true'; do
+    grep -q "$key" "$T/acc.json" && ok || bad "bench-typing --accept JSON lacks $key: $(cat "$T/acc.json")"
+done
+grep -Eq '"mode":"type-through","events":[0-9]+,"p50_ms":[0-9.]+,"p90_ms":[0-9.]+,"type_through_hits":[1-9]' "$T/acc.json" \
+    && ok || bad "bench-typing --accept: no type-through hits: $(cat "$T/acc.json")"
+grep -Eq '"mode":"off",[^}]*"prefetch_hits":0,"model_completions":[1-9]' "$T/acc.json" \
+    && ok || bad "bench-typing --accept: the off row did not run the model: $(cat "$T/acc.json")"
+$FIMD bench-typing "$H/c/vec__vec.c" --line 30 --lines 2 --n-predict 8 --accept --json --no-drafts --no-prefetch \
+    >"$T/acc2.json" 2>/dev/null || bad "bench-typing --accept --no-drafts --no-prefetch failed"
+grep -q '"mode":"drafts"\|"mode":"prefetch"\|"mode":"all"' "$T/acc2.json" \
+    && bad "switched-off features still have rows: $(cat "$T/acc2.json")" || ok
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
