@@ -732,18 +732,24 @@ static void fuzz_corpus(void)
           "fuzz entry answers an oversized message -32600 as the server does: %s", answer);
 }
 
+/* A server on model_path, initialized, its model loaded (a check). */
+static void start_ready(client *c, const char *model_path, const char *log)
+{
+    spawn(c, model_path, check_tmp(log));
+    sendf(c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"processId\":"
+             "null,\"capabilities\":{}}}");
+    jdoc d;
+    if (response(c, "1", &d, 20000)) tlsp_done(&d);
+    sendf(c, "{\"jsonrpc\":\"2.0\",\"method\":\"initialized\",\"params\":{}}");
+    CHECK(wait_ready(c), "model loads");
+}
+
 /* Two open documents: the server's completion in one is fim_complete on a context that holds the
  * other's definition of the function called at the cursor. */
 static void cross_file(const char *model_path)
 {
     client c;
-    spawn(&c, model_path, check_tmp("lsp-cross.log"));
-    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"processId\":"
-              "null,\"capabilities\":{}}}");
-    jdoc d;
-    if (response(&c, "1", &d, 20000)) tlsp_done(&d);
-    sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"initialized\",\"params\":{}}");
-    CHECK(wait_ready(&c), "model loads");
+    start_ready(&c, model_path, "lsp-cross.log");
     const char *util =
         "/* Adds two numbers. */\nint add_numbers(int a, int b)\n{\n    return a + b;\n}\n";
     const char *main_c = "#include \"util.h\"\n\nint main(void)\n{\n    int t = add_numbers(1, "
@@ -836,13 +842,7 @@ static size_t ghost_cursor(void)
 static void accept(const char *model_path)
 {
     client c;
-    spawn(&c, model_path, check_tmp("lsp-accept.log"));
-    sendf(&c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
-              "\"capabilities\":{}}}");
-    jdoc d;
-    if (response(&c, "1", &d, 20000)) tlsp_done(&d);
-    sendf(&c, "{\"jsonrpc\":\"2.0\",\"method\":\"initialized\",\"params\":{}}");
-    CHECK(wait_ready(&c), "model loads");
+    start_ready(&c, model_path, "lsp-accept.log");
     const char *uri = "file:///tmp/accept.c";
     open_doc(&c, uri, SAMPLE, strlen(SAMPLE));
     size_t at = ghost_cursor();
