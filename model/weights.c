@@ -274,6 +274,9 @@ static int bind(const model_weights *ws, wt *w, const char *name, int n_dims, in
     if (t->n_dims > n_dims && !(t->n_dims == n_dims + 1 && t->ne[n_dims] == 1)) goto bad;
     for (int d = 0; d < 4; d++)
         if (t->ne[d] != want[d]) goto bad;
+    if (!model__type(t->type)->dot) /* Q8_1, Q8_K: formats of activations, not of weights */
+        return model__fail(err, "%s: tensor '%s' has type %s, which holds activations, not weights",
+                           ws->g->path, name, model_type_name(t->type));
     w->type = t->type;
     w->ne[0] = ne0, w->ne[1] = ne1, w->ne[2] = ne2;
     w->data = t->data;
