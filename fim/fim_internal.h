@@ -123,6 +123,11 @@ typedef struct fim_def {
 int fim__defs(const char *text, size_t len, TSTree *tree, fim_def **out); /* count; malloc'd */
 /* Overlapping windows of WINDOW_LINES lines (as fim_def without a name), for similar code. */
 int fim__windows(const char *text, size_t len, fim_def **out);
+/* The document's first run of top-level imports (Python's import and from-import, Go's, Java's,
+ * Rust's use, JavaScript's import, ...; comments between them included) as a fim_def without a
+ * name; false when there is none. C's #include is not one: it names files, not what the code
+ * uses. */
+bool fim__imports(TSTree *tree, fim_def *out);
 /* The snippet text of a definition: at most SNIPPET_LINES lines (malloc'd). */
 char *fim__def_snippet(const char *text, const fim_def *d, const parsers_lang *l);
 
@@ -176,6 +181,7 @@ typedef struct fim_window_memo {
     long suffix_lines; /* the suffix's last line, counted from the cursor line */
     long line;         /* the cursor line then */
     int reserve;       /* and the prefix budget kept for it */
+    int slack;         /* and the tokens the windows' cuts left to related code */
 } fim_window_memo;
 int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_config *cfg,
                       fim_window_memo *memo, fim_ids_vec *out, fim_err *err);

@@ -365,23 +365,45 @@ static int emit_snippets(const model_vocab *v, const fim_snippet *sn, int n, con
     return saved;
 }
 
-/* The snippets worth the most that fit `budget` together, emitted in their stable order (sn is in
- * that order); returns the tokens used, -1 on error. */
-static int add_snippets(const model_vocab *v, const fim_snippet *sn, int n, int budget, pick_ctx *p,
-                        fim_ids_vec *out, fim_err *err)
+/* Candidate snippets with their tokens and identifiers, computed once per prompt and picked from
+ * as often as the budget changes. */
+typedef struct snippet_set {
+    const fim_snippet *sn; /* in their stable order */
+    int n;
+    fim_ids_vec *toks;
+    fim_hashes *ids;
+    bool *take;
+} snippet_set;
+
+static int snippet_set_init(snippet_set *ss, const model_vocab *v, const fim_snippet *sn, int n,
+                            fim_err *err)
 {
-    fim_ids_vec *toks = base_xcalloc((size_t)n + 1, sizeof *toks);
-    fim_hashes *ids = base_xcalloc((size_t)n + 1, sizeof *ids);
-    bool *take = base_xcalloc((size_t)n + 1, sizeof *take);
-    int used = -1;
-    if (!snippet_tokens(v, sn, n, toks, ids, err)) {
-        used = pick_snippets(sn, n, budget, toks, ids, p, take);
-        int saved = emit_snippets(v, sn, n, take, toks, out, err);
-        used = saved < 0 ? -1 : used - saved;
-    }
-    for (int i = 0; i < n; i++) free(toks[i].v), fim__hashes_free(&ids[i]);
-    free(toks), free(ids), free(take);
-    return used;
+    ss->sn = sn, ss->n = n;
+    ss->toks = base_xcalloc((size_t)n + 1, sizeof *ss->toks);
+    ss->ids = base_xcalloc((size_t)n + 1, sizeof *ss->ids);
+    ss->take = base_xcalloc((size_t)n + 1, sizeof *ss->take);
+    return snippet_tokens(v, sn, n, ss->toks, ss->ids, err);
+}
+
+static void snippet_set_free(snippet_set *ss)
+{
+    for (int i = 0; i < ss->n; i++) free(ss->toks[i].v), fim__hashes_free(&ss->ids[i]);
+    free(ss->toks), free(ss->ids), free(ss->take);
+}
+
+/* The snippets worth the most that fit `budget` together, emitted into *out (emptied first) in
+ * their stable order; returns the tokens used, -1 on error. */
+static int pick_related(const model_vocab *v, const fim_context *c, size_t l0, snippet_set *ss,
+                        int budget, fim_ids_vec *out, fim_err *err)
+{
+    pick_ctx pick;
+    pick_init(&pick, c, l0);
+    memset(ss->take, 0, sizeof *ss->take * (size_t)ss->n);
+    int used = pick_snippets(ss->sn, ss->n, budget, ss->toks, ss->ids, &pick, ss->take);
+    free(pick.seen.k), free(pick.doc.k);
+    out->n = 0;
+    int saved = emit_snippets(v, ss->sn, ss->n, ss->take, ss->toks, out, err);
+    return saved < 0 ? -1 : used - saved;
 }
 
 /* Definitions of the document itself that lie outside [lo, hi) and are relevant to the cursor. */
@@ -409,6 +431,20 @@ static int own_snippets(const fim_context *c, size_t lo, size_t hi, fim_snippet 
         k++;
     }
     free(defs);
+    /* its imports, when the windows do not show them: the names they bring are the ones the code
+     * uses (measured at budget 512: +0.006 of recall on Python, none on the rest) */
+    fim_def im;
+    if (fim__imports(c->defs_tree ? c->defs_tree : c->tree, &im) &&
+        !(im.end > lo && im.start < hi)) {
+        s = base_xrealloc(s, sizeof *s * (size_t)(k + 1));
+        s[k] = (fim_snippet){.path = c->path,
+                             .text = fim__def_snippet(c->text, &im, c->lang),
+                             .lang = c->lang,
+                             .score = 1.0,
+                             .order = OWN_ORDER | im.start,
+                             .order_end = OWN_ORDER | im.end};
+        k++;
+    }
     *out = s;
     return k;
 }
@@ -459,6 +495,20 @@ static int naive_window(const model_vocab *v, const fim_context *c, size_t l0, s
     return tok(v, c->text + cursor, end - cursor, suf, err);
 }
 
+/* The tokens the windows' cuts left for related code. While the cursor stays on its line the
+ * last value is kept for as long as it still fits, so that typing there (a closing bracket an
+ * editor adds after the cursor lengthens the suffix) leaves the related code at the head of the
+ * prompt, and the cached tokens after it, alone; a new value keeps SLACK_MARGIN in hand for that.
+ */
+enum { SLACK_MARGIN = 4 };
+static int related_slack(fim_window_memo *memo, bool same_line, int left)
+{
+    if (same_line && memo->slack <= left) return memo->slack;
+    int slack = left > SLACK_MARGIN ? left - SLACK_MARGIN : 0;
+    if (memo) memo->slack = slack;
+    return slack;
+}
+
 int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_config *cfg,
                       fim_window_memo *memo, fim_ids_vec *out, fim_err *err)
 {
@@ -473,7 +523,8 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
         fim__ids_push(out, &bos, 1);
     }
     fim__ids_push(out, &f.begin, 1);
-    fim_ids_vec line = {0}, pre = {0}, suf = {0};
+    fim_ids_vec line = {0}, pre = {0}, suf = {0}, rel = {0};
+    snippet_set snips = {0};
     int rc = -1;
     fim_snippet *own = NULL;
     int n_own = 0;
@@ -499,8 +550,8 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
                                             : cfg->prefix_tokens / 16;
     int line_tokens = (int)(line.n - skip), reserve = (line_tokens + rs) / rs * rs;
     long cursor_line = c->cursor_line;
-    if (memo && memo->valid && memo->line == cursor_line && memo->reserve >= line_tokens)
-        reserve = memo->reserve;
+    bool same_line = memo && memo->valid && memo->line == cursor_line;
+    if (same_line && memo->reserve >= line_tokens) reserve = memo->reserve;
     if (reserve > cfg->prefix_tokens) reserve = line_tokens;
     if (memo) memo->line = cursor_line, memo->reserve = reserve;
     int base = cfg->prefix_tokens - reserve;
@@ -512,10 +563,8 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
         goto done;
     suf.n = 0;
     n_own = with_own_snippets(c, pstart, send, &own);
-    pick_ctx pick;
-    pick_init(&pick, c, l0);
-    int used = add_snippets(v, own, n_own, related, &pick, out, err);
-    free(pick.seen.k), free(pick.doc.k);
+    if (snippet_set_init(&snips, v, own, n_own, err)) goto done;
+    int used = pick_related(v, c, l0, &snips, related, &rel, err);
     if (used < 0) goto done;
     int budget = base + related - used; /* what the related code left */
     if (budget < 0) budget = 0;
@@ -525,8 +574,15 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
     if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + budget - (int)pre.n, true, memo, &suf,
                       &send, err))
         goto done;
+    /* what the suffix's cut leaves goes to related code, picked again with it (+0.004 of recall at
+     * budget 512) */
+    int slack =
+        related_slack(memo, same_line, cfg->suffix_tokens + budget - (int)pre.n - (int)suf.n);
+    if (slack > 0 && (used = pick_related(v, c, l0, &snips, used + slack, &rel, err)) < 0)
+        goto done;
     if (memo) memo->valid = true;
 assemble:
+    fim__ids_push(out, rel.v, rel.n);
     fim__ids_push(out, pre.v, pre.n);
     fim__ids_push(out, &f.hole, 1);
     fim__ids_push(out, suf.v, suf.n);
@@ -534,8 +590,9 @@ assemble:
     fim__ids_push(out, line.v + skip, line.n - skip);
     rc = 0;
 done:
+    snippet_set_free(&snips);
     for (int i = c->n_snips; i < n_own; i++) free(own[i].text);
     free(own);
-    free(line.v), free(pre.v), free(suf.v);
+    free(line.v), free(pre.v), free(suf.v), free(rel.v);
     return rc;
 }

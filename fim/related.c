@@ -144,6 +144,35 @@ int fim__defs(const char *text, size_t len, TSTree *tree, fim_def **out)
     return v.n;
 }
 
+/* Node types of imports, as parts of the grammars' names (import_statement, import_from_statement,
+ * import_declaration, use_declaration, using_directive, namespace_use_declaration). */
+static bool import_type(TSNode n)
+{
+    static const char *const parts[] = {"import", "use_declaration", "using_directive"};
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
+        if (fim__type_has(n, parts[i])) return true;
+    return false;
+}
+
+bool fim__imports(TSTree *tree, fim_def *out)
+{
+    if (!tree) return false;
+    TSNode root = ts_tree_root_node(tree);
+    uint32_t k = ts_node_named_child_count(root);
+    bool found = false;
+    for (uint32_t i = 0; i < k; i++) {
+        TSNode ch = ts_node_named_child(root, i);
+        if (import_type(ch)) {
+            if (!found) *out = (fim_def){ts_node_start_byte(ch), 0, 0, 0};
+            out->end = ts_node_end_byte(ch);
+            found = true;
+        } else if (found && !fim__type_has(ch, "comment")) {
+            break;
+        }
+    }
+    return found;
+}
+
 char *fim__def_snippet(const char *text, const fim_def *d, const parsers_lang *l)
 {
     size_t e = d->start;

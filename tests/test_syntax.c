@@ -522,6 +522,9 @@ static char *full_prompt(const fim_context *c, const fim_config *cfg)
     return s;
 }
 
+static void imports(const char *path, const char *lang, const char *head, const char *filler,
+                    const char *tail, bool shown);
+
 static void related(void)
 {
     const char *util = "#include <stdio.h>\n\n"
@@ -587,6 +590,39 @@ static void related(void)
     free(s), free(s2), free(s3);
     fim_context_free(c), fim_context_free(c2), fim_context_free(c3);
     fim_doc_free(a), fim_doc_free(b), fim_doc_free(p), fim_doc_free(own);
+    imports("/src/far.py", "python", "import os\nfrom json import dumps as to_json\n\n",
+            "def filler_%d():\n    return %d\n\n", "def main():\n    x = 1\n    ", true);
+    imports("/src/far.go", "go", "package main\n\nimport \"strings\"\n\n",
+            "func filler%d() int {\n\treturn %d\n}\n\n", "func main() {\n\tx := 1\n\t", true);
+    imports("/src/far.c", "c", "#include <stdio.h>\n\n", "int filler_%d(void) { return %d; }\n",
+            "int main(void)\n{\n    int x = 1;\n    ", false);
+}
+
+/* A document whose imports lie far above the cursor: the prompt shows them (Python, Go), but not
+ * C's includes, which name files rather than what the code uses. */
+static void imports(const char *path, const char *lang, const char *head, const char *filler,
+                    const char *tail, bool shown)
+{
+    char text[60000];
+    size_t k = (size_t)snprintf(text, sizeof text, "%s", head);
+    for (int i = 0; i < 200; i++) k += (size_t)snprintf(text + k, sizeof text - k, filler, i, i);
+    k += (size_t)snprintf(text + k, sizeof text - k, "%s", tail);
+    fim_doc *d = fim_doc_new(path, lang, text, k);
+    fim_context *c = fim_context_new(d, k, NULL, 0);
+    fim_config cfg;
+    fim_config_default(&cfg);
+    fim_config_budget(&cfg, 512);
+    char *s = full_prompt(c, &cfg);
+    const char *line = strchr(head, '\n') + 1; /* the imports, past a first line (Go's package) */
+    if (!strncmp(head, "import", 6) || head[0] == '#') line = head;
+    while (*line == '\n') line++;
+    size_t n = strcspn(line, "\n");
+    char *want = strndup(line, n);
+    CHECK(!strstr(s, want) == !shown, "%s: the import '%s' far above the cursor is %sin the prompt",
+          lang, want, shown ? "" : "not ");
+    free(want), free(s);
+    fim_context_free(c);
+    fim_doc_free(d);
 }
 
 /* ---- post-processing on crafted model outputs ---- */
@@ -805,6 +841,49 @@ static void typing(const char *path, int first, int lines, const char *others)
     free(other_text);
 }
 
+/* An editor closing a bracket after the cursor lengthens the suffix: the prompt up to the hole
+ * (related code, whose share takes what the suffix's cut leaves, and the prefix) stays as it was,
+ * and so do the cached tokens. */
+static void autoclose(const char *path, const char *others)
+{
+    size_t len, ol;
+    char *text = check_read(path, &len), *other_text = check_read(others, &ol);
+    if (!CHECK(text && other_text, "read %s and %s", path, others)) return;
+    fim_doc *o = fim_doc_new(others, NULL, other_text, ol);
+    fim_config cfg;
+    fim_config_default(&cfg);
+    fim_config_budget(&cfg, 512);
+    int moved = 0, runs = 0;
+    for (size_t at = 4000; at < len; at += 2711) {
+        size_t cursor = at;
+        while (cursor < len && text[cursor] != '\n') cursor++; /* typing at a line's end */
+        fim_doc *d = fim_doc_new(path, NULL, text, len);
+        fim_doc *open[] = {d, o};
+        fim_window_memo memo = {0};
+        fim_ids_vec p[2] = {{0}};
+        fim_err err = {{0}};
+        for (int step = 0; step < 2; step++) {
+            if (step) fim_doc_replace(d, cursor, cursor, "))", 2);
+            fim_context *c = fim_context_new(d, cursor, open, 2);
+            fim__build_prompt(v, c, &cfg, &memo, &p[step], &err);
+            fim_context_free(c);
+        }
+        size_t hole = 0, lcp = 0;
+        while (hole < p[0].n && p[0].v[hole] != fi.hole) hole++;
+        while (lcp < p[0].n && lcp < p[1].n && p[0].v[lcp] == p[1].v[lcp]) lcp++;
+        moved += lcp < hole;
+        runs++;
+        free(p[0].v), free(p[1].v);
+        fim_doc_free(d);
+    }
+    CHECK(runs >= 5 && moved == 0,
+          "%s: brackets closed after the cursor at %d places changed the prompt before the hole "
+          "at %d",
+          path, runs, moved);
+    fim_doc_free(o);
+    free(text), free(other_text);
+}
+
 /* ---- budgets ---- */
 
 /* The prompt never exceeds its budget, whatever the position, the budget and the related code. */
@@ -873,6 +952,8 @@ int main(int argc, char **argv)
         typing("tests/data/server.c", 150, 3, NULL);
         typing("tests/data/prompt.c", 120, 4, "tests/data/syntax.c");
         typing("tests/data/test_syntax.c", 200, 3, NULL);
+        autoclose("tests/data/prompt.c", "tests/data/syntax.c");
+        autoclose("tests/data/server.c", "tests/data/syntax.c");
     }
     model_free(m);
     return check_done();
