@@ -716,6 +716,37 @@ typedef struct frag {
     int32_t token; /* -1 = raw text */
 } frag;
 
+/* Which bytes, and for a longer text which pairs of adjacent bytes, a text holds. */
+enum { PAIRS_MIN_LEN = 128 }; /* shorter texts: bytes only (clearing 8 KB would cost more) */
+typedef struct byte_pairs {
+    bool byte[256];
+    bool with_pairs;
+    uint64_t pair[65536 / 64];
+} byte_pairs;
+
+static void byte_pairs_of(byte_pairs *p, const char *text, size_t len)
+{
+    memset(p->byte, 0, sizeof p->byte);
+    for (size_t i = 0; i < len; i++) p->byte[(unsigned char)text[i]] = true;
+    p->with_pairs = len >= PAIRS_MIN_LEN;
+    if (!p->with_pairs) return;
+    memset(p->pair, 0, sizeof p->pair);
+    for (size_t i = 0; i + 1 < len; i++) {
+        unsigned k = (unsigned)(unsigned char)text[i] << 8 | (unsigned char)text[i + 1];
+        p->pair[k >> 6] |= 1ull << (k & 63);
+    }
+}
+
+static bool byte_pairs_may_hold(const byte_pairs *p, const char *t, size_t tl)
+{
+    if (!p->byte[(unsigned char)t[0]] || !p->byte[(unsigned char)t[tl - 1]]) return false;
+    for (size_t i = 0; p->with_pairs && i + 1 < tl; i++) {
+        unsigned k = (unsigned)(unsigned char)t[i] << 8 | (unsigned char)t[i + 1];
+        if (!(p->pair[k >> 6] >> (k & 63) & 1)) return false;
+    }
+    return true;
+}
+
 int model_tokenize(const model_vocab *v, const char *text, size_t len, bool add_bos,
                    bool parse_special, int32_t **ids, size_t *n_ids, model_err *err)
 {
@@ -723,15 +754,16 @@ int model_tokenize(const model_vocab *v, const char *text, size_t len, bool add_
     frag *fr = base_xmalloc(sizeof *fr * 16);
     size_t nf = 0, capf = 16;
     if (len) fr[nf++] = (frag){0, len, -1};
-    /* the bytes the text has: most specials start with one it lacks, and need no search */
-    bool has[256] = {0};
-    for (size_t i = 0; i < len; i++) has[(unsigned char)text[i]] = true;
+    /* the byte pairs the text has: a special with a pair it lacks needs no search (searching a
+     * long text for every special once took a third of building a prompt) */
+    byte_pairs pairs;
+    byte_pairs_of(&pairs, text, len);
     for (int s = 0; s < v->n_specials; s++) {
         int32_t id = v->specials[s];
         if (!parse_special && v->type[id] != TOK_USER) continue;
         size_t tl;
         const char *t = tok_text(v, id, &tl);
-        if (!has[(unsigned char)t[0]] || !has[(unsigned char)t[tl - 1]]) continue;
+        if (!byte_pairs_may_hold(&pairs, t, tl)) continue;
         for (size_t k = 0; k < nf; k++) {
             if (fr[k].token >= 0 || fr[k].len < tl) continue;
             const char *hit = memmem(text + fr[k].off, fr[k].len, t, tl);
