@@ -246,6 +246,7 @@ static void kept_clear(kept *k)
 static void doc_state_free(doc_state *d)
 {
     free(d->key);
+    fim__snippet_cache_free(d->memo.snippets);
     kept_clear(&d->shown);
     kept_clear(&d->ahead);
 }
@@ -702,6 +703,7 @@ static int complete(fim_engine *e, const fim_request *req, const fim_config *cfg
     int r = -1;
     /* a prefetch leaves the document's window memo alone: if the branch is never reached, the
      * prompts that follow are the ones they would have been without it */
+    if (ds && !ds->memo.snippets) ds->memo.snippets = fim__snippet_cache_new(); /* shared */
     fim_window_memo scratch = ds ? ds->memo : (fim_window_memo){0};
     fim_window_memo *memo = !ds ? NULL : ahead ? &scratch : &ds->memo;
     if (fim__build_prompt(v, c, &fitted, memo, &prompt, err)) goto done;

@@ -177,12 +177,17 @@ size_t fim__brackets_scan(fim_brackets *b, const char *text, size_t n, size_t fr
  * transient parse error (an unclosed quote while typing) cannot move the windows. */
 typedef struct fim_window_memo {
     bool valid;
-    long prefix_line;  /* the line the prefix began at */
-    long suffix_lines; /* the suffix's last line, counted from the cursor line */
-    long line;         /* the cursor line then */
-    int reserve;       /* and the prefix budget kept for it */
-    int slack;         /* and the tokens the windows' cuts left to related code */
+    long prefix_line;                   /* the line the prefix began at */
+    long suffix_lines;                  /* the suffix's last line, counted from the cursor line */
+    long line;                          /* the cursor line then */
+    int reserve;                        /* and the prefix budget kept for it */
+    int slack;                          /* and the tokens the windows' cuts left to related code */
+    struct fim_snippet_cache *snippets; /* candidates' tokens and identifiers, kept between
+                                           requests (made on first use; the memo's owner frees it
+                                           with fim__snippet_cache_free) */
 } fim_window_memo;
+struct fim_snippet_cache *fim__snippet_cache_new(void);
+void fim__snippet_cache_free(struct fim_snippet_cache *sc);
 int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_config *cfg,
                       fim_window_memo *memo, fim_ids_vec *out, fim_err *err);
 

@@ -301,18 +301,119 @@ static bool overlaps_taken(const fim_snippet *sn, int n, const bool *take, int i
     return false;
 }
 
-/* Each snippet's tokens (header, text, blank line) and identifiers; -1 on a tokenizer error. */
-static int snippet_tokens(const model_vocab *v, const fim_snippet *sn, int n, fim_ids_vec *toks,
-                          fim_hashes *ids, fim_err *err)
+/* A document's candidates' tokens and identifiers, kept from one request to the next: the other
+ * documents' definitions stay the same while the user types, and tokenizing a hundred of them at
+ * each keystroke cost more than the rest of the prompt. Keyed by two 64-bit hashes of the
+ * snippet's path and text; entries unused for CACHE_AGE requests go when the table fills. */
+enum { CACHE_SLOTS = 2048, CACHE_MAX = CACHE_SLOTS / 2, CACHE_AGE = 4 };
+typedef struct cached_snippet {
+    uint64_t h1, h2; /* 0, 0: free */
+    fim_ids_vec toks;
+    fim_hashes ids;
+    unsigned used; /* the request that last used it */
+} cached_snippet;
+struct fim_snippet_cache {
+    cached_snippet slot[CACHE_SLOTS];
+    int n;
+    unsigned request;
+};
+
+struct fim_snippet_cache *fim__snippet_cache_new(void)
 {
+    return base_xcalloc(1, sizeof(struct fim_snippet_cache));
+}
+
+void fim__snippet_cache_free(struct fim_snippet_cache *sc)
+{
+    if (!sc) return;
+    for (int i = 0; i < CACHE_SLOTS; i++)
+        free(sc->slot[i].toks.v), fim__hashes_free(&sc->slot[i].ids);
+    free(sc);
+}
+
+static void snippet_key(const fim_snippet *sn, uint64_t *h1, uint64_t *h2)
+{
+    uint64_t a = 1469598103934665603ull, b = 0x9e3779b97f4a7c15ull;
+    for (int part = 0; part < 2; part++) {
+        for (const unsigned char *p = (const unsigned char *)(part ? sn->text : sn->path); *p;
+             p++) {
+            a = (a ^ *p) * 1099511628211ull;
+            b = (b ^ *p) * 0xff51afd7ed558ccdull, b ^= b >> 29;
+        }
+        a = (a ^ 0xff) * 1099511628211ull; /* between path and text */
+        b = (b ^ 0xff) * 0xff51afd7ed558ccdull;
+    }
+    *h1 = a | 1, *h2 = b; /* h1 is never 0: 0 marks a free slot */
+}
+
+static cached_snippet *cache_find(struct fim_snippet_cache *sc, uint64_t h1, uint64_t h2)
+{
+    for (size_t i = h1 % CACHE_SLOTS;; i = (i + 1) % CACHE_SLOTS)
+        if (!sc->slot[i].h1 || (sc->slot[i].h1 == h1 && sc->slot[i].h2 == h2)) return &sc->slot[i];
+}
+
+/* Drop what recent requests did not use (the table keeps at most half its slots in use). */
+static void cache_age(struct fim_snippet_cache *sc)
+{
+    cached_snippet *old = base_xmalloc(sizeof *old * CACHE_SLOTS);
+    memcpy(old, sc->slot, sizeof *old * CACHE_SLOTS);
+    memset(sc->slot, 0, sizeof sc->slot);
+    sc->n = 0;
+    for (int i = 0; i < CACHE_SLOTS; i++) {
+        if (!old[i].h1) continue;
+        if (sc->request - old[i].used >= CACHE_AGE) {
+            free(old[i].toks.v), fim__hashes_free(&old[i].ids);
+            continue;
+        }
+        *cache_find(sc, old[i].h1, old[i].h2) = old[i];
+        sc->n++;
+    }
+    free(old);
+}
+
+/* One snippet's tokens (header, text, blank line) and identifiers, computed into t and ids. */
+static int snippet_compute(const model_vocab *v, const fim_snippet *sn, fim_ids_vec *t,
+                           fim_hashes *ids, fim_err *err)
+{
+    char head[512];
+    snippet_header(sn, head, sizeof head);
+    if (tok(v, head, strlen(head), t, err) || tok(v, sn->text, strlen(sn->text), t, err) ||
+        tok(v, "\n\n", 2, t, err))
+        return -1;
+    fim__ident_hashes(sn->text, 0, strlen(sn->text), ids);
+    return 0;
+}
+
+/* Each snippet's tokens and identifiers (copies; from the cache when it has them); -1 on a
+ * tokenizer error. */
+static int snippet_tokens(const model_vocab *v, const fim_snippet *sn, int n, fim_ids_vec *toks,
+                          fim_hashes *ids, struct fim_snippet_cache *sc, fim_err *err)
+{
+    if (sc) {
+        sc->request++;
+        if (sc->n + n > CACHE_MAX) cache_age(sc);
+    }
     for (int i = 0; i < n; i++) {
-        char head[512];
-        snippet_header(&sn[i], head, sizeof head);
-        if (tok(v, head, strlen(head), &toks[i], err) ||
-            tok(v, sn[i].text, strlen(sn[i].text), &toks[i], err) ||
-            tok(v, "\n\n", 2, &toks[i], err))
-            return -1;
-        fim__ident_hashes(sn[i].text, 0, strlen(sn[i].text), &ids[i]);
+        uint64_t h1, h2;
+        snippet_key(&sn[i], &h1, &h2);
+        cached_snippet *e = sc && sc->n < CACHE_MAX ? cache_find(sc, h1, h2) : NULL;
+        if (e && !e->h1) {
+            if (snippet_compute(v, &sn[i], &e->toks, &e->ids, err)) {
+                free(e->toks.v), fim__hashes_free(&e->ids);
+                memset(e, 0, sizeof *e);
+                return -1;
+            }
+            e->h1 = h1, e->h2 = h2, sc->n++;
+        }
+        if (!e) {
+            if (snippet_compute(v, &sn[i], &toks[i], &ids[i], err)) return -1;
+            continue;
+        }
+        e->used = sc->request;
+        fim__ids_push(&toks[i], e->toks.v, e->toks.n);
+        ids[i].n = e->ids.n;
+        ids[i].v = base_xmalloc(sizeof *ids[i].v * (e->ids.n + 1));
+        memcpy(ids[i].v, e->ids.v, sizeof *ids[i].v * e->ids.n);
     }
     return 0;
 }
@@ -376,13 +477,13 @@ typedef struct snippet_set {
 } snippet_set;
 
 static int snippet_set_init(snippet_set *ss, const model_vocab *v, const fim_snippet *sn, int n,
-                            fim_err *err)
+                            struct fim_snippet_cache *sc, fim_err *err)
 {
     ss->sn = sn, ss->n = n;
     ss->toks = base_xcalloc((size_t)n + 1, sizeof *ss->toks);
     ss->ids = base_xcalloc((size_t)n + 1, sizeof *ss->ids);
     ss->take = base_xcalloc((size_t)n + 1, sizeof *ss->take);
-    return snippet_tokens(v, sn, n, ss->toks, ss->ids, err);
+    return snippet_tokens(v, sn, n, ss->toks, ss->ids, sc, err);
 }
 
 static void snippet_set_free(snippet_set *ss)
@@ -563,7 +664,8 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
         goto done;
     suf.n = 0;
     n_own = with_own_snippets(c, pstart, send, &own);
-    if (snippet_set_init(&snips, v, own, n_own, err)) goto done;
+    if (memo && !memo->snippets) memo->snippets = fim__snippet_cache_new();
+    if (snippet_set_init(&snips, v, own, n_own, memo ? memo->snippets : NULL, err)) goto done;
     int used = pick_related(v, c, l0, &snips, related, &rel, err);
     if (used < 0) goto done;
     int budget = base + related - used; /* what the related code left */

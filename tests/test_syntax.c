@@ -802,7 +802,7 @@ static void typing(const char *path, int first, int lines, const char *others)
     fim_config_default(&cfg);
     int32_t *prev = NULL;
     size_t np = 0, cursor = from;
-    int worst = 0, keys = 0;
+    int worst = 0, keys = 0, differ = 0;
     fim_window_memo memo = {0}; /* as the engine keeps per document */
     double sum = 0;
     for (size_t k = 0; k <= to - from; k++) {
@@ -811,9 +811,15 @@ static void typing(const char *path, int first, int lines, const char *others)
             cursor++;
         }
         fim_context *c = fim_context_new(d, cursor, open, o ? 2 : 1);
-        fim_ids_vec p = {0};
+        fim_ids_vec p = {0}, fresh = {0};
         fim_err err = {{0}};
+        fim_window_memo uncached = memo; /* the same request without the kept snippet tokens */
+        uncached.snippets = NULL;
         fim__build_prompt(v, c, &cfg, &memo, &p, &err);
+        fim__build_prompt(v, c, &cfg, &uncached, &fresh, &err);
+        fim__snippet_cache_free(uncached.snippets);
+        differ += fresh.n != p.n || (p.n && memcmp(fresh.v, p.v, sizeof *p.v * p.n));
+        free(fresh.v);
         int32_t *ids = p.v;
         size_t n = p.n;
         size_t lcp = 0;
@@ -830,11 +836,16 @@ static void typing(const char *path, int first, int lines, const char *others)
         np = n;
         fim_context_free(c);
     }
+    CHECK(differ == 0,
+          "%s: the snippet tokens kept between keystrokes give the same prompts "
+          "as computed afresh (%d differ)",
+          path, differ);
     CHECK(keys > 20 && worst <= 5,
           "%s: typing %d lines, a keystroke within a line changes %.2f prompt tokens on average, "
           "%d at most",
           path, lines, keys ? sum / keys : 0, worst);
     free(prev);
+    fim__snippet_cache_free(memo.snippets);
     fim_doc_free(d);
     fim_doc_free(o);
     free(orig);
@@ -874,6 +885,7 @@ static void autoclose(const char *path, const char *others)
         moved += lcp < hole;
         runs++;
         free(p[0].v), free(p[1].v);
+        fim__snippet_cache_free(memo.snippets);
         fim_doc_free(d);
     }
     CHECK(runs >= 5 && moved == 0,
