@@ -45,7 +45,8 @@ struct model_vocab {
     merge_entry *merges;
     uint32_t merge_mask;
     int32_t byte_token[256];
-    int32_t *specials; /* special ids, longest text first */
+    int32_t *specials;            /* special ids, longest text first */
+    uint64_t (*special_bytes)[4]; /* [n_specials]: the set of bytes each one's text holds */
     int n_specials;
     int32_t bos, eos;
     bool add_bos;
@@ -275,6 +276,12 @@ static void sort_specials(model_vocab *v)
             v->text_off[id + 1] - v->text_off[id] > 1)
             v->specials[v->n_specials++] = id;
     qsort_r(v->specials, (size_t)v->n_specials, sizeof(int32_t), cmp_special, v);
+    v->special_bytes = base_xcalloc((size_t)v->n_specials + 1, sizeof *v->special_bytes);
+    for (int s = 0; s < v->n_specials; s++) {
+        size_t tl;
+        const unsigned char *t = (const unsigned char *)tok_text(v, v->specials[s], &tl);
+        for (size_t i = 0; i < tl; i++) v->special_bytes[s][t[i] >> 6] |= 1ull << (t[i] & 63);
+    }
 }
 
 static int load_ids(model_vocab *v, const model_gguf *g, model_err *err)
@@ -343,6 +350,7 @@ void model_vocab_free(model_vocab *v)
     free(v->map.slots);
     free(v->merges);
     free(v->specials);
+    free(v->special_bytes);
     free(v);
 }
 
@@ -719,7 +727,7 @@ typedef struct frag {
 /* Which bytes, and for a longer text which pairs of adjacent bytes, a text holds. */
 enum { PAIRS_MIN_LEN = 128 }; /* shorter texts: bytes only (clearing 8 KB would cost more) */
 typedef struct byte_pairs {
-    bool byte[256];
+    uint64_t byte[4];
     bool with_pairs;
     uint64_t pair[65536 / 64];
 } byte_pairs;
@@ -727,7 +735,10 @@ typedef struct byte_pairs {
 static void byte_pairs_of(byte_pairs *p, const char *text, size_t len)
 {
     memset(p->byte, 0, sizeof p->byte);
-    for (size_t i = 0; i < len; i++) p->byte[(unsigned char)text[i]] = true;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char b = (unsigned char)text[i];
+        p->byte[b >> 6] |= 1ull << (b & 63);
+    }
     p->with_pairs = len >= PAIRS_MIN_LEN;
     if (!p->with_pairs) return;
     memset(p->pair, 0, sizeof p->pair);
@@ -737,9 +748,15 @@ static void byte_pairs_of(byte_pairs *p, const char *text, size_t len)
     }
 }
 
-static bool byte_pairs_may_hold(const byte_pairs *p, const char *t, size_t tl)
+/* Whether the text may hold special s, whose text is t: every byte of it, and every pair. (The
+ * DeepSeek vocabularies have 2,390 "[PAD...]" tokens: a line with brackets once searched for each.)
+ */
+static bool byte_pairs_may_hold(const byte_pairs *p, const uint64_t bytes[4], const char *t,
+                                size_t tl)
 {
-    if (!p->byte[(unsigned char)t[0]] || !p->byte[(unsigned char)t[tl - 1]]) return false;
+    if ((bytes[0] & ~p->byte[0]) | (bytes[1] & ~p->byte[1]) | (bytes[2] & ~p->byte[2]) |
+        (bytes[3] & ~p->byte[3]))
+        return false;
     for (size_t i = 0; p->with_pairs && i + 1 < tl; i++) {
         unsigned k = (unsigned)(unsigned char)t[i] << 8 | (unsigned char)t[i + 1];
         if (!(p->pair[k >> 6] >> (k & 63) & 1)) return false;
@@ -763,7 +780,7 @@ int model_tokenize(const model_vocab *v, const char *text, size_t len, bool add_
         if (!parse_special && v->type[id] != TOK_USER) continue;
         size_t tl;
         const char *t = tok_text(v, id, &tl);
-        if (!byte_pairs_may_hold(&pairs, t, tl)) continue;
+        if (!byte_pairs_may_hold(&pairs, v->special_bytes[s], t, tl)) continue;
         for (size_t k = 0; k < nf; k++) {
             if (fr[k].token >= 0 || fr[k].len < tl) continue;
             const char *hit = memmem(text + fr[k].off, fr[k].len, t, tl);
