@@ -338,8 +338,8 @@ static void writer_round_trip(void)
 
 /* A model of dense layers only: its expert keys mean nothing and must size nothing (a fuzzed file
  * with expert_used_count 134217727 made the first evaluation ask for tens of GB and abort). Run in
- * a child whose address space is capped at 4 GB (not under ASan, which reserves far more), so an
- * allocation of that size fails there and shows. */
+ * a child whose address space is capped at 4 GB (not under ASan or TSan, which reserve far more),
+ * so an allocation of that size fails there and shows. */
 static void dense_only(void)
 {
     model_synth_opts o;
@@ -352,7 +352,7 @@ static void dense_only(void)
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
-#if !defined(__SANITIZE_ADDRESS__)
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) /* both map terabytes */
         struct rlimit lim = {(rlim_t)4 << 30, (rlim_t)4 << 30};
         setrlimit(RLIMIT_AS, &lim);
 #endif
