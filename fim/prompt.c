@@ -474,11 +474,14 @@ typedef struct snippet_set {
     fim_ids_vec *toks;
     fim_hashes *ids;
     bool *take;
+    pick_ctx base; /* what every pick starts from (the document's identifiers: made once) */
 } snippet_set;
 
-static int snippet_set_init(snippet_set *ss, const model_vocab *v, const fim_snippet *sn, int n,
-                            struct fim_snippet_cache *sc, fim_err *err)
+static int snippet_set_init(snippet_set *ss, const model_vocab *v, const fim_context *c, size_t l0,
+                            const fim_snippet *sn, int n, struct fim_snippet_cache *sc,
+                            fim_err *err)
 {
+    pick_init(&ss->base, c, l0);
     ss->sn = sn, ss->n = n;
     ss->toks = base_xcalloc((size_t)n + 1, sizeof *ss->toks);
     ss->ids = base_xcalloc((size_t)n + 1, sizeof *ss->ids);
@@ -490,18 +493,20 @@ static void snippet_set_free(snippet_set *ss)
 {
     for (int i = 0; i < ss->n; i++) free(ss->toks[i].v), fim__hashes_free(&ss->ids[i]);
     free(ss->toks), free(ss->ids), free(ss->take);
+    free(ss->base.seen.k), free(ss->base.doc.k);
 }
 
 /* The snippets worth the most that fit `budget` together, emitted into *out (emptied first) in
  * their stable order; returns the tokens used, -1 on error. */
-static int pick_related(const model_vocab *v, const fim_context *c, size_t l0, snippet_set *ss,
-                        int budget, fim_ids_vec *out, fim_err *err)
+static int pick_related(const model_vocab *v, snippet_set *ss, int budget, fim_ids_vec *out,
+                        fim_err *err)
 {
-    pick_ctx pick;
-    pick_init(&pick, c, l0);
+    pick_ctx pick = ss->base; /* the picks add to `seen`: a copy of it */
+    pick.seen.k = base_xmalloc(sizeof *pick.seen.k * (pick.seen.cap + 1));
+    if (pick.seen.cap) memcpy(pick.seen.k, ss->base.seen.k, sizeof *pick.seen.k * pick.seen.cap);
     memset(ss->take, 0, sizeof *ss->take * (size_t)ss->n);
     int used = pick_snippets(ss->sn, ss->n, budget, ss->toks, ss->ids, &pick, ss->take);
-    free(pick.seen.k), free(pick.doc.k);
+    free(pick.seen.k);
     out->n = 0;
     int saved = emit_snippets(v, ss->sn, ss->n, ss->take, ss->toks, out, err);
     return saved < 0 ? -1 : used - saved;
@@ -665,8 +670,9 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
     suf.n = 0;
     n_own = with_own_snippets(c, pstart, send, &own);
     if (memo && !memo->snippets) memo->snippets = fim__snippet_cache_new();
-    if (snippet_set_init(&snips, v, own, n_own, memo ? memo->snippets : NULL, err)) goto done;
-    int used = pick_related(v, c, l0, &snips, related, &rel, err);
+    if (snippet_set_init(&snips, v, c, l0, own, n_own, memo ? memo->snippets : NULL, err))
+        goto done;
+    int used = pick_related(v, &snips, related, &rel, err);
     if (used < 0) goto done;
     int budget = base + related - used; /* what the related code left */
     if (budget < 0) budget = 0;
@@ -680,8 +686,7 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
      * budget 512) */
     int slack =
         related_slack(memo, same_line, cfg->suffix_tokens + budget - (int)pre.n - (int)suf.n);
-    if (slack > 0 && (used = pick_related(v, c, l0, &snips, used + slack, &rel, err)) < 0)
-        goto done;
+    if (slack > 0 && (used = pick_related(v, &snips, used + slack, &rel, err)) < 0) goto done;
     if (memo) memo->valid = true;
 assemble:
     fim__ids_push(out, rel.v, rel.n);

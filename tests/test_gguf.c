@@ -336,6 +336,17 @@ static void writer_round_trip(void)
     model_gguf_close(g);
 }
 
+/* Whether m evaluates token `tok` in a fresh cache. */
+static bool eval_one_token(model *m, int32_t tok, model_err *err)
+{
+    model_cache *c = model_cache_new(m, err);
+    float *logits = malloc(sizeof(float) * (size_t)model_get_hparams(m)->n_vocab);
+    bool ok = c && logits && model_eval(m, c, &tok, 1, logits, MODEL_LOGITS_LAST, NULL, err) == 0;
+    free(logits);
+    model_cache_free(c);
+    return ok;
+}
+
 /* A model of dense layers only: its expert keys mean nothing and must size nothing (a fuzzed file
  * with expert_used_count 134217727 made the first evaluation ask for tens of GB and abort). Run in
  * a child whose address space is capped at 4 GB (not under ASan or TSan, which reserve far more),
@@ -358,13 +369,7 @@ static void dense_only(void)
 #endif
         model *m = model_load(path, &err);
         if (!m) _exit(2);
-        model_cache *c = model_cache_new(m, &err);
-        float *logits = malloc(sizeof(float) * (size_t)model_get_hparams(m)->n_vocab);
-        int32_t tok = 1;
-        int r =
-            c && logits && model_eval(m, c, &tok, 1, logits, MODEL_LOGITS_LAST, NULL, &err) == 0;
-        free(logits);
-        model_cache_free(c);
+        bool r = eval_one_token(m, 1, &err);
         model_free(m);
         _exit(r ? 0 : 3);
     }
@@ -428,13 +433,7 @@ static void fuzz_seeds(void)
         }
         if (!m) continue;
         model_set_threads(m, 1);
-        model_cache *c = model_cache_new(m, &err);
-        float *logits = malloc(sizeof(float) * (size_t)model_get_hparams(m)->n_vocab);
-        int32_t tok = 0;
-        CHECK(c && logits && model_eval(m, c, &tok, 1, logits, MODEL_LOGITS_LAST, NULL, &err) == 0,
-              "%s evaluates a token: %s", e->d_name, err.msg);
-        free(logits);
-        model_cache_free(c);
+        CHECK(eval_one_token(m, 0, &err), "%s evaluates a token: %s", e->d_name, err.msg);
         model_free(m);
     }
     closedir(dir);
