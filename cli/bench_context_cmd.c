@@ -79,6 +79,16 @@ static void identifiers(const char *t, size_t n, idset *out)
     }
 }
 
+/* One --verbose line: the position, its recall and the hidden identifiers the prompt missed. */
+static void print_position(const char *file, size_t cursor, bool naive, double r, const idset *want,
+                           const idset *got)
+{
+    printf("%s:%zu %s %.3f", file, cursor, naive ? "naive" : "fimd", r);
+    for (size_t i = 0; i < want->cap; i++)
+        if (want->k[i] && !set_has(got, want->k[i], strlen(want->k[i]))) printf(" -%s", want->k[i]);
+    putchar('\n');
+}
+
 /* ---- positions ---- */
 
 typedef struct position {
@@ -275,9 +285,7 @@ int cmd_bench_context(int argc, char **argv)
                 for (size_t i = 0; i < want.cap; i++)
                     if (want.k[i] && set_has(&got, want.k[i], strlen(want.k[i]))) hit++;
                 double r = (double)hit / (double)want.n;
-                if (verbose)
-                    printf("%s:%zu %s %.3f\n", files[f], pos[p].cursor, naive ? "naive" : "fimd",
-                           r);
+                if (verbose) print_position(files[f], pos[p].cursor, naive, r, &want, &got);
                 recall_sum += r;
                 positions++;
             }

@@ -182,6 +182,7 @@ typedef struct fim_window_memo {
     long line;                          /* the cursor line then */
     int reserve;                        /* and the prefix budget kept for it */
     int slack;                          /* and the tokens the windows' cuts left to related code */
+    long seen_lines;                    /* and the suffix's lines below the cursor line then */
     struct fim_snippet_cache *snippets; /* candidates' tokens and identifiers, kept between
                                            requests (made on first use; the memo's owner frees it
                                            with fim__snippet_cache_free) */

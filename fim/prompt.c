@@ -76,28 +76,28 @@ static long line_step(int budget)
     return budget / 64 > MIN_STEP ? budget / 64 : MIN_STEP;
 }
 
+static int line_count(const model_vocab *v, struct fim_snippet_cache *sc, const char *s, size_t n,
+                      fim_err *err);
+
 /* Where the prefix begins: walking back whole lines from `end` while they fit the budget; when
- * trimmed, a syntax boundary near the next step line. */
+ * trimmed, a syntax boundary near the next step line. `sc`, when given, keeps lines' token counts
+ * between requests. */
 static int prefix_start(const model_vocab *v, const fim_context *c, size_t end, int budget,
-                        bool cut_at_syntax, fim_window_memo *memo, size_t *out, fim_err *err)
+                        bool cut_at_syntax, fim_window_memo *memo, struct fim_snippet_cache *sc,
+                        size_t *out, fim_err *err)
 {
     long line_no = c->cursor_line; /* `end` is the cursor line's start */
-    fim_ids_vec tmp = {0};
     size_t start = end;
     long start_line = line_no, used = 0;
     while (start > 0) {
         size_t s = line_start(c->text, start - 1);
-        tmp.n = 0;
-        if (tok(v, c->text + s, start - s, &tmp, err)) {
-            free(tmp.v);
-            return -1;
-        }
-        if (used + (long)tmp.n > budget) break;
-        used += (long)tmp.n;
+        int k = line_count(v, sc, c->text + s, start - s, err);
+        if (k < 0) return -1;
+        if (used + k > budget) break;
+        used += k;
         start = s;
         start_line--;
     }
-    free(tmp.v);
     *out = start;
     if (start == 0 || !cut_at_syntax) return 0;
     /* the earliest of the shallowest line starts from here to one step past the grid line: it
@@ -261,10 +261,10 @@ static void set_put_range(hash_set *s, const char *t, size_t from, size_t to)
     fim__hashes_free(&h);
 }
 
-/* What related code is judged by: `seen`, the identifiers the prompt shows anyway (near the
- * cursor) and those of the snippets taken so far; `doc`, those the document uses outside the
- * cursor line (what a document uses, its middle is likely to use). Neither depends on the cursor
- * line, so typing in it cannot change the choice. */
+/* What related code is judged by: `seen`, the identifiers the prompt shows in any case (set by
+ * pick_seen) and those of what was taken so far; `doc`, those the document uses outside the cursor
+ * line (what a document uses, its middle is likely to use). Neither depends on the cursor line, so
+ * typing in it cannot change the choice. */
 typedef struct pick_ctx {
     hash_set seen, doc;
 } pick_ctx;
@@ -272,9 +272,20 @@ typedef struct pick_ctx {
 static void pick_init(pick_ctx *p, const fim_context *c, size_t l0)
 {
     memset(p, 0, sizeof *p);
-    for (size_t i = 0; i < c->query.near.n; i++) set_put(&p->seen, c->query.near.v[i]);
     set_put_range(&p->doc, c->text, 0, l0);
     set_put_range(&p->doc, c->text, line_end(c->text, c->len, c->cursor), c->len);
+}
+
+/* `seen` becomes what windows [from, l0) before the cursor line and [after it, to) show. (Judged
+ * by what the windows really show rather than by the 40 lines near the cursor, with the lines
+ * beyond them as candidates too: +0.005 of recall at budget 512.) */
+static void pick_seen(pick_ctx *p, const fim_context *c, size_t from, size_t l0, size_t to)
+{
+    free(p->seen.k);
+    memset(&p->seen, 0, sizeof p->seen);
+    set_put_range(&p->seen, c->text, from, l0);
+    size_t le = line_end(c->text, c->len, c->cursor);
+    if (to > le) set_put_range(&p->seen, c->text, le, to);
 }
 
 /* A snippet's worth per token: its identifiers not seen yet, those the document uses counting
@@ -312,10 +323,15 @@ typedef struct cached_snippet {
     fim_hashes ids;
     unsigned used; /* the request that last used it */
 } cached_snippet;
+enum { LINE_SLOTS = 4096 };
 struct fim_snippet_cache {
     cached_snippet slot[CACHE_SLOTS];
     int n;
     unsigned request;
+    struct {
+        uint64_t h; /* 0: free */
+        int tokens;
+    } line[LINE_SLOTS]; /* lines' token counts, one per slot, the newest kept */
 };
 
 struct fim_snippet_cache *fim__snippet_cache_new(void)
@@ -329,6 +345,23 @@ void fim__snippet_cache_free(struct fim_snippet_cache *sc)
     for (int i = 0; i < CACHE_SLOTS; i++)
         free(sc->slot[i].toks.v), fim__hashes_free(&sc->slot[i].ids);
     free(sc);
+}
+
+/* A line's token count (lines tokenize alike wherever they are: pieces never cross a newline),
+ * from the cache when it has it; -1 on a tokenizer error. */
+static int line_count(const model_vocab *v, struct fim_snippet_cache *sc, const char *s, size_t n,
+                      fim_err *err)
+{
+    uint64_t h = 1469598103934665603ull ^ n;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    h |= 1;
+    if (sc && sc->line[h % LINE_SLOTS].h == h) return sc->line[h % LINE_SLOTS].tokens;
+    fim_ids_vec t = {0};
+    int rc = tok(v, s, n, &t, err);
+    free(t.v);
+    if (rc) return -1;
+    if (sc) sc->line[h % LINE_SLOTS].h = h, sc->line[h % LINE_SLOTS].tokens = (int)t.n;
+    return (int)t.n;
 }
 
 static void snippet_key(const fim_snippet *sn, uint64_t *h1, uint64_t *h2)
@@ -418,22 +451,95 @@ static int snippet_tokens(const model_vocab *v, const fim_snippet *sn, int n, fi
     return 0;
 }
 
+/* The lines just beyond one of the narrowest windows (above the prefix's, nearest first, or
+ * below the suffix's): the window may grow into them instead of the budget going to snippets. */
+typedef struct band {
+    int n, cap;
+    int *tokens;
+    fim_hashes *ids;
+    int taken; /* lines taken, from the nearest */
+    int used;  /* their tokens */
+} band;
+
+static int band_add(band *b, const model_vocab *v, struct fim_snippet_cache *sc, const char *text,
+                    size_t from, size_t to, fim_err *err)
+{
+    int k = line_count(v, sc, text + from, to - from, err);
+    if (k < 0) return -1;
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 32;
+        b->tokens = base_xrealloc(b->tokens, sizeof *b->tokens * (size_t)b->cap);
+        b->ids = base_xrealloc(b->ids, sizeof *b->ids * (size_t)b->cap);
+    }
+    b->tokens[b->n] = k;
+    fim__ident_hashes(text, from, to, &b->ids[b->n++]);
+    return k;
+}
+
+static void band_free(band *b)
+{
+    for (int i = 0; i < b->n; i++) fim__hashes_free(&b->ids[i]);
+    free(b->tokens), free(b->ids);
+    memset(b, 0, sizeof *b);
+}
+
+/* The worth per token of the band's next lines: the best over runs of 1, 2, ... lines that fit
+ * `room` (a run of lines is all or nothing), its length in *len and tokens in *tokens. The lines
+ * are the document's, so their identifiers weigh as the document's do in snippets. */
+static double band_worth(const band *b, int room, const pick_ctx *p, int *len, int *tokens)
+{
+    double best = 0, fresh = 0;
+    int t = 0;
+    hash_set counted = {0};
+    *len = 0;
+    for (int i = b->taken; i < b->n && t + b->tokens[i] <= room; i++) {
+        t += b->tokens[i];
+        for (size_t k = 0; k < b->ids[i].n; k++)
+            if (!set_has(&p->seen, b->ids[i].v[k]) && !set_has(&counted, b->ids[i].v[k]))
+                fresh += DOC_WEIGHT, set_put(&counted, b->ids[i].v[k]);
+        if (t && fresh / t > best) best = fresh / t, *len = i + 1 - b->taken, *tokens = t;
+    }
+    free(counted.k);
+    return best;
+}
+
+/* Takes the run of band lines worth the most per token if it beats `worth`. */
+static bool take_band(band *bands, int n_bands, int room, double worth, pick_ctx *p)
+{
+    int which = -1, len = 0, tokens = 0;
+    for (int j = 0; j < n_bands; j++) {
+        int l, t;
+        double w = band_worth(&bands[j], room, p, &l, &t);
+        if (l > 0 && w > worth) worth = w, which = j, len = l, tokens = t;
+    }
+    if (which < 0) return false;
+    band *b = &bands[which];
+    for (int i = b->taken; i < b->taken + len; i++)
+        for (size_t k = 0; k < b->ids[i].n; k++) set_put(&p->seen, b->ids[i].v[k]);
+    b->taken += len, b->used += tokens;
+    return true;
+}
+
 /* Greedy by worth per token while snippets fit `budget` (a knapsack's usual good-enough answer);
- * each taken snippet's identifiers become seen, so near-duplicates lose their worth. Returns the
- * tokens used. (Measured: 0.0059 better than taking the highest scores first at budget 1024.) */
+ * each taken snippet's identifiers become seen, so near-duplicates lose their worth. Lines of the
+ * bands compete for the same budget. Returns the tokens the snippets use. (Measured: 0.0059 better
+ * than taking the highest scores first at budget 1024.) */
 static int pick_snippets(const fim_snippet *sn, int n, int budget, const fim_ids_vec *toks,
-                         const fim_hashes *ids, pick_ctx *p, bool *take)
+                         const fim_hashes *ids, pick_ctx *p, bool *take, band *bands, int n_bands)
 {
     int used = 0;
     for (;;) {
-        int best = -1;
+        int best = -1, in_bands = 0;
+        for (int j = 0; j < n_bands; j++) in_bands += bands[j].used;
         double best_worth = 0;
         for (int i = 0; i < n; i++) {
-            if (take[i] || used + (int)toks[i].n > budget || overlaps_taken(sn, n, take, i))
+            if (take[i] || used + in_bands + (int)toks[i].n > budget ||
+                overlaps_taken(sn, n, take, i))
                 continue;
             double w = snippet_worth(&sn[i], &ids[i], toks[i].n, p);
             if (w > best_worth) best = i, best_worth = w;
         }
+        if (take_band(bands, n_bands, budget - used - in_bands, best_worth, p)) continue;
         if (best < 0) return used;
         take[best] = true;
         used += (int)toks[best].n;
@@ -496,16 +602,18 @@ static void snippet_set_free(snippet_set *ss)
     free(ss->base.seen.k), free(ss->base.doc.k);
 }
 
-/* The snippets worth the most that fit `budget` together, emitted into *out (emptied first) in
- * their stable order; returns the tokens used, -1 on error. */
-static int pick_related(const model_vocab *v, snippet_set *ss, int budget, fim_ids_vec *out,
-                        fim_err *err)
+/* The snippets worth the most that fit `budget` together (with the bands' lines competing for it,
+ * when given), emitted into *out (emptied first) in their stable order; returns the tokens the
+ * snippets use, -1 on error. */
+static int pick_related(const model_vocab *v, snippet_set *ss, int budget, band *bands, int n_bands,
+                        fim_ids_vec *out, fim_err *err)
 {
     pick_ctx pick = ss->base; /* the picks add to `seen`: a copy of it */
     pick.seen.k = base_xmalloc(sizeof *pick.seen.k * (pick.seen.cap + 1));
     if (pick.seen.cap) memcpy(pick.seen.k, ss->base.seen.k, sizeof *pick.seen.k * pick.seen.cap);
     memset(ss->take, 0, sizeof *ss->take * (size_t)ss->n);
-    int used = pick_snippets(ss->sn, ss->n, budget, ss->toks, ss->ids, &pick, ss->take);
+    int used =
+        pick_snippets(ss->sn, ss->n, budget, ss->toks, ss->ids, &pick, ss->take, bands, n_bands);
     free(pick.seen.k);
     out->n = 0;
     int saved = emit_snippets(v, ss->sn, ss->n, ss->take, ss->toks, out, err);
@@ -553,6 +661,36 @@ static int own_snippets(const fim_context *c, size_t lo, size_t hi, fim_snippet 
     }
     *out = s;
     return k;
+}
+
+/* The narrowest windows (the prefix at `base` tokens, `suffix` tokens below the cursor line) set
+ * what the first pick counts as seen. The lines between them and the widest windows (the prefix
+ * from `widest`) and as many below the suffix as `related` tokens become the bands: the windows
+ * grow into them when they are worth more than snippets. None of it depends on the cursor line. */
+static int window_bands(const model_vocab *v, const fim_context *c, size_t l0, int base, int suffix,
+                        int related, size_t widest, struct fim_snippet_cache *sc, snippet_set *ss,
+                        band bands[2], fim_err *err)
+{
+    size_t p0, s0 = line_end(c->text, c->len, c->cursor);
+    if (prefix_start(v, c, l0, base, false, NULL, sc, &p0, err)) return -1;
+    for (int used = 0; s0 < c->len;) { /* the suffix's share: whole lines below the cursor's */
+        size_t e = line_end(c->text, c->len, s0);
+        int k = line_count(v, sc, c->text + s0, e - s0, err);
+        if (k < 0) return -1;
+        if (used + k > suffix) break;
+        used += k, s0 = e;
+    }
+    pick_seen(&ss->base, c, p0, l0, s0);
+    for (size_t at = p0; at > widest; at = line_start(c->text, at - 1))
+        if (band_add(&bands[0], v, sc, c->text, line_start(c->text, at - 1), at, err) < 0)
+            return -1;
+    for (int tokens = 0; s0 < c->len && tokens < related;) {
+        size_t e = line_end(c->text, c->len, s0);
+        int k = band_add(&bands[1], v, sc, c->text, s0, e, err);
+        if (k < 0) return -1;
+        tokens += k, s0 = e;
+    }
+    return 0;
 }
 
 /* The context's snippets from other documents followed by the document's own outside [lo, hi),
@@ -607,12 +745,29 @@ static int naive_window(const model_vocab *v, const fim_context *c, size_t l0, s
  * prompt, and the cached tokens after it, alone; a new value keeps SLACK_MARGIN in hand for that.
  */
 enum { SLACK_MARGIN = 4 };
-static int related_slack(fim_window_memo *memo, bool same_line, int left)
+static int related_slack(fim_window_memo *memo, bool same_line, int left, bool *kept)
 {
-    if (same_line && memo->slack <= left) return memo->slack;
+    *kept = same_line && memo->slack <= left;
+    if (*kept) return memo->slack;
     int slack = left > SLACK_MARGIN ? left - SLACK_MARGIN : 0;
     if (memo) memo->slack = slack;
     return slack;
+}
+
+/* Where the suffix the second pick sees ends: at `send`, or, while the slack is kept, as many
+ * lines below the cursor line as then (so that a bracket closed after the cursor, which can move
+ * the suffix's cut, cannot change the related code either). */
+static size_t seen_end(const fim_context *c, fim_window_memo *memo, bool kept, size_t send)
+{
+    size_t at = line_end(c->text, c->len, c->cursor);
+    if (!memo) return send;
+    if (!kept) {
+        memo->seen_lines = 0;
+        for (size_t p = at; p < send; p = line_end(c->text, c->len, p)) memo->seen_lines++;
+        return send;
+    }
+    for (long k = 0; k < memo->seen_lines && at < c->len; k++) at = line_end(c->text, c->len, at);
+    return at;
 }
 
 int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_config *cfg,
@@ -662,31 +817,42 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
     if (memo) memo->line = cursor_line, memo->reserve = reserve;
     int base = cfg->prefix_tokens - reserve;
     size_t pstart, send;
-    if (prefix_start(v, c, l0, base + related, false, NULL, &pstart, err)) goto done;
+    if (memo && !memo->snippets) memo->snippets = fim__snippet_cache_new();
+    struct fim_snippet_cache *sc = memo ? memo->snippets : NULL;
+    if (prefix_start(v, c, l0, base + related, false, NULL, sc, &pstart, err)) goto done;
     /* (the suffix may get what the prefix leaves: exclude what the widest suffix would show) */
     if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + base + related, false, NULL, &suf, &send,
                       err))
         goto done;
     suf.n = 0;
     n_own = with_own_snippets(c, pstart, send, &own);
-    if (memo && !memo->snippets) memo->snippets = fim__snippet_cache_new();
-    if (snippet_set_init(&snips, v, c, l0, own, n_own, memo ? memo->snippets : NULL, err))
-        goto done;
-    int used = pick_related(v, &snips, related, &rel, err);
+    if (snippet_set_init(&snips, v, c, l0, own, n_own, sc, err)) goto done;
+    band bands[2] = {{0}};
+    int used =
+        window_bands(v, c, l0, base, cfg->suffix_tokens, related, pstart, sc, &snips, bands, err)
+            ? -1
+            : pick_related(v, &snips, related, bands, 2, &rel, err);
+    int grown = bands[1].used; /* the suffix's band lines taken */
+    band_free(&bands[0]), band_free(&bands[1]);
     if (used < 0) goto done;
-    int budget = base + related - used; /* what the related code left */
+    int budget = base + related - used - grown; /* what the related code left the prefix */
     if (budget < 0) budget = 0;
-    if (prefix_start(v, c, l0, budget, true, memo, &pstart, err)) goto done;
+    if (prefix_start(v, c, l0, budget, true, memo, sc, &pstart, err)) goto done;
     if (prefix_tokens(v, c, pstart, l0, budget, &pre, err)) goto done;
     /* what the prefix leaves (at its boundary, or at the top of the file) goes to the suffix */
-    if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + budget - (int)pre.n, true, memo, &suf,
-                      &send, err))
+    if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + grown + budget - (int)pre.n, true, memo,
+                      &suf, &send, err))
         goto done;
     /* what the suffix's cut leaves goes to related code, picked again with it (+0.004 of recall at
      * budget 512) */
-    int slack =
-        related_slack(memo, same_line, cfg->suffix_tokens + budget - (int)pre.n - (int)suf.n);
-    if (slack > 0 && (used = pick_related(v, &snips, used + slack, &rel, err)) < 0) goto done;
+    bool kept;
+    int slack = related_slack(memo, same_line,
+                              cfg->suffix_tokens + grown + budget - (int)pre.n - (int)suf.n, &kept);
+    size_t seen_to = seen_end(c, memo, kept, send);
+    if (slack > 0) { /* judged by what the windows now show (+0.0015 of recall at budget 512) */
+        pick_seen(&snips.base, c, pstart, l0, seen_to);
+        if ((used = pick_related(v, &snips, used + slack, NULL, 0, &rel, err)) < 0) goto done;
+    }
     if (memo) memo->valid = true;
 assemble:
     fim__ids_push(out, rel.v, rel.n);

@@ -9,7 +9,7 @@
 #include <string.h>
 
 enum {
-    SNIPPET_LINES = 16,
+    SNIPPET_LINES = 20,
     NEAR_LINES_BEFORE = 40, /* identifiers this close to the cursor select definitions */
     NEAR_LINES_AFTER = 10,
     MAX_DEF_DEPTH = 3,  /* definitions nested at most this deep (class members) */

@@ -598,6 +598,43 @@ static void related(void)
             "int main(void)\n{\n    int x = 1;\n    ", false);
 }
 
+/* The windows grow into the related budget when the lines beyond them are worth more than a
+ * snippet: the locals declared at the top of a long function, just above what the prefix's own
+ * share reaches, win over the body of a called function that brings no name the prompt lacks. */
+static void window_growth(void)
+{
+    char text[16384], helper[4096];
+    size_t k = (size_t)snprintf(text, sizeof text,
+                                "int long_function(int n)\n{\n"
+                                "    int alpha_count = 0, beta_total = 0, gamma_index = 0;\n"
+                                "    double delta_ratio = 0.5, epsilon_scale = 2.0;\n");
+    for (int i = 0; i < 48; i++) k += (size_t)snprintf(text + k, sizeof text - k, "    n++;\n");
+    k += (size_t)snprintf(text + k, sizeof text - k, "    n = apply_step(n);\n    ");
+    size_t cursor = k;
+    k += (size_t)snprintf(text + k, sizeof text - k, "\n    return n;\n}\n");
+    size_t h = (size_t)snprintf(helper, sizeof helper, "int apply_step(int n)\n{\n");
+    for (int i = 0; i < 12; i++)
+        h += (size_t)snprintf(helper + h, sizeof helper - h, "    n = n + 1;\n");
+    h += (size_t)snprintf(helper + h, sizeof helper - h, "    return n;\n}\n");
+    fim_doc *d = fim_doc_new("/src/long.c", "c", text, k);
+    fim_doc *o = fim_doc_new("/src/step.c", "c", helper, h);
+    fim_doc *open[] = {o};
+    fim_context *c = fim_context_new(d, cursor, open, 1);
+    fim_config cfg;
+    fim_config_default(&cfg);
+    fim_config_budget(&cfg, 512);
+    char *s = full_prompt(c, &cfg);
+    CHECK(strstr(s, "int alpha_count = 0, beta_total") != NULL,
+          "the locals above the prefix's share are in the prompt: [%.60s]", s);
+    int32_t *ids;
+    size_t n;
+    fim_err err = {{0}};
+    CHECK(!fim_prompt_ids(v, c, &cfg, &ids, &n, &err) && n <= 512, "within the budget: %zu", n);
+    free(ids), free(s);
+    fim_context_free(c);
+    fim_doc_free(d), fim_doc_free(o);
+}
+
 /* A document whose imports lie far above the cursor: the prompt shows them (Python, Go), but not
  * C's includes, which name files rather than what the code uses. */
 static void imports(const char *path, const char *lang, const char *head, const char *filler,
@@ -943,9 +980,9 @@ static void budgets(void)
 
 int main(int argc, char **argv)
 {
-    static const char *const cases[] = {"languages",    "detection",       "incremental",
-                                        "related",      "post_processing", "indentation",
-                                        "continuation", "budgets",         "typing"};
+    static const char *const cases[] = {
+        "languages",   "detection",    "incremental", "related", "post_processing",
+        "indentation", "continuation", "budgets",     "typing",  "window_growth"};
     if (!check_args(argc, argv, cases, CHECK_CASES(cases))) return 2;
     m = check_tiny_model("syntax-model.gguf", "tests/data/ds2.c", "tests/data/syntax.c");
     if (!m) return check_done();
@@ -956,6 +993,7 @@ int main(int argc, char **argv)
     if (check_want("detection")) detection();
     if (check_want("incremental")) incremental();
     if (check_want("related")) related();
+    if (check_want("window_growth")) window_growth();
     if (check_want("post_processing")) post_processing();
     if (check_want("indentation")) indentation();
     if (check_want("continuation")) continuation();
