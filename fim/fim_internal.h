@@ -181,6 +181,7 @@ typedef struct fim_window_memo {
     long suffix_lines;                  /* the suffix's last line, counted from the cursor line */
     long line;                          /* the cursor line then */
     int reserve;                        /* and the prefix budget kept for it */
+    int entry_reserve;                  /* which was this when the cursor came to the line */
     int slack;                          /* and the tokens the windows' cuts left to related code */
     long seen_lines;                    /* and the suffix's lines below the cursor line then */
     struct fim_snippet_cache *snippets; /* candidates' tokens and identifiers, kept between

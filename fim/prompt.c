@@ -814,14 +814,19 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
     bool same_line = memo && memo->valid && memo->line == cursor_line;
     if (same_line && memo->reserve >= line_tokens) reserve = memo->reserve;
     if (reserve > cfg->prefix_tokens) reserve = line_tokens;
+    if (memo && !same_line) memo->entry_reserve = reserve;
     if (memo) memo->line = cursor_line, memo->reserve = reserve;
     int base = cfg->prefix_tokens - reserve;
+    /* what related code is chosen from and judged by: the windows as the share was when the cursor
+     * came to the line, so that the share's steps as the line grows cannot move the related code */
+    int fixed = cfg->prefix_tokens - (memo ? memo->entry_reserve : reserve);
+    if (fixed < 0) fixed = 0;
     size_t pstart, send;
     if (memo && !memo->snippets) memo->snippets = fim__snippet_cache_new();
     struct fim_snippet_cache *sc = memo ? memo->snippets : NULL;
-    if (prefix_start(v, c, l0, base + related, false, NULL, sc, &pstart, err)) goto done;
+    if (prefix_start(v, c, l0, fixed + related, false, NULL, sc, &pstart, err)) goto done;
     /* (the suffix may get what the prefix leaves: exclude what the widest suffix would show) */
-    if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + base + related, false, NULL, &suf, &send,
+    if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + fixed + related, false, NULL, &suf, &send,
                       err))
         goto done;
     suf.n = 0;
@@ -829,7 +834,7 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
     if (snippet_set_init(&snips, v, c, l0, own, n_own, sc, err)) goto done;
     band bands[2] = {{0}};
     int used =
-        window_bands(v, c, l0, base, cfg->suffix_tokens, related, pstart, sc, &snips, bands, err)
+        window_bands(v, c, l0, fixed, cfg->suffix_tokens, related, pstart, sc, &snips, bands, err)
             ? -1
             : pick_related(v, &snips, related, bands, 2, &rel, err);
     int grown = bands[1].used; /* the suffix's band lines taken */
