@@ -347,14 +347,19 @@ void fim__snippet_cache_free(struct fim_snippet_cache *sc)
     free(sc);
 }
 
+/* FNV-1a over n bytes, continuing from h. */
+static uint64_t fnv1a(uint64_t h, const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
 /* A line's token count (lines tokenize alike wherever they are: pieces never cross a newline),
  * from the cache when it has it; -1 on a tokenizer error. */
 static int line_count(const model_vocab *v, struct fim_snippet_cache *sc, const char *s, size_t n,
                       fim_err *err)
 {
-    uint64_t h = 1469598103934665603ull ^ n;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    h |= 1;
+    uint64_t h = fnv1a(1469598103934665603ull ^ n, (const unsigned char *)s, n) | 1;
     if (sc && sc->line[h % LINE_SLOTS].h == h) return sc->line[h % LINE_SLOTS].tokens;
     fim_ids_vec t = {0};
     int rc = tok(v, s, n, &t, err);
@@ -368,11 +373,10 @@ static void snippet_key(const fim_snippet *sn, uint64_t *h1, uint64_t *h2)
 {
     uint64_t a = 1469598103934665603ull, b = 0x9e3779b97f4a7c15ull;
     for (int part = 0; part < 2; part++) {
-        for (const unsigned char *p = (const unsigned char *)(part ? sn->text : sn->path); *p;
-             p++) {
-            a = (a ^ *p) * 1099511628211ull;
-            b = (b ^ *p) * 0xff51afd7ed558ccdull, b ^= b >> 29;
-        }
+        const unsigned char *p = (const unsigned char *)(part ? sn->text : sn->path);
+        size_t n = strlen((const char *)p);
+        a = fnv1a(a, p, n);
+        for (size_t i = 0; i < n; i++) b = (b ^ p[i]) * 0xff51afd7ed558ccdull, b ^= b >> 29;
         a = (a ^ 0xff) * 1099511628211ull; /* between path and text */
         b = (b ^ 0xff) * 0xff51afd7ed558ccdull;
     }
@@ -663,6 +667,22 @@ static int own_snippets(const fim_context *c, size_t lo, size_t hi, fim_snippet 
     return k;
 }
 
+/* Where whole lines from `from` stop fitting `budget` tokens, by their kept token counts: the end
+ * of a suffix without a syntax cut (a first line that does not fit ends it at `from`). */
+static int lines_fitting(const model_vocab *v, const fim_context *c, size_t from, int budget,
+                         struct fim_snippet_cache *sc, size_t *end, fim_err *err)
+{
+    int used = 0;
+    for (*end = from; *end < c->len;) {
+        size_t e = line_end(c->text, c->len, *end);
+        int k = line_count(v, sc, c->text + *end, e - *end, err);
+        if (k < 0) return -1;
+        if (used + k > budget) break;
+        used += k, *end = e;
+    }
+    return 0;
+}
+
 /* The narrowest windows (the prefix at `base` tokens, `suffix` tokens below the cursor line) set
  * what the first pick counts as seen. The lines between them and the widest windows (the prefix
  * from `widest`) and as many below the suffix as `related` tokens become the bands: the windows
@@ -671,15 +691,10 @@ static int window_bands(const model_vocab *v, const fim_context *c, size_t l0, i
                         int related, size_t widest, struct fim_snippet_cache *sc, snippet_set *ss,
                         band bands[2], fim_err *err)
 {
-    size_t p0, s0 = line_end(c->text, c->len, c->cursor);
-    if (prefix_start(v, c, l0, base, false, NULL, sc, &p0, err)) return -1;
-    for (int used = 0; s0 < c->len;) { /* the suffix's share: whole lines below the cursor's */
-        size_t e = line_end(c->text, c->len, s0);
-        int k = line_count(v, sc, c->text + s0, e - s0, err);
-        if (k < 0) return -1;
-        if (used + k > suffix) break;
-        used += k, s0 = e;
-    }
+    size_t p0, s0;
+    if (prefix_start(v, c, l0, base, false, NULL, sc, &p0, err) ||
+        lines_fitting(v, c, line_end(c->text, c->len, c->cursor), suffix, sc, &s0, err))
+        return -1;
     pick_seen(&ss->base, c, p0, l0, s0);
     for (size_t at = p0; at > widest; at = line_start(c->text, at - 1))
         if (band_add(&bands[0], v, sc, c->text, line_start(c->text, at - 1), at, err) < 0)
@@ -826,10 +841,8 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
     struct fim_snippet_cache *sc = memo ? memo->snippets : NULL;
     if (prefix_start(v, c, l0, fixed + related, false, NULL, sc, &pstart, err)) goto done;
     /* (the suffix may get what the prefix leaves: exclude what the widest suffix would show) */
-    if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + fixed + related, false, NULL, &suf, &send,
-                      err))
+    if (lines_fitting(v, c, cursor, cfg->suffix_tokens + fixed + related, sc, &send, err))
         goto done;
-    suf.n = 0;
     n_own = with_own_snippets(c, pstart, send, &own);
     if (snippet_set_init(&snips, v, c, l0, own, n_own, sc, err)) goto done;
     band bands[2] = {{0}};
