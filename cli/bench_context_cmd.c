@@ -4,7 +4,8 @@
  * identifier recall: the fraction of the hidden middle's identifiers that occur in the prompt.
  * fimd's context (syntax-cut windows, definitions from the other files of the same folder as open
  * documents) or, with --naive, the last 3/4 of the budget from the prefix and the first 1/4 from
- * the suffix. Only a vocabulary is needed (-m: any GGUF with one, or FIMD_MODEL). */
+ * the suffix. Only a vocabulary is needed (-m: any GGUF with one, or FIMD_MODEL). --verbose prints
+ * each position's recall and missed identifiers, --prompts each prompt's text as well. */
 #define _GNU_SOURCE
 #include "cli/cli.h"
 #include "base/base.h"
@@ -197,7 +198,7 @@ int cmd_bench_context(int argc, char **argv)
 {
     const char *model_path = NULL, *files[MAX_FILES];
     int n_files = 0, budget = 0;
-    bool naive = false, verbose = false;
+    bool naive = false, verbose = false, prompts = false;
     long v;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -205,6 +206,8 @@ int cmd_bench_context(int argc, char **argv)
             naive = true;
         else if (!strcmp(a, "--verbose"))
             verbose = true;
+        else if (!strcmp(a, "--prompts"))
+            verbose = prompts = true;
         else if ((!strcmp(a, "--budget") || !strcmp(a, "-m")) && i + 1 < argc) {
             if (a[1] == 'm')
                 model_path = argv[++i];
@@ -222,7 +225,8 @@ int cmd_bench_context(int argc, char **argv)
     model_path = cli_model_or_bundled(model_path, NULL);
     if (!budget || !n_files || !model_path)
         return cli_fail(
-            "bench-context: usage: fimd bench-context -m MODEL --budget B [--naive] FILE...");
+            "bench-context: usage: fimd bench-context -m MODEL --budget B [--naive] [--verbose] "
+            "[--prompts] FILE...");
     model_err me = {{0}};
     model_gguf *g = model_gguf_open(model_path, &me);
     model_vocab *voc = g ? model_vocab_load(g, &me) : NULL;
@@ -286,6 +290,7 @@ int cmd_bench_context(int argc, char **argv)
                     if (want.k[i] && set_has(&got, want.k[i], strlen(want.k[i]))) hit++;
                 double r = (double)hit / (double)want.n;
                 if (verbose) print_position(files[f], pos[p].cursor, naive, r, &want, &got);
+                if (prompts) printf("%.*s\n---- end of prompt\n", (int)pl, prompt);
                 recall_sum += r;
                 positions++;
             }

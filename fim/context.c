@@ -60,6 +60,42 @@ static void add_related(fim_context *c, const fim_query *q, fim_doc *other, size
     }
 }
 
+/* Where `o` sorts among the open documents other than `d` (by path), so that snippets keep their
+ * places from one request to the next. */
+static size_t path_rank(const fim_doc *o, const fim_doc *d, fim_doc *const *open, int n_open)
+{
+    size_t rank = 0;
+    for (int j = 0; j < n_open; j++)
+        if (open[j] && open[j] != d && strcmp(open[j]->path, o->path) < 0) rank++;
+    return rank;
+}
+
+/* For each other document, what followed the lines above the cursor where it has them too
+ * (fim__follow). */
+static void add_follows(fim_context *c, const fim_doc *d, fim_doc *const *open, int n_open)
+{
+    size_t l0 = c->cursor;
+    while (l0 > 0 && c->text[l0 - 1] != '\n') l0--;
+    fim_anchor a;
+    fim__anchor_init(&a, c->text, l0);
+    for (int i = 0; a.n && i < n_open; i++) {
+        fim_doc *o = open[i];
+        fim_def f;
+        int agree = o && o != d ? fim__doc_follow(o, &a, &f) : 0;
+        if (!agree) continue;
+        size_t rank = path_rank(o, d, open, n_open);
+        c->snips = base_xrealloc(c->snips, sizeof *c->snips * (size_t)(c->n_snips + 2));
+        c->snips[c->n_snips++] = (fim_snippet){.path = strdup(o->path),
+                                               .name = xstrndup("", 0),
+                                               .text = fim__def_snippet(o->text, &f, o->lang),
+                                               .lang = o->lang,
+                                               .order = (rank << 32) | (f.start & 0xffffffffu),
+                                               .order_end = (rank << 32) | (f.end & 0xffffffffu),
+                                               .score = 1.0,
+                                               .follows = agree};
+    }
+}
+
 fim_context *fim_context_new(fim_doc *d, size_t cursor, fim_doc *const *open, int n_open)
 {
     fim_context *c = calloc(1, sizeof *c);
@@ -81,11 +117,8 @@ fim_context *fim_context_new(fim_doc *d, size_t cursor, fim_doc *const *open, in
     int n = 0, cap = 0;
     /* documents in path order, so the snippets keep their places from one request to the next */
     for (int i = 0; i < n_open; i++) {
-        if (!open[i] || open[i] == d) continue;
-        size_t rank = 0;
-        for (int j = 0; j < n_open; j++)
-            if (open[j] && open[j] != d && strcmp(open[j]->path, open[i]->path) < 0) rank++;
-        add_related(c, q, open[i], rank, &cand, &n, &cap);
+        if (open[i] && open[i] != d)
+            add_related(c, q, open[i], path_rank(open[i], d, open, n_open), &cand, &n, &cap);
     }
     /* the most relevant, materialized */
     if (n) qsort(cand, (size_t)n, sizeof *cand, by_score);
@@ -102,6 +135,7 @@ fim_context *fim_context_new(fim_doc *d, size_t cursor, fim_doc *const *open, in
         sn->lang = o->lang;
     }
     free(cand);
+    add_follows(c, d, open, n_open);
     qsort(c->snips, (size_t)c->n_snips, sizeof *c->snips, snippet_order);
     return c;
 }

@@ -61,6 +61,7 @@ typedef struct fim_snippet {
     size_t order;     /* stable position: document index << 32 | start byte */
     size_t order_end; /* ... and end byte */
     double score;     /* relevance: which snippets get the budget */
+    int follows;      /* > 0: what followed a match of the anchor, agreeing over this many lines */
 } fim_snippet;
 
 typedef struct fim_hashes {
@@ -146,10 +147,31 @@ double fim__def_score(const fim_query *q, const char *text, const fim_def *d,
                       const fim_hashes *ids);
 /* The identifiers of a definition's snippet lines. */
 void fim__def_hashes(const char *text, const fim_def *d, fim_hashes *out);
+/* What followed the same lines elsewhere. The anchor is the last FIM_ANCHOR_LINES non-blank lines
+ * above the cursor line (compared without leading and trailing blanks; never the cursor line, so
+ * typing there changes nothing). Where another text has the anchor's last line, the lines after it
+ * are likely what comes next here, the more so the more lines above agree too: files that share
+ * code (commands, handlers, examples, tests) go on alike. */
+enum { FIM_ANCHOR_LINES = 8, FIM_FOLLOW_LINES = 3 };
+typedef struct fim_anchor {
+    uint32_t h[FIM_ANCHOR_LINES]; /* line hashes, the nearest last */
+    int n;
+} fim_anchor;
+void fim__anchor_init(fim_anchor *a, const char *text, size_t cursor_line_start);
+/* The match in text that agrees with the anchor over the most lines (the first of equals), as the
+ * matched line and the FIM_FOLLOW_LINES non-blank lines after it, skipping those that overlap
+ * [lo, hi); the line that starts at `skip` (the cursor line, in the cursor's own document; SIZE_MAX
+ * elsewhere) counts as blank. Returns how many lines agree, 0 when none matched. */
+int fim__follow(const fim_anchor *a, const char *text, size_t len, size_t skip, size_t lo,
+                size_t hi, fim_def *out);
+
 /* A document's definitions and windows with their identifiers (synced first), from the cache
  * related.c keeps in d->related, remade after an edit. Owned by the cache: valid until the next
  * call for d or fim_doc_free(d), which frees the cache through d->related_free. */
 const fim_def *fim__related_defs(fim_doc *d, int *n, const fim_hashes **ids);
+/* fim__follow over another document (none over 1 MB), kept in its cache while the anchor and the
+ * document stay the same: typing within a line scans no other document again. */
+int fim__doc_follow(fim_doc *d, const fim_anchor *a, fim_def *out);
 
 /* A bracket scanner that skips strings and comments (the registry's comment tokens). */
 typedef struct fim_brackets {

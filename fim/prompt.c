@@ -290,10 +290,12 @@ static void pick_seen(pick_ctx *p, const fim_context *c, size_t from, size_t l0,
 
 /* A snippet's worth per token: its identifiers not seen yet, those the document uses counting
  * DOC_WEIGHT times (measured at budget 512: 5 against 1 and 2, +0.002 and +0.0004; 10 no better),
- * times how relevant it is (named near the cursor: fully; similar code: by its similarity). A
+ * times how relevant it is (named near the cursor: fully; similar code: by its similarity; what
+ * followed the lines above the cursor elsewhere: FOLLOW_WEIGHT times per line that agrees, which
+ * puts it before the rest: 30 against 10, 100 and taking it first, measured at budget 512). A
  * definition named near the cursor is worth one more: its shape (a struct's field types, a
  * signature) helps a model even when all its names are already in sight. */
-enum { DOC_WEIGHT = 5 };
+enum { DOC_WEIGHT = 5, FOLLOW_WEIGHT = 30 };
 static double snippet_worth(const fim_snippet *s, const fim_hashes *ids, size_t tokens,
                             const pick_ctx *p)
 {
@@ -301,6 +303,7 @@ static double snippet_worth(const fim_snippet *s, const fim_hashes *ids, size_t 
     for (size_t k = 0; k < ids->n; k++)
         if (!set_has(&p->seen, ids->v[k])) fresh += set_has(&p->doc, ids->v[k]) ? DOC_WEIGHT : 1;
     double relevance = s->score >= 2 ? 1.0 : s->score * 2 < 1 ? s->score * 2 : 1.0;
+    if (s->follows) relevance *= FOLLOW_WEIGHT * s->follows;
     return relevance * (double)fresh / (double)(tokens ? tokens : 1);
 }
 
@@ -624,11 +627,33 @@ static int pick_related(const model_vocab *v, snippet_set *ss, int budget, band 
     return saved < 0 ? -1 : used - saved;
 }
 
-/* Definitions of the document itself that lie outside [lo, hi) and are relevant to the cursor. */
+/* What followed the lines above the cursor where the document has them too, outside [lo, hi), as
+ * the k-th of the document's own snippets in s (grown by one); returns the new count. */
+static int own_follow(const fim_context *c, size_t lo, size_t hi, fim_snippet **s, int k)
+{
+    fim_anchor a;
+    fim_def f;
+    size_t l0 = line_start(c->text, c->cursor);
+    fim__anchor_init(&a, c->text, l0);
+    int agree = fim__follow(&a, c->text, c->len, l0, lo, hi, &f);
+    if (!agree) return k;
+    *s = base_xrealloc(*s, sizeof **s * (size_t)(k + 1));
+    (*s)[k] = (fim_snippet){.path = c->path,
+                            .text = fim__def_snippet(c->text, &f, c->lang),
+                            .lang = c->lang,
+                            .score = 1.0,
+                            .follows = agree,
+                            .order = OWN_ORDER | f.start,
+                            .order_end = OWN_ORDER | f.end};
+    return k + 1;
+}
+
+/* Definitions of the document itself that lie outside [lo, hi) and are relevant to the cursor, and
+ * what followed the lines above the cursor elsewhere in it. */
 static int own_snippets(const fim_context *c, size_t lo, size_t hi, fim_snippet **out)
 {
     *out = NULL;
-    if (!c->tree) return 0;
+    if (!c->tree) return own_follow(c, lo, hi, out, 0);
     fim_def *defs;
     int n = fim__defs(c->text, c->len, c->defs_tree ? c->defs_tree : c->tree, &defs), k = 0;
     fim_snippet *s = base_xcalloc((size_t)n + 1, sizeof *s);
@@ -664,7 +689,7 @@ static int own_snippets(const fim_context *c, size_t lo, size_t hi, fim_snippet 
         k++;
     }
     *out = s;
-    return k;
+    return own_follow(c, lo, hi, out, k);
 }
 
 /* Where whole lines from `from` stop fitting `budget` tokens, by their kept token counts: the end

@@ -327,6 +327,74 @@ void fim__def_hashes(const char *text, const fim_def *d, fim_hashes *out)
     fim__ident_hashes(text, d->start, e, out);
 }
 
+/* ---- what followed the same lines elsewhere ---- */
+
+/* A line's text without its leading and trailing blanks, hashed; 0 for a blank line. */
+static uint32_t line_hash(const char *t, size_t from, size_t to)
+{
+    while (from < to && base_is_blank_byte(t[from])) from++;
+    while (to > from && base_is_blank_byte(t[to - 1])) to--;
+    if (from == to) return 0;
+    uint32_t h = 2166136261u;
+    for (size_t i = from; i < to; i++) h = (h ^ (unsigned char)t[i]) * 16777619u;
+    return h ? h : 1;
+}
+
+void fim__anchor_init(fim_anchor *a, const char *text, size_t l0)
+{
+    memset(a, 0, sizeof *a);
+    for (size_t end = l0; end > 0 && a->n < FIM_ANCHOR_LINES;) {
+        size_t start = end - 1;
+        while (start > 0 && text[start - 1] != '\n') start--;
+        uint32_t h = line_hash(text, start, end);
+        if (h) {
+            memmove(a->h + 1, a->h, sizeof *a->h * (size_t)a->n);
+            a->h[0] = h, a->n++;
+        }
+        end = start;
+    }
+}
+
+/* How many non-blank lines agree with the anchor's, going back from the ring's last of `k`. */
+static int agreement(const fim_anchor *a, const uint32_t *ring, int k)
+{
+    int m = 0;
+    while (m < a->n && m < k && ring[(k - 1 - m) % FIM_ANCHOR_LINES] == a->h[a->n - 1 - m]) m++;
+    return m;
+}
+
+/* The end of the `lines` non-blank lines from `at` (blank lines between them included). */
+static size_t after_lines(const char *text, size_t len, size_t at, int lines)
+{
+    while (at < len && lines > 0) {
+        const char *nl = memchr(text + at, '\n', len - at);
+        size_t e = nl ? (size_t)(nl - text) + 1 : len;
+        lines -= line_hash(text, at, e) != 0;
+        at = e;
+    }
+    return at;
+}
+
+int fim__follow(const fim_anchor *a, const char *text, size_t len, size_t skip, size_t lo,
+                size_t hi, fim_def *out)
+{
+    uint32_t ring[FIM_ANCHOR_LINES];
+    int k = 0, best = 0;
+    for (size_t at = 0; a->n && at < len;) {
+        const char *nl = memchr(text + at, '\n', len - at);
+        size_t e = nl ? (size_t)(nl - text) + 1 : len;
+        uint32_t h = at == skip ? 0 : line_hash(text, at, e);
+        if (h) ring[k % FIM_ANCHOR_LINES] = h, k++;
+        int m = h == a->h[a->n - 1] ? agreement(a, ring, k) : 0;
+        if (m > best && e < len) {
+            size_t end = after_lines(text, len, e, FIM_FOLLOW_LINES);
+            if (!(end > lo && at < hi)) best = m, *out = (fim_def){at, end, at, at};
+        }
+        at = e;
+    }
+    return best;
+}
+
 /* ---- the per-document cache ---- */
 
 struct fim_related_cache {
@@ -334,6 +402,10 @@ struct fim_related_cache {
     fim_def *defs;       /* cached definitions (and windows) */
     fim_hashes *def_ids; /* and their identifiers */
     int n_defs;
+    /* the last fim__doc_follow answer, for the anchor with this key (0: none), at `edits` */
+    uint64_t follow_key;
+    fim_def follow;
+    int follow_agree;
 };
 
 static void related_cache_free(fim_related_cache *rc)
@@ -367,8 +439,27 @@ const fim_def *fim__related_defs(fim_doc *d, int *n, const fim_hashes **ids)
         for (int i = 0; i < rc->n_defs; i++)
             fim__def_hashes(d->text, &rc->defs[i], &rc->def_ids[i]);
         rc->edits = d->edits;
+        rc->follow_key = 0;
     }
     *n = rc->n_defs;
     *ids = rc->def_ids;
     return rc->defs;
+}
+
+int fim__doc_follow(fim_doc *d, const fim_anchor *a, fim_def *out)
+{
+    if (!a->n || d->len > WINDOWS_MAX_BYTES) return 0;
+    int n;
+    const fim_hashes *ids;
+    fim__related_defs(d, &n, &ids); /* the cache, current */
+    fim_related_cache *rc = d->related;
+    uint64_t key = 1469598103934665603ull ^ (uint64_t)a->n;
+    for (int i = 0; i < a->n; i++) key = (key ^ a->h[i]) * 1099511628211ull;
+    key |= 1;
+    if (rc->follow_key != key) {
+        rc->follow_agree = fim__follow(a, d->text, d->len, SIZE_MAX, 0, 0, &rc->follow);
+        rc->follow_key = key;
+    }
+    *out = rc->follow;
+    return rc->follow_agree;
 }

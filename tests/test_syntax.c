@@ -635,6 +635,73 @@ static void window_growth(void)
     fim_doc_free(d), fim_doc_free(o);
 }
 
+/* The lines that followed the lines above the cursor elsewhere: in another open document that
+ * shares code, and far above in the document itself, they are in the prompt (once, not from
+ * within the windows), and the cursor line's own text plays no part. */
+static size_t filler(char *t, size_t cap, size_t k, int lines, const char *prefix)
+{
+    for (int i = 0; i < lines; i++)
+        k += (size_t)snprintf(t + k, cap - k, "    %s_%d = compute_%d(%s_%d, %d);\n", prefix, i, i,
+                              prefix, i + 1, i * 7);
+    return k;
+}
+
+static int occurrences(const char *s, const char *w)
+{
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, w)); p += strlen(w)) n++;
+    return n;
+}
+
+static void follows(void)
+{
+    static char other[32768], text[32768];
+    size_t o = (size_t)snprintf(other, sizeof other, "int run_one(void)\n{\n");
+    o = filler(other, sizeof other, o, 40, "left");
+    o += (size_t)snprintf(other + o, sizeof other - o,
+                          "    if (enc_ctx != NULL) {\n"
+                          "        destroy_encryption_context(enc_ctx);\n"
+                          "        release_key_manager(mngr);\n    }\n    return 0;\n}\n");
+    size_t k = (size_t)snprintf(text, sizeof text,
+                                "int run_two(void)\n{\n"
+                                "    if (session != NULL) {\n"
+                                "        close_session_handle(session);\n"
+                                "    }\n");
+    k = filler(text, sizeof text, k, 200, "right");
+    k += (size_t)snprintf(text + k, sizeof text - k, "    if (session != NULL) {\n        ");
+    size_t cursor = k;
+    k += (size_t)snprintf(text + k, sizeof text - k, "\n    if (enc_ctx != NULL) {\n");
+    size_t cursor2 = k;
+    k += (size_t)snprintf(text + k, sizeof text - k, "\n    }\n    return 1;\n}\n");
+    fim_doc *d = fim_doc_new("/src/two.c", "c", text, k);
+    fim_doc *od = fim_doc_new("/src/one.c", "c", other, o);
+    fim_doc *open[] = {od};
+    fim_config cfg;
+    fim_config_default(&cfg);
+    fim_config_budget(&cfg, 512);
+    fim_context *c = fim_context_new(d, cursor, open, 1);
+    char *s = full_prompt(c, &cfg);
+    CHECK(occurrences(s, "close_session_handle(session);") == 1,
+          "what followed the same line far above is in the prompt once: [%.300s]", s);
+    free(s);
+    fim_context_free(c);
+    c = fim_context_new(d, cursor2, open, 1);
+    s = full_prompt(c, &cfg);
+    CHECK(strstr(s, "destroy_encryption_context(enc_ctx);") != NULL,
+          "what followed the same line in another document is in the prompt: [%.300s]", s);
+    free(s);
+    fim_context_free(c);
+    /* typed text on the cursor line that matches a line elsewhere changes nothing before it */
+    fim_doc_replace(d, cursor2, cursor2, "if (session != NULL) {", 22);
+    c = fim_context_new(d, cursor2 + 22, open, 1);
+    s = full_prompt(c, &cfg);
+    CHECK(strstr(s, "destroy_encryption_context(enc_ctx);") != NULL,
+          "the cursor line's text does not change what follows: [%.300s]", s);
+    free(s);
+    fim_context_free(c);
+    fim_doc_free(d), fim_doc_free(od);
+}
+
 /* A document whose imports lie far above the cursor: the prompt shows them (Python, Go), but not
  * C's includes, which name files rather than what the code uses. */
 static void imports(const char *path, const char *lang, const char *head, const char *filler,
@@ -993,9 +1060,10 @@ static void budgets(void)
 
 int main(int argc, char **argv)
 {
-    static const char *const cases[] = {
-        "languages",   "detection",    "incremental", "related", "post_processing",
-        "indentation", "continuation", "budgets",     "typing",  "window_growth"};
+    static const char *const cases[] = {"languages",     "detection",       "incremental",
+                                        "related",       "post_processing", "indentation",
+                                        "continuation",  "budgets",         "typing",
+                                        "window_growth", "follows"};
     if (!check_args(argc, argv, cases, CHECK_CASES(cases))) return 2;
     m = check_tiny_model("syntax-model.gguf", "tests/data/ds2.c", "tests/data/syntax.c");
     if (!m) return check_done();
@@ -1007,6 +1075,7 @@ int main(int argc, char **argv)
     if (check_want("incremental")) incremental();
     if (check_want("related")) related();
     if (check_want("window_growth")) window_growth();
+    if (check_want("follows")) follows();
     if (check_want("post_processing")) post_processing();
     if (check_want("indentation")) indentation();
     if (check_want("continuation")) continuation();
