@@ -152,16 +152,22 @@ void fim__def_hashes(const char *text, const fim_def *d, fim_hashes *out);
  * typing there changes nothing). Where another text has the anchor's last line, the lines after it
  * are likely what comes next here, the more so the more lines above agree too: files that share
  * code (commands, handlers, examples, tests) go on alike. */
-enum { FIM_ANCHOR_LINES = 8, FIM_FOLLOW_LINES = 3 };
+enum { FIM_ANCHOR_LINES = 8, FIM_FOLLOW_LINES = 3, FIM_ANCHOR_MIN_CHARS = 8 };
+/* Their snippets' order (fim_snippet.order) starts here: after all others, nearest the prefix, so
+ * that the most relevant code is nearest the cursor and the lines that change with the anchor are
+ * the last of the related code (what precedes them stays in the cache). */
+#define FIM_FOLLOW_ORDER ((size_t)1 << 48)
 typedef struct fim_anchor {
     uint32_t h[FIM_ANCHOR_LINES]; /* line hashes, the nearest last */
     int n;
+    size_t last_chars; /* the last line's, without blanks */
 } fim_anchor;
 void fim__anchor_init(fim_anchor *a, const char *text, size_t cursor_line_start);
 /* The match in text that agrees with the anchor over the most lines (the first of equals), as the
  * matched line and the FIM_FOLLOW_LINES non-blank lines after it, skipping those that overlap
  * [lo, hi); the line that starts at `skip` (the cursor line, in the cursor's own document; SIZE_MAX
- * elsewhere) counts as blank. Returns how many lines agree, 0 when none matched. */
+ * elsewhere) counts as blank. Returns how many lines agree; 0 when none matched, or when only the
+ * last line did and it has fewer than FIM_ANCHOR_MIN_CHARS characters without blanks. */
 int fim__follow(const fim_anchor *a, const char *text, size_t len, size_t skip, size_t lo,
                 size_t hi, fim_def *out);
 
@@ -170,7 +176,8 @@ int fim__follow(const fim_anchor *a, const char *text, size_t len, size_t skip, 
  * call for d or fim_doc_free(d), which frees the cache through d->related_free. */
 const fim_def *fim__related_defs(fim_doc *d, int *n, const fim_hashes **ids);
 /* fim__follow over another document (none over 1 MB), kept in its cache while the anchor and the
- * document stay the same: typing within a line scans no other document again. */
+ * document stay the same: typing within a line scans no other document again. While the matches
+ * of new anchors walk down the lines it answered last, with one still to come, the answer stays. */
 int fim__doc_follow(fim_doc *d, const fim_anchor *a, fim_def *out);
 
 /* A bracket scanner that skips strings and comments (the registry's comment tokens). */

@@ -643,8 +643,8 @@ static int own_follow(const fim_context *c, size_t lo, size_t hi, fim_snippet **
                             .lang = c->lang,
                             .score = 1.0,
                             .follows = agree,
-                            .order = OWN_ORDER | f.start,
-                            .order_end = OWN_ORDER | f.end};
+                            .order = FIM_FOLLOW_ORDER | OWN_ORDER | f.start,
+                            .order_end = FIM_FOLLOW_ORDER | OWN_ORDER | f.end};
     return k + 1;
 }
 

@@ -347,6 +347,12 @@ void fim__anchor_init(fim_anchor *a, const char *text, size_t l0)
         size_t start = end - 1;
         while (start > 0 && text[start - 1] != '\n') start--;
         uint32_t h = line_hash(text, start, end);
+        if (h && !a->n) {
+            size_t f = start, t = end;
+            while (f < t && base_is_blank_byte(text[f])) f++;
+            while (t > f && base_is_blank_byte(text[t - 1])) t--;
+            a->last_chars = t - f;
+        }
         if (h) {
             memmove(a->h + 1, a->h, sizeof *a->h * (size_t)a->n);
             a->h[0] = h, a->n++;
@@ -375,6 +381,14 @@ static size_t after_lines(const char *text, size_t len, size_t at, int lines)
     return at;
 }
 
+/* Does text[from, to) hold a non-blank line? */
+static bool has_line(const char *text, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++)
+        if (!base_is_blank_byte(text[i])) return true;
+    return false;
+}
+
 int fim__follow(const fim_anchor *a, const char *text, size_t len, size_t skip, size_t lo,
                 size_t hi, fim_def *out)
 {
@@ -392,7 +406,8 @@ int fim__follow(const fim_anchor *a, const char *text, size_t len, size_t skip, 
         }
         at = e;
     }
-    return best;
+    /* a line as common as "}" or "end" matches anywhere: alone, it is no evidence */
+    return best == 1 && a->last_chars < FIM_ANCHOR_MIN_CHARS ? 0 : best;
 }
 
 /* ---- the per-document cache ---- */
@@ -439,7 +454,7 @@ const fim_def *fim__related_defs(fim_doc *d, int *n, const fim_hashes **ids)
         for (int i = 0; i < rc->n_defs; i++)
             fim__def_hashes(d->text, &rc->defs[i], &rc->def_ids[i]);
         rc->edits = d->edits;
-        rc->follow_key = 0;
+        rc->follow_key = 0, rc->follow_agree = 0;
     }
     *n = rc->n_defs;
     *ids = rc->def_ids;
@@ -457,7 +472,16 @@ int fim__doc_follow(fim_doc *d, const fim_anchor *a, fim_def *out)
     for (int i = 0; i < a->n; i++) key = (key ^ a->h[i]) * 1099511628211ull;
     key |= 1;
     if (rc->follow_key != key) {
-        rc->follow_agree = fim__follow(a, d->text, d->len, SIZE_MAX, 0, 0, &rc->follow);
+        fim_def f;
+        int agree = fim__follow(a, d->text, d->len, SIZE_MAX, 0, 0, &f);
+        /* while the matches walk down the lines shown last time, with one of them still to come,
+         * those lines stay (new lines typed along shared code do not change the prompt's head) */
+        size_t next = f.start; /* the matched line's end */
+        while (agree && next < d->len && d->text[next] != '\n') next++;
+        bool keep = agree && rc->follow_agree && f.start >= rc->follow.start &&
+                    next < rc->follow.end && has_line(d->text, next, rc->follow.end);
+        if (!keep) rc->follow = f;
+        rc->follow_agree = agree;
         rc->follow_key = key;
     }
     *out = rc->follow;

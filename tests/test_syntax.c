@@ -702,6 +702,59 @@ static void follows(void)
     fim_doc_free(d), fim_doc_free(od);
 }
 
+/* fim__follow's rules, white-box: a short line alone is no evidence, more agreeing lines win, the
+ * cursor line counts as blank, and another document's answer stays while new lines walk down it. */
+static void follow_rules(void)
+{
+    const char *other =
+        "x = 1;\n}\nclose_all(handles);\nfirst();\n\nsecond();\nthird();\nfourth();\n"
+        "open_all(handles);\nclose_all(handles);\nfifth();\nsixth();\nseventh();\n"
+        "eighth();\nninth();\n";
+    fim_anchor a;
+    fim_def f;
+    const char *t1 = "int y;\n}\n";
+    fim__anchor_init(&a, t1, strlen(t1));
+    CHECK(fim__follow(&a, other, strlen(other), SIZE_MAX, 0, 0, &f) == 0,
+          "a short line ('}') alone matches nothing");
+    const char *t2 = "    close_all(handles);\n    ";
+    fim__anchor_init(&a, t2, strlen(t2) - 4);
+    int agree = fim__follow(&a, other, strlen(other), SIZE_MAX, 0, 0, &f);
+    CHECK(agree == 1 && !strncmp(other + f.start, "close_all", 9) && f.start < 20 &&
+              !strncmp(other + f.end - 9, "third();\n", 9),
+          "one long line: the first match and three non-blank lines after it (%d, [%.*s])", agree,
+          (int)(f.end - f.start), other + f.start);
+    const char *t3 = "  open_all(handles);\n  close_all(handles);\n";
+    fim__anchor_init(&a, t3, strlen(t3));
+    agree = fim__follow(&a, other, strlen(other), SIZE_MAX, 0, 0, &f);
+    CHECK(agree == 2 && !strncmp(other + f.end - 11, "seventh();\n", 11),
+          "the match that agrees over more lines wins (%d, [%.*s])", agree, (int)(f.end - f.start),
+          other + f.start);
+    /* the cursor line of the document itself is not a match (the anchor's own line lies in the
+     * windows, [0, 17) here) */
+    const char *t4 = "one_two_three();\none_two_three();\nnext_line();\n";
+    fim__anchor_init(&a, t4, 17);
+    CHECK(fim__follow(&a, t4, strlen(t4), SIZE_MAX, 0, 17, &f) == 1 &&
+              fim__follow(&a, t4, strlen(t4), 17, 0, 17, &f) == 0,
+          "the cursor line is a match unless skipped");
+    /* typing new lines along another document keeps its answer while it still has lines to come */
+    fim_doc *od = fim_doc_new("/src/other.c", "c", other, strlen(other));
+    const char *typed[] = {
+        "open_all(handles);\nclose_all(handles);\n",
+        "open_all(handles);\nclose_all(handles);\nfifth();\n",
+        "open_all(handles);\nclose_all(handles);\nfifth();\nsixth();\n",
+        "open_all(handles);\nclose_all(handles);\nfifth();\nsixth();\nseventh();\n"};
+    size_t starts[4];
+    for (int i = 0; i < 4; i++) {
+        fim__anchor_init(&a, typed[i], strlen(typed[i]));
+        CHECK(fim__doc_follow(od, &a, &f) > 0, "typed line %d matches", i);
+        starts[i] = f.start;
+    }
+    CHECK(starts[0] == starts[1] && starts[1] == starts[2] && starts[3] > starts[2],
+          "the answer stays for two new lines, then moves on (%zu %zu %zu %zu)", starts[0],
+          starts[1], starts[2], starts[3]);
+    fim_doc_free(od);
+}
+
 /* A document whose imports lie far above the cursor: the prompt shows them (Python, Go), but not
  * C's includes, which name files rather than what the code uses. */
 static void imports(const char *path, const char *lang, const char *head, const char *filler,
@@ -887,8 +940,11 @@ static void continuation(void)
 /* Type lines of a real file back one character at a time, as bench-typing does, and count the
  * prompt tokens after the longest common prefix with the previous prompt: what the cache must
  * evaluate. Within a line that must stay a handful, whatever the parse errors of the moment. */
+/* Types `lines` lines (FIMD_TYPING_LINES instead, when set) of a file from line `first`. */
 static void typing(const char *path, int first, int lines, const char *others, int budget)
 {
+    const char *env = getenv("FIMD_TYPING_LINES");
+    if (env && atoi(env) > 0) lines = atoi(env);
     model_fim_ids fim;
     model_err me = {{0}};
     if (!CHECK(!model_vocab_fim(v, &fim, &me), "FIM ids: %s", me.msg)) return;
@@ -910,7 +966,8 @@ static void typing(const char *path, int first, int lines, const char *others, i
     if (budget) fim_config_budget(&cfg, budget);
     int32_t *prev = NULL;
     size_t np = 0, cursor = from;
-    int worst = 0, keys = 0, differ = 0, heads_changed = 0;
+    int worst = 0, keys = 0, differ = 0, heads_changed = 0, new_lines = 0;
+    double new_line_tokens = 0;
     fim_window_memo memo = {0}; /* as the engine keeps per document */
     double sum = 0;
     for (size_t k = 0; k <= to - from; k++) {
@@ -933,6 +990,7 @@ static void typing(const char *path, int first, int lines, const char *others, i
         size_t lcp = 0;
         while (lcp < n && lcp < np && ids[lcp] == prev[lcp]) lcp++;
         bool in_line = k > 1 && orig[from + k - 1] != '\n' && orig[from + k - 2] != '\n';
+        if (k > 0 && orig[from + k - 1] == '\n') new_line_tokens += (double)(n - lcp), new_lines++;
         if (in_line) {
             int ev = (int)(n - lcp);
             if (ev > worst) worst = ev;
@@ -947,6 +1005,10 @@ static void typing(const char *path, int first, int lines, const char *others, i
         np = n;
         fim_context_free(c);
     }
+    /* not asserted (it depends on the code typed): what a new line costs the cache */
+    printf("note: %s, budget %d, others %s: a new line evaluated %.0f tokens on average (%d)\n",
+           path, budget, others ? others : "none", new_lines ? new_line_tokens / new_lines : 0,
+           new_lines);
     CHECK(differ == 0,
           "%s: the snippet tokens kept between keystrokes give the same prompts "
           "as computed afresh (%d differ)",
@@ -1063,7 +1125,7 @@ int main(int argc, char **argv)
     static const char *const cases[] = {"languages",     "detection",       "incremental",
                                         "related",       "post_processing", "indentation",
                                         "continuation",  "budgets",         "typing",
-                                        "window_growth", "follows"};
+                                        "window_growth", "follows",         "follow_rules"};
     if (!check_args(argc, argv, cases, CHECK_CASES(cases))) return 2;
     m = check_tiny_model("syntax-model.gguf", "tests/data/ds2.c", "tests/data/syntax.c");
     if (!m) return check_done();
@@ -1076,6 +1138,7 @@ int main(int argc, char **argv)
     if (check_want("related")) related();
     if (check_want("window_growth")) window_growth();
     if (check_want("follows")) follows();
+    if (check_want("follow_rules")) follow_rules();
     if (check_want("post_processing")) post_processing();
     if (check_want("indentation")) indentation();
     if (check_want("continuation")) continuation();
@@ -1084,6 +1147,8 @@ int main(int argc, char **argv)
         typing("tests/data/server.c", 150, 3, NULL, 0);
         typing("tests/data/prompt.c", 120, 4, "tests/data/syntax.c", 0);
         typing("tests/data/test_syntax.c", 200, 3, NULL, 0);
+        /* along another document with the same code, whose lines become related code */
+        typing("tests/data/prompt.c", 120, 4, "tests/data/prompt.c", 0);
         /* a small budget reserves the cursor line's share in small steps, which long lines pass */
         typing("tests/data/prompt.c", 120, 4, "tests/data/syntax.c", 512);
         typing("tests/data/server.c", 150, 3, "tests/data/syntax.c", 512);
