@@ -779,16 +779,14 @@ static int naive_window(const model_vocab *v, const fim_context *c, size_t l0, s
     return tok(v, c->text + cursor, end - cursor, suf, err);
 }
 
-/* The tokens the windows' cuts left for related code. While the cursor stays on its line the
- * last value is kept for as long as it still fits, so that typing there (a closing bracket an
- * editor adds after the cursor lengthens the suffix) leaves the related code at the head of the
- * prompt, and the cached tokens after it, alone; a new value keeps SLACK_MARGIN in hand for that.
- */
+/* The tokens the windows' cuts leave for related code. While the cursor stays on its line the
+ * last value is kept (the suffix giving way for it) so that typing there, which lengthens the
+ * cursor line and can lengthen the suffix (a closing bracket an editor adds after the cursor),
+ * leaves the related code at the head of the prompt, and the cached tokens after it, alone; a new
+ * value keeps SLACK_MARGIN in hand. */
 enum { SLACK_MARGIN = 4 };
-static int related_slack(fim_window_memo *memo, bool same_line, int left, bool *kept)
+static int new_slack(fim_window_memo *memo, int left)
 {
-    *kept = same_line && memo->slack <= left;
-    if (*kept) return memo->slack;
     int slack = left > SLACK_MARGIN ? left - SLACK_MARGIN : 0;
     if (memo) memo->slack = slack;
     return slack;
@@ -856,7 +854,6 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
     if (reserve > cfg->prefix_tokens) reserve = line_tokens;
     if (memo && !same_line) memo->entry_reserve = reserve;
     if (memo) memo->line = cursor_line, memo->reserve = reserve;
-    int base = cfg->prefix_tokens - reserve;
     /* what related code is chosen from and judged by: the windows as the share was when the cursor
      * came to the line, so that the share's steps as the line grows cannot move the related code */
     int fixed = cfg->prefix_tokens - (memo ? memo->entry_reserve : reserve);
@@ -878,19 +875,24 @@ int fim__build_prompt(const model_vocab *v, const fim_context *c, const fim_conf
     int grown = bands[1].used; /* the suffix's band lines taken */
     band_free(&bands[0]), band_free(&bands[1]);
     if (used < 0) goto done;
-    int budget = base + related - used - grown; /* what the related code left the prefix */
+    /* The cursor line's share grown since the cursor came to the line is paid by the suffix's
+     * end, so that the related code and the prefix before it stay put as a long line is typed;
+     * when the suffix cannot pay it all, the prefix pays the rest. */
+    int grow = memo && reserve > memo->entry_reserve ? reserve - memo->entry_reserve : 0;
+    int budget = fixed + related - used - grown; /* what the related code left the prefix */
+    int suffix = cfg->suffix_tokens + grown - grow;
+    if (suffix < 0) budget += suffix, suffix = 0;
     if (budget < 0) budget = 0;
     if (prefix_start(v, c, l0, budget, true, memo, sc, &pstart, err)) goto done;
     if (prefix_tokens(v, c, pstart, l0, budget, &pre, err)) goto done;
-    /* what the prefix leaves (at its boundary, or at the top of the file) goes to the suffix */
-    if (suffix_tokens(v, c, cursor, cfg->suffix_tokens + grown + budget - (int)pre.n, true, memo,
-                      &suf, &send, err))
-        goto done;
-    /* what the suffix's cut leaves goes to related code, picked again with it (+0.004 of recall at
+    /* what the prefix leaves (at its boundary, or at the top of the file) goes to the suffix, and
+     * what the suffix's cut leaves to related code, picked again with it (+0.004 of recall at
      * budget 512) */
-    bool kept;
-    int slack = related_slack(memo, same_line,
-                              cfg->suffix_tokens + grown + budget - (int)pre.n - (int)suf.n, &kept);
+    suffix += budget - (int)pre.n;
+    bool kept = same_line && memo->slack <= suffix; /* (the last value, the suffix giving way) */
+    int slack = kept ? memo->slack : 0;
+    if (suffix_tokens(v, c, cursor, suffix - slack, true, memo, &suf, &send, err)) goto done;
+    if (!kept) slack = new_slack(memo, suffix - (int)suf.n);
     size_t seen_to = seen_end(c, memo, kept, send);
     if (slack > 0) { /* judged by what the windows now show (+0.0015 of recall at budget 512) */
         pick_seen(&snips.base, c, pstart, l0, seen_to);
