@@ -49,7 +49,8 @@ MODEL_TEST_BIN := $(filter $(addprefix $(BUILD)/tests/,test_base test_gguf test_
 # a missing package is the compiler's error then, and `make` installs it.
 INSTALLS  := $(if $(MAKECMDGOALS),$(filter-out check soak $(TEST_BIN) $(BUILD)/libmodel.a,$(MAKECMDGOALS)),all)
 
-.PHONY: all deps editors-deps train-deps check test soak demo bench bench-context bench-quality corpus \
+.PHONY: all deps editors-deps train-deps check test soak demo bench bench-context bench-context-run \
+	bench-quality corpus \
 	weights install vsix format format-check clean
 .SECONDARY:
 all: deps $(BUILD)/fimd
@@ -258,7 +259,11 @@ $(DEMO_MODEL): | $(BUILD)/fimd
 	$(BUILD)/fimd synth --like tiny --layers 4 --embd 256 --ff 512 --ff-exp 256 --type Q8_0 \
 		--merges-from model/ds2.c --merges-from model/tokenizer.c --merges-from lsp/server.c \
 		--merges 800 --seed 4 -o $@
-bench-context: all $(BENCH_CONTEXT_VOCAB)
+# editors-deps installs Neovim, whose Lua runtime both sets use; the file lists are expanded in a
+# second make, after it.
+bench-context: all editors-deps $(BENCH_CONTEXT_VOCAB)
+	@$(MAKE) --no-print-directory bench-context-run
+bench-context-run:
 	@$(if $(BENCH_VOCAB),,echo "note: no ../shared vocabulary; token counts come from the demo model's small vocabulary")
 	@echo "files: $(words $(BENCH_CONTEXT_FILES)); budget | fimd | naive"
 	@for b in 512 1024 2048; do \
