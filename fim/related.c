@@ -329,11 +329,17 @@ void fim__def_hashes(const char *text, const fim_def *d, fim_hashes *out)
 
 /* ---- what followed the same lines elsewhere ---- */
 
+/* Narrows [*from, *to) to the text without leading and trailing blanks. */
+static void trim(const char *t, size_t *from, size_t *to)
+{
+    while (*from < *to && base_is_blank_byte(t[*from])) (*from)++;
+    while (*to > *from && base_is_blank_byte(t[*to - 1])) (*to)--;
+}
+
 /* A line's text without its leading and trailing blanks, hashed; 0 for a blank line. */
 static uint32_t line_hash(const char *t, size_t from, size_t to)
 {
-    while (from < to && base_is_blank_byte(t[from])) from++;
-    while (to > from && base_is_blank_byte(t[to - 1])) to--;
+    trim(t, &from, &to);
     if (from == to) return 0;
     uint32_t h = 2166136261u;
     for (size_t i = from; i < to; i++) h = (h ^ (unsigned char)t[i]) * 16777619u;
@@ -349,8 +355,7 @@ void fim__anchor_init(fim_anchor *a, const char *text, size_t l0)
         uint32_t h = line_hash(text, start, end);
         if (h && !a->n) {
             size_t f = start, t = end;
-            while (f < t && base_is_blank_byte(text[f])) f++;
-            while (t > f && base_is_blank_byte(text[t - 1])) t--;
+            trim(text, &f, &t);
             a->last_chars = t - f;
         }
         if (h) {
