@@ -74,23 +74,18 @@ static size_t path_rank(const fim_doc *o, const fim_doc *d, fim_doc *const *open
  * (fim__follow). */
 static void add_follows(fim_context *c, const fim_doc *d, fim_doc *const *open, int n_open)
 {
-    size_t l0 = c->cursor;
-    while (l0 > 0 && c->text[l0 - 1] != '\n') l0--;
-    fim_anchor a;
-    fim__anchor_init(&a, c->text, l0);
-    for (int i = 0; a.n && i < n_open; i++) {
+    for (int i = 0; c->anchor.n && i < n_open; i++) {
         fim_doc *o = open[i];
         fim_def f;
-        int agree = o && o != d ? fim__doc_follow(o, &a, &f) : 0;
+        int agree = o && o != d ? fim__doc_follow(o, &c->anchor, &f) : 0;
         if (!agree) continue;
-        size_t rank = path_rank(o, d, open, n_open);
+        size_t order = FIM_FOLLOW_ORDER | path_rank(o, d, open, n_open) << 32;
         c->snips = base_xrealloc(c->snips, sizeof *c->snips * (size_t)(c->n_snips + 2));
         c->snips[c->n_snips++] = (fim_snippet){.path = strdup(o->path),
-                                               .name = xstrndup("", 0),
                                                .text = fim__def_snippet(o->text, &f, o->lang),
                                                .lang = o->lang,
-                                               .order = (rank << 32) | (f.start & 0xffffffffu),
-                                               .order_end = (rank << 32) | (f.end & 0xffffffffu),
+                                               .order = order | (f.start & 0xffffffffu),
+                                               .order_end = order | (f.end & 0xffffffffu),
                                                .score = 1.0,
                                                .follows = agree};
     }
@@ -112,6 +107,9 @@ fim_context *fim_context_new(fim_doc *d, size_t cursor, fim_doc *const *open, in
     for (const char *p = c->text; (p = memchr(p, '\n', (size_t)(c->text + cursor - p))); p++)
         c->cursor_line++;
     fim__query_init(&c->query, c->text, c->len, cursor, c->cursor_line);
+    size_t l0 = cursor;
+    while (l0 > 0 && c->text[l0 - 1] != '\n') l0--;
+    fim__anchor_init(&c->anchor, c->text, l0);
     const fim_query *q = &c->query;
     fim_snippet *cand = NULL;
     int n = 0, cap = 0;

@@ -72,6 +72,21 @@ typedef struct fim_query {
     fim_hashes near, similar;
 } fim_query;
 
+/* What followed the same lines elsewhere. The anchor is the last FIM_ANCHOR_LINES non-blank lines
+ * above the cursor line (compared without leading and trailing blanks; never the cursor line, so
+ * typing there changes nothing). Where another text has the anchor's last line, the lines after it
+ * are likely what comes next here, the more so the more lines above agree too: files that share
+ * code (commands, handlers, examples, tests) go on alike. */
+enum { FIM_ANCHOR_LINES = 8, FIM_FOLLOW_LINES = 3, FIM_ANCHOR_MIN_CHARS = 8 };
+/* Their snippets' order (fim_snippet.order) starts here: after all others, nearest the prefix, so
+ * that the most relevant code is nearest the cursor and the lines that change with the anchor are
+ * the last of the related code (what precedes them stays in the cache). */
+#define FIM_FOLLOW_ORDER ((size_t)1 << 48)
+typedef struct fim_anchor {
+    uint32_t h[FIM_ANCHOR_LINES]; /* line hashes, the nearest last */
+    int n;
+    size_t last_chars; /* the last line's, without blanks */
+} fim_anchor;
 struct fim_context {
     char *path;
     char *text;
@@ -81,8 +96,9 @@ struct fim_context {
     TSTree *defs_tree;  /* the document's last tree without errors (edited to match), or NULL */
     fim_snippet *snips; /* definitions from other documents named near the cursor */
     int n_snips;
-    long cursor_line; /* the cursor's line number (0-based) */
-    fim_query query;  /* what makes code relevant to this cursor */
+    long cursor_line;  /* the cursor's line number (0-based) */
+    fim_query query;   /* what makes code relevant to this cursor */
+    fim_anchor anchor; /* the lines above the cursor line, for fim__follow */
 };
 
 /* The document's tree, reparsed first if edited (owned by the document). */
@@ -147,21 +163,6 @@ double fim__def_score(const fim_query *q, const char *text, const fim_def *d,
                       const fim_hashes *ids);
 /* The identifiers of a definition's snippet lines. */
 void fim__def_hashes(const char *text, const fim_def *d, fim_hashes *out);
-/* What followed the same lines elsewhere. The anchor is the last FIM_ANCHOR_LINES non-blank lines
- * above the cursor line (compared without leading and trailing blanks; never the cursor line, so
- * typing there changes nothing). Where another text has the anchor's last line, the lines after it
- * are likely what comes next here, the more so the more lines above agree too: files that share
- * code (commands, handlers, examples, tests) go on alike. */
-enum { FIM_ANCHOR_LINES = 8, FIM_FOLLOW_LINES = 3, FIM_ANCHOR_MIN_CHARS = 8 };
-/* Their snippets' order (fim_snippet.order) starts here: after all others, nearest the prefix, so
- * that the most relevant code is nearest the cursor and the lines that change with the anchor are
- * the last of the related code (what precedes them stays in the cache). */
-#define FIM_FOLLOW_ORDER ((size_t)1 << 48)
-typedef struct fim_anchor {
-    uint32_t h[FIM_ANCHOR_LINES]; /* line hashes, the nearest last */
-    int n;
-    size_t last_chars; /* the last line's, without blanks */
-} fim_anchor;
 void fim__anchor_init(fim_anchor *a, const char *text, size_t cursor_line_start);
 /* The match in text that agrees with the anchor over the most lines (the first of equals), as the
  * matched line and the FIM_FOLLOW_LINES non-blank lines after it, skipping those that overlap

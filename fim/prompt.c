@@ -631,11 +631,9 @@ static int pick_related(const model_vocab *v, snippet_set *ss, int budget, band 
  * the k-th of the document's own snippets in s (grown by one); returns the new count. */
 static int own_follow(const fim_context *c, size_t lo, size_t hi, fim_snippet **s, int k)
 {
-    fim_anchor a;
     fim_def f;
-    size_t l0 = line_start(c->text, c->cursor);
-    fim__anchor_init(&a, c->text, l0);
-    int agree = fim__follow(&a, c->text, c->len, l0, lo, hi, &f);
+    int agree =
+        fim__follow(&c->anchor, c->text, c->len, line_start(c->text, c->cursor), lo, hi, &f);
     if (!agree) return k;
     *s = base_xrealloc(*s, sizeof **s * (size_t)(k + 1));
     (*s)[k] = (fim_snippet){.path = c->path,
